@@ -1,0 +1,8 @@
+"""Built-in plugin: generation (registration only; implementation modules are imported lazily)."""
+
+from unisd import hookimpl
+
+
+@hookimpl
+def unisd_register(registry):
+    pass

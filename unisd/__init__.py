@@ -1,0 +1,34 @@
+"""UniSD: a unified, pluggable framework for self-distillation of large language models."""
+
+from unisd.components.base import Component, ComponentConfig, Requirements, StrictModel
+from unisd.components.batch import DistillBatch, Scores
+from unisd.components.kinds import (
+    AuxiliaryLoss,
+    AuxiliaryLossConfig,
+    ContextBuilder,
+    ContextBuilderConfig,
+    DatasetAdapter,
+    DatasetConfig,
+    DisagreementMeasure,
+    Divergence,
+    DivergenceConfig,
+    Evaluator,
+    GenerationBackend,
+    LossTerm,
+    StabilityGuard,
+    TeacherProvider,
+    Weights,
+)
+from unisd.hookspecs import hookimpl
+from unisd.plugins import get_host, get_registries
+from unisd.registry import Registry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuxiliaryLoss", "AuxiliaryLossConfig", "Component", "ComponentConfig", "ContextBuilder",
+    "ContextBuilderConfig", "DatasetAdapter", "DatasetConfig", "DisagreementMeasure", "DistillBatch",
+    "Divergence", "DivergenceConfig", "Evaluator", "GenerationBackend", "LossTerm", "Registry",
+    "Requirements", "Scores", "StabilityGuard", "StrictModel", "TeacherProvider", "Weights",
+    "get_host", "get_registries", "hookimpl", "__version__",
+]

@@ -1,0 +1,1 @@
+"""The ``unisd`` command line."""

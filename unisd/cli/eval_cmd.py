@@ -1,0 +1,24 @@
+"""``unisd eval``: lm-eval-harness evaluation of a model, run directory or checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a model on the UniSD benchmarks through lm-eval-harness")
+    p.add_argument("--model", "-m", help="model directory, hub id, run directory (LoRA merged) or 'smollm2-135m-instruct'")
+    p.add_argument("--tasks", "-t", default="unisd-six", help="comma-separated task names or groups (default: unisd-six)")
+    p.add_argument("--limit", type=int, help="at most N examples per task")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--output-dir", "-o", help="where to write lm-eval JSON and the Markdown table")
+    p.add_argument("--data-dir", help="read benchmark files from this local directory instead of the hub")
+    p.add_argument("--list-tasks", action="store_true", help="list the shipped tasks and groups and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from unisd.evaluation.cli import run_eval
+
+    return run_eval(args)

@@ -1,0 +1,63 @@
+"""``unisd``: plugins, recipes, training, evaluation and comparison from one command.
+
+Each sub-command lives in its own module and registers itself in :data:`COMMANDS`; the heavy
+modules (training, evaluation) are imported only when their command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable
+
+#: sub-command name → "module:function" that adds its parser. Order is the help order.
+COMMANDS: dict[str, str] = {
+    "plugins": "unisd.cli.plugins_cmd:add_parser",
+    "recipe": "unisd.cli.recipe_cmd:add_parser",
+    "train": "unisd.cli.train_cmd:add_parser",
+    "eval": "unisd.cli.eval_cmd:add_parser",
+    "compare": "unisd.cli.compare_cmd:add_parser",
+    "sweep": "unisd.cli.sweep_cmd:add_parser",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unisd",
+        description="UniSD: self-distillation of LLMs with pluggable mechanisms.",
+        epilog="Run 'unisd COMMAND --help' for a command's options.",
+    )
+    from unisd import __version__
+
+    parser.add_argument("--version", action="version", version=f"unisd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, target in COMMANDS.items():
+        module, _, attr = target.partition(":")
+        add: Callable[[argparse._SubParsersAction], None] = getattr(importlib.import_module(module), attr)
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from unisd.plugins import PluginError
+    from unisd.recipe import RecipeError
+    from unisd.registry import RegistryError
+
+    try:
+        return int(args.func(args) or 0)
+    except (RecipeError, PluginError, RegistryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Component protocols: the shapes every extension point takes."""

@@ -1,0 +1,87 @@
+"""The base every pluggable component shares: a typed config and optional runtime state.
+
+A component class declares ``Config``, a pydantic model whose ``type`` field is the component's
+registry name. The recipe validates each component entry against that model, so a plugin brings its
+own validation and its own JSON Schema. Components that keep state (an EMA teacher, a quantile
+tracker, a negatives cache) implement the ``unisd_*`` runtime hooks of :mod:`unisd.hookspecs` as
+methods; the engine registers each component with the plugin manager for the length of a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unisd.engine.run import Run
+
+
+class StrictModel(BaseModel):
+    """Base of every configuration model: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ComponentConfig(StrictModel):
+    """Base of a component's config. Subclasses narrow ``type`` to ``Literal["their-name"]``."""
+
+    type: str
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a component needs the engine to compute for each micro-batch.
+
+    ``feature_layers``: module paths (``"model.norm"``) or ``"lm_head_input"`` whose outputs are
+    captured by forward hooks at completion positions, for student and teacher.
+    ``record_fields``: record slots the component reads (checked at data load time).
+    """
+
+    feature_layers: frozenset[str] = field(default_factory=frozenset)
+    record_fields: frozenset[str] = field(default_factory=frozenset)
+    full_teacher_logprobs: bool = True
+
+    def merge(self, other: "Requirements") -> "Requirements":
+        return Requirements(
+            self.feature_layers | other.feature_layers,
+            self.record_fields | other.record_fields,
+            self.full_teacher_logprobs or other.full_teacher_logprobs,
+        )
+
+
+class Component:
+    """Base class of recipe components (teachers, disagreement measures, losses, guards).
+
+    Subclasses set ``kind`` (done by the kind's base class) and ``Config``. The engine builds a
+    component with ``cls(config)`` and calls :meth:`setup` once the model exists.
+    """
+
+    kind: ClassVar[str] = "component"
+    Config: ClassVar[type[ComponentConfig]] = ComponentConfig
+
+    def __init__(self, config: ComponentConfig) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.type
+
+    def requirements(self) -> Requirements:
+        """What this component needs computed per micro-batch (default: nothing extra)."""
+        return Requirements(full_teacher_logprobs=False)
+
+    def setup(self, run: "Run") -> None:
+        """Called once before training with the live run (model, tokenizer, data, recipe)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+
+def config_model_of(component: Any) -> type[ComponentConfig]:
+    """The ``Config`` model of a component class, with a clear error when it is missing."""
+    cfg = getattr(component, "Config", None)
+    if not (isinstance(cfg, type) and issubclass(cfg, ComponentConfig)):
+        raise TypeError(f"{component!r} must define Config, a subclass of unisd.ComponentConfig")
+    return cfg

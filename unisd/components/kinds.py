@@ -1,0 +1,210 @@
+"""The component protocols, one per extension point.
+
+Each is a small abstract base class working on batched tensors. The five UniSD mechanisms are each
+one subclass of these; a new mechanism is a new subclass registered from a plugin — no core edit.
+"""
+
+from __future__ import annotations
+
+import abc
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Sequence
+
+import torch
+
+from unisd.components.base import Component, ComponentConfig, StrictModel
+from unisd.components.batch import DistillBatch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unisd.engine.run import Run
+
+
+# -- divergences ---------------------------------------------------------------------------------
+class DivergenceConfig(ComponentConfig):
+    """Config of a divergence. ``weight`` scales the divergence term (0 drops it)."""
+
+    weight: float = 1.0
+
+
+class Divergence(Component):
+    """Per-token divergence between teacher and student distributions over the full vocabulary.
+
+    ``per_token`` gets fp32 log-probabilities of shape (B, T, V) and returns (B, T). Gradients flow
+    through ``student_logprobs`` only. ``upper_bound`` is the largest value the divergence can take
+    (``inf`` when unbounded); guards use it to check that a cap can bind.
+    """
+
+    kind: ClassVar[str] = "divergence"
+    Config: ClassVar[type[ComponentConfig]] = DivergenceConfig
+    upper_bound: float = float("inf")
+
+    @abc.abstractmethod
+    def per_token(self, teacher_logprobs: torch.Tensor, student_logprobs: torch.Tensor) -> torch.Tensor:
+        """Return D of shape (B, T)."""
+
+
+# -- teacher providers ---------------------------------------------------------------------------
+TeacherForward = Callable[..., Any]  # called like model(input_ids=…, attention_mask=…, …)
+
+
+class TeacherProvider(Component):
+    """Provides the weights the teacher forwards run with.
+
+    ``teacher_forward()`` is a context manager yielding a callable with the signature of the model's
+    ``forward``; the engine runs every teacher forward (primary, auxiliary, negative) inside it under
+    ``torch.no_grad()``, and aligns positions itself. Stateful providers (EMA) update themselves in
+    the ``unisd_on_step_end`` hook and save state through the checkpoint hooks.
+    """
+
+    kind: ClassVar[str] = "teacher"
+
+    @abc.abstractmethod
+    def teacher_forward(self) -> AbstractContextManager[TeacherForward]:
+        """Yield a forward callable that computes teacher logits."""
+
+
+# -- disagreement measures (multi-teacher agreement) ---------------------------------------------
+@dataclass
+class Weights:
+    """Per-token and/or per-sequence loss weights (constants, no gradient).
+
+    ``token`` (B, T) re-weights tokens inside each sequence; ``sequence`` (B,) re-weights sequences
+    inside the batch. ``None`` means uniform.
+    """
+
+    token: torch.Tensor | None = None
+    sequence: torch.Tensor | None = None
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class DisagreementMeasure(Component):
+    """Maps the teacher's log-probs of the sampled tokens under K contexts to loss weights.
+
+    Subclasses implement :meth:`weights`; the K contexts come from the batch records (built offline
+    by a :class:`ContextBuilder`) and are scored with ``batch.score_contexts`` in one forward.
+    """
+
+    kind: ClassVar[str] = "disagreement"
+
+    @abc.abstractmethod
+    def weights(self, batch: DistillBatch) -> Weights:
+        """Return the weights for this micro-batch."""
+
+
+# -- auxiliary losses ----------------------------------------------------------------------------
+class AuxiliaryLossConfig(ComponentConfig):
+    """Config of an auxiliary loss: ``weight`` is its λ in the total loss."""
+
+    weight: float = 1.0
+
+
+@dataclass
+class LossTerm:
+    """A named scalar loss term (before its λ) plus values to log."""
+
+    name: str
+    value: torch.Tensor
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class AuxiliaryLoss(Component):
+    """An extra loss term; the engine adds ``config.weight · term.value`` to the total."""
+
+    kind: ClassVar[str] = "loss"
+    Config: ClassVar[type[ComponentConfig]] = AuxiliaryLossConfig
+
+    @abc.abstractmethod
+    def compute(self, batch: DistillBatch) -> LossTerm:
+        """Return the unweighted term for this micro-batch."""
+
+
+# -- stability guards ----------------------------------------------------------------------------
+class StabilityGuard(Component):
+    """Transforms per-token divergences before weighting, and/or the update before the step.
+
+    ``transform_divergence`` gets D (B, T) and the completion mask and returns the new D (e.g. a
+    hard cap). ``before_optimizer_step`` sees the model after backward (e.g. to inspect gradients).
+    """
+
+    kind: ClassVar[str] = "guard"
+
+    def transform_divergence(self, divergence: torch.Tensor, mask: torch.Tensor, batch: DistillBatch) -> torch.Tensor:
+        return divergence
+
+    def before_optimizer_step(self, model: torch.nn.Module, run: "Run") -> None:
+        return None
+
+
+# -- context builders ----------------------------------------------------------------------------
+class ContextBuilderConfig(StrictModel):
+    """Config of a context builder: K contexts per item, ``demos`` donor items per context."""
+
+    type: str
+    k: int = 3
+    demos: int = 1
+    seed: int = 42
+
+
+class ContextBuilder(abc.ABC):
+    """Builds K auxiliary teacher contexts per training record (offline, before training).
+
+    ``build`` receives all records of the training split and returns, for each record, K
+    user-turn texts. It must never put an item's own reference answer into its contexts.
+    """
+
+    kind: ClassVar[str] = "context_builder"
+    Config: ClassVar[type[ContextBuilderConfig]] = ContextBuilderConfig
+
+    def __init__(self, config: ContextBuilderConfig) -> None:
+        self.config = config
+
+    @abc.abstractmethod
+    def build(self, records: Sequence[dict[str, Any]], *, run: "Run | None" = None) -> list[list[str]]:
+        """Return ``len(records)`` lists of K context strings."""
+
+
+# -- dataset adapters ----------------------------------------------------------------------------
+class DatasetConfig(StrictModel):
+    """Config of a dataset adapter. ``path`` overrides the hub source with local files."""
+
+    type: str
+    split: str = "train"
+    path: str | None = None
+    limit: int | None = None
+
+
+class DatasetAdapter(abc.ABC):
+    """Turns a source dataset into training records (see :mod:`unisd.data.records`)."""
+
+    kind: ClassVar[str] = "dataset"
+    Config: ClassVar[type[DatasetConfig]] = DatasetConfig
+
+    def __init__(self, config: DatasetConfig) -> None:
+        self.config = config
+
+    @abc.abstractmethod
+    def load(self) -> Iterable[dict[str, Any]]:
+        """Yield records with at least ``id``, ``prompt``, ``teacher_prompt`` and ``gold``."""
+
+
+# -- evaluators ----------------------------------------------------------------------------------
+class Evaluator(abc.ABC):
+    """An evaluation task or metric family run by ``unisd eval``."""
+
+    kind: ClassVar[str] = "evaluator"
+
+    @abc.abstractmethod
+    def evaluate(self, model: Any, tokenizer: Any, *, limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Return metric name → value."""
+
+
+# -- rollout backends ----------------------------------------------------------------------------
+class GenerationBackend(abc.ABC):
+    """Samples completions from the student (HF ``generate``, vLLM, …)."""
+
+    kind: ClassVar[str] = "generator"
+
+    @abc.abstractmethod
+    def generate(self, model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params: Any) -> torch.Tensor:
+        """Return completion ids (B, T), right-padded with the pad id."""

@@ -1,0 +1,317 @@
+"""Loading recipes: files (YAML or JSON), shipped names, ``extends``, ``--set`` overrides, and
+validation errors that name the file, line, field path and allowed values."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import ValidationError
+
+from unisd.recipe.model import RecipeBase, recipe_model
+
+
+class RecipeError(ValueError):
+    """A recipe could not be loaded or validated. ``problems`` lists every problem found."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source, self.problems = source, problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        n = len(problems)
+        super().__init__(f"invalid recipe {source} ({n} problem{'s' if n != 1 else ''}):\n{lines}")
+
+
+# -- reading files with line numbers -----------------------------------------------------------
+class _Located:
+    """Maps a key path (tuple of str/int) to a 1-based line number in a YAML/JSON document."""
+
+    def __init__(self, node: yaml.Node | None) -> None:
+        self.node = node
+
+    def line(self, path: Iterable[Any]) -> int | None:
+        node, best = self.node, None
+        if node is None:
+            return None
+        best = node.start_mark.line + 1
+        for key in path:
+            if isinstance(node, yaml.MappingNode):
+                nxt = None
+                for k, v in node.value:
+                    if k.value == str(key):
+                        nxt, best = v, k.start_mark.line + 1
+                        break
+                if nxt is None:
+                    return best
+                node = nxt
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+                node = node.value[key]
+                best = node.start_mark.line + 1
+            else:
+                return best
+        return best
+
+
+def read_document(path: Path) -> tuple[dict[str, Any], _Located]:
+    """Parse a YAML or JSON recipe file; syntax errors name the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(str(path), [f"not UTF-8 text (byte {exc.start}): {exc.reason}"]) from None
+    except OSError as exc:
+        raise RecipeError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RecipeError(str(path), [f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"]) from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            raise RecipeError(str(path), [f"{where}invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(str(path), [f"the top level must be a mapping, got {type(data).__name__}"])
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:  # JSON that YAML cannot compose (rare): no line numbers
+        node = None
+    return data, _Located(node)
+
+
+# -- sources: names, files, extends --------------------------------------------------------------
+def resolve_source(name_or_path: str | Path) -> Path:
+    """A shipped recipe name or a file path → the file."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml", ".json") or p.exists():
+        if not p.exists():
+            raise RecipeError(str(p), ["file not found"])
+        return p
+    from unisd.plugins import get_registries
+
+    recipes = get_registries().recipes
+    if str(name_or_path) not in recipes:
+        raise RecipeError(str(name_or_path), [recipes.unknown_message(str(name_or_path)) + " (or give a .yaml/.json path)"])
+    return Path(recipes.get(str(name_or_path)))
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; mappings merge, everything else (lists too) is replaced."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_raw(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], _Located, Path]:
+    """The recipe as a plain dict with ``extends`` applied (not validated)."""
+    path = resolve_source(name_or_path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise RecipeError(str(path), [f"'extends' forms a cycle: {chain}"])
+    data, located = read_document(path)
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise RecipeError(str(path), [f"line {located.line(['extends'])}: extends: must be a recipe name or path"])
+        ref = Path(parent)
+        if not ref.is_absolute() and ref.suffix and (path.parent / ref).exists():
+            parent = str(path.parent / ref)
+        base, _, _ = load_raw(parent, (*_seen, path))
+        data = deep_merge(base, data)
+    return data, located, path
+
+
+# -- overrides -------------------------------------------------------------------------------------
+_SEGMENT = re.compile(r"[^.\[\]]+|\[[^\]]*\]")
+
+
+def parse_override(expr: str) -> tuple[list[str], Any]:
+    """``"a.b=1"`` → (["a", "b"], 1). Values are YAML (``x=[1,2]``, ``x=null``, ``x=true``)."""
+    key, sep, raw = expr.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError("--set", [f"{expr!r}: expected KEY=VALUE, e.g. optim.lr=1e-5"])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise RecipeError("--set", [f"{expr!r}: value is not valid YAML: {exc}"]) from None
+    parts = [s.strip("[]") for s in _SEGMENT.findall(key.strip())]
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``--set`` expressions. In ``components``, a segment is an index or a component type:
+    ``components.agreement.gamma=0.01`` or ``components.0.gamma=0.01``."""
+    data = copy.deepcopy(data)
+    for expr in overrides:
+        parts, value = parse_override(expr)
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            where = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                idx = _list_index(node, part, expr, where)
+                if last:
+                    node[idx] = value
+                else:
+                    node = node[idx]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise RecipeError("--set", [f"{expr!r}: {'.'.join(parts[:i])} is a {type(node).__name__}, not a mapping or list"])
+    return data
+
+
+def _list_index(node: list, part: str, expr: str, where: str) -> int:
+    if part.lstrip("-").isdigit():
+        idx = int(part)
+        if not -len(node) <= idx < len(node):
+            raise RecipeError("--set", [f"{expr!r}: index {idx} out of range at {where} ({len(node)} items)"])
+        return idx
+    types = [item.get("type") for item in node if isinstance(item, dict)]
+    if part in types:
+        return types.index(part)
+    close = difflib.get_close_matches(part, [t for t in types if t], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise RecipeError("--set", [f"{expr!r}: no item with type {part!r} at {where}.{hint} Items: {types}"])
+
+
+# -- validation -------------------------------------------------------------------------------------
+def _fmt_loc(loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[str, list[Any]]:
+    """Turn pydantic's loc (which includes union tags) into a dotted path over the user's data."""
+    path: list[Any] = []
+    node: Any = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part not in node and isinstance(part, str) and part == node.get("type"):
+            continue  # discriminator tag inserted by pydantic
+        else:
+            path.append(part)
+            node = None
+    text = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
+    return text or "(top level)", path
+
+
+def _allowed_hint(err: dict[str, Any], value: Any) -> str:
+    ctx = err.get("ctx") or {}
+    if err["type"] == "union_tag_invalid":
+        tags = re.findall(r"'([^']+)'", str(ctx.get("expected_tags", "")))
+        close = difflib.get_close_matches(str(ctx.get("tag")), tags, n=2)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        return f"unknown type {ctx.get('tag')!r}.{hint} Allowed: {', '.join(tags)}"
+    if err["type"] == "extra_forbidden":
+        return "unknown field"
+    return err["msg"]
+
+
+def validate(data: dict[str, Any], source: str = "<recipe>", located: _Located | None = None,
+             model: type[RecipeBase] | None = None) -> RecipeBase:
+    """Validate a recipe dict; on failure raise :class:`RecipeError` listing every problem."""
+    model = model or recipe_model()
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            text, path = _fmt_loc(err["loc"], data)
+            line = located.line(path) if located is not None else None
+            prefix = f"line {line}: " if line else ""
+            msg = _allowed_hint(err, err.get("input"))
+            if err["type"] == "extra_forbidden":
+                parent = path[:-1]
+                allowed = _allowed_fields(model, parent, data)
+                close = difflib.get_close_matches(str(path[-1]), allowed, n=1) if allowed else []
+                if close:
+                    msg += f". Did you mean {close[0]!r}?"
+                if allowed:
+                    msg += f" Allowed: {', '.join(allowed)}"
+            elif err["type"] == "literal_error":
+                msg = f"{msg} (got {err.get('input')!r})"
+            problems.append(f"{prefix}{text}: {msg}")
+        raise RecipeError(source, problems) from None
+
+
+def _allowed_fields(model: type, path: list[Any], data: dict[str, Any]) -> list[str]:
+    """Field names of the model at ``path`` (following component types through unions)."""
+    from pydantic import BaseModel
+
+    current: Any = model
+    node: Any = data
+    for part in path:
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return []
+        ann = current.model_fields[part].annotation
+        node = node.get(part) if isinstance(node, dict) else None
+        current = _pick_model(ann, node)
+    if isinstance(node, list):
+        return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return []
+
+
+def _pick_model(ann: Any, node: Any) -> Any:
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    candidates = []
+    stack = [ann]
+    while stack:
+        a = stack.pop()
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            candidates.append(a)
+        else:
+            stack.extend(get_args(a))
+    tag = node.get("type") if isinstance(node, dict) else None
+    for c in candidates:
+        f = c.model_fields.get("type")
+        if f is not None and f.default == tag:
+            return c
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def load_recipe(name_or_path: str | Path, overrides: Iterable[str] = (), **section_overrides: Any) -> RecipeBase:
+    """Load, merge ``extends``, apply ``--set`` overrides, validate.
+
+    >>> recipe = load_recipe("sdft", ["optim.lr=1e-5"])
+    """
+    data, located, path = load_raw(name_or_path)
+    overrides = list(overrides)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    for k, v in section_overrides.items():
+        data = deep_merge(data, {k: v})
+    return validate(data, str(path), located)
+
+
+def dump_recipe(recipe: RecipeBase, fmt: str = "yaml") -> str:
+    """Serialise a validated recipe (all defaults made explicit)."""
+    data = recipe.model_dump(mode="json")
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,127 @@
+"""The recipe model: fixed sections plus plugin-contributed component configs.
+
+Component configs are discriminated by ``type``, the component's registry name. The union is built
+from the registries once plugins are loaded, so a third-party component validates its own config
+and appears in ``unisd recipe schema`` with no core change.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, create_model, model_validator
+
+from unisd.components.base import ComponentConfig, StrictModel, config_model_of
+from unisd.recipe.sections import (
+    CheckpointConfig,
+    DataConfig,
+    EvaluationConfig,
+    GenerationConfig,
+    LoggingConfig,
+    LoraConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    OptimConfig,
+    PrecisionConfig,
+    TrainingConfig,
+)
+from unisd.registries import COMPONENT_KINDS, Registries
+from unisd.registry import Registry
+
+
+class RecipeBase(StrictModel):
+    """A complete, validated description of one run."""
+
+    name: str = Field("custom", description="recipe name, used in run directories and tables")
+    description: str = ""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    divergence: Any = None
+    components: list[Any] = Field(default_factory=list)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    precision: PrecisionConfig = Field(default_factory=PrecisionConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _one_teacher(self) -> "RecipeBase":
+        teachers = [c.type for c in self.components if getattr(c, "_unisd_kind", None) == "teacher"]
+        if len(teachers) > 1:
+            raise ValueError(f"components: at most one teacher provider, got {teachers}")
+        names = [c.type for c in self.components]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"components: {', '.join(dup)} listed more than once")
+        return self
+
+    def component_kind(self, config: ComponentConfig) -> str:
+        return getattr(type(config), "_unisd_kind")
+
+
+def _tagged(name: str, cls: type, kind: str) -> type[ComponentConfig]:
+    """``cls.Config`` with ``type`` narrowed to ``Literal[name]`` (one model per registry name)."""
+    base = config_model_of(cls)
+    model = create_model(f"{_camel(name)}Config", __base__=base, __module__=base.__module__,
+                         type=(Literal[name], Field(name, description=f"{kind} '{name}'")))
+    model.__doc__ = base.__doc__ or cls.__doc__
+    model._unisd_kind = kind  # type: ignore[attr-defined]
+    return model
+
+
+def _camel(name: str) -> str:
+    return "".join(p.capitalize() for p in name.replace("-", "_").split("_"))
+
+
+def _union(models: list[type]) -> Any:
+    if not models:
+        return Any
+    if len(models) == 1:
+        return Annotated[models[0], Field(discriminator="type")]
+    return Annotated[Union[tuple(models)], Field(discriminator="type")]
+
+
+def _tagged_all(reg: Registry, kind: str) -> list[type]:
+    return [_tagged(n, reg.get(n), kind) for n in reg.names()]
+
+
+@functools.lru_cache(maxsize=8)
+def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
+    component_models: list[type] = []
+    owner: dict[str, Registry] = {}
+    for attr in COMPONENT_KINDS:
+        reg: Registry = getattr(registries, attr)
+        for n in reg.names():
+            if n in owner:
+                other = owner[n]
+                raise ValueError(
+                    f"component name {n!r} is registered as {other.kind} by {other.origin(n)} and as "
+                    f"{reg.kind} by {reg.origin(n)}; recipe component names must be unique across kinds"
+                )
+            owner[n] = reg
+        component_models += _tagged_all(reg, reg.kind)
+    data_model = create_model(
+        "Data", __base__=DataConfig,
+        dataset=(_union(_tagged_all(registries.datasets, "dataset")), Field(default_factory=lambda: {"type": "gsm8k"}, validate_default=True, description="a dataset adapter config; 'type' names the adapter")),
+    )
+    divergences = _tagged_all(registries.divergences, "divergence")
+    return create_model(
+        "Recipe", __base__=RecipeBase,
+        data=(data_model, Field(default_factory=data_model)),
+        divergence=(_union(divergences), Field(default_factory=lambda: {"type": "forward_kl"}, validate_default=True, description="per-token divergence; 'type' names it")),
+        components=(list[_union(component_models)], Field(default_factory=list, description="components in the order they act; 'type' names each")),
+    )
+
+
+def recipe_model(registries: Registries | None = None) -> type[RecipeBase]:
+    """The recipe model for the loaded plugins (cached)."""
+    if registries is None:
+        from unisd.plugins import get_registries
+
+        registries = get_registries()
+    return _build(id(registries), registries)

