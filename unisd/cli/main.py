@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, PluginError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -79,9 +79,12 @@ class Component:
         return f"{type(self).__name__}({self.config!r})"
 
 
-def config_model_of(component: Any) -> type[ComponentConfig]:
-    """The ``Config`` model of a component class, with a clear error when it is missing."""
+def config_model_of(component: Any) -> type[BaseModel]:
+    """The ``Config`` model of a component class (a pydantic model with a ``type`` field), with a
+    clear error naming the class when it is missing."""
     cfg = getattr(component, "Config", None)
-    if not (isinstance(cfg, type) and issubclass(cfg, ComponentConfig)):
-        raise TypeError(f"{component!r} must define Config, a subclass of unisd.ComponentConfig")
+    if not (isinstance(cfg, type) and issubclass(cfg, BaseModel) and "type" in cfg.model_fields):
+        name = f"{getattr(component, '__module__', '?')}:{getattr(component, '__qualname__', component)}"
+        raise TypeError(f"{name} must define Config, a pydantic model with a 'type' field "
+                        "(subclass unisd.ComponentConfig, or the kind's config base)")
     return cfg

@@ -163,7 +163,7 @@ def read_jsonl_records(path: str | Path, on_bad_record: OnBadRecord = "error", r
     """Read and validate a JSONL file of training records (one JSON object per line).
 
     Checks each line for UTF-8, JSON syntax, required fields, types, empty texts and duplicate
-    ids. ``error``: raise :class:`BadRecordError` (``file:line: field 'x': reason``) at the first
+    ids. ``error``: raise :class:`BadRecordError` (``file, line N: field 'x': reason``) at the first
     bad line. ``skip``: write each bad raw line and its reason to ``rejects_path`` (JSONL; a
     warning is logged as well) and return the count. Blank lines are ignored.
     """

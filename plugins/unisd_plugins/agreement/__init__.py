@@ -1,8 +1,13 @@
-"""Built-in plugin: agreement (registration only; implementation modules are imported lazily)."""
+"""Built-in plugin: multi-teacher agreement (spec §2a) — the disagreement measure and the three
+context builders (random, retrieval, induction)."""
 
 from unisd import hookimpl
 
 
 @hookimpl
 def unisd_register(registry):
-    pass
+    registry.disagreements.add("agreement", "unisd_plugins.agreement.measure:Agreement",
+                               description="down-weight tokens/sequences where K auxiliary teacher contexts disagree")
+    registry.context_builders.add("random", "unisd_plugins.agreement.builders:RandomContexts", description="K random donor items (never the item itself)")
+    registry.context_builders.add("retrieval", "unisd_plugins.agreement.builders:RetrievalContexts", description="K nearest neighbours by sentence embedding (TF-IDF fallback), self excluded")
+    registry.context_builders.add("induction", "unisd_plugins.agreement.induction:InductionContexts", description="K instructions induced by the model itself from training examples")

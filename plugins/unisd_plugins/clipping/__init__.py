@@ -1,8 +1,9 @@
-"""Built-in plugin: clipping (registration only; implementation modules are imported lazily)."""
+"""Built-in plugin: divergence clipping (spec §2e)."""
 
 from unisd import hookimpl
 
 
 @hookimpl
 def unisd_register(registry):
-    pass
+    registry.guards.add("clip", "unisd_plugins.clipping.guard:DivergenceClip",
+                        description="cap per-token divergences (static or adaptive quantile), before weighting")

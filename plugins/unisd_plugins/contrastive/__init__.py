@@ -1,8 +1,9 @@
-"""Built-in plugin: contrastive (registration only; implementation modules are imported lazily)."""
+"""Built-in plugin: token-level contrastive loss against a negative ("bad teacher") context (spec §2c)."""
 
 from unisd import hookimpl
 
 
 @hookimpl
 def unisd_register(registry):
-    pass
+    registry.losses.add("contrastive", "unisd_plugins.contrastive.loss:TokenContrastive",
+                        description="hinge: stay closer to the good teacher than to a bad-teacher context, per token")

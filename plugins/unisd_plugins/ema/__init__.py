@@ -1,8 +1,9 @@
-"""Built-in plugin: ema (registration only; implementation modules are imported lazily)."""
+"""Built-in plugin: the EMA teacher (spec §2b)."""
 
 from unisd import hookimpl
 
 
 @hookimpl
 def unisd_register(registry):
-    pass
+    registry.teachers.add("ema", "unisd_plugins.ema.teacher:EMATeacher",
+                          description="teacher = exponential moving average of the student (fp32, LoRA-aware)")

@@ -1,8 +1,9 @@
-"""Built-in plugin: feature_matching (registration only; implementation modules are imported lazily)."""
+"""Built-in plugin: feature matching (spec §2d)."""
 
 from unisd import hookimpl
 
 
 @hookimpl
 def unisd_register(registry):
-    pass
+    registry.losses.add("feature_matching", "unisd_plugins.feature_matching.loss:FeatureMatching",
+                        description="match student and teacher hidden states at chosen layers (MSE or cosine)")

@@ -1,8 +1,8 @@
-"""Built-in plugin: generation (registration only; implementation modules are imported lazily)."""
+"""Built-in generation backends for student rollouts."""
 
 from unisd import hookimpl
 
 
 @hookimpl
 def unisd_register(registry):
-    pass
+    registry.generators.add("hf", "unisd_plugins.generation.hf:HFGenerate", description="transformers generate() (CPU or GPU)")

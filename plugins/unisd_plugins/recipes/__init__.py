@@ -1,8 +1,21 @@
-"""Built-in plugin: recipes (registration only; implementation modules are imported lazily)."""
+"""Built-in plugin: the shipped recipes (every ``*.yaml`` beside this file)."""
+
+from pathlib import Path
 
 from unisd import hookimpl
+
+HERE = Path(__file__).parent
 
 
 @hookimpl
 def unisd_register(registry):
-    pass
+    for path in sorted(HERE.glob("*.yaml")):
+        registry.recipes.add(path.stem, path, description=_summary(path))
+
+
+def _summary(path: Path) -> str:
+    """The first line of the recipe's description (read without a YAML parser)."""
+    text = path.read_text(encoding="utf-8")
+    _, _, rest = text.partition("description: |")
+    lines = [l.strip() for l in rest.splitlines()[1:] if l.startswith("  ")]
+    return lines[0].rstrip(":") if lines else ""

@@ -1,8 +1,10 @@
-"""Built-in plugin: teachers (registration only; implementation modules are imported lazily)."""
+"""Built-in teacher providers: base weights (adapter disabled), a frozen copy, the live student."""
 
 from unisd import hookimpl
 
 
 @hookimpl
 def unisd_register(registry):
-    pass
+    registry.teachers.add("base", "unisd_plugins.teachers.providers:BaseTeacher", description="the initial weights: LoRA adapter disabled (no second copy), or a frozen copy under full fine-tuning")
+    registry.teachers.add("frozen_copy", "unisd_plugins.teachers.providers:FrozenCopyTeacher", description="a separate frozen copy of the initial model (the reference's setup)")
+    registry.teachers.add("student", "unisd_plugins.teachers.providers:LiveStudentTeacher", description="the live student itself, without gradient")

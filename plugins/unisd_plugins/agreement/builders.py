@@ -1,0 +1,138 @@
+"""Context builders from donor items: random donors and retrieval (nearest neighbours).
+
+Both exclude the item itself, so no context carries the item's own reference answer (spec §2a,
+fixing §7.14). Context ``k`` holds donors ranked ``[k·demos, (k+1)·demos)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Sequence
+
+import torch
+from pydantic import Field
+
+from unisd.components.kinds import ContextBuilder, ContextBuilderConfig
+from unisd_plugins.datasets.prompts import aux_context_for_record
+
+log = logging.getLogger("unisd.agreement")
+
+
+def _contexts_from_donors(records: Sequence[dict[str, Any]], donor_idx: list[list[int]], k: int, demos: int) -> list[list[str]]:
+    out = []
+    for i, rec in enumerate(records):
+        ranked = donor_idx[i]
+        out.append([aux_context_for_record(rec, [records[j] for j in ranked[c * demos:(c + 1) * demos]]) for c in range(k)])
+    return out
+
+
+def _check_pool(records: Sequence[Any], k: int, demos: int) -> None:
+    if len(records) - 1 < k * demos:
+        raise ValueError(f"context builder needs k·demos = {k * demos} donors per item but the training set has only "
+                         f"{len(records)} records")
+
+
+class RandomContexts(ContextBuilder):
+    """Context k of item i holds ``demos`` donors drawn uniformly without replacement (j ≠ i)."""
+
+    def build(self, records, *, run=None):
+        c = self.config
+        _check_pool(records, c.k, c.demos)
+        rng = random.Random(c.seed)
+        n = len(records)
+        donors = []
+        for i in range(n):
+            picks: list[int] = []
+            while len(picks) < c.k * c.demos:
+                j = rng.randrange(n)
+                if j != i and j not in picks:
+                    picks.append(j)
+            donors.append(picks)
+        return _contexts_from_donors(records, donors, c.k, c.demos)
+
+
+class RetrievalConfig(ContextBuilderConfig):
+    """Nearest neighbours of each item's ``retrieval_text``."""
+
+    encoder: str = Field("sentence-transformers/all-MiniLM-L6-v2", description="HF model id or local directory of a sentence encoder (mean-pooled, L2-normalised)")
+    fallback: Literal["tfidf", "error"] = Field("tfidf", description="when the encoder cannot be loaded: lexical TF-IDF retrieval, or stop")
+    lexical: bool = Field(False, description="use TF-IDF retrieval directly, without an encoder")
+    batch_size: int = Field(64, ge=1)
+
+
+class RetrievalContexts(ContextBuilder):
+    """Context k of item i = its k-th group of nearest neighbours (cosine), itself excluded."""
+
+    Config: ClassVar = RetrievalConfig
+
+    def build(self, records, *, run=None):
+        c = self.config
+        _check_pool(records, c.k, c.demos)
+        texts = [r.get("retrieval_text") or r["prompt"] for r in records]
+        emb = None if c.lexical else self._encode(texts, run)
+        if emb is None:
+            emb = tfidf_embeddings(texts)
+        sims = emb @ emb.T
+        sims.fill_diagonal_(-math.inf)  # self-exclusion
+        top = sims.topk(c.k * c.demos, dim=-1).indices.tolist()
+        return _contexts_from_donors(records, top, c.k, c.demos)
+
+    def _encode(self, texts: list[str], run) -> torch.Tensor | None:
+        try:
+            return encode_sentences(texts, self.config.encoder, self.config.batch_size,
+                                    cache_dir=run.cache_dir / "embeddings" if run is not None else None)
+        except Exception as exc:  # offline, not installed, not a valid encoder
+            if self.config.fallback == "error":
+                raise RuntimeError(f"retrieval encoder {self.config.encoder!r} could not be loaded: {exc}") from exc
+            log.warning("retrieval encoder %r unavailable (%s): using TF-IDF lexical retrieval", self.config.encoder, exc)
+            return None
+
+
+def encode_sentences(texts: list[str], encoder: str, batch_size: int = 64, cache_dir: Path | None = None) -> torch.Tensor:
+    """Mean-pooled, L2-normalised sentence embeddings with a transformers encoder (cached on disk)."""
+    key = hashlib.sha256(json.dumps([encoder, texts]).encode()).hexdigest()[:24]
+    path = cache_dir / f"{key}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        return torch.load(path)
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(encoder)
+    model = AutoModel.from_pretrained(encoder).eval()
+    chunks = []
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            enc = tok(texts[i:i + batch_size], padding=True, truncation=True, max_length=256, return_tensors="pt")
+            hidden = model(**enc).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1).float()
+            chunks.append(torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1))
+    emb = torch.cat(chunks)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(emb, tmp)
+        tmp.replace(path)
+    return emb
+
+
+_WORD = re.compile(r"[A-Za-z0-9_]+")
+
+
+def tfidf_embeddings(texts: Sequence[str]) -> torch.Tensor:
+    """L2-normalised TF-IDF vectors (lower-cased word tokens, smoothed idf) as a dense matrix."""
+    docs = [Counter(w.lower() for w in _WORD.findall(t)) for t in texts]
+    vocab = {w: i for i, w in enumerate(sorted({w for d in docs for w in d}))}
+    n = len(docs)
+    df = Counter(w for d in docs for w in d)
+    idf = torch.tensor([math.log((1 + n) / (1 + df[w])) + 1.0 for w in vocab])
+    mat = torch.zeros(n, max(len(vocab), 1))
+    for i, d in enumerate(docs):
+        for w, c in d.items():
+            mat[i, vocab[w]] = (1 + math.log(c)) * idf[vocab[w]]
+    return torch.nn.functional.normalize(mat, dim=-1)

@@ -1,0 +1,95 @@
+"""Instruction induction (spec §2a.3): the model itself writes generic task instructions from a few
+training examples; each item's K contexts are instructions drawn with replacement (seeded).
+
+Instructions are cached on disk under a key of model, data and prompt, so a rerun (or a resumed
+run) reuses them instead of generating again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+
+from unisd.components.kinds import ContextBuilder, ContextBuilderConfig
+from unisd_plugins.datasets.prompts import build_induction_context
+
+log = logging.getLogger("unisd.agreement")
+
+META_PROMPT = (
+    "Below are {n} solved examples of one kind of task.\n\n{examples}\n\n"
+    "Write ONE concise, general instruction (3-4 sentences) that would help someone solve ANY task of this "
+    "kind well. Do not mention any specific example, name, number or answer from above. "
+    "Output only the instruction."
+)
+
+
+class InductionConfig(ContextBuilderConfig):
+    num_instructions: int = Field(100, ge=1, description="instructions to induce (reference: up to 100)")
+    num_demos: int = Field(3, ge=1, description="training examples shown per induction prompt (reference runner: 3)")
+    temperature: float = Field(0.7, gt=0.0)
+    max_new_tokens: int = Field(256, ge=8)
+
+
+class InductionContexts(ContextBuilder):
+    """Contexts ``## General Instruction for Your Answer`` + an induced instruction + the prompt."""
+
+    Config: ClassVar = InductionConfig
+
+    def build(self, records, *, run=None):
+        if run is None:
+            raise ValueError("induction needs the model: build contexts inside a training run")
+        instructions = self.instructions(records, run)
+        rng = random.Random(self.config.seed)
+        return [[build_induction_context(r["prompt"], rng.choice(instructions)) for _ in range(self.config.k)] for r in records]
+
+    def cache_key(self, records, run) -> str:
+        c = self.config
+        blob = json.dumps([run.recipe.model.name_or_path, [r["id"] for r in records], META_PROMPT,
+                           c.num_instructions, c.num_demos, c.seed, c.temperature, c.max_new_tokens])
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    def instructions(self, records, run) -> list[str]:
+        path = run.cache_dir / "induction" / f"{self.cache_key(records, run)}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        from unisd.engine.batching import tokenize_prompts
+
+        c = self.config
+        rng = random.Random(c.seed)
+        model, tok = run.model, run.tokenizer
+        out: list[str] = []
+        log.info("inducing %d instructions with the model (cached in %s)", c.num_instructions, path)
+        for i in range(c.num_instructions):
+            demos = rng.sample(list(records), min(c.num_demos, len(records)))
+            examples = "\n\n".join(f"Example {j + 1}:\n{d['prompt']}\nSolution:\n{d['gold']}" for j, d in enumerate(demos))
+            prompt = tokenize_prompts(tok, [META_PROMPT.format(n=len(demos), examples=examples)])
+            torch.manual_seed(c.seed + i)
+            ctx = model.disable_adapter() if hasattr(model, "disable_adapter") else _Null()
+            with torch.no_grad(), ctx:
+                ids = model.generate(input_ids=prompt.ids.to(run.device), attention_mask=prompt.mask.to(run.device),
+                                     do_sample=True, temperature=c.temperature, max_new_tokens=c.max_new_tokens,
+                                     pad_token_id=tok.pad_token_id)
+            text = tok.decode(ids[0, prompt.ids.shape[1]:], skip_special_tokens=True).strip()
+            if text:
+                out.append(text)
+        if not out:
+            raise RuntimeError("instruction induction produced no instructions (the model generated only empty text)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(out, indent=1))
+        tmp.replace(path)
+        return out
+
+
+class _Null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False

@@ -1,0 +1,135 @@
+"""Multi-teacher agreement: weights from the spread of the teacher's log-probs of the sampled
+tokens under K auxiliary contexts (spec §2a).
+
+Token level: d = stat_k(A) → scale by the masked ``quantile`` of d (floored at 1e-6), cap at
+``cap`` → w = max(floor, 1/(1 + γ·d̃)). Sequence level: S_k = length-normalised log-likelihood per
+context → D = stat_k(S) → w_b = max(1e-6, exp(−γ·D)).
+
+``normalization: fixed`` (default) applies sequence weights across the batch so they act;
+``reference`` folds them into the per-sequence normalisation, where they cancel exactly as in the
+reference implementation (spec §7.2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import Field, field_validator
+
+from unisd.components.base import ComponentConfig, Requirements
+from unisd.components.batch import DistillBatch
+from unisd.components.kinds import DisagreementMeasure, Weights
+
+
+class AgreementConfig(ComponentConfig):
+    """Multi-teacher agreement (spec §2a)."""
+
+    contexts: dict[str, Any] = Field(default_factory=lambda: {"type": "random", "k": 3},
+                                     description="context builder config: type (random|retrieval|induction|…), k, demos, seed, …")
+    granularity: Literal["token", "sequence"] = "token"
+    statistic: Literal["variance", "std", "range", "entropy"] = Field(
+        "variance", description="spread of the K log-probs: variance (token: unbiased; sequence: biased), std, max−min range, or log K − entropy of the normalised probabilities")
+    gamma: float = Field(1.0, ge=0.0, description="agreement strength γ")
+    quantile: float = Field(0.95, gt=0.0, le=1.0, description="token level: disagreement is scaled by this masked quantile")
+    cap: float = Field(10.0, gt=0.0, description="token level: cap of the scaled disagreement")
+    floor: float = Field(0.01, ge=0.0, le=1.0, description="token level: smallest weight")
+    temperature: float = Field(1.0, gt=0.0, description="temperature of the K context scores (reference: 1.0)")
+    normalization: Literal["fixed", "reference"] = Field(
+        "fixed", description="'fixed': sequence weights scale each sequence's loss; 'reference': they cancel as in the authors' code")
+
+    @field_validator("contexts")
+    @classmethod
+    def _check_contexts(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from unisd.plugins import get_registries
+
+        if "type" not in v:
+            raise ValueError("contexts needs a 'type' (a context builder name)")
+        builders = get_registries().context_builders
+        if v["type"] not in builders:
+            raise ValueError(builders.unknown_message(v["type"]))
+        cfg = builders.get(v["type"]).Config.model_validate(v)
+        if cfg.k < 2:
+            raise ValueError("contexts.k must be at least 2 to measure disagreement")
+        return cfg.model_dump()
+
+
+class Agreement(DisagreementMeasure):
+    """Weights from the disagreement of K auxiliary teacher contexts; subclass and override
+    :meth:`token_statistic` / :meth:`sequence_statistic` for a new disagreement statistic."""
+
+    Config: ClassVar = AgreementConfig
+
+    def requirements(self) -> Requirements:
+        return Requirements(record_fields=frozenset({"aux_contexts"}), full_teacher_logprobs=False)
+
+    def setup(self, run) -> None:
+        builders = run.host.registries.context_builders
+        cfg = builders.get(self.config.contexts["type"]).Config.model_validate(self.config.contexts)
+        builder = builders.get(cfg.type)(cfg)
+        contexts = builder.build(run.records, run=run)
+        for rec, ctx in zip(run.records, contexts):
+            rec["aux_contexts"] = list(ctx)
+        self.k = cfg.k
+
+    # -- statistics over the context axis (dim 0) ---------------------------------------------------------
+    def token_statistic(self, logps: torch.Tensor) -> torch.Tensor:
+        """(K, B, T) log-probs → (B, T) disagreement (0 = full agreement)."""
+        return _spread(logps, self.config.statistic, unbiased=True)
+
+    def sequence_statistic(self, seq_logps: torch.Tensor) -> torch.Tensor:
+        """(K, B) length-normalised log-likelihoods → (B,) disagreement."""
+        return _spread(seq_logps, self.config.statistic, unbiased=False)
+
+    # -- weights -------------------------------------------------------------------------------------------
+    def context_logps(self, batch: DistillBatch) -> torch.Tensor:
+        """A (K, B, T): teacher log-probs of the sampled tokens under each auxiliary context,
+        from one batched forward of K·B rows."""
+        ctxs = batch.record_field("aux_contexts")
+        k = len(ctxs[0])
+        if any(len(c) != k for c in ctxs):
+            raise ValueError("records carry different numbers of aux_contexts")
+        texts = [ctxs[b][j] for j in range(k) for b in range(batch.batch_size)]  # context-major
+        scores = batch.score_contexts(texts, temperature=self.config.temperature)
+        return scores.token_logps.view(k, batch.batch_size, -1)
+
+    def weights(self, batch: DistillBatch) -> Weights:
+        A = self.context_logps(batch).float()
+        mask = batch.completion_mask
+        valid = mask > 0
+        if self.config.granularity == "token":
+            d = self.token_statistic(A)
+            if valid.any():
+                scale = torch.quantile(d[valid], self.config.quantile).clamp(min=1e-6)
+                d_tilde = (d / scale).clamp(max=self.config.cap)
+                w = (1.0 / (1.0 + self.config.gamma * d_tilde)).clamp(min=self.config.floor)
+            else:
+                w = torch.ones_like(d)
+            return Weights(token=w, logs={"disagreement_mean": _avg(d, mask), "weight_mean": _avg(w, mask),
+                                          "weight_min": float(w[valid].min()) if valid.any() else 1.0})
+        seq = (A * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)  # (K, B)
+        D = self.sequence_statistic(seq)
+        w_b = torch.exp(-self.config.gamma * D).clamp(min=1e-6)
+        logs = {"disagreement_mean": float(D.mean()), "weight_mean": float(w_b.mean()), "weight_min": float(w_b.min())}
+        if self.config.normalization == "reference":
+            return Weights(token=w_b.unsqueeze(-1) * mask, logs=logs)
+        return Weights(sequence=w_b, logs=logs)
+
+
+def _spread(x: torch.Tensor, statistic: str, unbiased: bool) -> torch.Tensor:
+    if statistic == "variance":
+        return x.var(dim=0, unbiased=unbiased)
+    if statistic == "std":
+        return x.std(dim=0, unbiased=unbiased)
+    if statistic == "range":
+        return x.max(dim=0).values - x.min(dim=0).values
+    if statistic == "entropy":
+        q = torch.softmax(x, dim=0)  # normalised probabilities across the K contexts
+        ent = -(q * torch.log(q.clamp(min=1e-30))).sum(0)
+        return math.log(x.shape[0]) - ent
+    raise ValueError(f"unknown statistic {statistic!r}")
+
+
+def _avg(x: torch.Tensor, mask: torch.Tensor) -> float:
+    return float((x * mask).sum() / mask.sum().clamp(min=1.0))

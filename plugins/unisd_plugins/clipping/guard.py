@@ -1,0 +1,61 @@
+"""Divergence clipping: D ← min(D, c) per token, before agreement weighting and normalisation.
+
+``static``: a fixed cap c (reference 10.0). ``quantile``: c = the masked ``quantile`` of D in the
+micro-batch (no gradient, floored at 1e-6). ``fraction``: c = fraction × the divergence's upper
+bound (for bounded divergences such as JSD ≤ log 2). A static cap at or above the divergence's
+bound can never bind: that is an error at setup, not a silent no-op (spec §7.7).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+from pydantic import Field
+
+from unisd.components.base import ComponentConfig
+from unisd.components.kinds import StabilityGuard
+
+
+class ClipConfig(ComponentConfig):
+    """Divergence clipping (spec §2e)."""
+
+    mode: Literal["static", "quantile", "fraction"] = "static"
+    cap: float = Field(10.0, gt=0.0, description="static cap")
+    quantile: float = Field(0.95, gt=0.0, lt=1.0, description="quantile mode: cap = this masked quantile of D")
+    fraction: float = Field(0.5, gt=0.0, lt=1.0, description="fraction mode: cap = fraction × divergence upper bound")
+
+
+class DivergenceClip(StabilityGuard):
+    """Hard cap on per-token divergences: clipped tokens get no gradient."""
+
+    Config: ClassVar = ClipConfig
+
+    def setup(self, run) -> None:
+        div = run.extras.get("divergence")
+        bound = getattr(div, "upper_bound", float("inf"))
+        c = self.config
+        if c.mode == "static" and c.cap >= bound:
+            raise ValueError(f"clip: static cap {c.cap} can never bind for divergence {div.name!r} (bounded by {bound:.4f}); "
+                             "use mode: quantile, mode: fraction, or a smaller cap")
+        if c.mode == "fraction" and bound == float("inf"):
+            raise ValueError(f"clip: mode 'fraction' needs a bounded divergence; {div.name!r} is unbounded — use static or quantile")
+        self.bound = bound
+
+    def cap_for(self, divergence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | float:
+        c = self.config
+        if c.mode == "static":
+            return c.cap
+        if c.mode == "fraction":
+            return c.fraction * self.bound
+        valid = divergence.detach()[mask > 0]
+        if valid.numel() == 0:
+            return float("inf")
+        return torch.quantile(valid.float(), c.quantile).clamp(min=1e-6)
+
+    def transform_divergence(self, divergence, mask, batch):
+        cap = self.cap_for(divergence, mask)
+        clipped = divergence > cap
+        batch.logs["clip/fraction"] = float((clipped.float() * mask).sum() / mask.sum().clamp(min=1))
+        batch.logs["clip/cap"] = float(cap)
+        return torch.clamp(divergence, max=cap) if isinstance(cap, float) else torch.minimum(divergence, cap)

@@ -1,0 +1,102 @@
+"""Training records: load through the dataset adapter, validate, filter, order, and slice into
+micro-batches deterministically (so a resumed or multi-process run visits the same rows)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from unisd.engine.batching import token_lengths
+
+log = logging.getLogger("unisd.data")
+
+PROMPT_FIELDS = ("prompt", "teacher_prompt")
+
+
+def load_records(recipe, registries) -> tuple[Any, list[dict[str, Any]]]:
+    """Instantiate the dataset adapter of ``recipe.data.dataset`` and return (adapter, records)."""
+    cfg = recipe.data.dataset
+    adapter = registries.datasets.get(cfg.type)(cfg)
+    records = list(adapter.load())
+    if not records:
+        raise ValueError(f"dataset {cfg.type!r} produced no records (config: {cfg.model_dump(exclude_none=True)})")
+    return adapter, records
+
+
+def filter_long_prompts(records: list[dict[str, Any]], tokenizer, max_len: int,
+                        fields: Sequence[str] = PROMPT_FIELDS) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Drop rows whose chat-rendered student/teacher/auxiliary prompts exceed ``max_len`` tokens.
+
+    Teacher context is never truncated: a row that does not fit is dropped and counted by field.
+    """
+    texts: list[str] = []
+    owners: list[tuple[int, str]] = []
+    for i, rec in enumerate(records):
+        for f in fields:
+            val = rec.get(f)
+            for j, t in enumerate(val if isinstance(val, list) else [val] if val else []):
+                texts.append(t)
+                owners.append((i, f))
+    too_long: dict[int, str] = {}
+    for (i, f), n in zip(owners, token_lengths(tokenizer, texts) if texts else []):
+        if n > max_len and i not in too_long:
+            too_long[i] = f
+    counts: dict[str, int] = {}
+    for f in too_long.values():
+        counts[f] = counts.get(f, 0) + 1
+    kept = [r for i, r in enumerate(records) if i not in too_long]
+    if too_long:
+        log.warning("dropped %d of %d records whose prompts exceed max_prompt_length=%d tokens (by field: %s)",
+                    len(too_long), len(records), max_len, counts)
+    return kept, counts
+
+
+@dataclass
+class Schedule:
+    """Which records each micro-batch of each step uses.
+
+    A step consumes ``batch_size · grad_accum · world_size`` records; micro-batch ``g`` (global
+    index, 0 ≤ g < grad_accum · world_size) of step ``s`` holds rows ``[g·B, (g+1)·B)`` of that
+    slice. Process ``r`` runs micro-batches ``r·grad_accum … (r+1)·grad_accum − 1``. Each epoch uses
+    its own permutation drawn from ``seed + epoch``.
+    """
+
+    n_records: int
+    batch_size: int
+    grad_accum: int
+    world_size: int
+    epochs: int
+    seed: int
+    shuffle: bool
+    max_steps: int | None = None
+
+    @property
+    def records_per_step(self) -> int:
+        return self.batch_size * self.grad_accum * self.world_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, self.n_records // self.records_per_step)
+
+    @property
+    def total_steps(self) -> int:
+        total = self.steps_per_epoch * self.epochs
+        return min(total, self.max_steps) if self.max_steps else total
+
+    def order(self, epoch: int) -> list[int]:
+        idx = list(range(self.n_records))
+        if self.shuffle:
+            random.Random(self.seed + epoch).shuffle(idx)
+        return idx
+
+    def micro_batch(self, step: int, global_micro: int) -> list[int]:
+        """Record indices of micro-batch ``global_micro`` of optimizer step ``step`` (0-based)."""
+        epoch, within = divmod(step, self.steps_per_epoch)
+        order = self.order(epoch)
+        start = within * self.records_per_step + global_micro * self.batch_size
+        rows = order[start: start + self.batch_size]
+        if len(rows) < self.batch_size:  # fewer records than one step needs: wrap around
+            rows = [order[(start + k) % len(order)] for k in range(self.batch_size)]
+        return rows

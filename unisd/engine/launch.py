@@ -1,0 +1,141 @@
+"""From ``unisd train`` arguments to a finished run directory.
+
+Run directory layout::
+
+    recipe.yaml          the resolved recipe (every default explicit)
+    metrics.jsonl        one line per optimizer step
+    tensorboard/         TensorBoard scalars
+    checkpoints/step-N/  resumable checkpoints (atomic, checksummed)
+    final/adapter/       the LoRA adapter (LoRA runs)
+    final/merged/        a merged model for AutoModelForCausalLM.from_pretrained
+    summary.json         first/last losses and, when configured, held-out accuracy before/after
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from unisd.recipe import RecipeError, dump_recipe, load_recipe
+
+log = logging.getLogger("unisd.train")
+
+
+def recipe_from_args(args: argparse.Namespace):
+    overrides = list(getattr(args, "overrides", []) or [])
+    if getattr(args, "model", None):
+        overrides.append(f"model.name_or_path={args.model}")
+    if getattr(args, "max_steps", None):
+        overrides.append(f"training.max_steps={args.max_steps}")
+    if getattr(args, "seed", None) is not None:
+        overrides.append(f"training.seed={args.seed}")
+    if getattr(args, "on_bad_record", None):
+        overrides.append(f"data.on_bad_record={args.on_bad_record}")
+    recipe = load_recipe(args.recipe, overrides)
+    if getattr(args, "data", None):
+        recipe = _with_data(recipe, args.data)
+    return recipe
+
+
+def _with_data(recipe, spec: str):
+    """``--data NAME``, ``--data NAME:PATH`` or ``--data records.jsonl``."""
+    from unisd.recipe import validate
+
+    data = recipe.model_dump(mode="json")
+    if spec.endswith(".jsonl") and ":" not in spec.split("/")[0]:
+        ds = {"type": "jsonl", "path": spec}
+    else:
+        name, _, path = spec.partition(":")
+        ds = {"type": name} if name != recipe.data.dataset.type else recipe.data.dataset.model_dump(mode="json")
+        ds["type"] = name
+        if path:
+            ds["path"] = path
+    data["data"]["dataset"] = ds
+    return validate(data, f"{recipe.name} with --data {spec}")
+
+
+def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overwrite: bool) -> None:
+    """Refuse to mix two runs in one directory unless resuming the same recipe or told to."""
+    existing = out / "recipe.yaml"
+    if existing.exists() and not overwrite:
+        if not resume:
+            raise RecipeError(str(out), ["the output directory already holds a run; use --resume auto to continue it, "
+                                          "--overwrite to replace it, or another --output-dir"])
+        if existing.read_text(encoding="utf-8") != recipe_text:
+            raise RecipeError(str(out), ["--resume: the recipe differs from the one this run started with "
+                                          f"(see {existing}); resume with the same recipe and overrides"])
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite and (out / "checkpoints").exists() and not resume:
+        import shutil
+
+        shutil.rmtree(out / "checkpoints")
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    existing.write_text(recipe_text, encoding="utf-8")
+
+
+def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: bool = False,
+          model=None, tokenizer=None) -> dict[str, Any]:
+    """Train ``recipe`` into ``output_dir``; returns the summary (also written to summary.json)."""
+    from unisd.engine.export import save_final
+    from unisd.engine.trainer import Trainer
+
+    output_dir = Path(output_dir)
+    prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite)
+    trainer = Trainer(recipe, output_dir, resume=resume, model=model, tokenizer=tokenizer)
+    trainer.setup()
+    t0 = time.time()
+    result = trainer.train()
+    summary: dict[str, Any] = {"recipe": recipe.name, "steps": result.get("step"), "seconds": round(time.time() - t0, 1),
+                               "records": len(trainer.run.records),
+                               "dropped_long_prompts": trainer.run.extras.get("dropped_long_prompts", {})}
+    if "stopped_by_signal" in result:
+        summary["stopped_by_signal"] = result["stopped_by_signal"]
+        return summary
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        from unisd.engine.metrics import read_metrics
+        from unisd.engine.modeling import unwrap
+
+        rows = read_metrics(output_dir / "metrics.jsonl") if (output_dir / "metrics.jsonl").exists() else []
+        if rows:
+            summary["first"] = {k: v for k, v in rows[0].items() if k.startswith("loss/")}
+            summary["last"] = {k: v for k, v in rows[-1].items() if k.startswith("loss/")}
+        paths = save_final(unwrap(trainer.ddp_model), trainer.run.tokenizer, output_dir / "final",
+                           merged=recipe.checkpoint.save_merged)
+        summary["model"] = {k: str(v) for k, v in paths.items() if not k.startswith("_")}
+        trainer.final_model = paths.get("_model")
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def default_output_dir(recipe) -> Path:
+    return Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train_from_args(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    recipe = recipe_from_args(args)
+    out = Path(args.output_dir) if args.output_dir else default_output_dir(recipe)
+    if args.resume and args.resume != "auto" and not args.output_dir:
+        out = Path(args.resume).resolve().parents[1]
+    summary = train(recipe, out, resume=args.resume, overwrite=args.overwrite)
+    print_summary(summary, out)
+    return 0
+
+
+def print_summary(summary: dict[str, Any], out: Path) -> None:
+    print(f"\nrun directory: {out}")
+    print(f"recipe {summary['recipe']}: {summary.get('steps')} steps on {summary.get('records')} records in {summary.get('seconds')} s")
+    first, last = summary.get("first", {}), summary.get("last", {})
+    for k in sorted(set(first) | set(last)):
+        print(f"  {k:<24} first step {first.get(k, float('nan')):>10.4f}   last step {last.get(k, float('nan')):>10.4f}")
+    for k, v in summary.get("heldout", {}).items():
+        print(f"  held-out {k}: {v}")
+    if "model" in summary:
+        for k, v in summary["model"].items():
+            print(f"  {k}: {v}")

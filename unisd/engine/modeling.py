@@ -1,0 +1,61 @@
+"""Student construction (LoRA or full fine-tuning), optimizer and learning-rate schedule."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+log = logging.getLogger("unisd.model")
+
+
+def build_student(model: torch.nn.Module, recipe) -> torch.nn.Module:
+    """Wrap ``model`` with a LoRA adapter (peft) or make every parameter trainable."""
+    lora = recipe.lora
+    if recipe.training.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if not lora.enabled:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [t for t in lora.target_modules if t not in present]
+    if missing:
+        raise ValueError(f"lora.target_modules {missing} match no module of {type(model).__name__}; "
+                         f"module names include {sorted(present)[:30]}")
+    cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
+                     target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+    model = get_peft_model(model, cfg)
+    if recipe.training.gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model
+
+
+def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def build_optimizer(model: torch.nn.Module, recipe, total_steps: int, extra_params=()):
+    """AdamW over the model's trainable parameters (plus components' own, e.g. a feature
+    projection) and the recipe's schedule with warm-up."""
+    from transformers import get_scheduler
+
+    o = recipe.optim
+    params = list(trainable_parameters(model).values()) + list(extra_params)
+    if not params:
+        raise ValueError("the model has no trainable parameters (check lora.target_modules)")
+    optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+    warmup = int(round(o.warmup_ratio * total_steps))
+    name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[o.scheduler]
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=max(total_steps, 1))
+    return optimizer, scheduler
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module under DDP/accelerate wrappers (peft wrapper kept)."""
+    while hasattr(model, "module") and isinstance(getattr(model, "module"), torch.nn.Module):
+        model = model.module
+    return model

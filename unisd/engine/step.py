@@ -1,0 +1,146 @@
+"""One micro-batch: rollout → teacher scoring → divergence → guards → weights → loss terms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+from unisd.components.batch import DistillBatch, Scores
+from unisd.components.kinds import AuxiliaryLoss, DisagreementMeasure, StabilityGuard
+from unisd.engine.batching import pad_right, pad_token_id, tokenize_completions, tokenize_prompts
+from unisd.engine.reduction import masked_mean
+from unisd.engine.rollout import Rollout, sample
+from unisd.engine.scoring import score
+
+
+@dataclass
+class MicroResult:
+    """The micro-batch's total loss (before dividing by grad_accum) and its named terms."""
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    logs: dict[str, float] = field(default_factory=dict)
+    tokens: int = 0
+
+
+class MicroStep:
+    """Computes the loss of one micro-batch for the recipe's objective.
+
+    Built once per run with the live components; ``__call__`` gets the micro-batch's records.
+    """
+
+    def __init__(self, run, model, teacher, divergence, components: Sequence[Any], generator) -> None:
+        self.run, self.model, self.teacher, self.divergence, self.generator = run, model, teacher, divergence, generator
+        self.recipe = run.recipe
+        self.tok = run.tokenizer
+        self.guards = [c for c in components if isinstance(c, StabilityGuard)]
+        self.measures = [c for c in components if isinstance(c, DisagreementMeasure)]
+        self.losses = [c for c in components if isinstance(c, AuxiliaryLoss)]
+        req = None
+        for c in components:
+            req = c.requirements() if req is None else req.merge(c.requirements())
+        self.feature_layers = sorted(req.feature_layers) if req else []
+        obj = self.recipe.objective
+        gen_t = self.recipe.generation.temperature
+        self.temperature = obj.score_temperature or (gen_t if gen_t > 0 else 1.0)
+
+    @property
+    def unwrapped(self) -> torch.nn.Module:
+        return self.run.model
+
+    # -- completions -------------------------------------------------------------------------------
+    def completions(self, records: list[dict[str, Any]], prompt, step_rng: torch.Generator) -> Rollout:
+        obj = self.recipe.objective
+        device = self.run.device
+        if obj.type == "sft":
+            ids, mask = tokenize_completions(self.tok, [r["gold"] for r in records], self.recipe.generation.max_new_tokens)
+            return Rollout(ids.to(device), mask.to(device), mask.to(device), torch.zeros(len(records), dtype=torch.bool))
+        roll = sample(self.generator, self.unwrapped, self.tok, prompt, self.recipe.generation, use_base=obj.type == "ssd")
+        if obj.type != "distill" or obj.on_policy_fraction >= 1.0:
+            return roll
+        # GKD: a fraction of rows keep their gold completion (off-policy), the rest are sampled.
+        off = torch.rand(len(records), generator=step_rng) >= obj.on_policy_fraction
+        if not off.any():
+            return roll
+        gold_ids, gold_mask = tokenize_completions(self.tok, [r["gold"] for r in records], self.recipe.generation.max_new_tokens)
+        seqs = [(gold_ids[i][gold_mask[i] > 0] if off[i] else roll.ids[i][roll.present[i] > 0].cpu()).tolist()
+                for i in range(len(records))]
+        ids, present = pad_right(seqs, pad_token_id(self.tok))
+        loss_mask = present.clone()
+        for i in range(len(records)):
+            if not off[i] and roll.truncated[i] and self.recipe.generation.mask_truncated:
+                loss_mask[i] = 0
+        return Rollout(ids.to(device), present.to(device), loss_mask.to(device), roll.truncated & ~off)
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def score_teacher(self, texts: Sequence[str], completion_ids, present, *, temperature: float,
+                      full_logprobs: bool, feature_layers: Sequence[str] = ()) -> Scores:
+        prompt = tokenize_prompts(self.tok, list(texts))
+        reps = len(texts) // completion_ids.shape[0]
+        cids, pres = completion_ids.repeat(reps, 1), present.repeat(reps, 1)
+        with torch.no_grad(), self.teacher.teacher_forward() as fwd:
+            return score(fwd, self.unwrapped, prompt, cids, pres, temperature=temperature,
+                         full_logprobs=full_logprobs, feature_layers=feature_layers)
+
+    # -- the micro-step ----------------------------------------------------------------------------
+    def __call__(self, records: list[dict[str, Any]], step: int, step_rng: torch.Generator) -> MicroResult:
+        device = self.run.device
+        prompt = tokenize_prompts(self.tok, [r["prompt"] for r in records])
+        prompt.ids, prompt.mask = prompt.ids.to(device), prompt.mask.to(device)
+        roll = self.completions(records, prompt, step_rng)
+        obj = self.recipe.objective
+        logs = {"completion/length": float(roll.present.sum(-1).float().mean()),
+                "completion/truncated": float(roll.truncated.float().mean())}
+        tokens = int(roll.loss_mask.sum())
+        if obj.type in ("sft", "ssd"):
+            student = score(self.model, self.unwrapped, prompt, roll.ids, roll.present, temperature=1.0, full_logprobs=False)
+            nll = masked_mean(-student.token_logps, roll.loss_mask, normalization=obj.normalization)
+            return MicroResult(nll, {"nll": nll}, logs, tokens)
+
+        student = score(self.model, self.unwrapped, prompt, roll.ids, roll.present, temperature=self.temperature,
+                        full_logprobs=True, feature_layers=self.feature_layers)
+        teacher = self.score_teacher([r["teacher_prompt"] for r in records], roll.ids, roll.present,
+                                     temperature=self.temperature, full_logprobs=True, feature_layers=self.feature_layers)
+
+        def score_contexts(contexts, *, temperature, full_logprobs=False, feature_layers=()):
+            return self.score_teacher(contexts, roll.ids, roll.present, temperature=temperature,
+                                      full_logprobs=full_logprobs, feature_layers=feature_layers)
+
+        batch = DistillBatch(records=records, completion_ids=roll.ids, completion_mask=roll.loss_mask,
+                             student=student, teacher=teacher, temperature=self.temperature, step=step,
+                             score_contexts=score_contexts)
+        div = self.divergence.per_token(teacher.logprobs, student.logprobs)
+        logs["divergence/raw_mean"] = _masked_avg(div.detach(), roll.loss_mask)
+        for guard in self.guards:
+            div = guard.transform_divergence(div, roll.loss_mask, batch)
+        token_w, seq_w = None, None
+        for measure in self.measures:
+            w = measure.weights(batch)
+            logs.update({f"{measure.name}/{k}": v for k, v in w.logs.items()})
+            if w.token is not None:
+                token_w = w.token.detach() if token_w is None else token_w * w.token.detach()
+            if w.sequence is not None:
+                seq_w = w.sequence.detach() if seq_w is None else seq_w * w.sequence.detach()
+        div_term = masked_mean(div, roll.loss_mask, token_w, seq_w, obj.normalization)
+        terms = {"divergence": div_term}
+        total = self.divergence.config.weight * div_term if self.divergence.config.weight else div_term * 0.0
+        for aux in self.losses:
+            term = aux.compute(batch)
+            terms[term.name] = term.value
+            logs.update({f"{term.name}/{k}": v for k, v in term.logs.items()})
+            total = total + aux.config.weight * term.value
+        logs.update(batch.logs)
+        logs["divergence/mean"] = _masked_avg(div.detach(), roll.loss_mask)
+        if token_w is not None:
+            logs["weights/token_mean"] = _masked_avg(token_w, roll.loss_mask)
+            logs["weights/token_min"] = float(token_w[roll.loss_mask > 0].min()) if tokens else 1.0
+        if seq_w is not None:
+            logs["weights/sequence_mean"] = float(seq_w.mean())
+        return MicroResult(total, terms, logs, tokens)
+
+
+def _masked_avg(x: torch.Tensor, mask: torch.Tensor) -> float:
+    return float((x * mask).sum() / mask.sum().clamp(min=1))
+

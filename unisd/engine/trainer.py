@@ -1,0 +1,319 @@
+"""The training loop: set up the run, then step, log, checkpoint and resume exactly.
+
+Exactness: every micro-batch reseeds torch/python RNGs from (seed, step, global micro-batch index),
+so sampling and dropout do not depend on process count or on where a run was interrupted. A run
+with ``W`` processes and ``grad_accum = g`` computes the same update as one process with
+``grad_accum = W·g``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unisd.engine import checkpoint as ckpt
+from unisd.engine.data import Schedule, filter_long_prompts, load_records
+from unisd.engine.metrics import MetricsLog
+from unisd.engine.modeling import build_optimizer, build_student, trainable_parameters, unwrap
+from unisd.engine.run import Run
+from unisd.engine.step import MicroStep
+
+log = logging.getLogger("unisd.train")
+
+
+class TrainingStopped(RuntimeError):
+    """Training stopped early (too many consecutive non-finite steps); a checkpoint was written."""
+
+
+def micro_seed(seed: int, step: int, micro: int) -> int:
+    return (seed * 1_000_003 + step * 10_007 + micro * 101) % (2**63 - 1)
+
+
+class Trainer:
+    """Builds a run from a validated recipe and trains it.
+
+    >>> Trainer(recipe, Path("runs/demo")).train()   # doctest: +SKIP
+    """
+
+    def __init__(self, recipe, output_dir: Path, *, host=None, resume: str | None = None, model=None, tokenizer=None) -> None:
+        from accelerate import Accelerator
+
+        from unisd.plugins import get_host
+
+        self.recipe = recipe
+        self.output_dir = Path(output_dir)
+        self.host = host or get_host()
+        self.resume = resume
+        self.accelerator = Accelerator(mixed_precision=recipe.precision.mixed_precision)
+        self._given = (model, tokenizer)
+        self._stop_signal: int | None = None
+
+    # -- setup -----------------------------------------------------------------------------------------
+    def setup(self) -> Run:
+        recipe, acc = self.recipe, self.accelerator
+        torch.manual_seed(recipe.training.seed)
+        random.seed(recipe.training.seed)
+        model, tok = self._given
+        if model is None:
+            from unisd.models.loading import load_model_and_tokenizer
+
+            model, tok = load_model_and_tokenizer(recipe.model)
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        tok.padding_side = "left"
+        model = build_student(model, recipe).to(acc.device)
+        reg = self.host.registries
+        run = Run(recipe=recipe, model=model, tokenizer=tok, accelerator=acc, output_dir=self.output_dir, host=self.host)
+        run.dataset_adapter, records = load_records(recipe, reg)
+        records, dropped = filter_long_prompts(records, tok, recipe.data.max_prompt_length)
+        if not records:
+            raise ValueError(f"every record exceeds data.max_prompt_length={recipe.data.max_prompt_length} tokens ({dropped})")
+        if recipe.data.shuffle:
+            random.Random(recipe.training.seed).shuffle(records)
+        if recipe.data.max_samples:
+            records = records[: recipe.data.max_samples]
+        run.records = records
+        run.extras["dropped_long_prompts"] = dropped
+
+        # components, in recipe order; a default teacher when none is listed
+        comps = [self._component(c) for c in recipe.components]
+        teachers = [c for c in comps if c.kind == "teacher"]
+        teacher = teachers[0] if teachers else reg.teachers.get("base")(reg.teachers.get("base").Config(type="base"))
+        self.divergence = reg.divergences.get(recipe.divergence.type)(recipe.divergence)
+        run.components = comps
+        run.extras["divergence"] = self.divergence
+        for c in [teacher, *[c for c in comps if c is not teacher]]:
+            c.setup(run)
+            self.host.pm.register(c, name=f"component:{c.name}:{id(c)}")
+        # components may add/derive record slots at setup: re-filter prompts they added
+        if any(k in r for r in run.records for k in ("aux_contexts", "negative_prompt")):
+            run.records, extra = filter_long_prompts(run.records, tok, recipe.data.max_prompt_length,
+                                                     ("prompt", "teacher_prompt", "aux_contexts", "negative_prompt"))
+            dropped.update({k: dropped.get(k, 0) + v for k, v in extra.items()})
+        self._check_record_fields(run, comps)
+
+        self.schedule = Schedule(len(run.records), recipe.training.batch_size, recipe.training.grad_accum,
+                                 acc.num_processes, recipe.training.epochs, recipe.training.seed,
+                                 shuffle=recipe.data.shuffle, max_steps=recipe.training.max_steps)
+        extra = [p for c in comps for p in (c.trainable_parameters() if hasattr(c, "trainable_parameters") else [])]
+        optimizer, scheduler = build_optimizer(model, recipe, self.schedule.total_steps, extra)
+        self.ddp_model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
+        generator = reg.generators.get(recipe.generation.backend)()
+        self.micro = MicroStep(run, self.ddp_model, teacher, self.divergence, comps, generator)
+        self.teacher = teacher
+        self.run = run
+        self.metrics = MetricsLog(self.output_dir, recipe.logging.tensorboard, enabled=acc.is_main_process)
+        return run
+
+    def _component(self, cfg):
+        from unisd.registries import COMPONENT_KINDS
+
+        for attr in COMPONENT_KINDS:
+            reg = getattr(self.host.registries, attr)
+            if cfg.type in reg:
+                return reg.get(cfg.type)(cfg)
+        raise KeyError(cfg.type)
+
+    def _check_record_fields(self, run: Run, comps) -> None:
+        for c in comps:
+            for f in c.requirements().record_fields:
+                missing = [r.get("id", i) for i, r in enumerate(run.records) if r.get(f) in (None, "", [])]
+                if missing:
+                    raise ValueError(f"component {c.name!r} needs record field {f!r}, missing in {len(missing)} "
+                                     f"records (first: {missing[:3]})")
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    def save(self, step: int) -> Path | None:
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return None
+        model = unwrap(self.ddp_model)
+        payload = {
+            "trainable": {n: p.detach().cpu() for n, p in trainable_parameters(model).items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": ckpt.rng_state(),
+            "components": _merge_states(self.host.call("unisd_checkpoint_state", run=self.run)),
+        }
+        meta = {"step": step, "total_steps": self.schedule.total_steps, "recipe": self.recipe.name,
+                "records": len(self.run.records), "bad_steps": self._bad_steps}
+        path = ckpt.save_checkpoint(self.checkpoint_root, step, payload, meta, self.recipe.checkpoint.keep_last)
+        log.info("checkpoint written: %s", path)
+        return path
+
+    def restore(self) -> int:
+        """Restore from ``self.resume`` ('auto' or a path); return the step to continue from."""
+        if not self.resume:
+            return 0
+        path = ckpt.latest_complete(self.checkpoint_root) if self.resume == "auto" else Path(self.resume)
+        if path is None:
+            log.info("no complete checkpoint in %s: starting from scratch", self.checkpoint_root)
+            return 0
+        payload, meta = ckpt.load_checkpoint(path)
+        model = unwrap(self.ddp_model)
+        params = trainable_parameters(model)
+        missing = set(params) - set(payload["trainable"])
+        if missing:
+            raise ckpt.CheckpointError(f"{path}: checkpoint lacks trainable parameters {sorted(missing)[:5]} — recipe changed?")
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(payload["trainable"][n].to(p.device, p.dtype))
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        ckpt.set_rng_state(payload["rng"])
+        self.host.call("unisd_load_checkpoint_state", run=self.run, state=payload.get("components", {}))
+        self._bad_steps = int(meta.get("bad_steps", 0))
+        self.metrics.truncate_after(meta["step"])
+        log.info("resumed from %s (step %d)", path, meta["step"])
+        return int(meta["step"])
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    _bad_steps = 0
+
+    def train(self) -> dict[str, Any]:
+        if not hasattr(self, "run"):
+            self.setup()
+        start = self.restore()
+        self.run.step = start
+        self.host.call("unisd_on_train_start", run=self.run)
+        total = self.schedule.total_steps
+        acc = self.accelerator
+        bar = None
+        if self.recipe.logging.progress_bar and acc.is_main_process:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, initial=start, desc=f"train {self.recipe.name}", unit="step", dynamic_ncols=True)
+        old_handlers = self._install_signal_handlers()
+        last: dict[str, Any] = {}
+        try:
+            for step in range(start, total):
+                t0 = time.perf_counter()
+                last = self.train_step(step)
+                self.run.step = step + 1
+                last["time/step_s"] = time.perf_counter() - t0
+                last["throughput/tokens_per_s"] = last.pop("_tokens") / max(last["time/step_s"], 1e-9)
+                self.host.call("unisd_on_step_end", run=self.run, step=step + 1, metrics=last)
+                if (step + 1) % self.recipe.logging.log_every == 0 or step + 1 == total:
+                    self.metrics.log(step + 1, last)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{last.get('loss/total', float('nan')):.4f}")
+                due = (step + 1) % self.recipe.checkpoint.every_steps == 0
+                if due or step + 1 == total or self._stop_signal is not None:
+                    self.save(step + 1)
+                if self._stop_signal is not None:
+                    log.warning("received signal %d: checkpoint written at step %d, exiting", self._stop_signal, step + 1)
+                    return {"stopped_by_signal": self._stop_signal, "step": step + 1, **last}
+        finally:
+            self._restore_signal_handlers(old_handlers)
+            if bar is not None:
+                bar.close()
+        self.host.call("unisd_on_train_end", run=self.run)
+        self.metrics.close()
+        return {"step": total, **last}
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        acc, model = self.accelerator, self.ddp_model
+        ga = self.recipe.training.grad_accum
+        model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        tokens, bad_terms = 0, []
+        for j in range(ga):
+            g = acc.process_index * ga + j
+            seed = micro_seed(self.recipe.training.seed, step, g)
+            torch.manual_seed(seed)
+            random.seed(seed)
+            rng = torch.Generator().manual_seed(seed)
+            rows = [self.run.records[i] for i in self.schedule.micro_batch(step, g)]
+            ctx = acc.no_sync(model) if j < ga - 1 else _null()
+            with ctx:
+                res = self.micro(rows, step, rng)
+                for name, value in {**res.terms, "total": res.loss}.items():
+                    if not torch.isfinite(value.detach()).all():
+                        bad_terms.append(name)
+                acc.backward(res.loss / ga)
+            tokens += res.tokens
+            for k, v in {**{f"loss/{n}": float(t.detach()) for n, t in res.terms.items()},
+                         "loss/total": float(res.loss.detach()), **res.logs}.items():
+                sums[k] = sums.get(k, 0.0) + v / ga
+        grads_ok = all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        bad = torch.tensor([0.0 if (grads_ok and not bad_terms) else 1.0], device=acc.device)
+        bad = acc.reduce(bad, reduction="sum") if acc.num_processes > 1 else bad
+        metrics: dict[str, Any] = dict(sums)
+        if float(bad) > 0:
+            self.optimizer.zero_grad(set_to_none=True)
+            self._bad_steps += 1
+            what = ", ".join(sorted(set(bad_terms))) or "gradients"
+            log.warning("step %d skipped: non-finite %s (%d consecutive)", step + 1, what, self._bad_steps)
+            metrics["skipped"] = 1.0
+            metrics["skipped_terms"] = what
+            if self._bad_steps >= self.recipe.training.max_bad_steps:
+                self.save(step)
+                raise TrainingStopped(
+                    f"{self._bad_steps} consecutive steps with non-finite {what} (training.max_bad_steps="
+                    f"{self.recipe.training.max_bad_steps}); last good state saved in {self.checkpoint_root}")
+        else:
+            self._bad_steps = 0
+            if self.recipe.optim.max_grad_norm:
+                norm = acc.clip_grad_norm_(model.parameters(), self.recipe.optim.max_grad_norm)
+                metrics["grad_norm"] = float(norm)
+            for c in self.run.components:
+                if hasattr(c, "before_optimizer_step"):
+                    c.before_optimizer_step(unwrap(model), self.run)
+            self.optimizer.step()
+            self.scheduler.step()
+        metrics["lr"] = float(self.scheduler.get_last_lr()[0])
+        metrics["_tokens"] = tokens
+        return metrics
+
+    # -- signals ---------------------------------------------------------------------------------------------
+    def _install_signal_handlers(self):
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None:  # second signal: stop now
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            log.warning("signal %d: finishing the current step, then checkpointing", signum)
+
+        old = {}
+        for s in (signal.SIGTERM, signal.SIGINT):
+            old[s] = signal.signal(s, handler)
+        return old
+
+    def _restore_signal_handlers(self, old) -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for s in states:
+        clash = set(merged) & set(s)
+        if clash:
+            raise ValueError(f"two plugins saved checkpoint state under the same keys: {sorted(clash)}")
+        merged.update(s)
+    return merged
