@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import random
 import re
+import warnings
 from typing import Any, Mapping, Sequence
 
 #: The self-distillation instruction that closes every teacher prompt (§1.2).
@@ -132,7 +133,9 @@ def fix_function_name(code: str, tests: Sequence[str]) -> str:
 def function_signature(code: str, name: str | None = None) -> str:
     """``name(arg1, arg2)`` of the ``def`` called ``name`` (default: the first ``def``) in ``code``."""
     try:
-        tree = ast.parse(code.replace("\r\n", "\n"))
+        with warnings.catch_warnings():  # gold code may hold invalid escapes ("\d" in a str)
+            warnings.simplefilter("ignore")
+            tree = ast.parse(code.replace("\r\n", "\n"))
         defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         top = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         pick = next((n for n in defs if n.name == name), None) if name else None
@@ -315,7 +318,7 @@ def build_aux_context(demos: Sequence[str], student_prompt: str, task: str = "qa
         "They are NOT the task you should solve now.\n"
         f"Do NOT copy {copy_what}. Do NOT mention these examples in your final answer.\n"
     )
-    refs = "\n".join(f"\n### [REFERENCE ONLY #{i}]\n{demo.strip()}\n" for i, demo in enumerate(demos, 1))
+    refs = "".join(f"\n### [REFERENCE ONLY #{i}]\n{demo.strip()}\n" for i, demo in enumerate(demos, 1))
     separator = (
         "\n-----\n"
         "## Task to Solve (ONLY ANSWER THIS TASK)\n"
