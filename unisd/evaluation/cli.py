@@ -1,0 +1,61 @@
+"""``unisd eval``: load a model (dir, hub id, alias, adapter or run directory) and evaluate it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from unisd.evaluation.tasks import describe_tasks, resolve_tasks
+
+
+def _default_output(model: str) -> Path:
+    path = Path(model).expanduser()
+    if path.is_dir() and ((path / "recipe.yaml").is_file() or (path / "final").is_dir()):
+        return path / "eval"  # a run directory keeps its evaluation inside
+    return Path("eval-results") / Path(model.rstrip("/")).name
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Entry point of ``unisd eval`` (parser in :mod:`unisd.cli.eval_cmd`)."""
+    if getattr(args, "list_tasks", False):
+        print(describe_tasks())
+        return 0
+    if not getattr(args, "model", None):
+        print("error: --model is required (a model directory, hub id, run directory or 'smollm2-135m-instruct')",
+              file=sys.stderr)
+        return 2
+    try:
+        tasks = resolve_tasks(args.tasks)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from unisd.evaluation.loading import load_for_eval, resolve_model_source
+    from unisd.evaluation.runner import evaluate_model
+    from unisd.models.errors import ModelLoadError
+
+    try:
+        source = resolve_model_source(args.model)
+        model, tokenizer = load_for_eval(source)
+    except (ValueError, ModelLoadError, OSError) as exc:
+        print(f"error: cannot load model {args.model!r}: {exc}", file=sys.stderr)
+        return 2
+    max_gen = getattr(args, "max_gen_toks", None) or os.environ.get("UNISD_EVAL_MAX_GEN_TOKS")
+    output_dir = Path(args.output_dir) if args.output_dir else _default_output(args.model)
+    try:
+        report = evaluate_model(
+            model, tokenizer, tasks, limit=args.limit, data_dir=args.data_dir, output_dir=output_dir,
+            batch_size=args.batch_size, seed=args.seed, max_gen_toks=int(max_gen) if max_gen else None,
+            log_samples=bool(getattr(args, "log_samples", False)), model_name=source.describe(),
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print((output_dir / "results.md").read_text(encoding="utf-8"))
+    print(f"wrote {output_dir / 'results.json'} and {output_dir / 'results.md'}")
+    if not report["summary"]:
+        print("error: no task could be evaluated (see 'data unavailable' above)", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,135 @@
+"""In-process evaluation of a loaded model through lm-eval-harness (no reloading after training)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+from unisd.evaluation.report import breakdown, results_markdown, summarize
+from unisd.evaluation.tasks import TASK_DIR, TASKS, resolve_tasks
+from unisd.evaluation.tasks.sources import DataUnavailable, load_docs
+
+log = logging.getLogger("unisd.eval")
+
+#: benchmarks whose documents must never be written to disk in plain text.
+NO_PLAINTEXT = {"gpqa"}
+
+
+def available_tasks(tasks: Iterable[str], data_dir: str | Path | None) -> tuple[list[str], dict[str, str]]:
+    """Split task names into those whose data loads and ``{task: reason}`` for the others."""
+    ok, skipped = [], {}
+    for task in tasks:
+        try:
+            load_docs(TASKS[task], data_dir)
+            ok.append(task)
+        except DataUnavailable as exc:
+            skipped[task] = str(exc)
+            log.warning("skipping %s: %s", task, exc)
+    return ok, skipped
+
+
+def _quiet_lm_eval() -> None:
+    for name in ("lm_eval", "lm-eval", "lm_eval.api.task", "lm_eval.tasks", "lm_eval.evaluator"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _make_lm(model: Any, tokenizer: Any, batch_size: int, max_gen_toks: int | None):
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    if max_gen_toks is not None and max_gen_toks >= lm.max_length:
+        raise ValueError(f"max_gen_toks={max_gen_toks} must be below the model's context length {lm.max_length}")
+    return lm
+
+
+def evaluate_model(
+    model: Any,
+    tokenizer: Any,
+    tasks: str | Iterable[str] = "unisd-six",
+    limit: int | None = None,
+    data_dir: str | Path | None = None,
+    output_dir: str | Path | None = None,
+    *,
+    batch_size: int = 8,
+    seed: int = 42,
+    max_gen_toks: int | None = None,
+    code_timeout_s: float = 10.0,
+    log_samples: bool = False,
+    model_name: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate an in-memory HF model on UniSD tasks; optionally write ``results.json``/``results.md``.
+
+    ``max_gen_toks`` overrides the tasks' 1024; left unset with a model context of at most 1088
+    tokens, half the context is used. Tasks whose data cannot be loaded are skipped and reported.
+    Returns ``{"summary", "breakdown", "skipped", "lm_eval"}`` (lm-eval's results, without samples).
+    """
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from unisd.evaluation.tasks import hooks
+
+    _quiet_lm_eval()
+    names, skipped = available_tasks(resolve_tasks(tasks), data_dir)
+    summary: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    if names:
+        data = str(Path(data_dir).expanduser().resolve()) if data_dir else None
+        manager = TaskManager(include_defaults=False, include_path=str(TASK_DIR), metadata={"data_dir": data})
+        lm = _make_lm(model, tokenizer, batch_size, max_gen_toks)
+        gen_tokens = max_gen_toks
+        if gen_tokens is None and lm.max_length <= 1024 + 64:
+            gen_tokens = lm.max_length // 2
+            log.warning("context length %d is short: generating at most %d tokens", lm.max_length, gen_tokens)
+        hooks.CODE_TIMEOUT_S = code_timeout_s
+        was_training = getattr(model, "training", False)
+        model.eval()
+        try:
+            raw = lm_eval.simple_evaluate(
+                model=lm, tasks=names, task_manager=manager, limit=limit,
+                apply_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+                gen_kwargs={"max_gen_toks": gen_tokens} if gen_tokens else None,
+                log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+                fewshot_random_seed=seed, bootstrap_iters=1000,
+            ) or {}
+        finally:
+            if was_training:
+                model.train()
+        samples = raw.pop("samples", {}) or {}
+        summary, details = summarize(raw), breakdown(samples)
+        if log_samples and output_dir:
+            _write_samples(Path(output_dir), samples)
+    report = {"summary": summary, "breakdown": details, "skipped": skipped, "lm_eval": raw,
+              "model": model_name or getattr(getattr(model, "config", None), "_name_or_path", ""),
+              "limit": limit, "data_dir": str(data_dir) if data_dir else None}
+    if output_dir:
+        write_report(report, Path(output_dir))
+    return report
+
+
+def _write_samples(out: Path, samples: dict[str, list[dict[str, Any]]]) -> None:
+    """Per-task generations as JSONL (GPQA excluded: its questions must stay out of plain text)."""
+    from lm_eval.utils import handle_non_serializable
+
+    out.mkdir(parents=True, exist_ok=True)
+    for task, rows in samples.items():
+        if TASKS.get(task) in NO_PLAINTEXT:
+            continue
+        with open(out / f"samples_{task}.jsonl", "w", encoding="utf-8") as fh:
+            for s in rows:
+                fh.write(json.dumps(s, default=handle_non_serializable, ensure_ascii=False) + "\n")
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    """``results.json`` (lm-eval's JSON plus a ``unisd`` section) and ``results.md``."""
+    from lm_eval.utils import handle_non_serializable
+
+    out.mkdir(parents=True, exist_ok=True)
+    payload = dict(report.get("lm_eval") or {})
+    payload["unisd"] = {k: report[k] for k in ("summary", "breakdown", "skipped", "model", "limit", "data_dir")}
+    (out / "results.json").write_text(json.dumps(payload, indent=2, default=handle_non_serializable), encoding="utf-8")
+    title = f"Evaluation of {report.get('model') or 'model'}" + (f" (limit {report['limit']})" if report.get("limit") else "")
+    (out / "results.md").write_text(results_markdown(report["summary"], report["skipped"], report["breakdown"], title),
+                                    encoding="utf-8")
