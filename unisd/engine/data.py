@@ -15,10 +15,16 @@ log = logging.getLogger("unisd.data")
 PROMPT_FIELDS = ("prompt", "teacher_prompt")
 
 
-def load_records(recipe, registries) -> tuple[Any, list[dict[str, Any]]]:
-    """Instantiate the dataset adapter of ``recipe.data.dataset`` and return (adapter, records)."""
+def load_records(recipe, registries, rejects_path=None) -> tuple[Any, list[dict[str, Any]]]:
+    """Instantiate the dataset adapter of ``recipe.data.dataset`` and return (adapter, records).
+
+    Malformed records stop the run, or with ``data.on_bad_record: skip`` go to ``rejects_path``
+    (counted and logged, never dropped silently).
+    """
     cfg = recipe.data.dataset
     adapter = registries.datasets.get(cfg.type)(cfg)
+    adapter.on_bad_record = recipe.data.on_bad_record
+    adapter.rejects_path = rejects_path
     records = list(adapter.load())
     if not records:
         raise ValueError(f"dataset {cfg.type!r} produced no records (config: {cfg.model_dump(exclude_none=True)})")

@@ -71,7 +71,7 @@ class Trainer:
         model = build_student(model, recipe).to(acc.device)
         reg = self.host.registries
         run = Run(recipe=recipe, model=model, tokenizer=tok, accelerator=acc, output_dir=self.output_dir, host=self.host)
-        run.dataset_adapter, records = load_records(recipe, reg)
+        run.dataset_adapter, records = load_records(recipe, reg, self.output_dir / "rejects.jsonl")
         records, dropped = filter_long_prompts(records, tok, recipe.data.max_prompt_length)
         if not records:
             raise ValueError(f"every record exceeds data.max_prompt_length={recipe.data.max_prompt_length} tokens ({dropped})")
@@ -79,6 +79,9 @@ class Trainer:
             random.Random(recipe.training.seed).shuffle(records)
         if recipe.data.max_samples:
             records = records[: recipe.data.max_samples]
+        per_step = recipe.training.batch_size * recipe.training.grad_accum * acc.num_processes
+        if recipe.training.max_steps and recipe.training.max_steps * per_step < len(records):
+            records = records[: recipe.training.max_steps * per_step]  # only what the run will visit
         run.records = records
         run.extras["dropped_long_prompts"] = dropped
 

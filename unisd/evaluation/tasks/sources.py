@@ -10,6 +10,9 @@ the layout of the project's shared data folder (official upstream file names)::
     humaneval/HumanEval.jsonl.gz (or .jsonl)
     cose/v1.11/cose_dev_v1.11.jsonl + commonsenseqa*/{train,dev}_rand_split.jsonl (joined by id)
     toolalpaca/eval_real.json + toolalpaca/eval_simulated.json
+
+Local ToolAlpaca prompts are built with the training adapter's ``react_prompt`` (the official
+eval files ship no prompt), so train and eval prompts share one ReAct format.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from unisd_plugins.datasets import prompts
+from unisd_plugins.datasets.toolalpaca import api_tools, react_prompt
 
 SEED = 42
 
@@ -184,43 +188,17 @@ def humaneval(data_dir: Path | None) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ ToolAlpaca
 
 
-def toolalpaca_react_prompt(documentation: str, tool_names: Iterable[str], instruction: str) -> str:
-    """A ReAct prompt (API documentation + format, ending ``Begin!``) for local ToolAlpaca files.
-
-    The hub dataset ships its own ``prompt`` field; the official eval files do not, so this
-    builds one with the same structure.
-    """
-    names = ", ".join(tool_names)
-    return (
-        "Answer the user's question with the help of the tools below. The user cannot see the tools "
-        "or how you use them, so put everything they need in the Final Answer. Never invent "
-        "information.\n\n"
-        f"You can use these tools:\n{documentation.strip()}\n\n"
-        "Use the following format:\n\n"
-        "Question: the question you must answer\n"
-        "Thought: what you should do next\n"
-        f"Action: the tool to use, one of [{names}]\n"
-        "Action Input: the tool's input as a JSON object, with values taken from the question\n"
-        "Observation: the tool's result\n"
-        "... (Thought/Action/Action Input/Observation may repeat several times)\n"
-        "Thought: I now know the final answer\n"
-        "Final Answer: the answer to the original question\n\n"
-        "Begin!\n\n"
-        f"Question: {instruction.strip()}"
-    )
-
-
 def _tool_local(data_dir: Path) -> list[dict[str, Any]]:
     base = data_dir / "toolalpaca"
     docs = []
     for source in ("real", "simulated"):
         apis = json.loads(_need(base / f"eval_{source}.json", "toolalpaca").read_text(encoding="utf-8"))
         for api in apis:
-            names = list(api.get("Function_Projection") or api.get("Function_Description") or {})
+            tools = api_tools(api)
             for j, (instruction, golden) in enumerate(zip(api["Instructions"], api["Golden_Answers"])):
                 docs.append({"id": f"{source}/{api['Name']}/{j}", "dataset": "toolalpaca", "source": source,
                              "api": api["Name"], "instruction": instruction, "golden": json.dumps(golden),
-                             "prompt": toolalpaca_react_prompt(api.get("NLDocumentation", ""), names, instruction)})
+                             "prompt": prompts.toolalpaca_student_prompt(react_prompt(tools, instruction))})
     return docs
 
 
@@ -228,9 +206,10 @@ def _tool_hub() -> list[dict[str, Any]]:
     docs = []
     for i, r in enumerate(_hub_rows("toolalpaca")):
         golden = r.get("golden_answer", r.get("Golden_Answers", r.get("golden_response")))
-        prompt = r.get("prompt") or toolalpaca_react_prompt(r.get("NLDocumentation", ""), [], r.get("instruction", ""))
+        prompt = r.get("prompt") or ""
         if isinstance(prompt, list):  # chat-format prompt
             prompt = next((m.get("content", "") for m in prompt if m.get("role") == "user"), "")
+        prompt = prompts.toolalpaca_student_prompt(str(prompt))
         docs.append({"id": str(r.get("id", i)), "dataset": "toolalpaca", "source": "hub", "api": str(r.get("api_name", "")),
                      "instruction": str(r.get("instruction", "")),
                      "golden": golden if isinstance(golden, str) else json.dumps(golden), "prompt": prompt})

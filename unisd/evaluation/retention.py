@@ -1,0 +1,197 @@
+"""Retention and fit metrics (spec §5.3): teacher-forced, batched, fp32 log-softmax.
+
+- gold-completion fit: PPL of the gold completion under a model;
+- base-distribution retention (PPLret): log p_base of the trained model's completions,
+  PPL = mean over examples of exp(−mean_t log p);
+- per-token symmetric JSD(p_base, p_ft) (½KL(p‖m) + ½KL(q‖m), m = mean; ≤ log 2), averaged over the
+  completion, then over examples;
+- reverse versions on base-model completions, and paired statistics against a reference run (SFT).
+
+Prompts are rendered with the chat template (one user turn + generation prompt) and front-truncated
+to ``max_prompt_tokens``; completions are never truncated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+@dataclass
+class Scored:
+    """Per-example results of one teacher-forced pass."""
+
+    mean_logp: list[float]  # per example, over completion tokens (model A)
+    jsd: list[float] | None = None  # per example mean JSD(A, B), when a second model was given
+    mean_logp_b: list[float] | None = None
+
+
+def _encode_prompt(tokenizer: Any, prompt: str, chat: bool) -> list[int]:
+    if chat and getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return list(ids)
+    return tokenizer(prompt, add_special_tokens=True)["input_ids"]
+
+
+def _batches(prompts: Sequence[str], completions: Sequence[str], tokenizer: Any, batch_size: int,
+             max_prompt_tokens: int | None, chat: bool):
+    for start in range(0, len(prompts), batch_size):
+        seqs, spans = [], []
+        for p, c in zip(prompts[start:start + batch_size], completions[start:start + batch_size]):
+            p_ids = _encode_prompt(tokenizer, p, chat)
+            if max_prompt_tokens:
+                p_ids = p_ids[-max_prompt_tokens:]
+            c_ids = tokenizer(c, add_special_tokens=False)["input_ids"]
+            seqs.append(p_ids + c_ids)
+            spans.append((len(p_ids), len(c_ids)))
+        width = max(len(s) for s in seqs)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):  # right padding: positions of real tokens start at 0
+            ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[i, : len(s)] = 1
+        yield ids, mask, spans
+
+
+def _completion_logps(model: Any, ids: torch.Tensor, mask: torch.Tensor, spans: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """Per example: fp32 log-softmax rows [T_c, V] predicting each completion token."""
+    device = next(model.parameters()).device
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    rows = []
+    for i, (p_len, c_len) in enumerate(spans):
+        if c_len == 0:
+            rows.append(torch.empty(0, logits.shape[-1]))
+            continue
+        rows.append(F.log_softmax(logits[i, p_len - 1: p_len - 1 + c_len].float(), dim=-1).cpu())
+    return rows
+
+
+def token_jsd(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    """Symmetric Jensen–Shannon divergence per row of two log-distributions (fp32, in nats)."""
+    logp, logq = logp.float(), logq.float()
+    logm = torch.logsumexp(torch.stack([logp, logq]), dim=0) - math.log(2.0)
+    kl_pm = (logp.exp() * (logp - logm)).sum(-1)
+    kl_qm = (logq.exp() * (logq - logm)).sum(-1)
+    return (0.5 * (kl_pm + kl_qm)).clamp(min=0.0, max=math.log(2.0))
+
+
+@torch.no_grad()
+def score_completions(model: Any, tokenizer: Any, prompts: Sequence[str], completions: Sequence[str],
+                      other: Any | None = None, *, batch_size: int = 2, max_prompt_tokens: int | None = None,
+                      chat: bool = True) -> Scored:
+    """Mean log p_model(completion | prompt) per example; with ``other``, also JSD and its log p."""
+    if len(prompts) != len(completions):
+        raise ValueError("prompts and completions must have the same length")
+    out = Scored([], [] if other is not None else None, [] if other is not None else None)
+    for ids, mask, spans in _batches(prompts, completions, tokenizer, batch_size, max_prompt_tokens, chat):
+        rows_a = _completion_logps(model, ids, mask, spans)
+        rows_b = _completion_logps(other, ids, mask, spans) if other is not None else None
+        for i, (p_len, c_len) in enumerate(spans):
+            target = ids[i, p_len: p_len + c_len]
+            lp = rows_a[i].gather(-1, target[:, None]).squeeze(-1) if c_len else torch.empty(0)
+            out.mean_logp.append(float(lp.mean()) if c_len else float("nan"))
+            if rows_b is not None:
+                lq = rows_b[i].gather(-1, target[:, None]).squeeze(-1) if c_len else torch.empty(0)
+                out.mean_logp_b.append(float(lq.mean()) if c_len else float("nan"))  # type: ignore[union-attr]
+                out.jsd.append(float(token_jsd(rows_a[i], rows_b[i]).mean()) if c_len else float("nan"))  # type: ignore[union-attr]
+    return out
+
+
+def _clean(values: Sequence[float]) -> list[float]:
+    return [v for v in values if not math.isnan(v)]
+
+
+def logp_stats(mean_logps: Sequence[float]) -> dict[str, float]:
+    """Mean, std and quantiles of per-example mean log-probs, and PPL = mean_i exp(−mean log p_i)."""
+    vals = _clean(mean_logps)
+    if not vals:
+        return {"n": 0}
+    t = torch.tensor(vals, dtype=torch.float64)
+    stats = {"n": len(vals), "mean_logp": float(t.mean()), "std_logp": float(t.std(unbiased=False)),
+             "ppl": float(torch.exp(-t).mean())}
+    stats.update({f"q{int(q * 100)}": float(torch.quantile(t, q)) for q in QUANTILES})
+    return stats
+
+
+def jsd_stats(values: Sequence[float]) -> dict[str, float]:
+    vals = _clean(values)
+    if not vals:
+        return {"n": 0}
+    t = torch.tensor(vals, dtype=torch.float64)
+    return {"n": len(vals), "mean": float(t.mean()), "std": float(t.std(unbiased=False)), "max": float(t.max())}
+
+
+def retention_report(model: Any, base_model: Any, tokenizer: Any, prompts: Sequence[str], completions: Sequence[str],
+                     gold: Sequence[str] | None = None, *, base_completions: Sequence[str] | None = None,
+                     batch_size: int = 2, max_prompt_tokens: int | None = None, chat: bool = True) -> dict[str, Any]:
+    """Fit and retention of a trained ``model`` relative to ``base_model`` (same tokenizer).
+
+    ``completions`` are the trained model's outputs for ``prompts``; ``gold`` the reference
+    completions (gold fit, under the trained and the base model); ``base_completions`` the base
+    model's outputs (reverse retention: log p_model(y_base | x) and JSD on y_base).
+    """
+    kw = {"batch_size": batch_size, "max_prompt_tokens": max_prompt_tokens, "chat": chat}
+    fwd = score_completions(base_model, tokenizer, prompts, completions, other=model, **kw)
+    report: dict[str, Any] = {
+        "n": len(prompts),
+        "retention": logp_stats(fwd.mean_logp),
+        "jsd": jsd_stats(fwd.jsd or []),
+        "per_example": {"base_logp_of_model_completion": fwd.mean_logp, "jsd": fwd.jsd},
+    }
+    if gold is not None:
+        fit = score_completions(model, tokenizer, prompts, gold, other=base_model, **kw)
+        fit_base = logp_stats(fit.mean_logp_b or [])
+        report["gold_fit"] = logp_stats(fit.mean_logp)
+        report["gold_fit_base"] = fit_base
+        report["per_example"]["model_logp_of_gold"] = fit.mean_logp
+    if base_completions is not None:
+        rev = score_completions(model, tokenizer, prompts, base_completions, other=base_model, **kw)
+        report["reverse_retention"] = logp_stats(rev.mean_logp)
+        report["reverse_jsd"] = jsd_stats(rev.jsd or [])
+        report["per_example"]["model_logp_of_base_completion"] = rev.mean_logp
+    return report
+
+
+def paired_stats(method: dict[str, Any], reference: dict[str, Any]) -> dict[str, float]:
+    """Per-example comparison of two reports on the same prompts (e.g. a UniSD run vs SFT).
+
+    ``jsd_lower_pct``: % of samples whose JSD to the base is lower than the reference's;
+    ``base_logp_higher_pct``: % of samples where the base gives the method's completion a higher
+    mean log-prob than the reference's completion.
+    """
+    def pct(a: Sequence[float] | None, b: Sequence[float] | None, lower: bool) -> float:
+        pairs = [(x, y) for x, y in zip(a or [], b or []) if not (math.isnan(x) or math.isnan(y))]
+        if not pairs:
+            return float("nan")
+        return 100.0 * sum((x < y) if lower else (x > y) for x, y in pairs) / len(pairs)
+
+    m, r = method["per_example"], reference["per_example"]
+    return {"jsd_lower_pct": pct(m.get("jsd"), r.get("jsd"), lower=True),
+            "base_logp_higher_pct": pct(m.get("base_logp_of_model_completion"), r.get("base_logp_of_model_completion"), lower=False)}
+
+
+@torch.no_grad()
+def generate_completions(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int = 256,
+                         batch_size: int = 4, chat: bool = True) -> list[str]:
+    """Greedy completions (left padding), for retention when no completions were saved."""
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    outs: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        enc = [_encode_prompt(tokenizer, p, chat) for p in prompts[start:start + batch_size]]
+        width = max(map(len, enc))
+        ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], dtype=torch.long, device=device)
+        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc], dtype=torch.long, device=device)
+        gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=pad)
+        outs += tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
+    return outs
