@@ -195,3 +195,29 @@ def generate_completions(model: Any, tokenizer: Any, prompts: Sequence[str], *, 
                              pad_token_id=pad)
         outs += tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
     return outs
+
+
+def retention_for_tasks(model: Any, base_model: Any, tokenizer: Any, tasks: str | Sequence[str] = "unisd-six",
+                        data_dir: str | None = None, limit: int | None = 50, *, max_new_tokens: int = 256,
+                        batch_size: int = 2, max_prompt_tokens: int | None = 2048) -> dict[str, Any]:
+    """:func:`retention_report` per benchmark: greedy completions of both models on the first
+    ``limit`` test prompts, gold = the SFT-style gold completion. Per-example lists are kept."""
+    from unisd.evaluation.tasks import TASKS, resolve_tasks
+    from unisd.evaluation.tasks.sources import DataUnavailable, gold_completion, load_docs
+
+    out: dict[str, Any] = {}
+    for task in resolve_tasks(tasks):
+        if task.endswith("_mc"):
+            continue
+        try:
+            docs = load_docs(TASKS[task], data_dir)[:limit]
+        except DataUnavailable as exc:
+            out[task] = {"skipped": str(exc)}
+            continue
+        prompts = [d["prompt"] for d in docs]
+        gen = {"max_new_tokens": max_new_tokens, "batch_size": batch_size}
+        ys = generate_completions(model, tokenizer, prompts, **gen)
+        ys_base = generate_completions(base_model, tokenizer, prompts, **gen)
+        out[task] = retention_report(model, base_model, tokenizer, prompts, ys, [gold_completion(d) for d in docs],
+                                     base_completions=ys_base, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens)
+    return out

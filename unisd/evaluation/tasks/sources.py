@@ -72,12 +72,12 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _mcqa_doc(dataset: str, index: int, doc_id: str, question: str, choices: list[str], correct: int,
-              context: str = "", domain: str = "", seed: int = SEED) -> dict[str, Any]:
+              context: str = "", domain: str = "", explanation: str = "", seed: int = SEED) -> dict[str, Any]:
     options, gold = prompts.shuffle_options(choices, correct, seed, index)
     return {
         "id": doc_id, "dataset": dataset, "question": question, "context": context or "",
         "options": list(options.values()), "letters": "".join(options), "gold": gold,
-        "gold_index": "".join(options).index(gold), "domain": domain or "",
+        "gold_index": "".join(options).index(gold), "domain": domain or "", "explanation": explanation or "",
         "prompt": prompts.mcqa_student_prompt(question, options, context or None),
     }
 
@@ -95,7 +95,7 @@ def scienceqa(data_dir: Path | None) -> list[dict[str, Any]]:
     rows = [r for r in rows if r.get("image") in (None, "")]
     return [
         _mcqa_doc("scienceqa", i, str(r.get("pid", i)), r["question"], [str(c) for c in r["choices"]],
-                  int(r["answer"]), (r.get("lecture") or "").strip(), r.get("subject", ""))
+                  int(r["answer"]), (r.get("lecture") or "").strip(), r.get("subject", ""), r.get("solution") or "")
         for i, r in enumerate(rows)
     ]
 
@@ -111,7 +111,8 @@ def gpqa(data_dir: Path | None) -> list[dict[str, Any]]:
     for i, r in enumerate(rows):
         choices = [r["Correct Answer"], r["Incorrect Answer 1"], r["Incorrect Answer 2"], r["Incorrect Answer 3"]]
         docs.append(_mcqa_doc("gpqa", i, str(r.get("Record ID") or i), r["Question"].strip(),
-                              [c.strip() for c in choices], 0, "", r.get("High-level domain", "")))
+                              [c.strip() for c in choices], 0, "", r.get("High-level domain", ""),
+                              (r.get("Explanation") or "").strip()))
     return docs
 
 
@@ -132,7 +133,8 @@ def cose(data_dir: Path | None) -> list[dict[str, Any]]:
     if data_dir is None:
         for r in _hub_rows("cose"):
             rows.append({"id": r["id"], "question": r["question"], "choices": list(r["choices"]),
-                         "correct": list(r["choices"]).index(r["answer"])})
+                         "correct": list(r["choices"]).index(r["answer"]),
+                         "explanation": r.get("abstractive_explanation") or ""})
     else:
         dev = _jsonl(_need(data_dir / "cose" / "v1.11" / "cose_dev_v1.11.jsonl", "cose"))
         questions = _cqa_questions(data_dir)
@@ -145,10 +147,12 @@ def cose(data_dir: Path | None) -> list[dict[str, Any]]:
             labels = [c["label"] for c in q["question"]["choices"]]
             rows.append({"id": r["id"], "question": q["question"]["stem"],
                          "choices": [c["text"] for c in q["question"]["choices"]],
-                         "correct": labels.index(q["answerKey"])})
+                         "correct": labels.index(q["answerKey"]),
+                         "explanation": ((r.get("explanation") or {}).get("open-ended") or "")})
         if not rows:
             raise DataUnavailable("cose: no CoS-E v1.11 dev id has a CommonsenseQA question locally")
-    return [_mcqa_doc("cose", i, str(r["id"]), r["question"], r["choices"], r["correct"]) for i, r in enumerate(rows)]
+    return [_mcqa_doc("cose", i, str(r["id"]), r["question"], r["choices"], r["correct"], explanation=r["explanation"])
+            for i, r in enumerate(rows)]
 
 
 # ------------------------------------------------------------------------------------------ code
@@ -219,6 +223,21 @@ def _tool_hub() -> list[dict[str, Any]]:
 def toolalpaca(data_dir: Path | None) -> list[dict[str, Any]]:
     """ToolAlpaca test; locally the official eval_real + eval_simulated files (214 instructions)."""
     return _tool_hub() if data_dir is None else _tool_local(data_dir)
+
+
+# ------------------------------------------------------------------------------------------ gold
+
+
+def gold_completion(doc: dict[str, Any]) -> str:
+    """The gold (SFT-style) completion of a document, for gold-completion fit."""
+    if "letters" in doc:
+        return prompts.sft_gold_mcqa(doc["gold"], doc.get("explanation") or None)
+    if "gold_code" in doc:
+        return prompts.sft_gold_code(doc["gold_code"])
+    from unisd.evaluation.metrics import gold_calls
+
+    steps = [f"Action: {c.action}\nAction Input: {json.dumps(c.args, ensure_ascii=False)}" for c in gold_calls(doc["golden"])]
+    return prompts.sft_gold_tool(steps)
 
 
 # ------------------------------------------------------------------------------------------ registry

@@ -1,0 +1,110 @@
+"""Answer extraction and scoring rules on crafted model outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from unisd.evaluation import metrics as M
+
+
+@pytest.mark.parametrize("text, n, letter, rule", [
+    ("Reasoning: plants need light.\nAnswer: B", 4, "B", "answer_line"),
+    ("**Answer:** (C)", 4, "C", "answer_line"),
+    ("Answer: E\nthe answer is B", 4, "B", "answer_is"),  # E is not valid with 4 options
+    ("I think the answer is (D).", 4, "D", "answer_is"),
+    ("Final ANSWER: A because ...", 4, "A", "answer_colon"),
+    ("B. It conducts heat", 3, "B", "letter_line"),
+    ("(C) fits best", 3, "C", "letter_line"),
+    ("Options A and B are wrong, so C", 3, "C", "last_letter"),
+    ("no letter at all", 4, None, None),
+    ("the answer is a dog", 4, None, None),  # lowercase letters never count
+    ("Answer: D", 3, None, None),  # out of range and nothing else
+])
+def test_mcqa_extraction_order(text: str, n: int, letter: str | None, rule: str | None) -> None:
+    assert M.extract_mcqa_letter(text, n) == (letter, rule)
+
+
+def test_mcqa_first_answer_line_wins() -> None:
+    assert M.extract_mcqa_letter("Answer: A\nAnswer: B", 4) == ("A", "answer_line")
+
+
+def test_mcqa_scores() -> None:
+    assert M.mcqa_scores("Answer: B", "B", 4) == {"acc": 1.0, "extracted": 1.0}
+    assert M.mcqa_scores("Answer: C", "B", 4) == {"acc": 0.0, "extracted": 1.0}
+    assert M.mcqa_scores("hmm", "B", 4) == {"acc": 0.0, "extracted": 0.0}
+
+
+def test_code_extraction_precedence() -> None:
+    assert M.extract_code('{"code": "def f():\\n    return 1"}') == "def f():\n    return 1"
+    assert M.extract_code('```json\n{"code": "x = 1"}\n```\n```python\ny = 2\n```') == "x = 1"
+    assert M.extract_code("```\nplain = 1\n```\ntext\n```python\nreal = 2\n```") == "real = 2\n"
+    assert M.extract_code("intro\n```py\na = 1\n```") == "a = 1\n"
+    assert M.extract_code("```\nfirst = 1\n```\n```\nsecond = 2\n```") == "first = 1\n"
+    assert M.extract_code("```python\nunterminated = 1\n") == "unterminated = 1\n"
+    assert M.extract_code("def raw():\n    pass") == "def raw():\n    pass"
+
+
+def test_program_composition() -> None:
+    prog = M.mbpp_program("def sq(x):\n    return x * x", ["assert sq(3) == 9"], ["import math"], "setup = 1")
+    assert prog.index("import math") < prog.index("def sq") < prog.index("setup = 1") < prog.index("assert sq")
+    he = M.humaneval_program("    return 1\n", "def check(f):\n    assert f() == 1", "one", "def one():\n")
+    assert he.startswith("def one():\n    return 1") and he.rstrip().endswith("check(one)")
+    assert not M.humaneval_program("def one():\n    return 1", "", "one", "PROMPT").startswith("PROMPT")
+
+
+def test_code_pass_at_1_runs_in_sandbox() -> None:
+    good = M.mbpp_program("def sq(x):\n    return x * x", ["assert sq(3) == 9", "assert sq(0) == 0"])
+    bad = M.mbpp_program("def sq(x):\n    return x + x", ["assert sq(3) == 9"])
+    loop = M.mbpp_program("def sq(x):\n    while True:\n        pass", ["assert sq(3) == 9"])
+    assert M.code_pass_at_1([good, bad, loop], timeout_s=2) == [1.0, 0.0, 0.0]
+
+
+REACT = """Thought: I need the holidays.
+Action: PublicHolidays
+Action Input: {"year": 2024, "countryCode": "US"}
+Observation: [...]
+Thought: now the long weekends
+Action: `LongWeekend`
+Action Input: ```json
+{"year": "2024", "countryCode": "GB"}
+```
+Observation: ...
+Final Answer: done
+Action: Ignored
+"""
+GOLD = [{"Action": "PublicHolidays", "Action_Input": '{"year": 2024, "countryCode": "US"}'},
+        {"Action": "LongWeekend", "Action_Input": '{"year": 2024, "countryCode": "US"}'}]
+
+
+def test_react_parsing() -> None:
+    calls = M.parse_react_calls(REACT)
+    assert [c.action for c in calls] == ["PublicHolidays", "LongWeekend"]
+    assert calls[0].args == {"year": 2024, "countryCode": "US"} and calls[1].args == {"year": "2024", "countryCode": "GB"}
+
+
+def test_tool_scores_partial_arguments() -> None:
+    s = M.tool_scores(REACT, GOLD)
+    assert s["action_acc"] == 1.0 and s["arg_acc"] == pytest.approx(0.75) and s["full_acc"] == 0.0 and s["parsed"] == 1.0
+
+
+def test_tool_scores_exact_and_mismatch() -> None:
+    exact = "Action: PublicHolidays\nAction Input: {\"year\": \"2024\", \"countryCode\": \"US\"}"
+    assert M.tool_scores(exact, GOLD[:1]) == {"action_acc": 1.0, "arg_acc": 1.0, "full_acc": 1.0, "parsed": 1.0}
+    assert M.tool_scores(exact, GOLD)["arg_acc"] == 0.0  # call counts differ
+    assert M.tool_scores("Action: Other\nAction Input: {}", GOLD[:1])["action_acc"] == 0.0
+    assert M.tool_scores("Final Answer: nothing to do", [])["full_acc"] == 1.0
+
+
+def test_tool_empty_gold_arguments() -> None:
+    gold = [{"Action": "getRandom", "Action_Input": "{}"}]
+    assert M.tool_scores("Action: getRandom\nAction Input: {}", gold)["full_acc"] == 1.0
+    assert M.tool_scores('Action: getRandom\nAction Input: {"x": 1}', gold)["arg_acc"] == 0.0
+    only_empty = [{"Action": "search", "Action_Input": '{"color": "wild", "gender": ""}'}]
+    assert M.tool_scores('Action: search\nAction Input: {"color": "wild"}', only_empty)["full_acc"] == 1.0
+
+
+def test_gold_calls_formats() -> None:
+    assert [c.action for c in M.gold_calls('[{"Action": "a", "Action_Input": "{}"}]')] == ["a"]
+    assert M.gold_calls("Action: b\nAction Input: {\"k\": 1}")[0].args == {"k": 1}
+    args, ok = M.parse_action_input("not json")
+    assert args == {} and not ok
