@@ -1,0 +1,20 @@
+"""unisd-example-mad: a third-party UniSD plugin.
+
+It adds one disagreement measure, ``agreement_mad``, and one recipe, ``unisd-mad``. Registration is
+lazy: ``"module:Class"`` strings are imported only when a recipe uses the measure, so installing the
+plugin costs nothing at start-up.
+"""
+
+from pathlib import Path
+
+from unisd import hookimpl
+
+RECIPE = Path(__file__).with_name("unisd-mad.yaml")
+
+
+@hookimpl
+def unisd_register(registry):
+    registry.disagreements.add(
+        "agreement_mad", "unisd_example_mad.measure:MADAgreement",
+        description="agreement weights from the mean absolute deviation of the K context log-probs")
+    registry.recipes.add("unisd-mad", RECIPE, description="vanilla SD + MAD agreement (example plugin)")
