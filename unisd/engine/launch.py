@@ -81,12 +81,20 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
 def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: bool = False,
           model=None, tokenizer=None) -> dict[str, Any]:
     """Train ``recipe`` into ``output_dir``; returns the summary (also written to summary.json)."""
-    from unisd.engine.export import save_final
     from unisd.engine.trainer import Trainer
 
     output_dir = Path(output_dir)
     prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite)
     trainer = Trainer(recipe, output_dir, resume=resume, model=model, tokenizer=tokenizer)
+    try:
+        return _train(trainer, recipe, output_dir)
+    finally:
+        trainer.close()
+
+
+def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
+    from unisd.engine.export import save_final
+
     trainer.setup()
     t0 = time.time()
     result = trainer.train()

@@ -54,6 +54,14 @@ class Trainer:
         self.accelerator = Accelerator(mixed_precision=recipe.precision.mixed_precision)
         self._given = (model, tokenizer)
         self._stop_signal: int | None = None
+        self._registered: list[str] = []
+
+    def close(self) -> None:
+        """Unregister this run's components from the plugin manager (their hooks end with the run)."""
+        for name in self._registered:
+            if self.host.pm.has_plugin(name):
+                self.host.pm.unregister(name=name)
+        self._registered.clear()
 
     # -- setup -----------------------------------------------------------------------------------------
     def setup(self) -> Run:
@@ -94,7 +102,7 @@ class Trainer:
         run.extras["divergence"] = self.divergence
         for c in [teacher, *[c for c in comps if c is not teacher]]:
             c.setup(run)
-            self.host.pm.register(c, name=f"component:{c.name}:{id(c)}")
+            self._registered.append(self.host.pm.register(c, name=f"component:{c.name}:{id(c)}"))
         # components may add/derive record slots at setup: re-filter prompts they added
         if any(k in r for r in run.records for k in ("aux_contexts", "negative_prompt")):
             run.records, extra = filter_long_prompts(run.records, tok, recipe.data.max_prompt_length,

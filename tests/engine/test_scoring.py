@@ -1,0 +1,69 @@
+"""Position alignment of scores across prompt lengths and padding (spec §1.2, §9)."""
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from unisd.engine.batching import completion_mask_from_ids, pad_left, pad_right
+from unisd.engine.scoring import LM_HEAD_INPUT, score
+
+
+def _load(d):
+    model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(d)
+    return model, tok
+
+
+def _reference_logps(model, prompt, completion, temperature=1.0):
+    """Unpadded, one row at a time: log p(y_t | prompt, y_<t)."""
+    ids = torch.tensor([prompt + completion])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0].float() / temperature
+    lp = torch.log_softmax(logits, -1)
+    return torch.stack([lp[len(prompt) - 1 + t, completion[t]] for t in range(len(completion))])
+
+
+def test_scores_align_with_unpadded_rows(tiny_model_dir):
+    model, tok = _load(tiny_model_dir)
+    prompts = [[5, 6, 7, 8, 9, 10, 11], [12, 13], [14, 15, 16, 17]]
+    completions = [[20, 21, 22, 23], [24, 25], [26, 27, 28]]
+    prompt = pad_left(prompts, tok.pad_token_id)
+    cids, cmask = pad_right(completions, tok.pad_token_id)
+    with torch.no_grad():
+        s = score(model, model, prompt, cids, cmask, temperature=0.7)
+    for b, (p, c) in enumerate(zip(prompts, completions)):
+        ref = _reference_logps(model, p, c, 0.7)
+        assert torch.allclose(s.token_logps[b, : len(c)], ref, atol=1e-4), b
+        assert torch.allclose(s.logprobs[b, : len(c)].gather(-1, torch.tensor(c)[:, None]).squeeze(-1), ref, atol=1e-4)
+
+
+def test_teacher_and_student_contexts_of_different_lengths_score_the_same_tokens(tiny_model_dir):
+    model, tok = _load(tiny_model_dir)
+    completion = [[30, 31, 32]]
+    cids, cmask = pad_right(completion, tok.pad_token_id)
+    short, long = [40, 41], [42, 43, 44, 45, 46, 47, 48, 49]
+    with torch.no_grad():
+        s_short = score(model, model, pad_left([short], tok.pad_token_id), cids, cmask, temperature=1.0)
+        s_long = score(model, model, pad_left([long], tok.pad_token_id), cids, cmask, temperature=1.0)
+    assert torch.allclose(s_short.token_logps[0], _reference_logps(model, short, completion[0]), atol=1e-4)
+    assert torch.allclose(s_long.token_logps[0], _reference_logps(model, long, completion[0]), atol=1e-4)
+
+
+def test_feature_hook_captures_lm_head_input(tiny_model_dir):
+    """The matched feature is the LM-head input: lm_head(feature) reproduces the logits (spec §9)."""
+    model, tok = _load(tiny_model_dir)
+    prompt = pad_left([[5, 6, 7], [8, 9]], tok.pad_token_id)
+    cids, cmask = pad_right([[20, 21], [22]], tok.pad_token_id)
+    with torch.no_grad():
+        s = score(model, model, prompt, cids, cmask, temperature=1.0, feature_layers=[LM_HEAD_INPUT, "model.norm"])
+        logits = model.lm_head(s.features[LM_HEAD_INPUT])
+    assert torch.allclose(torch.log_softmax(logits.float(), -1), s.logprobs, atol=1e-5)
+    assert torch.allclose(s.features["model.norm"], s.features[LM_HEAD_INPUT])
+
+
+def test_completion_mask_includes_eos_and_flags_truncation():
+    ids = torch.tensor([[5, 2, 0, 0], [5, 6, 7, 8]])
+    mask, truncated = completion_mask_from_ids(ids, [2])
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    assert truncated.tolist() == [False, True]
+    mask, _ = completion_mask_from_ids(torch.tensor([[2, 2, 2]]), 2)  # EOS at once: one scored token
+    assert mask.tolist() == [[1, 0, 0]]
