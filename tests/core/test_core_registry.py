@@ -275,3 +275,34 @@ def test_registry_errors_are_registry_errors():
     # the CLI catches RegistryError: every specific error must be one
     for cls in (DuplicateEntryError, UnknownEntryError, FrozenRegistryError):
         assert issubclass(cls, RegistryError)
+
+
+# -- the set of registries and the origin-stamping view ------------------------------------------
+def test_registries_have_one_registry_per_extension_point():
+    from unisd.registries import COMPONENT_KINDS, Registries
+
+    regs = Registries()
+    assert set(regs.all()) == {"teachers", "disagreements", "losses", "guards", "divergences",
+                               "context_builders", "datasets", "evaluators", "generators", "recipes"}
+    assert {r.kind for r in regs} == {"teacher", "disagreement", "loss", "guard", "divergence",
+                                      "context_builder", "dataset", "evaluator", "generator", "recipe"}
+    assert set(COMPONENT_KINDS) <= set(regs.all())
+    regs.freeze()
+    assert all(r.frozen for r in regs)
+
+
+def test_origin_view_stamps_the_plugin_package():
+    from unisd.components.kinds import StabilityGuard
+    from unisd.registries import Registries
+
+    class G(StabilityGuard):
+        pass
+
+    regs = Registries()
+    view = regs.with_origin("pkg-view")
+    view.guards.add("g", G, description="d")
+    view.guards.add("h", "x.y:H", origin="explicit-origin")
+    assert regs.guards.origin("g") == "pkg-view" and regs.guards.origin("h") == "explicit-origin"
+    assert view.guards.names() == ["g", "h"] and view.guards.get("g") is G  # other attributes pass through
+    with pytest.raises(RegistryError, match="guard 'bad' from pkg-view must be a StabilityGuard"):
+        view.guards.add("bad", Unrelated)
