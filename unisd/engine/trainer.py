@@ -115,7 +115,10 @@ class Trainer:
                                  shuffle=recipe.data.shuffle, max_steps=recipe.training.max_steps)
         extra = [p for c in comps for p in (c.trainable_parameters() if hasattr(c, "trainable_parameters") else [])]
         optimizer, scheduler = build_optimizer(model, recipe, self.schedule.total_steps, extra)
-        self.ddp_model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
+        # the scheduler is stepped by us once per optimizer step: accelerate's wrapper would step it
+        # once per process (it assumes per-process dataloaders shorten the epoch)
+        self.ddp_model, self.optimizer = acc.prepare(model, optimizer)
+        self.scheduler = scheduler
         generator = reg.generators.get(recipe.generation.backend)()
         self.micro = MicroStep(run, self.ddp_model, teacher, self.divergence, comps, generator)
         self.teacher = teacher

@@ -1,0 +1,27 @@
+"""Worker for test_ddp: trains the tiny model and saves the trainable parameters (main process)."""
+
+import sys
+from pathlib import Path
+
+import torch
+
+from unisd.engine.trainer import Trainer
+from unisd.recipe import load_recipe
+
+model_dir, records, out, grad_accum = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+recipe = load_recipe("vanilla", [
+    f"model.name_or_path={model_dir}", f"data.dataset={{type: jsonl, path: '{records}'}}",
+    "generation.max_new_tokens=6", "training.batch_size=2", f"training.grad_accum={grad_accum}",
+    "training.max_steps=2", "lora.r=4", "lora.dropout=0.0", "optim.lr=1e-2", "checkpoint.every_steps=100",
+    "logging.progress_bar=false", "logging.tensorboard=false", "data.shuffle=false",
+])
+out.mkdir(parents=True, exist_ok=True)
+trainer = Trainer(recipe, out)
+trainer.setup()
+trainer.train()
+trainer.close()
+if trainer.accelerator.is_main_process:
+    from unisd.engine.modeling import trainable_parameters, unwrap
+
+    params = {n: p.detach().cpu() for n, p in trainable_parameters(unwrap(trainer.ddp_model)).items()}
+    torch.save({"params": params, "world": trainer.accelerator.num_processes}, out / "params.pt")
