@@ -39,19 +39,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by the user's input or environment: printed as one clear message, no traceback."""
+    from unisd.data.records import BadRecordError
+    from unisd.engine.checkpoint import CheckpointError
+    from unisd.engine.trainer import TrainingStopped
+    from unisd.models.errors import ModelLoadError
+    from unisd.plugins import PluginError
+    from unisd.recipe import RecipeError
+    from unisd.registry import RegistryError
+
+    from unisd.errors import UserError
+
+    return (UserError, RecipeError, PluginError, RegistryError, BadRecordError, ModelLoadError, CheckpointError,
+            TrainingStopped)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from unisd.plugins import PluginError
-    from unisd.recipe import RecipeError
-    from unisd.registry import RegistryError
-
     try:
         return int(args.func(args) or 0)
-    except (RecipeError, PluginError, RegistryError) as exc:
+    except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head & co.

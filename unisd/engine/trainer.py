@@ -69,6 +69,13 @@ class Trainer:
         torch.manual_seed(recipe.training.seed)
         random.seed(recipe.training.seed)
         model, tok = self._given
+        from unisd.models.memory import check_fits
+
+        seq_len = recipe.data.max_prompt_length + recipe.generation.max_new_tokens
+        teacher_copies = int(not recipe.lora.enabled or any(c.type == "frozen_copy" for c in recipe.components))
+        check_fits(model if model is not None else recipe.model, recipe.training.batch_size, seq_len, recipe.lora,
+                   device=acc.device, gradient_checkpointing=recipe.training.gradient_checkpointing,
+                   teacher_copies=teacher_copies)
         if model is None:
             from unisd.models.loading import load_model_and_tokenizer
 

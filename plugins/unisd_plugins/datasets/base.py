@@ -12,10 +12,11 @@ from typing import Any, ClassVar, Iterable, Iterator, Sequence
 
 from unisd.components.kinds import DatasetAdapter
 from unisd.data.records import OnBadRecord, validate_records
+from unisd.errors import UserError
 from unisd_plugins.datasets import negatives, prompts
 
 
-class DatasetSourceError(RuntimeError):
+class DatasetSourceError(UserError, RuntimeError):
     """The source data cannot be read (hub offline, file missing, unknown layout)."""
 
 
