@@ -139,9 +139,25 @@ class PluginHost:
                 self._fail(f"plugin module {modname!r} from UNISD_PLUGINS failed to import: {type(exc).__name__}: {exc}", exc)
                 continue
             self._register(obj, PluginInfo(modname, modname, "UNISD_PLUGINS", "", False))
-        self.pm.check_pending()
+        self._check_pending()
         self.run_register()
         return self
+
+    def _check_pending(self) -> None:
+        """Hook implementations without a spec (a misspelt hook name) fail naming their plugin."""
+        while True:
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+                info = self.plugins.get(name)
+                package = info.package if info else "<unknown>"
+                self.pm.unregister(exc.plugin)
+                self.plugins.pop(name, None)
+                hooks = ", ".join(sorted(h for h in dir(exc.plugin) if h.startswith("unisd_") and not hasattr(hookspecs, h)))
+                self._fail(f"plugin {name!r} from package {package!r} implements unknown hook(s) {hooks} "
+                           f"(known hooks: {', '.join(sorted(h for h in dir(hookspecs) if h.startswith('unisd_')))})", exc)
 
     def _register(self, obj: Any, info: PluginInfo) -> None:
         try:
@@ -157,7 +173,8 @@ class PluginHost:
 
     def run_register(self) -> None:
         """Call every ``unisd_register`` hook, stamping entries with the plugin's package."""
-        for impl in reversed(self.pm.hook.unisd_register.get_hookimpls()):
+        # registration order: built-ins first, then third-party entry points, then UNISD_PLUGINS
+        for impl in self.pm.hook.unisd_register.get_hookimpls():
             info = self.plugins.get(impl.plugin_name)
             origin = info.package if info else impl.plugin_name
             self._log(f"unisd_register: {impl.plugin_name} ({origin})")

@@ -270,9 +270,6 @@ def test_component_name_used_by_two_kinds_is_named_precisely(cross_kind):
     assert "guard by unisd" in msg and f"loss by {cross_kind.name}" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a component name registered under two kinds makes recipe_model() "
-                   "raise a bare ValueError, which unisd.cli.main does not catch: 'unisd recipe validate' "
-                   "dies with a traceback instead of 'error: ...' and exit code 2")
 def test_cross_kind_name_clash_is_a_clean_cli_error(cross_kind, capsys):
     assert main(["recipe", "validate", "vanilla"]) == 2
     assert "error: component name 'clip'" in capsys.readouterr().err

@@ -208,10 +208,6 @@ def test_component_name_taken_by_a_builtin_names_both_packages(clash):
     assert f"by {clash.name} (somewhere.else:MyKL)" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: PluginHost.run_register calls unisd_register in reverse load "
-                   "order (pluggy's LIFO), so third-party plugins register BEFORE the built-ins: a clash "
-                   "is blamed on the built-in plugin ('divergences' from package 'unisd') instead of the "
-                   "third-party one that took a built-in name")
 def test_component_name_clash_is_blamed_on_the_third_party_plugin(clash):
     with pytest.raises(PluginError) as ei:
         PluginHost().load()
@@ -220,9 +216,6 @@ def test_component_name_clash_is_blamed_on_the_third_party_plugin(clash):
     assert f"registered twice: by unisd (unisd_plugins.divergences.functions:ForwardKL) and by {clash.name}" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with UNISD_SKIP_BROKEN_PLUGINS=1 a third-party plugin that "
-                   "registers a built-in name wins: it registers first (reverse load order), the built-in "
-                   "'divergences' plugin is the one skipped, so forward_kl is hijacked and jsd/reverse_kl vanish")
 def test_component_name_clash_skipped_keeps_builtin(clash, monkeypatch):
     monkeypatch.setenv("UNISD_SKIP_BROKEN_PLUGINS", "1")
     with pytest.warns(UserWarning, match="registered twice"):
@@ -243,8 +236,6 @@ def test_builtins_are_loaded_before_third_party_plugins(demo, monkeypatch, capsy
     assert len(builtin_idx) == len(BUILTIN_PLUGINS) and max(builtin_idx) < mine
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: unisd_register hooks run in reverse load order (pluggy LIFO): "
-                   "third-party plugins register before the built-ins")
 def test_builtins_run_unisd_register_before_third_party_plugins(demo, monkeypatch, capsys):
     d = demo()
     monkeypatch.setenv("UNISD_TRACE_PLUGINS", "1")
@@ -305,9 +296,6 @@ def unisd_on_stepend(run, step):  # typo of unisd_on_step_end
 """
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: PluginHost.load calls pm.check_pending() unguarded: a plugin "
-                   "implementing an unknown hook raises pluggy.PluginValidationError (not PluginError) "
-                   "whose message names neither the entry point nor the package")
 def test_plugin_implementing_an_unknown_hook_is_reported_as_plugin_error(dists, unique_name):
     mod = unique_name("typo_plugin")
     d = dists.dist(unique_name("unisd-typo").replace("_", "-"), {"typo": mod}, modules={mod: TYPO_SRC})
@@ -315,8 +303,6 @@ def test_plugin_implementing_an_unknown_hook_is_reported_as_plugin_error(dists, 
         PluginHost().load()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: UNISD_SKIP_BROKEN_PLUGINS does not skip a plugin that "
-                   "implements an unknown hook: pm.check_pending() raises pluggy.PluginValidationError")
 def test_skip_broken_plugins_skips_a_plugin_with_an_unknown_hook(dists, unique_name, monkeypatch):
     mod = unique_name("typo_plugin")
     dists.dist(unique_name("unisd-typo").replace("_", "-"), {"typo": mod}, modules={mod: TYPO_SRC})

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from unisd.recipe import RecipeError, dump_recipe, load_recipe
+from unisd.errors import UserError
+from unisd.recipe import dump_recipe, load_recipe
 
 log = logging.getLogger("unisd.train")
 
@@ -59,22 +60,32 @@ def _with_data(recipe, spec: str):
     return validate(data, f"{recipe.name} with --data {spec}")
 
 
+class OutputDirError(UserError):
+    """The output directory holds another run."""
+
+
 def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overwrite: bool) -> None:
-    """Refuse to mix two runs in one directory unless resuming the same recipe or told to."""
+    """Refuse to mix two runs in one directory unless resuming the same recipe or told to.
+
+    A directory "holds a run" once it has metrics or checkpoints; a recipe.yaml alone (a run that
+    failed during setup) is simply replaced.
+    """
     existing = out / "recipe.yaml"
-    if existing.exists() and not overwrite:
+    started = (out / "metrics.jsonl").exists() or (out / "checkpoints").exists()
+    if started and not overwrite:
         if not resume:
-            raise RecipeError(str(out), ["the output directory already holds a run; use --resume auto to continue it, "
-                                          "--overwrite to replace it, or another --output-dir"])
-        if existing.read_text(encoding="utf-8") != recipe_text:
-            raise RecipeError(str(out), ["--resume: the recipe differs from the one this run started with "
-                                          f"(see {existing}); resume with the same recipe and overrides"])
+            raise OutputDirError(f"{out} already holds a run; use --resume auto to continue it, --overwrite to "
+                                 "replace it, or another --output-dir")
+        if existing.exists() and existing.read_text(encoding="utf-8") != recipe_text:
+            raise OutputDirError(f"--resume: the recipe differs from the one the run in {out} started with "
+                                 f"(see {existing}); resume with the same recipe and overrides")
     out.mkdir(parents=True, exist_ok=True)
-    if overwrite and (out / "checkpoints").exists() and not resume:
+    if overwrite and not resume:
         import shutil
 
-        shutil.rmtree(out / "checkpoints")
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
         (out / "metrics.jsonl").unlink(missing_ok=True)
+        shutil.rmtree(out / "tensorboard", ignore_errors=True)
     existing.write_text(recipe_text, encoding="utf-8")
 
 

@@ -27,7 +27,7 @@ from unisd.recipe.sections import (
     TrainingConfig,
 )
 from unisd.registries import COMPONENT_KINDS, Registries
-from unisd.registry import Registry
+from unisd.registry import DuplicateEntryError, Registry
 
 
 class RecipeBase(StrictModel):
@@ -99,7 +99,7 @@ def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
         for n in reg.names():
             if n in owner:
                 other = owner[n]
-                raise ValueError(
+                raise DuplicateEntryError(
                     f"component name {n!r} is registered as {other.kind} by {other.origin(n)} and as "
                     f"{reg.kind} by {reg.origin(n)}; recipe component names must be unique across kinds"
                 )
