@@ -30,30 +30,55 @@ class RecipeError(ValueError):
 class _Located:
     """Maps a key path (tuple of str/int) to a 1-based line number in a YAML/JSON document."""
 
-    def __init__(self, node: yaml.Node | None) -> None:
-        self.node = node
+    def __init__(self, node: yaml.Node | None, path: Path | None = None) -> None:
+        self.node, self.path = node, path
 
-    def line(self, path: Iterable[Any]) -> int | None:
-        node, best = self.node, None
+    def match(self, path: Iterable[Any]) -> tuple[int | None, int]:
+        """(line of the deepest key of ``path`` present in the document, how many keys matched)."""
+        node = self.node
         if node is None:
-            return None
-        best = node.start_mark.line + 1
+            return None, 0
+        best, depth = None, 0
         for key in path:
             if isinstance(node, yaml.MappingNode):
-                nxt = None
-                for k, v in node.value:
-                    if k.value == str(key):
-                        nxt, best = v, k.start_mark.line + 1
-                        break
+                nxt = next(((k, v) for k, v in node.value if k.value == str(key)), None)
                 if nxt is None:
-                    return best
-                node = nxt
+                    break
+                best, node = nxt[0].start_mark.line + 1, nxt[1]
             elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
                 node = node.value[key]
                 best = node.start_mark.line + 1
             else:
-                return best
-        return best
+                break
+            depth += 1
+        return best, depth
+
+    def line(self, path: Iterable[Any]) -> int | None:
+        return self.match(path)[0]
+
+
+class Locator:
+    """Finds where a key path comes from: a ``--set`` override, the recipe file, or a file it
+    extends (the document defining the most of the path wins; the recipe itself on ties)."""
+
+    def __init__(self, docs: list[_Located], overrides: dict[tuple[Any, ...], str] | None = None) -> None:
+        self.docs, self.overrides = docs, overrides or {}
+
+    def where(self, path: list[Any]) -> str:
+        for key, expr in self.overrides.items():
+            if tuple(path[: len(key)]) == key:
+                return f"--set {expr}: "
+        best: tuple[int, int, _Located] | None = None
+        for doc in self.docs:
+            line, depth = doc.match(path)
+            if line is not None and depth > 0 and (best is None or depth > best[1]):
+                best = (line, depth, doc)
+        if best is None:
+            return ""
+        line, _, doc = best
+        if doc is self.docs[0] or doc.path is None:
+            return f"line {line}: "
+        return f"{doc.path.name}, line {line}: "
 
 
 def read_document(path: Path) -> tuple[dict[str, Any], _Located]:
@@ -84,7 +109,7 @@ def read_document(path: Path) -> tuple[dict[str, Any], _Located]:
         node = yaml.compose(text)
     except yaml.YAMLError:  # JSON that YAML cannot compose (rare): no line numbers
         node = None
-    return data, _Located(node)
+    return data, _Located(node, path)
 
 
 # -- sources: names, files, extends --------------------------------------------------------------
@@ -114,13 +139,15 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_raw(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], _Located, Path]:
-    """The recipe as a plain dict with ``extends`` applied (not validated)."""
+def load_raw(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], Locator, Path]:
+    """The recipe as a plain dict with ``extends`` applied (not validated), a :class:`Locator` over
+    the file and its parents, and the file's path."""
     path = resolve_source(name_or_path).resolve()
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise RecipeError(str(path), [f"'extends' forms a cycle: {chain}"])
     data, located = read_document(path)
+    docs = [located]
     parent = data.pop("extends", None)
     if parent is not None:
         if not isinstance(parent, str):
@@ -128,9 +155,10 @@ def load_raw(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[di
         ref = Path(parent)
         if not ref.is_absolute() and ref.suffix and (path.parent / ref).exists():
             parent = str(path.parent / ref)
-        base, _, _ = load_raw(parent, (*_seen, path))
+        base, parent_locator, _ = load_raw(parent, (*_seen, path))
         data = deep_merge(base, data)
-    return data, located, path
+        docs += parent_locator.docs
+    return data, Locator(docs), path
 
 
 # -- overrides -------------------------------------------------------------------------------------
@@ -223,7 +251,7 @@ def _allowed_hint(err: dict[str, Any], value: Any) -> str:
     return err["msg"]
 
 
-def validate(data: dict[str, Any], source: str = "<recipe>", located: _Located | None = None,
+def validate(data: dict[str, Any], source: str = "<recipe>", located: "Locator | None" = None,
              model: type[RecipeBase] | None = None) -> RecipeBase:
     """Validate a recipe dict; on failure raise :class:`RecipeError` listing every problem."""
     model = model or recipe_model()
@@ -233,8 +261,7 @@ def validate(data: dict[str, Any], source: str = "<recipe>", located: _Located |
         problems = []
         for err in exc.errors(include_url=False):
             text, path = _fmt_loc(err["loc"], data)
-            line = located.line(path) if located is not None else None
-            prefix = f"line {line}: " if line else ""
+            prefix = located.where(path) if located is not None else ""
             msg = _allowed_hint(err, err.get("input"))
             if err["type"] == "extra_forbidden":
                 parent = path[:-1]
@@ -251,25 +278,26 @@ def validate(data: dict[str, Any], source: str = "<recipe>", located: _Located |
 
 
 def _allowed_fields(model: type, path: list[Any], data: dict[str, Any]) -> list[str]:
-    """Field names of the model at ``path`` (following component types through unions)."""
+    """Field names of the model at ``path`` (following list items and component types)."""
+    from typing import get_args, get_origin
+
     from pydantic import BaseModel
 
-    current: Any = model
+    ann: Any = model
     node: Any = data
     for part in path:
+        current = _pick_model(ann, node)
         if isinstance(part, int):
+            if get_origin(ann) is list:
+                ann = get_args(ann)[0]
             node = node[part] if isinstance(node, list) and part < len(node) else None
             continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+        if current is None or part not in current.model_fields:
             return []
         ann = current.model_fields[part].annotation
         node = node.get(part) if isinstance(node, dict) else None
-        current = _pick_model(ann, node)
-    if isinstance(node, list):
-        return []
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(current.model_fields)
-    return []
+    current = _pick_model(ann, node)
+    return sorted(current.model_fields) if current is not None else []
 
 
 def _pick_model(ann: Any, node: Any) -> Any:
@@ -304,9 +332,26 @@ def load_recipe(name_or_path: str | Path, overrides: Iterable[str] = (), **secti
     overrides = list(overrides)
     if overrides:
         data = apply_overrides(data, overrides)
+        located.overrides = {_resolved_path(data, parse_override(e)[0]): e for e in overrides}
     for k, v in section_overrides.items():
         data = deep_merge(data, {k: v})
     return validate(data, str(path), located)
+
+
+def _resolved_path(data: dict[str, Any], parts: list[str]) -> tuple[Any, ...]:
+    """An override's key path with list segments (index or component type) as indices."""
+    out: list[Any] = []
+    node: Any = data
+    for part in parts:
+        if isinstance(node, list):
+            idx = int(part) if part.lstrip("-").isdigit() else [i.get("type") if isinstance(i, dict) else None for i in node].index(part)
+            idx %= max(len(node), 1)
+            out.append(idx)
+            node = node[idx] if idx < len(node) else None
+        else:
+            out.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return tuple(out)
 
 
 def dump_recipe(recipe: RecipeBase, fmt: str = "yaml") -> str:
