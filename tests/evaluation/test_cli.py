@@ -1,0 +1,108 @@
+"""``unisd eval`` / ``unisd compare`` end to end with the tiny model, and model-source resolution."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from unisd.cli.main import main
+from unisd.evaluation.loading import resolve_model_source
+from unisd.evaluation.tasks import GROUPS, TASKS
+
+
+@pytest.fixture(scope="module")
+def eval_dir(tiny_model_dir: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("eval-out")
+    old = os.environ.get("UNISD_EVAL_MAX_GEN_TOKS")
+    os.environ["UNISD_EVAL_MAX_GEN_TOKS"] = "24"
+    try:
+        rc = main(["eval", "--model", str(tiny_model_dir), "--tasks", "unisd-six,unisd-mc", "--limit", "2",
+                   "--batch-size", "4", "--data-dir", str(shared_data), "--output-dir", str(out)])
+    finally:
+        os.environ.pop("UNISD_EVAL_MAX_GEN_TOKS") if old is None else os.environ.__setitem__("UNISD_EVAL_MAX_GEN_TOKS", old)
+    assert rc == 0
+    return out
+
+
+def test_eval_writes_results_for_every_task(eval_dir: Path) -> None:
+    data = json.loads((eval_dir / "results.json").read_text())
+    summary, skipped = data["unisd"]["summary"], data["unisd"]["skipped"]
+    assert set(summary) | set(skipped) == set(TASKS)
+    assert set(skipped) == {"unisd_scienceqa", "unisd_scienceqa_mc"}  # problems.json is not in shared data
+    assert "problems.json" in skipped["unisd_scienceqa"]
+    for task, row in summary.items():
+        assert row["n"] == 2, task
+    assert 0.0 <= summary["unisd_mbpp"]["pass@1"] <= 1.0 and "full_acc" in summary["unisd_toolalpaca"]
+    assert "extracted" in summary["unisd_gpqa"] and "acc_norm" in summary["unisd_cose_mc"]
+    assert set(data["unisd"]["breakdown"]["unisd_gpqa"]) <= {"Physics", "Chemistry", "Biology"}
+    md = (eval_dir / "results.md").read_text()
+    assert "| unisd_humaneval | pass@1 |" in md and "data unavailable" in md
+
+
+def test_eval_output_has_no_gpqa_text(eval_dir: Path, shared_data: Path) -> None:
+    import csv
+
+    with open(shared_data / "gpqa" / "gpqa_main.csv", newline="", encoding="utf-8") as fh:
+        rows = [r for _, r in zip(range(3), csv.DictReader(fh))]
+    for path in eval_dir.iterdir():
+        text = path.read_text(errors="ignore")
+        assert not any(r["Question"].strip()[:60] in text for r in rows), path
+
+
+def test_compare(eval_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    other = tmp_path / "run-b" / "eval"
+    other.mkdir(parents=True)
+    shutil.copy(eval_dir / "results.json", other / "results.json")
+    out = tmp_path / "cmp"
+    assert main(["compare", str(eval_dir), str(tmp_path / "run-b"), "-o", str(out)]) == 0
+    md = (out / "comparison.md").read_text()
+    assert "run-b" in md and "| unisd_mbpp | pass@1 |" in md
+    assert (out / "comparison.png").stat().st_size > 1000
+
+
+def test_list_tasks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--list-tasks"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in [*TASKS, *GROUPS])
+
+
+def test_unknown_task_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--model", "x", "--tasks", "nope"]) == 2
+    assert "unknown task" in capsys.readouterr().err
+
+
+def test_model_source_resolution(tiny_model_dir: Path, tmp_path: Path) -> None:
+    assert resolve_model_source(str(tiny_model_dir)).path == str(tiny_model_dir.resolve())
+    assert resolve_model_source("smollm2-135m-instruct").path == "smollm2-135m-instruct"
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    (run / "final" / "merged").symlink_to(tiny_model_dir, target_is_directory=True)
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: base-model\n")
+    src = resolve_model_source(str(run))
+    assert src.path == str(run / "final" / "merged") and src.base == "base-model" and src.run_dir == str(run)
+    adapter_run = tmp_path / "run2"
+    (adapter_run / "final" / "adapter").mkdir(parents=True)
+    (adapter_run / "final" / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "b"}))
+    src2 = resolve_model_source(str(adapter_run))
+    assert src2.path == "b" and src2.adapter == str(adapter_run / "final" / "adapter")
+    with pytest.raises(ValueError):
+        resolve_model_source(str(tmp_path / "run2" / "final"))
+
+
+def test_evaluate_model_in_process_keeps_gpqa_samples_off_disk(tiny_model_dir: Path, shared_data: Path, tmp_path: Path) -> None:
+    from unisd.evaluation.loading import load_for_eval
+    from unisd.evaluation.runner import evaluate_model
+
+    model, tok = load_for_eval(str(tiny_model_dir))
+    model.train()
+    report = evaluate_model(model, tok, "gpqa,toolalpaca", limit=1, data_dir=shared_data, output_dir=tmp_path,
+                            max_gen_toks=8, log_samples=True)
+    assert model.training  # the caller's mode is restored
+    assert set(report["summary"]) == {"unisd_gpqa", "unisd_toolalpaca"}
+    assert (tmp_path / "samples_unisd_toolalpaca.jsonl").is_file()
+    assert not list(tmp_path.glob("samples_unisd_gpqa*"))
