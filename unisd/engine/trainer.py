@@ -87,6 +87,7 @@ class Trainer:
         reg = self.host.registries
         run = Run(recipe=recipe, model=model, tokenizer=tok, accelerator=acc, output_dir=self.output_dir, host=self.host)
         run.dataset_adapter, records = load_records(recipe, reg, self.output_dir / "rejects.jsonl")
+        run.extras["records_loaded"] = len(records)
         records, dropped = filter_long_prompts(records, tok, recipe.data.max_prompt_length)
         if not records:
             raise ValueError(f"every record exceeds data.max_prompt_length={recipe.data.max_prompt_length} tokens ({dropped})")
