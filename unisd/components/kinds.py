@@ -187,6 +187,11 @@ class DatasetAdapter(abc.ABC):
     def load(self) -> Iterable[dict[str, Any]]:
         """Yield records with at least ``id``, ``prompt``, ``teacher_prompt`` and ``gold``."""
 
+    def is_correct(self, record: dict[str, Any], completion: str) -> bool | None:
+        """Whether ``completion`` answers ``record`` correctly (``None``: this dataset cannot tell).
+        Used for the held-out before/after summary of a run."""
+        return None
+
 
 # -- evaluators ----------------------------------------------------------------------------------
 class Evaluator(abc.ABC):

@@ -107,6 +107,7 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
     from unisd.engine.export import save_final
 
     trainer.setup()
+    before = _heldout(trainer, output_dir, "before") if recipe.evaluation.heldout else None
     t0 = time.time()
     result = trainer.train()
     summary: dict[str, Any] = {"recipe": recipe.name, "steps": result.get("step"), "seconds": round(time.time() - t0, 1),
@@ -129,8 +130,31 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
                            merged=recipe.checkpoint.save_merged)
         summary["model"] = {k: str(v) for k, v in paths.items() if not k.startswith("_")}
         trainer.final_model = paths.get("_model")
+        if before is not None:
+            after = _heldout(trainer, output_dir, "after", model=trainer.final_model)
+            summary["heldout"] = {"n": after["n"], "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
+                                  "split": recipe.evaluation.heldout_split}
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _heldout(trainer, output_dir: Path, when: str, model=None) -> dict[str, Any]:
+    """Held-out accuracy (cached in heldout-<when>.json, so a resumed run keeps its "before")."""
+    from unisd.engine.heldout import heldout_accuracy, heldout_records
+    from unisd.engine.modeling import unwrap
+
+    path = output_dir / f"heldout-{when}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    recipe = trainer.recipe
+    adapter, records = heldout_records(recipe, trainer.host.registries)
+    log.info("held-out check (%s training): %d %s records", when, len(records), recipe.evaluation.heldout_split)
+    result = heldout_accuracy(model if model is not None else unwrap(trainer.ddp_model), trainer.run.tokenizer, adapter,
+                              records, recipe.evaluation.heldout_max_new_tokens or recipe.generation.max_new_tokens,
+                              device=trainer.accelerator.device)
+    if trainer.accelerator.is_main_process:
+        path.write_text(json.dumps(result, indent=2))
+    return result
 
 
 def default_output_dir(recipe) -> Path:
@@ -154,8 +178,11 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     first, last = summary.get("first", {}), summary.get("last", {})
     for k in sorted(set(first) | set(last)):
         print(f"  {k:<24} first step {first.get(k, float('nan')):>10.4f}   last step {last.get(k, float('nan')):>10.4f}")
-    for k, v in summary.get("heldout", {}).items():
-        print(f"  held-out {k}: {v}")
+    h = summary.get("heldout")
+    if h:
+        fmt = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"
+        print(f"  held-out accuracy on {h['n']} {h['split']} records: before {fmt(h['accuracy_before'])}, "
+              f"after {fmt(h['accuracy_after'])}")
     if "model" in summary:
         for k, v in summary["model"].items():
             print(f"  {k}: {v}")

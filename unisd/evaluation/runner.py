@@ -79,14 +79,14 @@ def evaluate_model(
         data = str(Path(data_dir).expanduser().resolve()) if data_dir else None
         manager = TaskManager(include_defaults=False, include_path=str(TASK_DIR), metadata={"data_dir": data})
         was_training = getattr(model, "training", False)
-        lm = _make_lm(model, tokenizer, batch_size, max_gen_toks)
-        gen_tokens = max_gen_toks
-        if gen_tokens is None and lm.max_length <= 1024 + 64:
-            gen_tokens = lm.max_length // 2
-            log.warning("context length %d is short: generating at most %d tokens", lm.max_length, gen_tokens)
         hooks.CODE_TIMEOUT_S = code_timeout_s
-        model.eval()
         try:
+            lm = _make_lm(model, tokenizer, batch_size, max_gen_toks)
+            gen_tokens = max_gen_toks
+            if gen_tokens is None and lm.max_length <= 1024 + 64:
+                gen_tokens = lm.max_length // 2
+                log.warning("context length %d is short: generating at most %d tokens", lm.max_length, gen_tokens)
+            model.eval()
             raw = lm_eval.simple_evaluate(
                 model=lm, tasks=names, task_manager=manager, limit=limit,
                 apply_chat_template=bool(getattr(tokenizer, "chat_template", None)),

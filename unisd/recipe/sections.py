@@ -109,6 +109,9 @@ class CheckpointConfig(StrictModel):
 
 
 class EvaluationConfig(StrictModel):
+    heldout: int = Field(0, ge=0, description="score this many held-out records (greedy) before and after training, with the dataset's own answer check; 0 disables")
+    heldout_split: str = Field("test", description="dataset split the held-out records come from")
+    heldout_max_new_tokens: PositiveInt | None = Field(None, description="generation budget of the held-out check (default: generation.max_new_tokens)")
     tasks: list[str] = Field(default_factory=list, description="lm-eval task names or groups run after training (e.g. 'unisd-six')")
     limit: PositiveInt | None = None
     batch_size: PositiveInt = 8

@@ -95,6 +95,12 @@ class BaseAdapter(DatasetAdapter):
         source = f"dataset '{self.config.type}' (split {self.config.split})"
         return validate_records(records, source=source, on_bad_record=self.on_bad_record, rejects_path=self.rejects_path).records
 
+    def is_correct(self, record: dict[str, Any], completion: str) -> bool | None:
+        """Answer check by ``meta.task`` (see :mod:`unisd_plugins.datasets.answers`)."""
+        from unisd_plugins.datasets.answers import is_correct
+
+        return is_correct(record, completion)
+
     # -- contrastive negatives (spec §2c) -----------------------------------------------------
     def negative_requests(self, record: dict[str, Any], num: int = negatives.NUM_NEGATIVES) -> list[str]:
         """Prompts asking the model for ``num`` plausible-but-wrong demonstrations of ``record``."""

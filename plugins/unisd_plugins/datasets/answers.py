@@ -1,0 +1,44 @@
+"""Answer checks for training records, dispatched on ``meta.task`` (used by the held-out summary).
+
+MCQA: the extracted option letter; math: the last number; code: the record's tests in the
+sandbox; tool: ToolAlpaca full accuracy; qa: normalised exact match.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def last_number(text: str) -> str | None:
+    """The last number in ``text`` (commas dropped, trailing ``.0`` removed)."""
+    found = _NUMBER.findall(text.split("####")[-1] if "####" in text else text)
+    if not found:
+        return None
+    n = found[-1].replace(",", "")
+    return n[:-2] if n.endswith(".0") else n
+
+
+def is_correct(record: dict[str, Any], completion: str) -> bool | None:
+    meta = record.get("meta") or {}
+    task = meta.get("task", "qa")
+    if task == "math":
+        return last_number(completion) == last_number(str(record["answer"]))
+    if task == "mcqa":
+        from unisd.evaluation.metrics import extract_mcqa_letter
+
+        letter, _ = extract_mcqa_letter(completion, int(meta.get("num_choices", 4)))
+        return letter == meta.get("correct_letter", record["answer"])
+    if task == "code":
+        from unisd.evaluation.metrics import code_pass_at_1, extract_code, mbpp_program
+
+        program = mbpp_program(extract_code(completion), meta.get("tests", []), meta.get("test_imports", []), meta.get("test_setup", ""))
+        return bool(code_pass_at_1([program])[0])
+    if task == "tool":
+        from unisd.evaluation.metrics import tool_scores
+
+        return tool_scores(completion, meta.get("golden_answer"))["full_acc"] == 1.0
+    norm = lambda s: " ".join(re.sub(r"[^\w\s]", " ", s.lower()).split())
+    return norm(str(record["answer"])) in norm(completion) if record.get("answer") else None

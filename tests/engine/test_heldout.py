@@ -1,0 +1,32 @@
+"""The held-out before/after check of a run, and the dataset answer checks it relies on."""
+
+import json
+
+import pytest
+
+from unisd.engine.launch import train
+from unisd_plugins.datasets.answers import is_correct, last_number
+
+
+def test_run_reports_heldout_accuracy_before_and_after(make_recipe, tmp_path, shared_data):
+    recipe = make_recipe("vanilla", "training.max_steps=1",
+                         f"data.dataset={{type: gsm8k, path: '{shared_data / 'gsm8k'}'}}", "evaluation.heldout=3",
+                         "evaluation.heldout_max_new_tokens=4")
+    summary = train(recipe, tmp_path / "run")
+    h = summary["heldout"]
+    assert h["n"] == 3 and h["split"] == "test"
+    assert 0.0 <= h["accuracy_before"] <= 1.0 and 0.0 <= h["accuracy_after"] <= 1.0
+    before = json.loads((tmp_path / "run" / "heldout-before.json").read_text())
+    assert len(before["answers"]) == 3 and all("correct" in a for a in before["answers"])
+
+
+@pytest.mark.parametrize("text,expected", [("The answer is 1,234.", "1234"), ("#### 72", "72"), ("x = 3.0", "3"), ("none", None)])
+def test_last_number(text, expected):
+    assert last_number(text) == expected
+
+
+def test_answer_checks_by_task():
+    assert is_correct({"answer": "18", "meta": {"task": "math"}}, "She makes 9 * 2 = 18 dollars.")
+    assert not is_correct({"answer": "18", "meta": {"task": "math"}}, "18 eggs, 16 left")
+    mcqa = {"answer": "B", "meta": {"task": "mcqa", "num_choices": 3, "correct_letter": "B"}}
+    assert is_correct(mcqa, "Reasoning: ...\nAnswer: B") and not is_correct(mcqa, "Answer: C")
