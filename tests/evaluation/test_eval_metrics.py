@@ -108,3 +108,5 @@ def test_gold_calls_formats() -> None:
     assert M.gold_calls("Action: b\nAction Input: {\"k\": 1}")[0].args == {"k": 1}
     args, ok = M.parse_action_input("not json")
     assert args == {} and not ok
+    echo = "Action: CountryAvailableCountries\nAction Input: the input to the action, in JSON format"
+    assert M.tool_scores(echo, [{"Action": "CountryAvailableCountries", "Action_Input": "{}"}])["arg_acc"] == 0.0

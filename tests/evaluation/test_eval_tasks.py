@@ -122,3 +122,16 @@ def test_every_task_builds_in_lm_eval(data_dir: Path) -> None:
             assert task.config.generation_kwargs["do_sample"] is False
             metrics = task.process_results(doc, ["Answer: A"])
             assert PRIMARY_METRIC[name] in metrics
+
+
+def test_hub_unreachable_is_reported_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    def offline(*_a, **_k):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    from unisd.evaluation.tasks import sources
+
+    with pytest.raises(DataUnavailable, match="--data-dir"):
+        sources.LOADERS["humaneval"](None)

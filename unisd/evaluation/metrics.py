@@ -232,7 +232,10 @@ def step_argument_score(pred: Mapping[str, Any], gold: Mapping[str, Any]) -> flo
 
 
 def tool_scores(generation: str, golden: Any) -> dict[str, float]:
-    """ToolAlpaca ``action_acc``, ``arg_acc``, ``full_acc`` and ``parsed`` (spec §5.3)."""
+    """ToolAlpaca ``action_acc``, ``arg_acc``, ``full_acc`` and ``parsed`` (spec §5.3).
+
+    A step whose ``Action Input`` is not valid JSON scores 0 for its arguments.
+    """
     pred, gold = parse_react_calls(generation), gold_calls(golden)
     same_count = len(pred) == len(gold)
     action_ok = same_count and all(p.action == g.action for p, g in zip(pred, gold))
@@ -241,6 +244,6 @@ def tool_scores(generation: str, golden: Any) -> dict[str, float]:
     elif not gold:
         arg = 1.0
     else:
-        arg = sum(step_argument_score(p.args, g.args) for p, g in zip(pred, gold)) / len(gold)
+        arg = sum(step_argument_score(p.args, g.args) if p.args_parsed else 0.0 for p, g in zip(pred, gold)) / len(gold)
     return {"action_acc": float(action_ok), "arg_acc": float(arg), "full_acc": float(action_ok and arg == 1.0),
             "parsed": float(bool(pred) and all(p.args_parsed for p in pred))}
