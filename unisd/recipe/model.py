@@ -107,7 +107,7 @@ def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
         component_models += _tagged_all(reg, reg.kind)
     data_model = create_model(
         "Data", __base__=DataConfig,
-        dataset=(_union(_tagged_all(registries.datasets, "dataset")), Field(default_factory=lambda: {"type": "gsm8k"}, validate_default=True, description="a dataset adapter config; 'type' names the adapter")),
+        dataset=(_union(_tagged_all(registries.datasets, "dataset")), Field(default_factory=lambda: {"type": "reasoning_gym"}, validate_default=True, description="a dataset adapter config; 'type' names the adapter")),
     )
     divergences = _tagged_all(registries.divergences, "divergence")
     return create_model(

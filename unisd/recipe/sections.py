@@ -24,7 +24,7 @@ class ModelConfig(StrictModel):
 class DataConfig(StrictModel):
     """Where training records come from and how they are prepared."""
 
-    dataset: dict = Field(default_factory=lambda: {"type": "gsm8k"}, description="a dataset adapter config; 'type' names the adapter")
+    dataset: dict = Field(default_factory=lambda: {"type": "reasoning_gym"}, description="a dataset adapter config; 'type' names the adapter")
     max_prompt_length: PositiveInt = Field(1024, description="rows whose student, teacher or auxiliary prompt is longer are dropped (counted and logged)")
     max_samples: PositiveInt | None = Field(None, description="use at most this many training records (after shuffling)")
     shuffle: bool = Field(True, description="shuffle the records with the run seed (the reference never shuffles)")

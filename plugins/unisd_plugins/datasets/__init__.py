@@ -12,3 +12,4 @@ def unisd_register(registry):
     add("toolalpaca", "unisd_plugins.datasets.toolalpaca:ToolAlpacaAdapter", description="ToolAlpaca ReAct tool use (local: official list-of-APIs JSON files)")
     add("gsm8k", "unisd_plugins.datasets.gsm8k:GSM8KAdapter", description="GSM8K math word problems, '#### n' answers (local: train.jsonl / test.jsonl)")
     add("jsonl", "unisd_plugins.datasets.jsonl:JsonlAdapter", description="your own training records (JSONL in the unisd.data.records schema)")
+    add("reasoning_gym", "unisd_plugins.datasets.reasoning_gym:ReasoningGymAdapter", description="procedural tasks from the reasoning-gym package (the embedded default; no hub)")

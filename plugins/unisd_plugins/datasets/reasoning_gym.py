@@ -1,0 +1,102 @@
+"""Procedurally generated tasks from the ``reasoning-gym`` package (installs from PyPI, no hub).
+
+The embedded default's task data: any reasoning-gym dataset by name (default ``chain_sum``,
+short integer sums). ``train`` and ``test`` are drawn with different seeds, and test items whose
+question also occurs in train are removed. Answers are checked with the dataset's own scorer.
+Numeric tasks carry a ready ``negative_prompt`` for the contrastive loss: the teacher template with
+a near-miss answer, so no negatives need generating.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar, Iterable
+
+from pydantic import Field
+
+from unisd.components.kinds import DatasetConfig
+from unisd_plugins.datasets import negatives, prompts
+from unisd_plugins.datasets.base import BaseAdapter, DatasetSourceError
+
+INSTRUCTION = 'Give only the final answer on the last line, as "Answer: <answer>".'
+_ANSWER = re.compile(r"answer\s*[:：]\s*(.+)", re.IGNORECASE)
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+class ReasoningGymConfig(DatasetConfig):
+    """A reasoning-gym dataset."""
+
+    type: str = "reasoning_gym"
+    task: str = Field("chain_sum", description="reasoning-gym dataset name (e.g. chain_sum, basic_arithmetic, letter_counting)")
+    size: int = Field(512, ge=1, description="items generated per split")
+    seed: int = Field(42, description="generation seed of the train split (test uses seed + 1_000_003)")
+    options: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments of the reasoning-gym dataset config")
+
+
+def _gym():
+    try:
+        import reasoning_gym
+    except ImportError as exc:
+        raise DatasetSourceError("dataset 'reasoning_gym' needs the reasoning-gym package: pip install 'unisd[embedded]'") from exc
+    return reasoning_gym
+
+
+def final_answer(text: str) -> str:
+    """The text after the last ``Answer:`` (or the last non-empty line)."""
+    found = _ANSWER.findall(text)
+    if found:
+        return found[-1].strip().rstrip(".")
+    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+    return lines[-1] if lines else ""
+
+
+class ReasoningGymAdapter(BaseAdapter):
+    """Questions, answers and scoring from a reasoning-gym procedural dataset."""
+
+    name: ClassVar[str] = "reasoning_gym"
+    Config: ClassVar[type[DatasetConfig]] = ReasoningGymConfig
+    config: ReasoningGymConfig
+
+    def _dataset(self, split: str):
+        c = self.config
+        seed = c.seed if split == "train" else c.seed + 1_000_003
+        try:
+            return _gym().create_dataset(c.task, size=c.size, seed=seed, **c.options)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DatasetSourceError(f"dataset 'reasoning_gym': cannot create task {c.task!r} with options {c.options}: {exc}") from exc
+
+    def build(self) -> Iterable[dict[str, Any]]:
+        split = "train" if self.config.split == "train" else "test"
+        ds = self._dataset(split)
+        seen = {e["question"] for e in self._dataset("train")} if split == "test" else set()
+        for index, entry in enumerate(ds):
+            if entry["question"] in seen:
+                continue
+            question, answer = entry["question"].strip(), str(entry["answer"]).strip()
+            student = f"{question}\n{INSTRUCTION}"
+            numeric = bool(_NUMBER.match(answer))
+            record = {
+                "id": f"{self.config.task}-{split}-{index}",
+                "prompt": student,
+                "teacher_prompt": prompts.render_teacher_prompt(student, f"Answer: {answer}"),
+                "gold": f"Answer: {answer}",
+                "answer": answer,
+                "meta": {"task": "math" if numeric else "qa", "question": question, "source": "reasoning_gym", "dataset": self.config.task,
+                         "entry": json.loads(json.dumps(entry, default=str))},
+                "demo": prompts.qa_demo_block(question, f"Answer: {answer}"),
+                "retrieval_text": question,
+            }
+            if numeric:  # the bad teacher: the same template with a near-miss answer (no generation needed)
+                wrong = negatives.wrong_numbers(record, 1)[0]
+                record["negative_prompt"] = prompts.render_teacher_prompt(student, f"Answer: {wrong}")
+            yield record
+
+    def is_correct(self, record: dict[str, Any], completion: str) -> bool | None:
+        ds = self._scorer()
+        return ds.score_answer(answer=final_answer(completion), entry=record["meta"]["entry"]) >= 1.0
+
+    def _scorer(self):
+        if not hasattr(self, "_scoring_ds"):
+            self._scoring_ds = self._dataset("test")
+        return self._scoring_ds
