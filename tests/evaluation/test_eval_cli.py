@@ -106,3 +106,17 @@ def test_evaluate_model_in_process_keeps_gpqa_samples_off_disk(tiny_model_dir: P
     assert set(report["summary"]) == {"unisd_gpqa", "unisd_toolalpaca"}
     assert (tmp_path / "samples_unisd_toolalpaca.jsonl").is_file()
     assert not list(tmp_path.glob("samples_unisd_gpqa*"))
+
+
+def test_eval_with_retention_against_a_base(tiny_model_dir: Path, shared_data: Path, tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "ret"
+    rc = main(["eval", "--model", str(tiny_model_dir), "--tasks", "unisd_mbpp", "--limit", "1", "--max-gen-toks", "4",
+               "--data-dir", str(shared_data), "-o", str(out), "--retention-base", str(tiny_model_dir),
+               "--retention-limit", "2", "--retention-max-new-tokens", "4"])
+    assert rc == 0
+    report = json.loads((out / "retention.json").read_text())
+    assert "unisd_mbpp" in report
+    text = json.dumps(report["unisd_mbpp"])
+    assert "jsd" in text.lower() and "ppl" in text.lower()

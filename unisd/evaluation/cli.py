@@ -55,7 +55,24 @@ def run_eval(args: argparse.Namespace) -> int:
         return 2
     print((output_dir / "results.md").read_text(encoding="utf-8"))
     print(f"wrote {output_dir / 'results.json'} and {output_dir / 'results.md'}")
+    if getattr(args, "retention_base", None):
+        _retention(args, model, tokenizer, tasks, output_dir)
     if not report["summary"]:
         print("error: no task could be evaluated (see 'data unavailable' above)", file=sys.stderr)
         return 1
     return 0
+
+
+def _retention(args: argparse.Namespace, model, tokenizer, tasks, output_dir: Path) -> None:
+    """Retention and fit metrics against ``--retention-base``, written to retention.json."""
+    import json
+
+    from unisd.evaluation.loading import load_for_eval, resolve_model_source
+    from unisd.evaluation.retention import retention_for_tasks
+
+    base, _ = load_for_eval(resolve_model_source(args.retention_base))
+    report = retention_for_tasks(model, base, tokenizer, tasks, data_dir=args.data_dir, limit=args.retention_limit,
+                                 max_new_tokens=args.retention_max_new_tokens)
+    path = output_dir / "retention.json"
+    path.write_text(json.dumps(report, indent=2, default=str))
+    print(f"wrote {path}")

@@ -93,8 +93,14 @@ class ReasoningGymAdapter(BaseAdapter):
             yield record
 
     def is_correct(self, record: dict[str, Any], completion: str) -> bool | None:
-        ds = self._scorer()
-        return ds.score_answer(answer=final_answer(completion), entry=record["meta"]["entry"]) >= 1.0
+        """Numeric answers: the last number of the final answer (small models write "The final
+        answer is 7."); others: the dataset's own scorer on the text after ``Answer:``."""
+        answer = final_answer(completion)
+        if record["meta"].get("task") == "math":
+            from unisd_plugins.datasets.answers import last_number
+
+            return last_number(answer) == last_number(record["answer"])
+        return self._scorer().score_answer(answer=answer, entry=record["meta"]["entry"]) >= 1.0
 
     def _scorer(self):
         if not hasattr(self, "_scoring_ds"):
