@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from unisd.engine.faults import maybe_kill
+
 MANIFEST = "manifest.json"
 PREFIX = "step-"
 
@@ -77,6 +79,7 @@ def save_checkpoint(root: Path, step: int, payload: dict[str, Any], meta: dict[s
             os.fsync(fh.fileno())
     meta_path = tmp / "trainer_state.json"
     meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    maybe_kill("checkpoint_write", step)
     for path in sorted(tmp.iterdir()):
         files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
     manifest = tmp / MANIFEST

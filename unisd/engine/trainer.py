@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from unisd.engine import checkpoint as ckpt
+from unisd.engine.faults import maybe_kill
 from unisd.engine.data import Schedule, filter_long_prompts, load_records
 from unisd.engine.metrics import MetricsLog
 from unisd.engine.modeling import build_optimizer, build_student, trainable_parameters, unwrap
@@ -262,10 +263,12 @@ class Trainer:
             ctx = acc.no_sync(model) if j < ga - 1 else _null()
             with ctx:
                 res = self.micro(rows, step, rng)
+                maybe_kill("rollout", step + 1)
                 for name, value in {**res.terms, "total": res.loss}.items():
                     if not torch.isfinite(value.detach()).all():
                         bad_terms.append(name)
                 acc.backward(res.loss / ga)
+                maybe_kill("backward", step + 1)
             tokens += res.tokens
             for k, v in {**{f"loss/{n}": float(t.detach()) for n, t in res.terms.items()},
                          "loss/total": float(res.loss.detach()), **res.logs}.items():
