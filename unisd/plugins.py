@@ -132,6 +132,9 @@ class PluginHost:
                 continue
             self._register(obj, PluginInfo(ep.name, ep.value, dist, _dist_version(ep), builtin))
         for modname in _env_list("UNISD_PLUGINS"):
+            if any(info.module == modname for info in self.plugins.values()):
+                self._log(f"{modname} from UNISD_PLUGINS is already loaded")
+                continue
             self._log(f"loading {modname} from UNISD_PLUGINS")
             try:
                 obj = importlib.import_module(modname)

@@ -21,7 +21,7 @@ BUILTIN_KINDS = {
     "guard": {"clip"},
     "divergence": {"forward_kl", "reverse_kl", "jsd"},
     "context_builder": {"random", "retrieval", "induction"},
-    "dataset": {"gsm8k", "mbpp", "cose", "scienceqa", "toolalpaca", "jsonl"},
+    "dataset": {"gsm8k", "mbpp", "cose", "scienceqa", "toolalpaca", "jsonl", "reasoning_gym"},
     "generator": {"hf"},
     "recipe": set(SHIPPED),
 }

@@ -453,7 +453,7 @@ def test_defaults_of_an_empty_recipe(tmp_path):
     p = write(tmp_path, "empty.yaml", "")
     r = load_recipe(p)
     assert r.name == "custom" and r.components == []
-    assert r.divergence.type == "forward_kl" and r.data.dataset.type == "gsm8k"
+    assert r.divergence.type == "forward_kl" and r.data.dataset.type == "reasoning_gym"
 
 
 # -- file-level errors -----------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def check_records(records: list[dict[str, Any]]) -> None:
 
 
 def test_registration_is_lazy_and_typed(registry: Registries) -> None:
-    assert registry.datasets.names() == ["cose", "gsm8k", "jsonl", "mbpp", "scienceqa", "toolalpaca"]
+    assert registry.datasets.names() == ["cose", "gsm8k", "jsonl", "mbpp", "reasoning_gym", "scienceqa", "toolalpaca"]
     for name in registry.datasets.names():
         cls = registry.datasets.get(name)
         assert issubclass(cls, DatasetAdapter) and cls.Config.model_fields["type"].annotation is str
@@ -200,3 +200,22 @@ def test_offline_hub_gives_clear_error(registry: Registries, tmp_path: Path, mon
 def test_missing_local_path_is_clear(registry: Registries, tmp_path: Path) -> None:
     with pytest.raises(DatasetSourceError, match="does not exist"):
         load(registry, "gsm8k", path=str(tmp_path / "nope"))
+
+
+def test_reasoning_gym_records_scoring_and_negatives(registry: Registries) -> None:
+    pytest.importorskip("reasoning_gym")
+    opts = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}
+    train = load(registry, "reasoning_gym", task="chain_sum", size=30, options=opts)
+    test = load(registry, "reasoning_gym", task="chain_sum", size=30, options=opts, split="test")
+    assert len(train) == 30 and 0 < len(test) <= 30
+    assert not {r["prompt"] for r in train} & {r["prompt"] for r in test}  # no leakage into the held-out split
+    rec = test[0]
+    assert f"Answer: {rec['answer']}" in rec["teacher_prompt"] and rec["answer"] not in rec["prompt"].split("=")[-1]
+    adapter = registry.datasets.get("reasoning_gym")(registry.datasets.get("reasoning_gym").Config(type="reasoning_gym", split="test", options=opts))
+    assert adapter.is_correct(rec, f"The final answer is {rec['answer']}.")
+    assert not adapter.is_correct(rec, "The final answer is 100000.")
+    # the ready bad-teacher prompt uses the same template with a wrong answer
+    from unisd_plugins.datasets.prompts import render_teacher_prompt
+
+    wrong = rec["negative_prompt"].rsplit("Answer: ", 1)[1].split("\n")[0]
+    assert wrong != rec["answer"] and rec["negative_prompt"] == render_teacher_prompt(rec["prompt"], f"Answer: {wrong}")

@@ -30,3 +30,11 @@ def test_answer_checks_by_task():
     assert not is_correct({"answer": "18", "meta": {"task": "math"}}, "18 eggs, 16 left")
     mcqa = {"answer": "B", "meta": {"task": "mcqa", "num_choices": 3, "correct_letter": "B"}}
     assert is_correct(mcqa, "Reasoning: ...\nAnswer: B") and not is_correct(mcqa, "Answer: C")
+
+
+def test_run_evaluates_lm_eval_tasks_in_process_after_training(make_recipe, tmp_path, shared_data):
+    recipe = make_recipe("vanilla", "training.max_steps=1", "evaluation.tasks=[unisd_gpqa_mc]", "evaluation.limit=2",
+                         f"evaluation.data_dir={shared_data}", "evaluation.max_gen_toks=4")
+    summary = train(recipe, tmp_path / "run")
+    assert "unisd_gpqa_mc" in json.dumps(summary["evaluation"])
+    assert (tmp_path / "run" / "eval" / "results.md").exists()

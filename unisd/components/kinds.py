@@ -211,5 +211,8 @@ class GenerationBackend(abc.ABC):
     kind: ClassVar[str] = "generator"
 
     @abc.abstractmethod
-    def generate(self, model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params: Any) -> torch.Tensor:
-        """Return completion ids (B, T), right-padded with the pad id."""
+    def generate(self, model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params: Any, *,
+                 eos_token_ids: Sequence[int] = (), pad_token_id: int = 0) -> torch.Tensor:
+        """Sample one completion per left-padded prompt row with the recipe's ``generation`` params
+        (temperature, top_p, top_k, max_new_tokens); stop at any of ``eos_token_ids``. Return the
+        completion ids (B, T), right-padded with ``pad_token_id``."""

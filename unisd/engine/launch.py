@@ -134,6 +134,8 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
             after = _heldout(trainer, output_dir, "after", model=trainer.final_model)
             summary["heldout"] = {"n": after["n"], "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
                                   "split": recipe.evaluation.heldout_split}
+        if recipe.evaluation.tasks:
+            summary["evaluation"] = _evaluate(trainer, output_dir)
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -155,6 +157,17 @@ def _heldout(trainer, output_dir: Path, when: str, model=None) -> dict[str, Any]
     if trainer.accelerator.is_main_process:
         path.write_text(json.dumps(result, indent=2))
     return result
+
+
+def _evaluate(trainer, output_dir: Path) -> dict[str, Any]:
+    """lm-eval tasks of ``evaluation.tasks`` on the merged model, in process (no reload)."""
+    from unisd.evaluation.runner import evaluate_model
+
+    e = trainer.recipe.evaluation
+    report = evaluate_model(trainer.final_model, trainer.run.tokenizer, e.tasks, limit=e.limit, data_dir=e.data_dir,
+                            output_dir=output_dir / "eval", batch_size=e.batch_size, seed=trainer.recipe.training.seed,
+                            max_gen_toks=e.max_gen_toks, model_name=str(output_dir))
+    return report.get("summary", {})
 
 
 def default_output_dir(recipe) -> Path:

@@ -115,6 +115,8 @@ class EvaluationConfig(StrictModel):
     tasks: list[str] = Field(default_factory=list, description="lm-eval task names or groups run after training (e.g. 'unisd-six')")
     limit: PositiveInt | None = None
     batch_size: PositiveInt = 8
+    data_dir: str | None = Field(None, description="read benchmark files from this local directory instead of the hub")
+    max_gen_toks: PositiveInt | None = Field(None, description="generation budget per answer (default 1024)")
 
     @model_validator(mode="after")
     def _unique(self) -> "EvaluationConfig":
