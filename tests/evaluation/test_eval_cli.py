@@ -11,7 +11,11 @@ import pytest
 
 from unisd.cli.main import main
 from unisd.evaluation.loading import resolve_model_source
-from unisd.evaluation.tasks import GROUPS, TASKS
+from unisd.evaluation.tasks import catalog
+
+_CAT = catalog()
+TASKS = [n for n in _CAT.tasks if _CAT.origins[n] == "unisd"]  # the built-in tasks and groups
+GROUPS = [n for n in _CAT.groups if _CAT.origins[n] == "unisd"]
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 
 from unisd.evaluation import metrics as M
-from unisd.evaluation.tasks import GROUPS, PRIMARY_METRIC, TASK_DIR, TASKS, resolve_tasks
-from unisd.evaluation.tasks.sources import DataUnavailable, gold_completion, load_docs
+from unisd.evaluation.spec import DataUnavailable
+from unisd.evaluation.tasks import catalog, include_paths, resolve_tasks
+from unisd_plugins.evaluation.sources import gold_completion, load_docs
+from unisd_plugins.evaluation.specs import TASK_DIR
+
+# the built-in tasks and groups, as the evaluation plugin registers them
+_CAT = catalog()
+TASKS = {n: s.benchmark for n, s in _CAT.tasks.items() if _CAT.origins[n] == "unisd"}
+GROUPS = {n: g.tasks for n, g in _CAT.groups.items() if _CAT.origins[n] == "unisd"}
+PRIMARY_METRIC = {n: _CAT.tasks[n].primary_metric for n in TASKS}
 
 PROBLEMS = {  # official lupantech/ScienceQA layout, invented content
     "1": {"question": "Which is a mammal?", "choices": ["shark", "whale", "trout"], "answer": 1, "hint": "",
@@ -108,7 +116,8 @@ def test_tool_gold_completion_scores_full(shared_data: Path) -> None:
 def test_every_task_builds_in_lm_eval(data_dir: Path) -> None:
     from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_defaults=False, include_path=str(TASK_DIR), metadata={"data_dir": str(data_dir)})
+    assert include_paths(TASKS) == [str(TASK_DIR)]
+    manager = TaskManager(include_defaults=False, include_path=include_paths(TASKS), metadata={"data_dir": str(data_dir)})
     loaded = manager.load(list(TASKS))
     assert set(loaded["tasks"]) == set(TASKS)
     for name, task in loaded["tasks"].items():
@@ -131,7 +140,7 @@ def test_hub_unreachable_is_reported_clearly(monkeypatch: pytest.MonkeyPatch) ->
         raise ConnectionError("offline")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    from unisd.evaluation.tasks import sources
+    from unisd_plugins.evaluation import sources
 
     with pytest.raises(DataUnavailable, match="--data-dir"):
         sources.LOADERS["humaneval"](None)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from unisd.evaluation.report import load_result_file
-from unisd.evaluation.tasks import PRIMARY_METRIC
+from unisd.evaluation.tasks import primary_metric
 
 
 def find_results(path: Path) -> Path:
@@ -58,7 +58,7 @@ def comparison_markdown(labels: list[str], table: dict[str, dict[str, dict[str, 
     tasks = list(dict.fromkeys(t for lab in labels for t in table[lab]))
     lines = ["# Comparison", "", "| task | metric | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
     for task in tasks:
-        metric = PRIMARY_METRIC.get(task, "acc")
+        metric = primary_metric(task, "acc")
         vals = [table[lab].get(task, {}).get(metric) for lab in labels]
         best = max((v for v in vals if v is not None), default=None)
         cells = ["–" if v is None else (f"**{100 * v:.1f}**" if v == best and len(set(vals)) > 1 else f"{100 * v:.1f}") for v in vals]
@@ -80,7 +80,7 @@ def bar_chart(labels: list[str], table: dict[str, dict[str, dict[str, float]]], 
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(tasks) * max(1, len(labels)) ** 0.5), 4.0))
     for i, lab in enumerate(labels):
         xs = [k + (i - (len(labels) - 1) / 2) * width for k in range(len(tasks))]
-        ys = [100 * table[lab].get(t, {}).get(PRIMARY_METRIC.get(t, "acc"), 0.0) for t in tasks]
+        ys = [100 * table[lab].get(t, {}).get(primary_metric(t, "acc"), 0.0) for t in tasks]
         ax.bar(xs, ys, width, label=lab)
     ax.set_xticks(range(len(tasks)))
     ax.set_xticklabels([t.removeprefix("unisd_") for t in tasks], rotation=30, ha="right")

@@ -6,12 +6,18 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from unisd.evaluation.tasks import PRIMARY_METRIC, TASKS
+from unisd.evaluation.tasks import find_task, primary_metric
 
-#: doc field that splits each benchmark into domains for the breakdown table.
-BREAKDOWN_FIELD = {"scienceqa": "domain", "gpqa": "domain", "toolalpaca": "source"}
+if TYPE_CHECKING:  # pragma: no cover
+    from unisd.registries import Registries
+
+
+def breakdown_field(task: str, registries: Registries | None = None) -> str | None:
+    """The document field that splits ``task`` into domains (its spec's ``breakdown_field``)."""
+    spec = find_task(task, registries)
+    return spec.breakdown_field if spec is not None else None
 
 
 def summarize(lm_results: Mapping[str, Any]) -> dict[str, dict[str, float]]:
@@ -31,11 +37,12 @@ def summarize(lm_results: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def breakdown(samples: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
+def breakdown(samples: Mapping[str, Sequence[Mapping[str, Any]]],
+              registries: Registries | None = None) -> dict[str, dict[str, dict[str, float]]]:
     """Per-domain means of every metric, from lm-eval's logged samples."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for task, rows in samples.items():
-        field = BREAKDOWN_FIELD.get(TASKS.get(task, ""))
+        field = breakdown_field(task, registries)
         if not field:
             continue
         groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -56,12 +63,13 @@ def _fmt(value: float | None, pct: bool = True) -> str:
 
 
 def results_markdown(summary: Mapping[str, Mapping[str, float]], skipped: Mapping[str, str] | None = None,
-                     details: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None, title: str = "") -> str:
+                     details: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None, title: str = "",
+                     *, registries: Registries | None = None) -> str:
     """A Markdown report: one row per task (primary metric first, values in %), then breakdowns."""
     lines = [f"# {title}" if title else "# Evaluation results", ""]
     lines += ["| task | metric | value (%) | ± stderr | other metrics | n |", "|---|---|---|---|---|---|"]
     for task, row in summary.items():
-        primary = PRIMARY_METRIC.get(task, next((k for k in row if not k.endswith("_stderr") and k != "n"), ""))
+        primary = primary_metric(task, None, registries) or next((k for k in row if not k.endswith("_stderr") and k != "n"), "")
         others = ", ".join(f"{k} {_fmt(v)}" for k, v in row.items() if k not in (primary, "n") and not k.endswith("_stderr"))
         lines.append(f"| {task} | {primary} | {_fmt(row.get(primary))} | {_fmt(row.get(primary + '_stderr'))} | "
                      f"{others} | {int(row.get('n', 0))} |")
@@ -71,7 +79,7 @@ def results_markdown(summary: Mapping[str, Mapping[str, float]], skipped: Mappin
         if not domains:
             continue
         metrics = sorted({m for d in domains.values() for m in d if m != "n"})
-        lines += ["", f"## {task} by {BREAKDOWN_FIELD.get(TASKS.get(task, ''), 'group')}", "",
+        lines += ["", f"## {task} by {breakdown_field(task, registries) or 'group'}", "",
                   "| group | " + " | ".join(metrics) + " | n |", "|---" * (len(metrics) + 2) + "|"]
         for domain, vals in domains.items():
             lines.append(f"| {domain} | " + " | ".join(_fmt(vals.get(m)) for m in metrics) + f" | {int(vals.get('n', 0))} |")

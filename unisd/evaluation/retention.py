@@ -199,18 +199,25 @@ def generate_completions(model: Any, tokenizer: Any, prompts: Sequence[str], *, 
 
 def retention_for_tasks(model: Any, base_model: Any, tokenizer: Any, tasks: str | Sequence[str] = "unisd-six",
                         data_dir: str | None = None, limit: int | None = 50, *, max_new_tokens: int = 256,
-                        batch_size: int = 2, max_prompt_tokens: int | None = 2048) -> dict[str, Any]:
-    """:func:`retention_report` per benchmark: greedy completions of both models on the first
-    ``limit`` test prompts, gold = the SFT-style gold completion. Per-example lists are kept."""
-    from unisd.evaluation.tasks import TASKS, resolve_tasks
-    from unisd.evaluation.tasks.sources import DataUnavailable, gold_completion, load_docs
+                        batch_size: int = 2, max_prompt_tokens: int | None = 2048,
+                        registries: Any = None) -> dict[str, Any]:
+    """:func:`retention_report` per task: greedy completions of both models on the first
+    ``limit`` test prompts, gold = the task's ``gold_completion`` (SFT-style). Per-example lists are
+    kept. Log-likelihood tasks are left out; a task without ``docs`` or ``gold_completion`` in its
+    :class:`~unisd.evaluation.spec.TaskSpec` is reported as skipped."""
+    from unisd.evaluation.spec import DataUnavailable
+    from unisd.evaluation.tasks import get_task, resolve_tasks
 
     out: dict[str, Any] = {}
-    for task in resolve_tasks(tasks):
-        if task.endswith("_mc"):
+    for task in resolve_tasks(tasks, registries):
+        spec = get_task(task, registries)
+        if spec.loglikelihood:
+            continue
+        if spec.gold_completion is None:
+            out[task] = {"skipped": f"{task}: the task registers no gold_completion"}
             continue
         try:
-            docs = load_docs(TASKS[task], data_dir)[:limit]
+            docs = spec.load_docs(data_dir)[:limit]
         except DataUnavailable as exc:
             out[task] = {"skipped": str(exc)}
             continue
@@ -218,6 +225,6 @@ def retention_for_tasks(model: Any, base_model: Any, tokenizer: Any, tasks: str 
         gen = {"max_new_tokens": max_new_tokens, "batch_size": batch_size}
         ys = generate_completions(model, tokenizer, prompts, **gen)
         ys_base = generate_completions(base_model, tokenizer, prompts, **gen)
-        out[task] = retention_report(model, base_model, tokenizer, prompts, ys, [gold_completion(d) for d in docs],
+        out[task] = retention_report(model, base_model, tokenizer, prompts, ys, [spec.gold(d) for d in docs],
                                      base_completions=ys_base, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens)
     return out

@@ -5,24 +5,31 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from unisd.evaluation.report import breakdown, results_markdown, summarize
-from unisd.evaluation.tasks import TASK_DIR, TASKS, resolve_tasks
-from unisd.evaluation.tasks.sources import DataUnavailable, load_docs
+from unisd.evaluation.spec import DataUnavailable, eval_settings
+from unisd.evaluation.tasks import find_task, get_task, include_paths, resolve_tasks
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unisd.registries import Registries
 
 log = logging.getLogger("unisd.eval")
 
-#: benchmarks whose documents must never be written to disk in plain text.
-NO_PLAINTEXT = {"gpqa"}
 
+def available_tasks(tasks: Iterable[str], data_dir: str | Path | None,
+                    registries: Registries | None = None) -> tuple[list[str], dict[str, str]]:
+    """Split task names into those whose data loads and ``{task: reason}`` for the others.
 
-def available_tasks(tasks: Iterable[str], data_dir: str | Path | None) -> tuple[list[str], dict[str, str]]:
-    """Split task names into those whose data loads and ``{task: reason}`` for the others."""
+    A task whose spec has no ``docs`` loader is always kept (lm-eval loads its data itself)."""
     ok, skipped = [], {}
     for task in tasks:
+        spec = get_task(task, registries)
+        if spec.docs is None:
+            ok.append(task)
+            continue
         try:
-            load_docs(TASKS[task], data_dir)
+            spec.load_docs(data_dir)
             ok.append(task)
         except DataUnavailable as exc:
             skipped[task] = str(exc)
@@ -58,28 +65,30 @@ def evaluate_model(
     code_timeout_s: float = 10.0,
     log_samples: bool = False,
     model_name: str | None = None,
+    registries: Registries | None = None,
 ) -> dict[str, Any]:
-    """Evaluate an in-memory HF model on UniSD tasks; optionally write ``results.json``/``results.md``.
+    """Evaluate an in-memory HF model on registered tasks; optionally write ``results.json``/``results.md``.
 
-    ``max_gen_toks`` overrides the tasks' 1024; left unset with a model context of at most 1088
-    tokens, half the context is used. Tasks whose data cannot be loaded are skipped and reported.
-    Returns ``{"summary", "breakdown", "skipped", "lm_eval"}`` (lm-eval's results, without samples).
+    ``tasks`` are names, groups or aliases of :class:`~unisd.evaluation.spec.TaskSpec` objects in
+    ``registry.evaluators`` (of ``registries``, default the process-wide plugin host's); lm-eval
+    reads their YAMLs from the specs' ``include_dir``. ``max_gen_toks`` overrides the tasks' 1024;
+    left unset with a model context of at most 1088 tokens, half the context is used. Tasks whose
+    data cannot be loaded are skipped and reported. Returns ``{"summary", "breakdown", "skipped",
+    "lm_eval"}`` (lm-eval's results, without samples).
     """
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from unisd.evaluation.tasks import hooks
-
     _quiet_lm_eval()
-    names, skipped = available_tasks(resolve_tasks(tasks), data_dir)
+    names, skipped = available_tasks(resolve_tasks(tasks, registries), data_dir, registries)
     summary: dict[str, Any] = {}
     details: dict[str, Any] = {}
     raw: dict[str, Any] = {}
     if names:
         data = str(Path(data_dir).expanduser().resolve()) if data_dir else None
-        manager = TaskManager(include_defaults=False, include_path=str(TASK_DIR), metadata={"data_dir": data})
+        manager = TaskManager(include_defaults=False, include_path=include_paths(names, registries),
+                              metadata={"data_dir": data})
         was_training = getattr(model, "training", False)
-        hooks.CODE_TIMEOUT_S = code_timeout_s
         try:
             lm = _make_lm(model, tokenizer, batch_size, max_gen_toks)
             gen_tokens = max_gen_toks
@@ -87,42 +96,45 @@ def evaluate_model(
                 gen_tokens = lm.max_length // 2
                 log.warning("context length %d is short: generating at most %d tokens", lm.max_length, gen_tokens)
             model.eval()
-            raw = lm_eval.simple_evaluate(
-                model=lm, tasks=names, task_manager=manager, limit=limit,
-                apply_chat_template=bool(getattr(tokenizer, "chat_template", None)),
-                gen_kwargs={"max_gen_toks": gen_tokens} if gen_tokens else None,
-                log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-                fewshot_random_seed=seed, bootstrap_iters=1000,
-            ) or {}
+            with eval_settings(code_timeout_s=code_timeout_s):
+                raw = lm_eval.simple_evaluate(
+                    model=lm, tasks=names, task_manager=manager, limit=limit,
+                    apply_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+                    gen_kwargs={"max_gen_toks": gen_tokens} if gen_tokens else None,
+                    log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+                    fewshot_random_seed=seed, bootstrap_iters=1000,
+                ) or {}
         finally:
             if was_training:
                 model.train()
         samples = raw.pop("samples", {}) or {}
-        summary, details = summarize(raw), breakdown(samples)
+        summary, details = summarize(raw), breakdown(samples, registries)
         if log_samples and output_dir:
-            _write_samples(Path(output_dir), samples)
+            _write_samples(Path(output_dir), samples, registries)
     report = {"summary": summary, "breakdown": details, "skipped": skipped, "lm_eval": raw,
               "model": model_name or getattr(getattr(model, "config", None), "_name_or_path", ""),
               "limit": limit, "data_dir": str(data_dir) if data_dir else None}
     if output_dir:
-        write_report(report, Path(output_dir))
+        write_report(report, Path(output_dir), registries)
     return report
 
 
-def _write_samples(out: Path, samples: dict[str, list[dict[str, Any]]]) -> None:
-    """Per-task generations as JSONL (GPQA excluded: its questions must stay out of plain text)."""
+def _write_samples(out: Path, samples: dict[str, list[dict[str, Any]]], registries: Registries | None = None) -> None:
+    """Per-task generations as JSONL, except for tasks whose spec says ``write_samples=False``
+    (GPQA: its questions must stay out of plain text)."""
     from lm_eval.utils import handle_non_serializable
 
     out.mkdir(parents=True, exist_ok=True)
     for task, rows in samples.items():
-        if TASKS.get(task) in NO_PLAINTEXT:
+        spec = find_task(task, registries)
+        if spec is not None and not spec.write_samples:
             continue
         with open(out / f"samples_{task}.jsonl", "w", encoding="utf-8") as fh:
             for s in rows:
                 fh.write(json.dumps(s, default=handle_non_serializable, ensure_ascii=False) + "\n")
 
 
-def write_report(report: dict[str, Any], out: Path) -> None:
+def write_report(report: dict[str, Any], out: Path, registries: Registries | None = None) -> None:
     """``results.json`` (lm-eval's JSON plus a ``unisd`` section) and ``results.md``."""
     from lm_eval.utils import handle_non_serializable
 
@@ -131,5 +143,5 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     payload["unisd"] = {k: report[k] for k in ("summary", "breakdown", "skipped", "model", "limit", "data_dir")}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=handle_non_serializable), encoding="utf-8")
     title = f"Evaluation of {report.get('model') or 'model'}" + (f" (limit {report['limit']})" if report.get("limit") else "")
-    (out / "results.md").write_text(results_markdown(report["summary"], report["skipped"], report["breakdown"], title),
-                                    encoding="utf-8")
+    (out / "results.md").write_text(results_markdown(report["summary"], report["skipped"], report["breakdown"], title,
+                                                     registries=registries), encoding="utf-8")

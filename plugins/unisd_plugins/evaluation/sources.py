@@ -24,15 +24,13 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from unisd.evaluation.spec import DataUnavailable
 from unisd_plugins.datasets import prompts
 from unisd_plugins.datasets.toolalpaca import api_tools, react_prompt
 
+__all__ = ["DataUnavailable", "LOADERS", "gold_completion", "load_docs"]
+
 SEED = 42
-
-
-class DataUnavailable(RuntimeError):
-    """The benchmark's data cannot be found (missing local file, or the hub cannot be reached)."""
-
 
 HUB = {
     "scienceqa": ("derek-thomas/ScienceQA", None, "test"),
@@ -258,3 +256,21 @@ def load_docs(dataset: str, data_dir: str | Path | None = None) -> list[dict[str
     if dataset not in LOADERS:
         raise KeyError(f"unknown benchmark {dataset!r} (known: {', '.join(LOADERS)})")
     return [dict(d) for d in _cached(dataset, str(data_dir) if data_dir else None)]
+
+
+def _docs_of(dataset: str) -> Callable[[str | Path | None], list[dict[str, Any]]]:
+    def docs(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
+        return load_docs(dataset, data_dir)
+
+    docs.__name__ = docs.__qualname__ = f"{dataset}_docs"
+    docs.__doc__ = f"Documents of {dataset} (the ``docs`` loader of its TaskSpecs)."
+    return docs
+
+
+# the ``docs`` loaders the TaskSpecs of unisd_plugins.evaluation.specs point at
+scienceqa_docs = _docs_of("scienceqa")
+gpqa_docs = _docs_of("gpqa")
+mbpp_docs = _docs_of("mbpp")
+humaneval_docs = _docs_of("humaneval")
+cose_docs = _docs_of("cose")
+toolalpaca_docs = _docs_of("toolalpaca")

@@ -1,4 +1,4 @@
-"""Functions the task YAML files point at (``!function unisd.evaluation.tasks.hooks.…``).
+"""Functions the task YAML files point at (``!function unisd_plugins.evaluation.hooks.…``).
 
 ``*_dataset`` build the in-memory test split (lm-eval's ``custom_dataset``; ``data_dir`` arrives
 through the TaskManager metadata), the rest render prompts and score one document.
@@ -9,10 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from unisd.evaluation import metrics
-from unisd.evaluation.tasks.sources import load_docs
-
-#: Wall-clock limit of one code program (spec: a 10 s alarm); ``evaluate_model`` may change it.
-CODE_TIMEOUT_S = 10.0
+from unisd.evaluation.spec import current_settings
+from unisd_plugins.evaluation.sources import load_docs
 
 
 def _dataset(name: str, data_dir: str | None = None, **_: Any):
@@ -89,7 +87,8 @@ def mcqa_results(doc: dict, results: list[str]) -> dict[str, float]:
 
 
 def _run(program: str) -> float:
-    return metrics.code_pass_at_1([program], timeout_s=CODE_TIMEOUT_S, max_workers=1)[0]
+    # wall-clock limit of one program (spec: a 10 s alarm); evaluate_model(code_timeout_s=...) sets it
+    return metrics.code_pass_at_1([program], timeout_s=current_settings().code_timeout_s, max_workers=1)[0]
 
 
 def mbpp_results(doc: dict, results: list[str]) -> dict[str, float]:

@@ -1,0 +1,174 @@
+"""Evaluation tasks and groups, found only through ``registry.evaluators``.
+
+Plugins register :class:`~unisd.evaluation.spec.TaskSpec` and
+:class:`~unisd.evaluation.spec.GroupSpec` objects (usually lazily, as ``"module:attr"``) in their
+``unisd_register`` hook; the built-in benchmarks (``unisd-six``, ``unisd-mc``) come from the
+``evaluation`` plugin exactly like a third-party task would. Other objects in that registry (metric
+families, :class:`~unisd.components.kinds.Evaluator` subclasses) are ignored here.
+
+Every function takes an optional ``registries`` (default: the process-wide plugin host's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from unisd.evaluation.spec import GroupSpec, TaskSpec
+from unisd.registry import UnknownEntryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unisd.registries import Registries
+    from unisd.registry import Registry
+
+
+class UnknownTaskError(UnknownEntryError, ValueError):
+    """A ``--tasks`` item that names no registered task, group or alias."""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The registered tasks and groups (name order) and the plugin package each came from."""
+
+    tasks: dict[str, TaskSpec]
+    groups: dict[str, GroupSpec]
+    origins: dict[str, str]
+    registry: "Registry"
+
+    def groups_of(self, task: str) -> list[str]:
+        return [g for g, spec in self.groups.items() if task in spec.tasks]
+
+
+def _evaluators(registries: "Registries | None") -> "Registry":
+    if registries is None:
+        from unisd.plugins import get_registries
+
+        registries = get_registries()
+    return registries.evaluators
+
+
+def catalog(registries: "Registries | None" = None) -> Catalog:
+    """Resolve (import) every evaluator entry and keep the task and group specs."""
+    reg = _evaluators(registries)
+    tasks: dict[str, TaskSpec] = {}
+    groups: dict[str, GroupSpec] = {}
+    origins: dict[str, str] = {}
+    for entry in reg.entries():
+        obj = entry.resolve(reg)
+        if isinstance(obj, (TaskSpec, GroupSpec)) and obj.name != entry.name:
+            raise ValueError(f"evaluator {entry.name!r} from {entry.origin} is a {type(obj).__name__} named "
+                             f"{obj.name!r}; register it under its own name")
+        if isinstance(obj, TaskSpec):
+            tasks[entry.name] = obj
+        elif isinstance(obj, GroupSpec):
+            groups[entry.name] = obj
+        else:
+            continue
+        origins[entry.name] = entry.origin
+    return Catalog(tasks, groups, origins, reg)
+
+
+def task_specs(registries: "Registries | None" = None) -> dict[str, TaskSpec]:
+    """``{task name: TaskSpec}`` of every registered task."""
+    return catalog(registries).tasks
+
+
+def group_specs(registries: "Registries | None" = None) -> dict[str, GroupSpec]:
+    """``{group name: GroupSpec}`` of every registered group."""
+    return catalog(registries).groups
+
+
+def find_task(name: str, registries: "Registries | None" = None) -> TaskSpec | None:
+    """The spec registered as ``name``, or ``None`` (results of tasks no longer installed)."""
+    reg = _evaluators(registries)
+    if name not in reg:
+        return None
+    obj = reg.get(name)
+    return obj if isinstance(obj, TaskSpec) else None
+
+
+def get_task(name: str, registries: "Registries | None" = None) -> TaskSpec:
+    """The spec registered as ``name``; an unknown name gives the registry's "Did you mean" message."""
+    spec = find_task(name, registries)
+    if spec is None:
+        raise _unknown(name, _evaluators(registries))
+    return spec
+
+
+def primary_metric(task: str, default: str | None = None, registries: "Registries | None" = None) -> str | None:
+    """The headline metric of ``task`` (``default`` for a task no plugin registers)."""
+    spec = find_task(task, registries)
+    return spec.primary_metric if spec is not None else default
+
+
+def _unknown(item: str, reg: "Registry") -> UnknownTaskError:
+    message = reg.unknown_message(item)
+    prefix = f"unknown {reg.kind} {item!r}"
+    if message.startswith(prefix):
+        message = f"unknown task or group {item!r}" + message[len(prefix):]
+    return UnknownTaskError(message)
+
+
+def resolve_tasks(spec: str | Iterable[str], registries: "Registries | None" = None) -> list[str]:
+    """Expand a comma-separated list of tasks, groups and aliases (``mbpp``) to task names.
+
+    An item is looked up as a task or group name, then with ``-`` read as ``_``, then as an alias
+    (``TaskSpec.aliases``). Unknown items raise :class:`UnknownTaskError` (a ``ValueError``)."""
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    cat: Catalog | None = None
+    out: list[str] = []
+    for item in items:
+        cat = cat or catalog(registries)
+        names = _expand(item, cat)
+        out.extend(n for n in names if n not in out)
+    return out
+
+
+def _expand(item: str, cat: Catalog) -> list[str]:
+    key = item.replace("-", "_")
+    for name in (item, key):
+        if name in cat.groups:
+            group = cat.groups[name]
+            missing = [t for t in group.tasks if t not in cat.tasks]
+            if missing:
+                raise ValueError(f"group {name!r} from {cat.origins[name]} lists unregistered task(s) "
+                                 f"{', '.join(missing)}")
+            return list(group.tasks)
+        if name in cat.tasks:
+            return [name]
+    hits = [t for t, s in cat.tasks.items() if item in s.aliases or key in (a.replace("-", "_") for a in s.aliases)]
+    if len(hits) == 1:
+        return hits
+    if len(hits) > 1:
+        raise UnknownTaskError(f"task alias {item!r} is ambiguous: it names {', '.join(hits)} "
+                               f"(from {', '.join(sorted({cat.origins[h] for h in hits}))}); use the full name")
+    raise _unknown(item, cat.registry)
+
+
+def include_paths(tasks: Iterable[str] | None = None, registries: "Registries | None" = None) -> list[str]:
+    """The ``include_dir`` of the given tasks (default: of every registered task), each once, for
+    lm-eval's ``TaskManager(include_path=...)``."""
+    specs = task_specs(registries)
+    names = list(specs) if tasks is None else list(tasks)
+    out: list[str] = []
+    for name in names:
+        spec = specs.get(name) or get_task(name, registries)
+        path = str(Path(spec.include_dir).expanduser().resolve())
+        if path not in out:
+            out.append(path)
+    return out
+
+
+def describe_tasks(registries: "Registries | None" = None) -> str:
+    """A plain-text listing of the registered groups and tasks, with the plugin package of each."""
+    cat = catalog(registries)
+    lines = ["Groups:"]
+    lines += [f"  {g}: {', '.join(s.tasks)}  [{cat.origins[g]}]" for g, s in cat.groups.items()] or ["  (none)"]
+    lines.append("Tasks:")
+    for t, s in cat.tasks.items():
+        extra = f", aliases {', '.join(s.aliases)}" if s.aliases else ""
+        lines.append(f"  {t}  (benchmark {s.benchmark}, metric {s.primary_metric}{extra})  [{cat.origins[t]}]")
+    if not cat.tasks:
+        lines.append("  (none)")
+    return "\n".join(lines)
