@@ -111,3 +111,21 @@ def test_retrieval_contexts_pick_neighbours_not_self():
 def test_tfidf_embeddings_are_normalised():
     e = tfidf_embeddings(["a b c", "a a d", "x"])
     assert torch.allclose(e.norm(dim=-1), torch.ones(3))
+
+
+class _PoolRun:
+    def __init__(self, pool):
+        self.extras = {"record_pool": pool}
+
+
+@pytest.mark.parametrize("builder", ["random", "retrieval"])
+def test_donors_come_from_the_whole_pool_when_a_run_visits_fewer_records(builder):
+    pool = _records(8)
+    visited = pool[:2]
+    cls = RandomContexts if builder == "random" else RetrievalContexts
+    extra = {"lexical": True} if builder == "retrieval" else {}
+    ctx = cls(cls.Config(type=builder, k=3, **extra)).build(visited, run=_PoolRun(pool))
+    assert len(ctx) == 2
+    for i, c in enumerate(ctx):
+        assert all(f"DEMO-{i}\n" not in x for x in c)  # never itself
+        assert len({x.split("#1]")[1][:10] for x in c}) == 3  # three different donors

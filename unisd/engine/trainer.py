@@ -96,6 +96,7 @@ class Trainer:
             random.Random(recipe.training.seed).shuffle(records)
         if recipe.data.max_samples:
             records = records[: recipe.data.max_samples]
+        run.extras["record_pool"] = list(records)  # every usable record (donors for auxiliary contexts)
         per_step = recipe.training.batch_size * recipe.training.grad_accum * acc.num_processes
         if recipe.training.max_steps and recipe.training.max_steps * per_step < len(records):
             records = records[: recipe.training.max_steps * per_step]  # only what the run will visit

@@ -25,18 +25,25 @@ from unisd_plugins.datasets.prompts import aux_context_for_record
 log = logging.getLogger("unisd.agreement")
 
 
-def _contexts_from_donors(records: Sequence[dict[str, Any]], donor_idx: list[list[int]], k: int, demos: int) -> list[list[str]]:
+def _contexts_from_donors(records: Sequence[dict[str, Any]], pool: Sequence[dict[str, Any]], donor_idx: list[list[int]],
+                          k: int, demos: int) -> list[list[str]]:
     out = []
     for i, rec in enumerate(records):
         ranked = donor_idx[i]
-        out.append([aux_context_for_record(rec, [records[j] for j in ranked[c * demos:(c + 1) * demos]]) for c in range(k)])
+        out.append([aux_context_for_record(rec, [pool[j] for j in ranked[c * demos:(c + 1) * demos]]) for c in range(k)])
     return out
 
 
-def _check_pool(records: Sequence[Any], k: int, demos: int) -> None:
-    if len(records) - 1 < k * demos:
+def donor_pool(records: Sequence[dict[str, Any]], run) -> list[dict[str, Any]]:
+    """Donors come from every usable training record (a capped run trains on fewer)."""
+    pool = run.extras.get("record_pool") if run is not None else None
+    return list(pool) if pool else list(records)
+
+
+def _check_pool(pool: Sequence[Any], k: int, demos: int) -> None:
+    if len(pool) - 1 < k * demos:
         raise ValueError(f"context builder needs k·demos = {k * demos} donors per item but the training set has only "
-                         f"{len(records)} records")
+                         f"{len(pool)} records")
 
 
 class RandomContexts(ContextBuilder):
@@ -44,18 +51,18 @@ class RandomContexts(ContextBuilder):
 
     def build(self, records, *, run=None):
         c = self.config
-        _check_pool(records, c.k, c.demos)
+        pool = donor_pool(records, run)
+        _check_pool(pool, c.k, c.demos)
         rng = random.Random(c.seed)
-        n = len(records)
         donors = []
-        for i in range(n):
+        for rec in records:
             picks: list[int] = []
             while len(picks) < c.k * c.demos:
-                j = rng.randrange(n)
-                if j != i and j not in picks:
+                j = rng.randrange(len(pool))
+                if pool[j]["id"] != rec["id"] and j not in picks:
                     picks.append(j)
             donors.append(picks)
-        return _contexts_from_donors(records, donors, c.k, c.demos)
+        return _contexts_from_donors(records, pool, donors, c.k, c.demos)
 
 
 class RetrievalConfig(ContextBuilderConfig):
@@ -74,15 +81,20 @@ class RetrievalContexts(ContextBuilder):
 
     def build(self, records, *, run=None):
         c = self.config
-        _check_pool(records, c.k, c.demos)
-        texts = [r.get("retrieval_text") or r["prompt"] for r in records]
+        pool = donor_pool(records, run)
+        ids = {r["id"] for r in pool}
+        pool += [r for r in records if r["id"] not in ids]  # items must be embedded to find their neighbours
+        _check_pool(pool, c.k, c.demos)
+        texts = [r.get("retrieval_text") or r["prompt"] for r in pool]
         emb = None if c.lexical else self._encode(texts, run)
         if emb is None:
             emb = tfidf_embeddings(texts)
-        sims = emb @ emb.T
-        sims.fill_diagonal_(-math.inf)  # self-exclusion
+        where = {r["id"]: j for j, r in enumerate(pool)}
+        rows = [where[r["id"]] for r in records]
+        sims = emb[rows] @ emb.T
+        sims[torch.arange(len(rows)), torch.tensor(rows)] = -math.inf  # self-exclusion
         top = sims.topk(c.k * c.demos, dim=-1).indices.tolist()
-        return _contexts_from_donors(records, top, c.k, c.demos)
+        return _contexts_from_donors(records, pool, top, c.k, c.demos)
 
     def _encode(self, texts: list[str], run) -> torch.Tensor | None:
         try:

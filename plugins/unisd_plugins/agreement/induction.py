@@ -17,6 +17,7 @@ import torch
 from pydantic import Field
 
 from unisd.components.kinds import ContextBuilder, ContextBuilderConfig
+from unisd_plugins.agreement.builders import donor_pool
 from unisd_plugins.datasets.prompts import build_induction_context
 
 log = logging.getLogger("unisd.agreement")
@@ -65,8 +66,9 @@ class InductionContexts(ContextBuilder):
         model, tok = run.model, run.tokenizer
         out: list[str] = []
         log.info("inducing %d instructions with the model (cached in %s)", c.num_instructions, path)
+        pool = donor_pool(records, run)
         for i in range(c.num_instructions):
-            demos = rng.sample(list(records), min(c.num_demos, len(records)))
+            demos = rng.sample(pool, min(c.num_demos, len(pool)))
             examples = "\n\n".join(f"Example {j + 1}:\n{d['prompt']}\nSolution:\n{d['gold']}" for j, d in enumerate(demos))
             prompt = tokenize_prompts(tok, [META_PROMPT.format(n=len(demos), examples=examples)])
             torch.manual_seed(c.seed + i)
