@@ -1,0 +1,71 @@
+"""Contrastive negatives are generated once per (model, records, prompts), cached and reused; a
+sweep trains its grid and tabulates it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from unisd.engine.launch import train
+
+
+def test_negatives_generated_cached_and_reused(make_recipe, tmp_path, shared_data, monkeypatch):
+    import unisd_plugins.contrastive.loss as loss_mod
+
+    recipe = make_recipe("unisd-contrastive", "training.max_steps=1", "training.grad_accum=1",
+                         f"data.dataset={{type: gsm8k, path: '{shared_data / 'gsm8k'}', limit: 6}}",
+                         "components.contrastive.negatives_per_item=2", "components.contrastive.max_new_tokens=8")
+    calls = {"n": 0}
+    real = loss_mod.hf_generator
+
+    def counting(*a, **kw):
+        gen = real(*a, **kw)
+
+        def wrapped(prompts):
+            calls["n"] += len(prompts)
+            return gen(prompts)
+
+        return wrapped
+
+    monkeypatch.setattr(loss_mod, "hf_generator", counting)
+    train(recipe, tmp_path / "a")
+    cache_files = list(Path(os.environ["UNISD_CACHE"]).rglob("negatives/*.json"))  # set per test session
+    assert calls["n"] >= 2 * 2  # 2 visited records x 2 negatives (retries may add more)
+    assert cache_files
+    cached = json.loads(cache_files[0].read_text())
+    assert all(len(v) == 2 for v in cached.values())
+    first = calls["n"]
+    train(recipe, tmp_path / "b")  # same model, records and prompts: no generation
+    assert calls["n"] == first
+    row = json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["loss/contrastive"] >= 0
+
+
+def test_sweep_runs_the_grid_and_writes_a_table(tiny_model_dir, records_file, tmp_path, capsys):
+    from unisd.engine.sweep import run_sweep
+
+    args = argparse.Namespace(
+        recipes="vanilla,unisd-clip", seeds="1", grid=["optim.lr=1e-3,1e-2"], dry_run=False, data=None,
+        model=str(tiny_model_dir), max_steps=1, output_dir=str(tmp_path / "sweep"),
+        overrides=[f"data.dataset={{type: jsonl, path: '{records_file}'}}", "generation.max_new_tokens=4",
+                   "training.batch_size=2", "training.grad_accum=1", "lora.r=4", "logging.progress_bar=false"])
+    assert run_sweep(args) == 0
+    table = (tmp_path / "sweep" / "sweep.md").read_text()
+    assert table.count("\n| ") == 4 and "vanilla-s1-lr=1e-3" in table and "unisd-clip-s1-lr=1e-2" in table
+    rows = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert {r["grid"]["optim.lr"] for r in rows} == {"1e-3", "1e-2"}
+    capsys.readouterr()
+    assert run_sweep(args) == 0  # finished runs are reused, not retrained
+    assert "Training" not in capsys.readouterr().err
+
+
+def test_sweep_rejects_a_malformed_grid():
+    from unisd.engine.sweep import expand
+    from unisd.errors import UserError
+
+    with pytest.raises(UserError, match="KEY=V1,V2"):
+        expand(argparse.Namespace(recipes="vanilla", seeds="1", grid=["optim.lr"], overrides=[]))
