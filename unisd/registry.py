@@ -112,6 +112,8 @@ class Registry(Generic[T]):
         existing = self._entries.get(name)
         if existing is not None:
             same = existing.target is target or _describe(existing.target) == _describe(target)
+            if not same and existing.loaded and lazy:  # a lazy path naming a re-export of the loaded object
+                same = _import_quietly(target) is existing.target
             if not same:
                 raise DuplicateEntryError(
                     f"{self.kind} '{name}' is registered twice: by {existing.origin} "
@@ -186,3 +188,11 @@ def _describe(obj: Any) -> str:
     mod = getattr(obj, "__module__", None)
     qual = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     return f"{mod}:{qual}" if mod else repr(obj)
+
+
+def _import_quietly(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except Exception:
+        return None

@@ -145,10 +145,6 @@ def test_lazy_path_and_the_object_it_names_are_the_same_target(lazy_module):
     assert reg.get("impl") is obj
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Registry.add compares lazy targets by their text; a lazy "
-                   "path naming a re-export ('json:JSONDecoder') is treated as different from the "
-                   "object it names (json.decoder:JSONDecoder), so an idempotent re-add raises "
-                   "DuplicateEntryError")
 def test_re_adding_a_lazy_path_to_a_re_export_after_loading_is_idempotent():
     import json
 
