@@ -129,3 +129,24 @@ def test_donors_come_from_the_whole_pool_when_a_run_visits_fewer_records(builder
     for i, c in enumerate(ctx):
         assert all(f"DEMO-{i}\n" not in x for x in c)  # never itself
         assert len({x.split("#1]")[1][:10] for x in c}) == 3  # three different donors
+
+
+def test_induction_contexts_are_induced_once_and_cached(make_recipe, tmp_path):
+    import json
+    import os
+    from pathlib import Path
+
+    from unisd.engine.launch import train
+
+    ctx = "components.agreement.contexts={type: induction, k: 2, num_instructions: 2, num_demos: 2, max_new_tokens: 8}"
+    recipe = make_recipe("unisd-agreement", "training.max_steps=1", "training.grad_accum=1", ctx)
+    train(recipe, tmp_path / "a")
+    cached = sorted(Path(os.environ["UNISD_CACHE"]).rglob("induction/*.json"))
+    assert cached
+    instructions = json.loads(cached[-1].read_text())
+    assert 1 <= len(instructions) <= 2
+    stamp = cached[-1].stat().st_mtime_ns
+    train(recipe, tmp_path / "b")  # reuses the cached instructions
+    assert cached[-1].stat().st_mtime_ns == stamp
+    row = json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[0])
+    assert 0 < row["agreement/weight_mean"] <= 1

@@ -39,7 +39,7 @@ def sample(backend, model, tokenizer, prompt: Tokenized, gen_cfg, *, use_base: b
     """
     was_training = model.training
     model.eval()
-    ctx = model.disable_adapter() if use_base and hasattr(model, "disable_adapter") else nullcontext()
+    ctx = adapter_disabled(model) if use_base else nullcontext()
     try:
         with torch.no_grad(), ctx:
             ids = backend.generate(model, prompt.ids, prompt.mask, gen_cfg, eos_token_ids=eos_ids(tokenizer, model),
@@ -51,3 +51,29 @@ def sample(backend, model, tokenizer, prompt: Tokenized, gen_cfg, *, use_base: b
     if gen_cfg.mask_truncated:
         loss_mask[truncated] = 0.0
     return Rollout(ids, present, loss_mask, truncated)
+
+
+def adapter_disabled(model):
+    """Context manager running ``model`` with its base weights (LoRA adapter off); a no-op without one."""
+    return model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext()
+
+
+@torch.no_grad()
+def sample_texts(model, tokenizer, prompts: list[str], *, temperature: float, max_new_tokens: int, seed: int,
+                 device=None, base: bool = True) -> list[str]:
+    """Chat-rendered user turns → sampled continuations as text, from the base weights by default
+    (offline generation for components: induced instructions, contrastive negatives)."""
+    from unisd.engine.batching import tokenize_prompts
+
+    enc = tokenize_prompts(tokenizer, prompts)
+    torch.manual_seed(seed)
+    was = model.training
+    model.eval()
+    try:
+        with adapter_disabled(model) if base else nullcontext():
+            ids = model.generate(input_ids=enc.ids.to(device), attention_mask=enc.mask.to(device), do_sample=True,
+                                 temperature=temperature, top_k=0, max_new_tokens=max_new_tokens,
+                                 pad_token_id=pad_token_id(tokenizer), eos_token_id=eos_ids(tokenizer, model))
+    finally:
+        model.train(was)
+    return tokenizer.batch_decode(ids[:, enc.ids.shape[1]:], skip_special_tokens=True)

@@ -13,7 +13,6 @@ import logging
 import random
 from typing import ClassVar
 
-import torch
 from pydantic import Field
 
 from unisd.components.kinds import ContextBuilder, ContextBuilderConfig
@@ -59,27 +58,20 @@ class InductionContexts(ContextBuilder):
         path = run.cache_dir / "induction" / f"{self.cache_key(records, run)}.json"
         if path.exists():
             return json.loads(path.read_text())
-        from unisd.engine.batching import tokenize_prompts
+        from unisd.engine.rollout import sample_texts
 
         c = self.config
         rng = random.Random(c.seed)
-        model, tok = run.model, run.tokenizer
         out: list[str] = []
         log.info("inducing %d instructions with the model (cached in %s)", c.num_instructions, path)
         pool = donor_pool(records, run)
         for i in range(c.num_instructions):
             demos = rng.sample(pool, min(c.num_demos, len(pool)))
             examples = "\n\n".join(f"Example {j + 1}:\n{d['prompt']}\nSolution:\n{d['gold']}" for j, d in enumerate(demos))
-            prompt = tokenize_prompts(tok, [META_PROMPT.format(n=len(demos), examples=examples)])
-            torch.manual_seed(c.seed + i)
-            ctx = model.disable_adapter() if hasattr(model, "disable_adapter") else _Null()
-            with torch.no_grad(), ctx:
-                ids = model.generate(input_ids=prompt.ids.to(run.device), attention_mask=prompt.mask.to(run.device),
-                                     do_sample=True, temperature=c.temperature, max_new_tokens=c.max_new_tokens,
-                                     pad_token_id=tok.pad_token_id)
-            text = tok.decode(ids[0, prompt.ids.shape[1]:], skip_special_tokens=True).strip()
-            if text:
-                out.append(text)
+            (text,) = sample_texts(run.model, run.tokenizer, [META_PROMPT.format(n=len(demos), examples=examples)],
+                                   temperature=c.temperature, max_new_tokens=c.max_new_tokens, seed=c.seed + i, device=run.device)
+            if text.strip():
+                out.append(text.strip())
         if not out:
             raise RuntimeError("instruction induction produced no instructions (the model generated only empty text)")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,10 +80,3 @@ class InductionContexts(ContextBuilder):
         tmp.replace(path)
         return out
 
-
-class _Null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False

@@ -11,7 +11,6 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import torch
 
 log = logging.getLogger("unisd.contrastive")
 
@@ -82,33 +81,15 @@ def choose(records, negatives: dict[str, list[str]], seed: int) -> list[tuple[in
 
 
 def hf_generator(model, tokenizer, device, *, temperature: float, max_new_tokens: int, seed: int) -> Callable[[list[str]], list[str]]:
-    """Sample from the base weights (LoRA adapter disabled) with the chat template."""
-    from unisd.engine.batching import tokenize_prompts
+    """Sample from the base weights (LoRA adapter disabled) with the chat template; each call
+    uses the next seed, so a resumed generation draws the same texts."""
+    from unisd.engine.rollout import sample_texts
 
     calls = [0]
 
     def generate(prompts: list[str]) -> list[str]:
-        enc = tokenize_prompts(tokenizer, prompts)
-        torch.manual_seed(seed + calls[0])
         calls[0] += 1
-        ctx = model.disable_adapter() if hasattr(model, "disable_adapter") else _Null()
-        was = model.training
-        model.eval()
-        try:
-            with torch.no_grad(), ctx:
-                ids = model.generate(input_ids=enc.ids.to(device), attention_mask=enc.mask.to(device), do_sample=True,
-                                     temperature=temperature, top_k=0, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tokenizer.pad_token_id)
-        finally:
-            model.train(was)
-        return tokenizer.batch_decode(ids[:, enc.ids.shape[1]:], skip_special_tokens=True)
+        return sample_texts(model, tokenizer, prompts, temperature=temperature, max_new_tokens=max_new_tokens,
+                            seed=seed + calls[0] - 1, device=device)
 
     return generate
-
-
-class _Null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
