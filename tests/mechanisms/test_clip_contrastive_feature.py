@@ -70,3 +70,54 @@ def test_contrastive_is_zero_when_far_closer_to_good_teacher_and_positive_otherw
     bad.value.backward()
     # descending moves ℓS towards the good teacher (−5): the gradient on ℓS is positive
     assert (ls.grad > 0).all()
+
+
+def test_feature_matching_layers_by_index_and_path_cosine_and_projection(tiny_model_dir, make_recipe):
+    from transformers import AutoModelForCausalLM
+
+    from unisd.engine.batching import pad_left, pad_right
+    from unisd.engine.modeling import build_student
+    from unisd.engine.scoring import score
+    from unisd_plugins.feature_matching.loss import FeatureMatching, FeatureMatchingConfig
+
+    model = build_student(AutoModelForCausalLM.from_pretrained(tiny_model_dir), make_recipe("vanilla")).eval()
+
+    class _Run:
+        pass
+
+    run = _Run()
+    run.model, run.device = model, torch.device("cpu")
+    fm = FeatureMatching(FeatureMatchingConfig(type="feature_matching", layers=[-1, "model.norm"], metric="cosine", projection=True))
+    fm.setup(run)
+    assert fm.paths == ["model.layers.1", "model.norm"]
+    assert set(fm.requirements().feature_layers) == {"model.layers.1", "model.norm"}
+    assert len(fm.trainable_parameters()) == 2  # one identity-initialised projection per layer
+    cids, cmask = pad_right([[20, 21, 22]], 0)
+    s = score(model, model, pad_left([[5, 6, 7]], 0), cids, cmask, temperature=1.0, feature_layers=fm.paths)
+    with torch.no_grad(), model.disable_adapter():
+        t = score(model, model, pad_left([[8, 9, 10, 11]], 0), cids, cmask, temperature=1.0, feature_layers=fm.paths)
+    same = fm.compute(DistillBatch([{}], cids, cmask, s, s, 1.0, 0, None)).value
+    assert same.item() == pytest.approx(0.0, abs=1e-5)  # identical features: zero cosine distance
+    term = fm.compute(DistillBatch([{}], cids, cmask, s, t, 1.0, 0, None))
+    assert term.value.item() > 0 and set(term.logs) == {"model.layers.1", "model.norm"}
+    term.value.backward()
+    assert all(p.grad is not None for p in fm.trainable_parameters())
+    state = fm.unisd_checkpoint_state(None)
+    fm2 = FeatureMatching(fm.config)
+    fm2.setup(run)
+    fm2.unisd_load_checkpoint_state(None, state)
+    assert all(torch.equal(a, b) for a, b in zip(fm.trainable_parameters(), fm2.trainable_parameters()))
+
+
+def test_feature_layer_index_out_of_range_is_a_clear_error(tiny_model_dir, make_recipe):
+    from transformers import AutoModelForCausalLM
+
+    from unisd_plugins.feature_matching.loss import FeatureMatching, FeatureMatchingConfig
+
+    class _Run:
+        pass
+
+    run = _Run()
+    run.model, run.device = AutoModelForCausalLM.from_pretrained(tiny_model_dir), torch.device("cpu")
+    with pytest.raises(ValueError, match="index 7 out of range"):
+        FeatureMatching(FeatureMatchingConfig(type="feature_matching", layers=[7])).setup(run)
