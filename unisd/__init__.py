@@ -12,7 +12,6 @@ from unisd.components.kinds import (
     DisagreementMeasure,
     Divergence,
     DivergenceConfig,
-    Evaluator,
     GenerationBackend,
     LossTerm,
     StabilityGuard,
@@ -28,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AuxiliaryLoss", "AuxiliaryLossConfig", "Component", "ComponentConfig", "ContextBuilder",
     "ContextBuilderConfig", "DatasetAdapter", "DatasetConfig", "DisagreementMeasure", "DistillBatch",
-    "Divergence", "DivergenceConfig", "Evaluator", "GenerationBackend", "LossTerm", "Registry",
+    "Divergence", "DivergenceConfig", "GenerationBackend", "LossTerm", "Registry",
     "Requirements", "Scores", "StabilityGuard", "StrictModel", "TeacherProvider", "Weights",
     "get_host", "get_registries", "hookimpl", "__version__",
 ]

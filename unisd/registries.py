@@ -11,11 +11,11 @@ from unisd.components.kinds import (
     DatasetAdapter,
     DisagreementMeasure,
     Divergence,
-    Evaluator,
     GenerationBackend,
     StabilityGuard,
     TeacherProvider,
 )
+from unisd.evaluation.spec import EvaluatorSpec
 from unisd.registry import Registry
 
 #: Registries whose entries can appear in a recipe's ``components`` list.
@@ -33,7 +33,7 @@ class Registries:
         self.divergences: Registry[type[Divergence]] = Registry("divergence", Divergence, "Per-token teacher/student divergences")
         self.context_builders: Registry[type[ContextBuilder]] = Registry("context_builder", ContextBuilder, "Builders of auxiliary teacher contexts")
         self.datasets: Registry[type[DatasetAdapter]] = Registry("dataset", DatasetAdapter, "Training-set adapters")
-        self.evaluators: Registry[object] = Registry("evaluator", None, "Evaluation tasks and metric families")
+        self.evaluators: Registry[EvaluatorSpec] = Registry("evaluator", EvaluatorSpec, "Evaluation tasks and groups (lm-eval)")
         self.generators: Registry[type[GenerationBackend]] = Registry("generator", GenerationBackend, "Rollout generation backends")
         self.recipes: Registry[Path] = Registry("recipe", None, "Shipped recipes (YAML files)")
 

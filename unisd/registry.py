@@ -177,7 +177,7 @@ class Registry(Generic[T]):
         ok = issubclass(obj, self.base) if isinstance(obj, type) else isinstance(obj, self.base)
         if not ok:
             raise RegistryError(
-                f"{self.kind} '{name}' from {origin} must be a {self.base.__name__} "
+                f"{self.kind} '{name}' from {origin} must be {_article(self.base.__name__)} {self.base.__name__} "
                 f"(subclass or instance), got {_describe(obj)}"
             )
 
@@ -196,3 +196,7 @@ def _import_quietly(path: str) -> Any:
         return getattr(importlib.import_module(module_name), attr)
     except Exception:
         return None
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

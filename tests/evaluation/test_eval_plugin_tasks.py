@@ -18,7 +18,7 @@ import unisd.plugins as plugins
 from unisd import hookimpl
 from unisd.evaluation.spec import DataUnavailable, GroupSpec, TaskSpec, current_settings, eval_settings
 from unisd.evaluation.tasks import UnknownTaskError, catalog, describe_tasks, include_paths, resolve_tasks
-from unisd.plugins import PluginHost
+from unisd.plugins import PluginError, PluginHost
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "unisd-thirdparty-eval"
@@ -120,7 +120,6 @@ def thirdparty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PluginHost:
             registry.evaluators.add("thirdparty_capitals", capitals, description="capital cities")
             registry.evaluators.add("thirdparty_missing", missing)
             registry.evaluators.add("thirdparty", GroupSpec("thirdparty", ("thirdparty_capitals", "thirdparty_missing")))
-            registry.evaluators.add("not_a_task", object())  # other evaluator objects are ignored by the task lookup
 
     for var in ("UNISD_PLUGINS", "UNISD_BLOCK_PLUGINS", "UNISD_DISABLE_PLUGIN_AUTOLOAD"):
         monkeypatch.delenv(var, raising=False)
@@ -134,7 +133,6 @@ def thirdparty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PluginHost:
 def test_thirdparty_task_is_registered_next_to_the_builtins(thirdparty: PluginHost, capsys) -> None:
     cat = catalog()
     assert cat.origins["thirdparty_capitals"] == PACKAGE and cat.origins["unisd_mbpp"] == "unisd"
-    assert "not_a_task" not in cat.tasks and "not_a_task" not in cat.groups
     assert cat.groups_of("thirdparty_capitals") == ["thirdparty"]
     assert resolve_tasks("thirdparty,capitals,mbpp") == ["thirdparty_capitals", "thirdparty_missing", "unisd_mbpp"]
     assert resolve_tasks("capitals", thirdparty.registries) == ["thirdparty_capitals"]
@@ -227,3 +225,15 @@ def test_thirdparty_task_runs_through_evaluate_model(thirdparty: PluginHost, tin
     assert "nothing here" in ret["thirdparty_missing"]["skipped"]
     assert "jsd" in json.dumps(ret["thirdparty_capitals"]).lower()
     assert len(ret["thirdparty_capitals"]["per_example"]["model_logp_of_gold"]) == 2  # gold from the spec
+
+
+def test_an_evaluator_that_is_not_a_spec_is_rejected_naming_its_plugin() -> None:
+    class Plugin:
+        @hookimpl
+        def unisd_register(self, registry):
+            registry.evaluators.add("not_a_task", object())
+
+    host = PluginHost()
+    host.register_plugin(Plugin(), "bad-eval", package="unisd-bad-eval")
+    with pytest.raises(PluginError, match="unisd-bad-eval.*must be an EvaluatorSpec"):
+        host.load()

@@ -36,19 +36,14 @@ class Requirements:
 
     ``feature_layers``: module paths (``"model.norm"``) or ``"lm_head_input"`` whose outputs are
     captured by forward hooks at completion positions, for student and teacher.
-    ``record_fields``: record slots the component reads (checked at data load time).
+    ``record_fields``: record slots the component reads (checked once the run is set up).
     """
 
     feature_layers: frozenset[str] = field(default_factory=frozenset)
     record_fields: frozenset[str] = field(default_factory=frozenset)
-    full_teacher_logprobs: bool = True
 
     def merge(self, other: "Requirements") -> "Requirements":
-        return Requirements(
-            self.feature_layers | other.feature_layers,
-            self.record_fields | other.record_fields,
-            self.full_teacher_logprobs or other.full_teacher_logprobs,
-        )
+        return Requirements(self.feature_layers | other.feature_layers, self.record_fields | other.record_fields)
 
 
 class Component:
@@ -70,7 +65,7 @@ class Component:
 
     def requirements(self) -> Requirements:
         """What this component needs computed per micro-batch (default: nothing extra)."""
-        return Requirements(full_teacher_logprobs=False)
+        return Requirements()
 
     def setup(self, run: "Run") -> None:
         """Called once before training with the live run (model, tokenizer, data, recipe)."""

@@ -193,17 +193,6 @@ class DatasetAdapter(abc.ABC):
         return None
 
 
-# -- evaluators ----------------------------------------------------------------------------------
-class Evaluator(abc.ABC):
-    """An evaluation task or metric family run by ``unisd eval``."""
-
-    kind: ClassVar[str] = "evaluator"
-
-    @abc.abstractmethod
-    def evaluate(self, model: Any, tokenizer: Any, *, limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Return metric name → value."""
-
-
 # -- rollout backends ----------------------------------------------------------------------------
 class GenerationBackend(abc.ABC):
     """Samples completions from the student (HF ``generate``, vLLM, …)."""

@@ -50,8 +50,14 @@ def resolve_ref(ref: Ref, what: str = "reference") -> Callable[..., Any]:
     return obj
 
 
+class EvaluatorSpec:
+    """Base of what ``registry.evaluators`` holds: a :class:`TaskSpec` or a :class:`GroupSpec`."""
+
+    name: str
+
+
 @dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(EvaluatorSpec):
     """One lm-eval task that ``unisd eval`` (and ``evaluation.tasks`` of a recipe) can run.
 
     ``name``
@@ -118,7 +124,7 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
-class GroupSpec:
+class GroupSpec(EvaluatorSpec):
     """A named, ordered list of task names (``unisd-six``); the tasks may come from any plugin."""
 
     name: str

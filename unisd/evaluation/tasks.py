@@ -3,8 +3,8 @@
 Plugins register :class:`~unisd.evaluation.spec.TaskSpec` and
 :class:`~unisd.evaluation.spec.GroupSpec` objects (usually lazily, as ``"module:attr"``) in their
 ``unisd_register`` hook; the built-in benchmarks (``unisd-six``, ``unisd-mc``) come from the
-``evaluation`` plugin exactly like a third-party task would. Other objects in that registry (metric
-families, :class:`~unisd.components.kinds.Evaluator` subclasses) are ignored here.
+``evaluation`` plugin exactly like a third-party task would. The registry checks that every entry
+is an :class:`~unisd.evaluation.spec.EvaluatorSpec`.
 
 Every function takes an optional ``registries`` (default: the process-wide plugin host's).
 """

@@ -62,7 +62,7 @@ class Agreement(DisagreementMeasure):
     Config: ClassVar = AgreementConfig
 
     def requirements(self) -> Requirements:
-        return Requirements(record_fields=frozenset({"aux_contexts"}), full_teacher_logprobs=False)
+        return Requirements(record_fields=frozenset({"aux_contexts"}))
 
     def setup(self, run) -> None:
         builders = run.host.registries.context_builders

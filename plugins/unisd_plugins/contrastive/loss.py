@@ -40,7 +40,7 @@ class TokenContrastive(AuxiliaryLoss):
     Config: ClassVar = ContrastiveConfig
 
     def requirements(self) -> Requirements:
-        return Requirements(record_fields=frozenset({"negative_prompt"}), full_teacher_logprobs=False)
+        return Requirements(record_fields=frozenset({"negative_prompt"}))
 
     def setup(self, run) -> None:
         records = run.records

@@ -67,7 +67,7 @@ class FeatureMatching(AuxiliaryLoss):
                 self.projections[str(i)] = lin.to(run.device)
 
     def requirements(self) -> Requirements:
-        return Requirements(feature_layers=frozenset(getattr(self, "paths", [])), full_teacher_logprobs=False)
+        return Requirements(feature_layers=frozenset(getattr(self, "paths", [])))
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.projections.parameters())
