@@ -32,10 +32,11 @@ def load_records(recipe, registries, rejects_path=None) -> tuple[Any, list[dict[
 
 
 def filter_long_prompts(records: list[dict[str, Any]], tokenizer, max_len: int,
-                        fields: Sequence[str] = PROMPT_FIELDS) -> tuple[list[dict[str, Any]], dict[str, int]]:
+                        fields: Sequence[str] = PROMPT_FIELDS) -> tuple[list[dict[str, Any]], dict[str, int], int]:
     """Drop rows whose chat-rendered student/teacher/auxiliary prompts exceed ``max_len`` tokens.
 
     Teacher context is never truncated: a row that does not fit is dropped and counted by field.
+    Returns the kept rows, the drop counts by field, and the longest kept prompt (tokens).
     """
     texts: list[str] = []
     owners: list[tuple[int, str]] = []
@@ -46,9 +47,11 @@ def filter_long_prompts(records: list[dict[str, Any]], tokenizer, max_len: int,
                 texts.append(t)
                 owners.append((i, f))
     too_long: dict[int, str] = {}
-    for (i, f), n in zip(owners, token_lengths(tokenizer, texts) if texts else []):
+    lengths = token_lengths(tokenizer, texts) if texts else []
+    for (i, f), n in zip(owners, lengths):
         if n > max_len and i not in too_long:
             too_long[i] = f
+    longest = max((n for (i, _), n in zip(owners, lengths) if i not in too_long), default=0)
     counts: dict[str, int] = {}
     for f in too_long.values():
         counts[f] = counts.get(f, 0) + 1
@@ -56,7 +59,7 @@ def filter_long_prompts(records: list[dict[str, Any]], tokenizer, max_len: int,
     if too_long:
         log.warning("dropped %d of %d records whose prompts exceed max_prompt_length=%d tokens (by field: %s)",
                     len(too_long), len(records), max_len, counts)
-    return kept, counts
+    return kept, counts, longest
 
 
 @dataclass

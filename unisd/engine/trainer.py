@@ -70,28 +70,28 @@ class Trainer:
         torch.manual_seed(recipe.training.seed)
         random.seed(recipe.training.seed)
         model, tok = self._given
-        from unisd.models.memory import check_fits
+        if tok is None:
+            from unisd.models.loading import load_tokenizer
 
-        seq_len = recipe.data.max_prompt_length + recipe.generation.max_new_tokens
-        teacher_copies = int(not recipe.lora.enabled or any(c.type == "frozen_copy" for c in recipe.components))
-        check_fits(model if model is not None else recipe.model, recipe.training.batch_size, seq_len, recipe.lora,
-                   device=acc.device, gradient_checkpointing=recipe.training.gradient_checkpointing,
-                   teacher_copies=teacher_copies)
-        if model is None:
-            from unisd.models.loading import load_model_and_tokenizer
-
-            model, tok = load_model_and_tokenizer(recipe.model)
+            tok = load_tokenizer(recipe.model)
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
         tok.padding_side = "left"
-        model = build_student(model, recipe).to(acc.device)
         reg = self.host.registries
-        run = Run(recipe=recipe, model=model, tokenizer=tok, accelerator=acc, output_dir=self.output_dir, host=self.host)
-        run.dataset_adapter, records = load_records(recipe, reg, self.output_dir / "rejects.jsonl")
-        run.extras["records_loaded"] = len(records)
-        records, dropped = filter_long_prompts(records, tok, recipe.data.max_prompt_length)
+        adapter, records = load_records(recipe, reg, self.output_dir / "rejects.jsonl")
+        loaded = len(records)
+        records, dropped, longest = filter_long_prompts(records, tok, recipe.data.max_prompt_length)
         if not records:
             raise ValueError(f"every record exceeds data.max_prompt_length={recipe.data.max_prompt_length} tokens ({dropped})")
+        self._check_memory(model, longest + recipe.generation.max_new_tokens)
+        if model is None:
+            from unisd.models.loading import load_model_and_tokenizer
+
+            model, _ = load_model_and_tokenizer(recipe.model)
+        model = build_student(model, recipe).to(acc.device)
+        run = Run(recipe=recipe, model=model, tokenizer=tok, accelerator=acc, output_dir=self.output_dir, host=self.host)
+        run.dataset_adapter = adapter
+        run.extras["records_loaded"] = loaded
         if recipe.data.shuffle:
             random.Random(recipe.training.seed).shuffle(records)
         if recipe.data.max_samples:
@@ -115,7 +115,7 @@ class Trainer:
             self._registered.append(self.host.pm.register(c, name=f"component:{c.name}:{id(c)}"))
         # components may add/derive record slots at setup: re-filter prompts they added
         if any(k in r for r in run.records for k in ("aux_contexts", "negative_prompt")):
-            run.records, extra = filter_long_prompts(run.records, tok, recipe.data.max_prompt_length,
+            run.records, extra, _ = filter_long_prompts(run.records, tok, recipe.data.max_prompt_length,
                                                      ("prompt", "teacher_prompt", "aux_contexts", "negative_prompt"))
             dropped.update({k: dropped.get(k, 0) + v for k, v in extra.items()})
         self._check_record_fields(run, comps)
@@ -135,6 +135,17 @@ class Trainer:
         self.run = run
         self.metrics = MetricsLog(self.output_dir, recipe.logging.tensorboard, enabled=acc.is_main_process)
         return run
+
+    def _check_memory(self, model, seq_len: int) -> None:
+        """Estimate from the model config (before loading weights) whether a micro-batch of the
+        longest prompts plus a full completion fits; a clear error if not."""
+        from unisd.models.memory import check_fits
+
+        recipe = self.recipe
+        teacher_copies = int(not recipe.lora.enabled or any(c.type == "frozen_copy" for c in recipe.components))
+        check_fits(model if model is not None else recipe.model, recipe.training.batch_size, seq_len, recipe.lora,
+                   device=self.accelerator.device, gradient_checkpointing=recipe.training.gradient_checkpointing,
+                   teacher_copies=teacher_copies)
 
     def _component(self, cfg):
         from unisd.registries import COMPONENT_KINDS
