@@ -36,7 +36,7 @@ def lazy_module(dists, unique_name):
     """A fresh importable module with ``Impl`` (a Base subclass), ``Wrong`` (not one) and a
     re-export; returns its name. Nothing has imported it yet."""
     name = unique_name("lazy_target")
-    dists.module(name, f"""
+    dists.module(name, """
         from unisd.components.base import Component as Base
 
         IMPORTED = True

@@ -1,6 +1,5 @@
 """Multi-teacher agreement (spec §2a, §7.2, §9)."""
 
-import math
 
 import pytest
 import torch

@@ -1,7 +1,6 @@
 """SIGTERM saves a checkpoint and exits cleanly; bad records are reported or skipped into rejects."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from unisd.errors import UserError
 

@@ -9,7 +9,7 @@ with ``W`` processes and ``grad_accum = g`` computes the same update as one proc
 from __future__ import annotations
 
 import logging
-import math
+from contextlib import nullcontext
 import random
 import signal
 import time
@@ -272,7 +272,7 @@ class Trainer:
             random.seed(seed)
             rng = torch.Generator().manual_seed(seed)
             rows = [self.run.records[i] for i in self.schedule.micro_batch(step, g)]
-            ctx = acc.no_sync(model) if j < ga - 1 else _null()
+            ctx = acc.no_sync(model) if j < ga - 1 else nullcontext()
             with ctx:
                 res = self.micro(rows, step, rng)
                 maybe_kill("rollout", step + 1)
@@ -336,14 +336,6 @@ class Trainer:
     def _restore_signal_handlers(self, old) -> None:
         for s, h in old.items():
             signal.signal(s, h)
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:

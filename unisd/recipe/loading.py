@@ -281,7 +281,6 @@ def _allowed_fields(model: type, path: list[Any], data: dict[str, Any]) -> list[
     """Field names of the model at ``path`` (following list items and component types)."""
     from typing import get_args, get_origin
 
-    from pydantic import BaseModel
 
     ann: Any = model
     node: Any = data

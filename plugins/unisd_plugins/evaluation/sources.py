@@ -22,7 +22,7 @@ import functools
 import gzip
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from unisd.evaluation.spec import DataUnavailable
 from unisd_plugins.datasets import prompts
