@@ -86,3 +86,16 @@ def test_output_dir_holding_another_run_is_refused(tiny_model_dir, records_file,
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     res = subprocess.run(cmd, capture_output=True, timeout=300)
     assert res.returncode == 2 and b"already holds a run" in res.stderr
+
+
+@pytest.mark.parametrize("kind", ["FSDP", "DEEPSPEED"])
+def test_sharded_setups_are_refused_before_any_work(kind, make_recipe, tmp_path, monkeypatch):
+    from accelerate.utils import DistributedType
+
+    from unisd.engine.trainer import Trainer
+    from unisd.errors import UserError
+
+    trainer = Trainer(make_recipe("vanilla"), tmp_path / "run")
+    monkeypatch.setattr(type(trainer.accelerator), "distributed_type", property(lambda self: DistributedType[kind]))
+    with pytest.raises(UserError, match=f"{kind}.*Use DDP"):
+        trainer.setup()

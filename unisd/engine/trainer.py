@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from unisd.engine import checkpoint as ckpt
+from unisd.errors import UserError
 from unisd.engine.faults import maybe_kill
 from unisd.engine.data import Schedule, filter_long_prompts, load_records
 from unisd.engine.metrics import MetricsLog
@@ -67,6 +68,7 @@ class Trainer:
     # -- setup -----------------------------------------------------------------------------------------
     def setup(self) -> Run:
         recipe, acc = self.recipe, self.accelerator
+        self._check_distributed()
         torch.manual_seed(recipe.training.seed)
         random.seed(recipe.training.seed)
         model, tok = self._given
@@ -135,6 +137,14 @@ class Trainer:
         self.run = run
         self.metrics = MetricsLog(self.output_dir, recipe.logging.tensorboard, enabled=acc.is_main_process)
         return run
+
+    def _check_distributed(self) -> None:
+        """Refuse sharded set-ups whose checkpoints this trainer cannot yet write correctly."""
+        kind = str(self.accelerator.distributed_type).rsplit(".", 1)[-1]
+        if kind in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
+            raise UserError(f"accelerate is configured for {kind}: UniSD checkpoints hold full trainable weights and "
+                            "optimizer state written by the main process, which sharded training would corrupt. "
+                            "Use DDP (accelerate's MULTI_GPU / MULTI_CPU) for now.")
 
     def _check_memory(self, model, seq_len: int) -> None:
         """Estimate from the model config (before loading weights) whether a micro-batch of the
