@@ -144,3 +144,13 @@ def test_hub_unreachable_is_reported_clearly(monkeypatch: pytest.MonkeyPatch) ->
 
     with pytest.raises(DataUnavailable, match="--data-dir"):
         sources.LOADERS["humaneval"](None)
+
+
+@pytest.mark.slow
+def test_all_gold_solutions_pass_in_the_sandbox(shared_data: Path) -> None:
+    """Backs docs/evaluation.md: every MBPP (sanitized test) and HumanEval gold solution passes."""
+    mbpp, he = load_docs("mbpp", shared_data), load_docs("humaneval", shared_data)
+    assert (len(mbpp), len(he)) == (257, 164)
+    progs = [M.mbpp_program(M.extract_code(gold_completion(d)), d["tests"], d["test_imports"], d["test_setup"]) for d in mbpp]
+    progs += [M.humaneval_program(M.extract_code(gold_completion(d)), d["test"], d["entry_point"], d["original_prompt"]) for d in he]
+    assert M.code_pass_at_1(progs, timeout_s=10) == [1.0] * len(progs)
