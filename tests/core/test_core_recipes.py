@@ -221,10 +221,10 @@ def test_parse_override(expr, key, value):
 
 def test_overrides_nested_keys_and_yaml_values():
     r = load_recipe("vanilla", ["optim.lr=1e-5", "lora.target_modules=[q_proj, v_proj]", "training.max_steps=3",
-                                "lora.enabled=false", "evaluation.tasks=[gsm8k, mbpp]", "generation.top_k=5"])
+                                "lora.enabled=false", "evaluation.tasks=[unisd_gpqa, mbpp]", "generation.top_k=5"])
     assert r.optim.lr == pytest.approx(1e-5)
     assert r.lora.target_modules == ["q_proj", "v_proj"] and r.lora.enabled is False
-    assert r.training.max_steps == 3 and r.evaluation.tasks == ["gsm8k", "mbpp"] and r.generation.top_k == 5
+    assert r.training.max_steps == 3 and r.evaluation.tasks == ["unisd_gpqa", "mbpp"] and r.generation.top_k == 5
 
 
 def test_overrides_apply_in_order():
@@ -579,3 +579,10 @@ def test_schema_cli_stdout_and_file(tmp_path, capsys):
     assert capsys.readouterr().out == ""
     assert json.loads(target.read_text()) == out
     assert "gamma" in out["$defs"]["AgreementConfig"]["properties"]
+
+
+def test_unknown_evaluation_task_is_rejected_with_did_you_mean():
+    with pytest.raises(RecipeError) as ei:
+        load_recipe("vanilla", ["evaluation.tasks=[unisd_mbp]"])
+    (msg,) = problems_of(ei)
+    assert msg.startswith("--set evaluation.tasks=[unisd_mbp]: evaluation.tasks:") and "Did you mean 'unisd_mbpp'" in msg

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator
 
 from unisd.components.base import StrictModel
 
@@ -118,8 +118,13 @@ class EvaluationConfig(StrictModel):
     data_dir: str | None = Field(None, description="read benchmark files from this local directory instead of the hub")
     max_gen_toks: PositiveInt | None = Field(None, description="generation budget per answer (default 1024)")
 
-    @model_validator(mode="after")
-    def _unique(self) -> "EvaluationConfig":
-        if len(set(self.tasks)) != len(self.tasks):
+    @field_validator("tasks")
+    @classmethod
+    def _known_and_unique(cls, tasks: list[str]) -> list[str]:
+        if len(set(tasks)) != len(tasks):
             raise ValueError("evaluation.tasks lists a task twice")
-        return self
+        if tasks:  # checked against the registered evaluators, with did-you-mean
+            from unisd.evaluation.tasks import resolve_tasks
+
+            resolve_tasks(tasks)
+        return tasks
