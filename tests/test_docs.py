@@ -56,31 +56,26 @@ def hand_written() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def builtin_host():
-    """A plugin host with only UniSD's own plugins (third-party ones may be installed)."""
-    from unisd.plugins import PluginHost
-
-    keys = ("UNISD_DISABLE_PLUGIN_AUTOLOAD", "UNISD_PLUGINS", "UNISD_BLOCK_PLUGINS")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ["UNISD_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    os.environ.pop("UNISD_PLUGINS", None)
-    os.environ.pop("UNISD_BLOCK_PLUGINS", None)
-    try:
-        yield PluginHost().load()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@pytest.fixture(scope="module")
-def generated() -> dict[str, str]:
+def gen_docs():
+    """scripts/gen_docs.py as a module."""
     spec = importlib.util.spec_from_file_location("unisd_gen_docs", REPO / "scripts" / "gen_docs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.generate()
+    return module
+
+
+@pytest.fixture(scope="module")
+def builtin_host(gen_docs):
+    """A plugin host with only UniSD's own plugins (third-party ones may be installed)."""
+    from unisd.plugins import PluginHost
+
+    with gen_docs.builtin_only_environment():
+        yield PluginHost().load()
+
+
+@pytest.fixture(scope="module")
+def generated(gen_docs) -> dict[str, str]:
+    return gen_docs.generate()
 
 
 # -- plugin-writing page -----------------------------------------------------------------------------
