@@ -23,3 +23,20 @@ def test_recipe_trains(name, make_recipe, tmp_path):
     assert all(math.isfinite(r["loss/total"]) for r in rows)
     assert (tmp_path / "run" / "final" / "merged" / "config.json").exists()
     assert summary["steps"] == 2
+
+
+def test_gkd_samples_only_its_on_policy_rows(make_recipe, tmp_path, monkeypatch):
+    from unisd_plugins.generation.hf import HFGenerate
+
+    rows_sampled = []
+    real = HFGenerate.generate
+
+    def counting(self, model, prompt_ids, *a, **kw):
+        rows_sampled.append(prompt_ids.shape[0])
+        return real(self, model, prompt_ids, *a, **kw)
+
+    monkeypatch.setattr(HFGenerate, "generate", counting)
+    train(make_recipe("gkd", "training.max_steps=2", "objective.on_policy_fraction=0.0"), tmp_path / "off")
+    assert rows_sampled == []  # all gold: nothing generated
+    train(make_recipe("gkd", "training.max_steps=3", "objective.on_policy_fraction=0.5"), tmp_path / "mixed")
+    assert 0 < sum(rows_sampled) < 3 * 2 * 2  # some rows sampled, the gold rows not

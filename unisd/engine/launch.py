@@ -53,7 +53,6 @@ def _with_data(recipe, spec: str):
     else:
         name, _, path = spec.partition(":")
         ds = {"type": name} if name != recipe.data.dataset.type else recipe.data.dataset.model_dump(mode="json")
-        ds["type"] = name
         if path:
             ds["path"] = path
     data["data"]["dataset"] = ds

@@ -9,7 +9,7 @@ import torch
 
 from unisd.components.batch import DistillBatch, Scores
 from unisd.components.kinds import AuxiliaryLoss, DisagreementMeasure, StabilityGuard
-from unisd.engine.batching import pad_right, pad_token_id, tokenize_completions, tokenize_prompts
+from unisd.engine.batching import Tokenized, pad_right, pad_token_id, tokenize_completions, tokenize_prompts
 from unisd.engine.reduction import masked_mean
 from unisd.engine.rollout import Rollout, sample
 from unisd.engine.scoring import score
@@ -57,22 +57,27 @@ class MicroStep:
         if obj.type == "sft":
             ids, mask = tokenize_completions(self.tok, [r["gold"] for r in records], self.recipe.generation.max_new_tokens)
             return Rollout(ids.to(device), mask.to(device), mask.to(device), torch.zeros(len(records), dtype=torch.bool))
-        roll = sample(self.generator, self.unwrapped, self.tok, prompt, self.recipe.generation, use_base=obj.type == "ssd")
         if obj.type != "distill" or obj.on_policy_fraction >= 1.0:
-            return roll
-        # GKD: a fraction of rows keep their gold completion (off-policy), the rest are sampled.
+            return sample(self.generator, self.unwrapped, self.tok, prompt, self.recipe.generation, use_base=obj.type == "ssd")
+        # GKD: a fraction of rows keep their gold completion (off-policy); only the others are sampled.
         off = torch.rand(len(records), generator=step_rng) >= obj.on_policy_fraction
+        on = (~off).nonzero().squeeze(-1)
         if not off.any():
-            return roll
+            return sample(self.generator, self.unwrapped, self.tok, prompt, self.recipe.generation)
         gold_ids, gold_mask = tokenize_completions(self.tok, [r["gold"] for r in records], self.recipe.generation.max_new_tokens)
-        seqs = [(gold_ids[i][gold_mask[i] > 0] if off[i] else roll.ids[i][roll.present[i] > 0].cpu()).tolist()
-                for i in range(len(records))]
+        seqs = [gold_ids[i][gold_mask[i] > 0].tolist() for i in range(len(records))]
+        truncated = torch.zeros(len(records), dtype=torch.bool)
+        if len(on):
+            roll = sample(self.generator, self.unwrapped, self.tok, Tokenized(prompt.ids[on], prompt.mask[on]),
+                          self.recipe.generation)
+            for j, i in enumerate(on.tolist()):
+                seqs[i] = roll.ids[j][roll.present[j] > 0].cpu().tolist()
+                truncated[i] = bool(roll.truncated[j])
         ids, present = pad_right(seqs, pad_token_id(self.tok))
         loss_mask = present.clone()
-        for i in range(len(records)):
-            if not off[i] and roll.truncated[i] and self.recipe.generation.mask_truncated:
-                loss_mask[i] = 0
-        return Rollout(ids.to(device), present.to(device), loss_mask.to(device), roll.truncated & ~off)
+        if self.recipe.generation.mask_truncated:
+            loss_mask[truncated] = 0.0
+        return Rollout(ids.to(device), present.to(device), loss_mask.to(device), truncated)
 
     # -- scoring -----------------------------------------------------------------------------------
     def score_teacher(self, texts: Sequence[str], completion_ids, present, *, temperature: float,
