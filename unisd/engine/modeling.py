@@ -59,3 +59,9 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     while hasattr(model, "module") and isinstance(getattr(model, "module"), torch.nn.Module):
         model = model.module
     return model
+
+
+def base_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model under DDP/accelerate and peft wrappers (module paths are relative to it)."""
+    model = unwrap(model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model

@@ -14,6 +14,7 @@ import torch
 
 from unisd.components.batch import Scores
 from unisd.engine.batching import Tokenized
+from unisd.engine.modeling import base_model
 
 LM_HEAD_INPUT = "lm_head_input"
 
@@ -27,7 +28,7 @@ def capture_features(model: torch.nn.Module, layers: Sequence[str]) -> Iterator[
     """Forward hooks by module path; ``"lm_head_input"`` captures the LM head's input."""
     captured: dict[str, torch.Tensor] = {}
     handles = []
-    base = _base_model(model)
+    base = base_model(model)
     for path in layers:
         if path == LM_HEAD_INPUT:
             head = base.get_output_embeddings()
@@ -46,14 +47,6 @@ def capture_features(model: torch.nn.Module, layers: Sequence[str]) -> Iterator[
     finally:
         for h in handles:
             h.remove()
-
-
-def _base_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The transformers model under DDP/peft wrappers (module paths are relative to it)."""
-    m = getattr(model, "module", model)
-    if hasattr(m, "get_base_model"):
-        m = m.get_base_model()
-    return m
 
 
 def score(

@@ -17,7 +17,8 @@ from pydantic import Field
 from unisd.components.base import Requirements
 from unisd.components.kinds import AuxiliaryLoss, AuxiliaryLossConfig, LossTerm
 from unisd.engine.reduction import masked_mean
-from unisd.engine.scoring import LM_HEAD_INPUT, _base_model
+from unisd.engine.modeling import base_model
+from unisd.engine.scoring import LM_HEAD_INPUT
 
 
 class FeatureMatchingConfig(AuxiliaryLossConfig):
@@ -32,7 +33,7 @@ class FeatureMatchingConfig(AuxiliaryLossConfig):
 
 def decoder_layer_paths(model: torch.nn.Module) -> list[str]:
     """Module paths of the decoder blocks (the longest ModuleList of the model)."""
-    base = _base_model(model)
+    base = base_model(model)
     lists = [(n, m) for n, m in base.named_modules() if isinstance(m, torch.nn.ModuleList)]
     if not lists:
         raise ValueError(f"cannot find decoder layers in {type(base).__name__}; give module paths instead")
@@ -60,7 +61,7 @@ class FeatureMatching(AuxiliaryLoss):
         self.paths = paths
         self.projections = torch.nn.ModuleDict()
         if self.config.projection:
-            hidden = _base_model(run.model).config.hidden_size
+            hidden = base_model(run.model).config.hidden_size
             for i, _ in enumerate(paths):
                 lin = torch.nn.Linear(hidden, hidden, bias=False)
                 torch.nn.init.eye_(lin.weight)

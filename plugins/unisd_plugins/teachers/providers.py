@@ -12,6 +12,7 @@ from typing import Iterator
 import torch
 
 from unisd.components.kinds import TeacherProvider
+from unisd.engine.modeling import base_model
 
 
 @contextmanager
@@ -26,7 +27,7 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A frozen deep copy of the model's current weights (the base model under peft)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     if hasattr(model, "disable_adapter"):  # peft: copy the base module without adapters
         with model.disable_adapter():
             clone = copy.deepcopy(base)
