@@ -219,3 +219,14 @@ def test_reasoning_gym_records_scoring_and_negatives(registry: Registries) -> No
 
     wrong = rec["negative_prompt"].rsplit("Answer: ", 1)[1].split("\n")[0]
     assert wrong != rec["answer"] and rec["negative_prompt"] == render_teacher_prompt(rec["prompt"], f"Answer: {wrong}")
+
+
+def test_reasoning_gym_options_from_yaml_become_enum_members(registry: Registries) -> None:
+    """Recipe options are plain YAML values; enum-typed config fields get converted (and a typo
+    names the option and the allowed values)."""
+    pytest.importorskip("reasoning_gym")
+    opts = {"task_types": ["siblings"], "task_type_weights": [1.0]}
+    records = load(registry, "reasoning_gym", task="aiw", size=12, options=opts)
+    assert len(records) == 12 and all("sisters" in r["prompt"] or "brothers" in r["prompt"] for r in records)
+    with pytest.raises(DatasetSourceError, match=r"option 'task_types' of task 'aiw': 'sibling' is not one of 'siblings'"):
+        load(registry, "reasoning_gym", task="aiw", size=2, options={"task_types": ["sibling"], "task_type_weights": [1.0]})

@@ -20,6 +20,7 @@ import torch
 from pydantic import Field
 
 from unisd.components.kinds import ContextBuilder, ContextBuilderConfig
+from unisd.files import write_atomically
 from unisd_plugins.datasets.prompts import aux_context_for_record
 
 log = logging.getLogger("unisd.agreement")
@@ -148,10 +149,7 @@ def encode_sentences(texts: list[str], encoder: str, batch_size: int = 64, cache
             chunks.append(torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1))
     emb = torch.cat(chunks)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(emb, tmp)
-        tmp.replace(path)
+        write_atomically(path, lambda tmp: torch.save(emb, tmp))
     return emb
 
 

@@ -16,6 +16,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from unisd.components.kinds import ContextBuilder, ContextBuilderConfig
+from unisd.files import write_atomically
 from unisd_plugins.agreement.builders import donor_pool
 from unisd_plugins.datasets.prompts import build_induction_context
 
@@ -74,9 +75,6 @@ class InductionContexts(ContextBuilder):
                 out.append(text.strip())
         if not out:
             raise RuntimeError("instruction induction produced no instructions (the model generated only empty text)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=1))
-        tmp.replace(path)
+        write_atomically(path, lambda tmp: tmp.write_text(json.dumps(out, indent=1)))
         return out
 

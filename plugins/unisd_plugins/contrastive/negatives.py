@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from unisd.files import write_atomically
 
 
 log = logging.getLogger("unisd.contrastive")
@@ -29,10 +30,7 @@ class NegativesCache:
         self.data: dict[str, list[str]] = json.loads(path.read_text()) if path.exists() else {}
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.data))
-        tmp.replace(self.path)
+        write_atomically(self.path, lambda tmp: tmp.write_text(json.dumps(self.data)))
 
 
 def generate_negatives(records, requests: list[list[str]], generate: Callable[[list[str]], list[str]],

@@ -9,8 +9,11 @@ a near-miss answer, so no negatives need generating.
 
 from __future__ import annotations
 
+import enum
 import json
 import re
+import types
+import typing
 from typing import Any, ClassVar, Iterable
 
 from pydantic import Field
@@ -51,6 +54,43 @@ def final_answer(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def _coerce(hint: Any, value: Any) -> Any:
+    """``value`` (from YAML: strings, lists) as the type a reasoning-gym config field expects;
+    only enum members need converting (``"siblings"`` -> ``TaskType.SIBLINGS``)."""
+    if value is None:
+        return value
+    if isinstance(hint, type) and issubclass(hint, enum.Enum) and not isinstance(value, hint):
+        try:
+            return hint(value)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in hint)
+            raise ValueError(f"{value!r} is not one of {allowed}") from None
+    if typing.get_origin(hint) in (list, tuple) and isinstance(value, (list, tuple)):
+        (inner, *_) = typing.get_args(hint) or (Any,)
+        return type(value)(_coerce(inner, v) for v in value)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arm in typing.get_args(hint):
+            if isinstance(arm, type) and issubclass(arm, enum.Enum):
+                return _coerce(arm, value)
+    return value
+
+
+def task_options(task: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Recipe options for ``task``, converted to the field types of its reasoning-gym config."""
+    from reasoning_gym.factory import DATASETS
+
+    if task not in DATASETS:
+        return options
+    hints = typing.get_type_hints(DATASETS[task][1])
+    out = {}
+    for key, value in options.items():
+        try:
+            out[key] = _coerce(hints[key], value) if key in hints else value
+        except ValueError as exc:
+            raise DatasetSourceError(f"dataset 'reasoning_gym': option {key!r} of task {task!r}: {exc}") from exc
+    return out
+
+
 class ReasoningGymAdapter(BaseAdapter):
     """Questions, answers and scoring from a reasoning-gym procedural dataset."""
 
@@ -62,7 +102,7 @@ class ReasoningGymAdapter(BaseAdapter):
         c = self.config
         seed = c.seed if split == "train" else c.seed + 1_000_003
         try:
-            return _gym().create_dataset(c.task, size=c.size, seed=seed, **c.options)
+            return _gym().create_dataset(c.task, size=c.size, seed=seed, **task_options(c.task, c.options))
         except (KeyError, ValueError, TypeError) as exc:
             raise DatasetSourceError(f"dataset 'reasoning_gym': cannot create task {c.task!r} with options {c.options}: {exc}") from exc
 
