@@ -210,15 +210,23 @@ def test_reasoning_gym_records_scoring_and_negatives(registry: Registries) -> No
     assert len(train) == 30 and 0 < len(test) <= 30
     assert not {r["prompt"] for r in train} & {r["prompt"] for r in test}  # no leakage into the held-out split
     rec = test[0]
-    assert f"Answer: {rec['answer']}" in rec["teacher_prompt"] and rec["answer"] not in rec["prompt"].split("=")[-1]
+    # the reference is worked out from the task's expression, then the answer line
+    expression = rec["meta"]["entry"]["metadata"]["expression"]
+    assert rec["gold"] == f"{expression} = {rec['answer']}\nAnswer: {rec['answer']}" and rec["gold"] in rec["teacher_prompt"]
+    assert rec["answer"] not in rec["prompt"].split("=")[-1]
     adapter = registry.datasets.get("reasoning_gym")(registry.datasets.get("reasoning_gym").Config(type="reasoning_gym", split="test", options=opts))
     assert adapter.is_correct(rec, f"The final answer is {rec['answer']}.")
     assert not adapter.is_correct(rec, "The final answer is 100000.")
+    a = rec["answer"]
+    assert adapter.is_correct(rec, f"{expression} = {a}\n\nThis is the final answer to the problem.")  # no Answer: line
+    assert adapter.is_correct(rec, f"1. The answer is {a}.\n2. The")  # list numbering is not an answer
+    assert not adapter.is_correct(rec, f"Answer: {a}7\nso {a}")  # the Answer: line decides when there is one
     # the ready bad-teacher prompt uses the same template with a wrong answer
     from unisd_plugins.datasets.prompts import render_teacher_prompt
 
     wrong = rec["negative_prompt"].rsplit("Answer: ", 1)[1].split("\n")[0]
-    assert wrong != rec["answer"] and rec["negative_prompt"] == render_teacher_prompt(rec["prompt"], f"Answer: {wrong}")
+    assert wrong != rec["answer"]
+    assert rec["negative_prompt"] == render_teacher_prompt(rec["prompt"], f"{expression} = {wrong}\nAnswer: {wrong}")
 
 
 def test_reasoning_gym_options_from_yaml_become_enum_members(registry: Registries) -> None:
@@ -228,5 +236,6 @@ def test_reasoning_gym_options_from_yaml_become_enum_members(registry: Registrie
     opts = {"task_types": ["siblings"], "task_type_weights": [1.0]}
     records = load(registry, "reasoning_gym", task="aiw", size=12, options=opts)
     assert len(records) == 12 and all("sisters" in r["prompt"] or "brothers" in r["prompt"] for r in records)
+    assert records[0]["gold"] == f"Answer: {records[0]['answer']}"  # no expression to work out: the bare answer line
     with pytest.raises(DatasetSourceError, match=r"option 'task_types' of task 'aiw': 'sibling' is not one of 'siblings'"):
         load(registry, "reasoning_gym", task="aiw", size=2, options={"task_types": ["sibling"], "task_type_weights": [1.0]})

@@ -12,9 +12,14 @@ from typing import Any
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
+_LIST_MARKER = re.compile(r"^[ \t]*\d+[.)][ \t]+(?=\S)", re.MULTILINE)
+
+
 def last_number(text: str) -> str | None:
-    """The last number in ``text`` (commas dropped, trailing ``.0`` removed)."""
-    found = _NUMBER.findall(text.split("####")[-1] if "####" in text else text)
+    """The last number in ``text`` (commas dropped, trailing ``.0`` removed), after ``####`` if
+    present; list numbering (``3. The answer is``) does not count as a number."""
+    text = text.split("####")[-1] if "####" in text else text
+    found = _NUMBER.findall(_LIST_MARKER.sub("", text))
     if not found:
         return None
     n = found[-1].replace(",", "")

@@ -2,9 +2,12 @@
 
 The embedded default's task data: any reasoning-gym dataset by name (default ``chain_sum``,
 short integer sums). ``train`` and ``test`` are drawn with different seeds, and test items whose
-question also occurs in train are removed. Answers are checked with the dataset's own scorer.
-Numeric tasks carry a ready ``negative_prompt`` for the contrastive loss: the teacher template with
-a near-miss answer, so no negatives need generating.
+question also occurs in train are removed. Tasks that state an expression (``chain_sum``,
+``basic_arithmetic``, ``products`` …) get a worked reference (``73 - 37 = 36`` then ``Answer: 36``)
+and ask the student to write out the calculation. Numeric answers are checked like GSM8K's flexible
+match (the last number), others with the dataset's own scorer. Numeric tasks carry a ready
+``negative_prompt`` for the contrastive loss: the teacher template with a near-miss answer, so no
+negatives need generating.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from unisd_plugins.datasets import negatives, prompts
 from unisd_plugins.datasets.base import BaseAdapter, DatasetSourceError
 
 INSTRUCTION = 'Give only the final answer on the last line, as "Answer: <answer>".'
+#: The instruction for tasks that state an expression (the reference works it out the same way).
+WORKED_INSTRUCTION = 'Write out the calculation, then give the final answer on the last line, as "Answer: <answer>".'
 _ANSWER = re.compile(r"answer\s*[:：]\s*(.+)", re.IGNORECASE)
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -35,6 +40,8 @@ class ReasoningGymConfig(DatasetConfig):
     size: int = Field(512, ge=1, description="items generated per split")
     seed: int = Field(42, description="generation seed of the train split (test uses seed + 1_000_003)")
     options: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments of the reasoning-gym dataset config")
+    instruction: str | None = Field(None, description="line appended to each question; default: write out the calculation "
+                                    "(tasks that state an expression) or give only the final answer (others)")
 
 
 def _gym():
@@ -52,6 +59,19 @@ def final_answer(text: str) -> str:
         return found[-1].strip().rstrip(".")
     lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
     return lines[-1] if lines else ""
+
+
+def reference(entry: dict[str, Any], answer: str) -> str:
+    """The reference answer: worked (``4 - 1 = 3``) where the task states its expression, then
+    the ``Answer:`` line. A 135M student that writes the expression out before answering is right
+    far more often than one that answers directly, and this is what its answer-aware self shows it."""
+    expression = _expression(entry)
+    return f"{expression} = {answer}\nAnswer: {answer}" if expression else f"Answer: {answer}"
+
+
+def _expression(entry: dict[str, Any]) -> str | None:
+    expression = (entry.get("metadata") or {}).get("expression")
+    return expression.strip() if isinstance(expression, str) and expression.strip() else None
 
 
 def _coerce(hint: Any, value: Any) -> Any:
@@ -114,13 +134,13 @@ class ReasoningGymAdapter(BaseAdapter):
             if entry["question"] in seen:
                 continue
             question, answer = entry["question"].strip(), str(entry["answer"]).strip()
-            student = f"{question}\n{INSTRUCTION}"
+            student = f"{question}\n{self._instruction(entry)}"
             numeric = bool(_NUMBER.match(answer))
             record = {
                 "id": f"{self.config.task}-{split}-{index}",
                 "prompt": student,
-                "teacher_prompt": prompts.render_teacher_prompt(student, f"Answer: {answer}"),
-                "gold": f"Answer: {answer}",
+                "teacher_prompt": prompts.render_teacher_prompt(student, reference(entry, answer)),
+                "gold": reference(entry, answer),
                 "answer": answer,
                 "meta": {"task": "math" if numeric else "qa", "question": question, "source": "reasoning_gym", "dataset": self.config.task,
                          "entry": json.loads(json.dumps(entry, default=str))},
@@ -129,18 +149,24 @@ class ReasoningGymAdapter(BaseAdapter):
             }
             if numeric:  # the bad teacher: the same template with a near-miss answer (no generation needed)
                 wrong = negatives.wrong_numbers(record, 1)[0]
-                record["negative_prompt"] = prompts.render_teacher_prompt(student, f"Answer: {wrong}")
+                record["negative_prompt"] = prompts.render_teacher_prompt(student, reference(entry, wrong))
             yield record
 
+    def _instruction(self, entry: dict[str, Any]) -> str:
+        if self.config.instruction is not None:
+            return self.config.instruction
+        return WORKED_INSTRUCTION if _expression(entry) else INSTRUCTION
+
     def is_correct(self, record: dict[str, Any], completion: str) -> bool | None:
-        """Numeric answers: the last number of the final answer (small models write "The final
-        answer is 7."); others: the dataset's own scorer on the text after ``Answer:``."""
-        answer = final_answer(completion)
+        """Numeric answers: the last number after the last ``Answer:``, or of the whole completion
+        when it has none (small models write "12 + 5 = 17" or "The final answer is 17." and stop
+        or ramble on); others: the dataset's own scorer on the text after ``Answer:``."""
         if record["meta"].get("task") == "math":
             from unisd_plugins.datasets.answers import last_number
 
-            return last_number(answer) == last_number(record["answer"])
-        return self._scorer().score_answer(answer=answer, entry=record["meta"]["entry"]) >= 1.0
+            stated = _ANSWER.findall(completion)
+            return last_number(stated[-1] if stated else completion) == last_number(record["answer"])
+        return self._scorer().score_answer(answer=final_answer(completion), entry=record["meta"]["entry"]) >= 1.0
 
     def _scorer(self):
         if not hasattr(self, "_scoring_ds"):
