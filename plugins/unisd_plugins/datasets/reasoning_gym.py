@@ -136,11 +136,12 @@ class ReasoningGymAdapter(BaseAdapter):
             question, answer = entry["question"].strip(), str(entry["answer"]).strip()
             student = f"{question}\n{self._instruction(entry)}"
             numeric = bool(_NUMBER.match(answer))
+            gold = reference(entry, answer)
             record = {
                 "id": f"{self.config.task}-{split}-{index}",
                 "prompt": student,
-                "teacher_prompt": prompts.render_teacher_prompt(student, reference(entry, answer)),
-                "gold": reference(entry, answer),
+                "teacher_prompt": prompts.render_teacher_prompt(student, gold),
+                "gold": gold,
                 "answer": answer,
                 "meta": {"task": "math" if numeric else "qa", "question": question, "source": "reasoning_gym", "dataset": self.config.task,
                          "entry": json.loads(json.dumps(entry, default=str))},
