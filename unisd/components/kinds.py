@@ -194,10 +194,22 @@ class DatasetAdapter(abc.ABC):
 
 
 # -- rollout backends ----------------------------------------------------------------------------
+class GeneratorConfig(ComponentConfig):
+    """Config of a generation backend (``generation.backend`` in a recipe); backends add their options."""
+
+
 class GenerationBackend(abc.ABC):
-    """Samples completions from the student (HF ``generate``, vLLM, …)."""
+    """Samples completions from the student (HF ``generate``, vLLM, …). The engine builds it with
+    ``cls(config)`` (the recipe's ``generation.backend``)."""
 
     kind: ClassVar[str] = "generator"
+    Config: ClassVar[type[GeneratorConfig]] = GeneratorConfig
+
+    def __init__(self, config: GeneratorConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config(type=self.kind)
+
+    def setup(self, run: "Run") -> None:
+        """Called once before training with the live run (default: nothing)."""
 
     @abc.abstractmethod
     def generate(self, model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params: Any, *,

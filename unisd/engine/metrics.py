@@ -16,6 +16,8 @@ class MetricsLog:
     def __init__(self, run_dir: Path, tensorboard: bool, enabled: bool = True) -> None:
         self.path = run_dir / "metrics.jsonl"
         self.enabled = enabled
+        if enabled:
+            run_dir.mkdir(parents=True, exist_ok=True)
         self.writer = None
         if enabled and tensorboard:
             from torch.utils.tensorboard import SummaryWriter

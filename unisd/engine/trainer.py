@@ -131,7 +131,8 @@ class Trainer:
         # once per process (it assumes per-process dataloaders shorten the epoch)
         self.ddp_model, self.optimizer = acc.prepare(model, optimizer)
         self.scheduler = scheduler
-        generator = reg.generators.get(recipe.generation.backend)()
+        generator = reg.generators.get(recipe.generation.backend.type)(recipe.generation.backend)
+        generator.setup(run)
         self.micro = MicroStep(run, self.ddp_model, teacher, self.divergence, comps, generator)
         self.teacher = teacher
         self.run = run

