@@ -22,7 +22,7 @@ BUILTIN_KINDS = {
     "divergence": {"forward_kl", "reverse_kl", "jsd"},
     "context_builder": {"random", "retrieval", "induction"},
     "dataset": {"gsm8k", "mbpp", "cose", "scienceqa", "toolalpaca", "jsonl", "reasoning_gym"},
-    "generator": {"hf"},
+    "generator": {"hf", "vllm"},
     "recipe": set(SHIPPED),
     "evaluator": {"unisd_scienceqa", "unisd_gpqa", "unisd_mbpp", "unisd_humaneval", "unisd_cose", "unisd_toolalpaca",
                   "unisd_scienceqa_mc", "unisd_gpqa_mc", "unisd_cose_mc", "unisd-six", "unisd-mc"},

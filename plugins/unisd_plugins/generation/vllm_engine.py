@@ -48,7 +48,7 @@ class VLLMGenerate(GenerationBackend):
         super().__init__(config)
         self.llm = None
         self.run: "Run | None" = None
-        self._loaded: tuple[int, bool] | None = None  # (optimizer step, adapter disabled) of the weights in the engine
+        self._loaded: tuple | None = None  # which weights the engine holds: ('base',) or ('student', step)
 
     def setup(self, run: "Run") -> None:
         self.run = run
@@ -89,8 +89,11 @@ class VLLMGenerate(GenerationBackend):
         """Give the engine the weights ``model`` computes with now, if they changed since last time."""
         from unisd.models.weights import effective_weights
 
-        state = (self.run.step if self.run is not None else -1, _adapter_disabled(model))
-        if state == self._loaded and self.run is not None:
+        if self.run is None:
+            state = None  # no run to tell when weights change: sync every time
+        else:  # the frozen base weights (adapter disabled) never change; the student's change per step
+            state = ("base",) if _adapter_disabled(model) else ("student", self.run.step)
+        if state is not None and state == self._loaded:
             return
         llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(effective_weights(model)),
                                                      "is_checkpoint_format": True})
