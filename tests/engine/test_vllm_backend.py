@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM  # noqa: E402
 
 from unisd.engine.batching import pad_token_id, tokenize_prompts  # noqa: E402
 from unisd.engine.rollout import adapter_disabled, eos_ids  # noqa: E402
-from unisd.testing import make_tiny_model_dir, make_tiny_tokenizer  # noqa: E402
+from unisd.testing import make_tiny_model_dir  # noqa: E402
 from unisd_plugins.generation.hf import HFGenerate  # noqa: E402
 from unisd_plugins.generation.vllm_engine import VLLMConfig, VLLMGenerate  # noqa: E402
 
@@ -129,3 +129,21 @@ def test_training_with_vllm_rollouts_equals_hf_rollouts_when_greedy(model_dir, r
     hf, vl = losses("hf"), losses("vllm")
     assert len(hf) == 3
     assert vl == pytest.approx(hf, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_real_model_greedy_matches_hf_generate(real_model_dir):
+    """SmolLM2-135M-Instruct (converted from GGUF) with a LoRA adapter: vLLM greedy = HF greedy."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(real_model_dir)
+    base = AutoModelForCausalLM.from_pretrained(real_model_dir, dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * 1e-3)
+    backend = VLLMGenerate(VLLMConfig(type="vllm", enforce_eager=True, max_model_len=256))
+    got, want = _both(tok, model, backend, _params(max_new_tokens=24))
+    assert torch.equal(got, want)

@@ -129,7 +129,14 @@ def _import_vllm():
         import vllm
     except ImportError as e:
         raise UserError(INSTALL_HINT) from e
+    logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(_rotary_reload_filter)
     return vllm
+
+
+def _rotary_reload_filter(record: logging.LogRecord) -> bool:
+    """Drop vLLM's per-sync warning that rotary embeddings 'failed to load weights': their cos/sin
+    cache is computed from the config, no checkpoint holds it, and vLLM keeps the one it has."""
+    return not (record.getMessage().startswith("RotaryEmbedding") and "Failed to load weights" in record.getMessage())
 
 
 def _model_dir(model: torch.nn.Module) -> str:
