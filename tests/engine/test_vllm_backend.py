@@ -147,3 +147,29 @@ def test_real_model_greedy_matches_hf_generate(real_model_dir):
     backend = VLLMGenerate(VLLMConfig(type="vllm", enforce_eager=True, max_model_len=256))
     got, want = _both(tok, model, backend, _params(max_new_tokens=24))
     assert torch.equal(got, want)
+
+
+def test_two_processes_with_vllm_match_one_with_hf(model_dir, records_file, tmp_path):
+    """DDP: 2 gloo processes with vLLM rollouts (grad_accum 2) = 1 process with HF rollouts
+    (grad_accum 4), greedy, as the HF-only DDP test checks for HF."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = Path(__file__).with_name("ddp_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    greedy = ["generation.temperature=0", "objective.score_temperature=1.0"]
+    for args, extra_env in (
+        ([sys.executable, str(worker), str(model_dir), str(records_file), str(tmp_path / "hf"), "4", *greedy], {}),
+        ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519", str(worker),
+          str(model_dir), str(records_file), str(tmp_path / "vllm"), "2", *greedy,
+          "generation.backend={type: vllm, enforce_eager: true}"], {"ACCELERATE_USE_CPU": "true"}),
+    ):
+        res = subprocess.run(args, env={**env, **extra_env}, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-4000:]
+    one, two = torch.load(tmp_path / "hf" / "params.pt"), torch.load(tmp_path / "vllm" / "params.pt")
+    assert one["world"] == 1 and two["world"] == 2
+    for name, p1 in one["params"].items():
+        assert torch.allclose(p1, two["params"][name], atol=1e-5, rtol=1e-4), name
+    assert any(p.abs().sum() > 0 for n, p in one["params"].items() if "lora_B" in n)

@@ -1,6 +1,7 @@
 """Rollouts with vLLM, colocated with the trainer.
 
-The engine runs inside the training process (one engine per process, on that process's device).
+The engine runs inside the training process: one engine per process, on that process's device
+(under DDP, vLLM's ``external_launcher`` mode inside the launcher's process group).
 It loads the architecture from the model's directory once; before sampling after each optimizer
 step it takes the student's current weights, LoRA merged in (:func:`unisd.models.weights.effective_weights`),
 through vLLM's in-place ``reload_weights``, and drops its prefix cache. Sampling is seeded per row from
@@ -52,11 +53,6 @@ class VLLMGenerate(GenerationBackend):
 
     def setup(self, run: "Run") -> None:
         self.run = run
-        if run.accelerator.num_processes > 1:
-            # each process would start its own single-device engine, which vLLM's in-process
-            # mode does not support beside an existing process group yet
-            raise UserError("generation.backend 'vllm' runs one in-process engine and supports one training "
-                            "process; use generation.backend=hf with several processes")
         _import_vllm()
 
     # -- engine ------------------------------------------------------------------------------------
@@ -79,6 +75,9 @@ class VLLMGenerate(GenerationBackend):
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         else:
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kv_cache_gib)
+        if self.run is not None and self.run.accelerator.num_processes > 1:
+            # one engine per training process, on its device, inside the launcher's process group
+            kwargs["distributed_executor_backend"] = "external_launcher"
         kwargs.update(cfg.engine_kwargs)
         log.info("starting vLLM %s on %s from %s", vllm.__version__, device, source)
         with _keep_torch_threads():
