@@ -154,27 +154,24 @@ def _generic_docs() -> set[str]:
     from unisd.components import base, kinds
 
     classes = (base.ComponentConfig, kinds.DivergenceConfig, kinds.AuxiliaryLossConfig, kinds.DatasetConfig,
-               kinds.ContextBuilderConfig)
+               kinds.ContextBuilderConfig, kinds.GeneratorConfig)
     return {" ".join((c.__doc__ or "").replace("``", "`").split()) for c in classes}
 
 
-def _tagged_defaults(model, section: str, tag: str) -> dict[str, Any] | None:
-    """Defaults of the component/divergence/dataset config ``tag``: validate ``{type: tag}`` in place."""
-    if section == "components":
-        doc = {"components": [{"type": tag}]}
-    elif section == "divergence":
-        doc = {"divergence": {"type": tag}}
-    else:
-        doc = {"data": {"dataset": {"type": tag}}}
+def _tagged_defaults(model, path: str, tag: str) -> dict[str, Any] | None:
+    """Defaults of the tagged config ``tag`` at ``path`` ("components", "divergence", "data.dataset",
+    "generation.backend"): validate ``{type: tag}`` in place."""
+    keys = path.split(".")
+    value: Any = [{"type": tag}] if path == "components" else {"type": tag}
+    for key in reversed(keys):
+        value = {key: value}
     try:
-        dumped = model.model_validate(doc).model_dump(mode="json")
+        dumped = model.model_validate(value).model_dump(mode="json")
     except Exception:  # a config with required fields: no complete defaults
         return None
-    if section == "components":
-        return dumped["components"][0]
-    if section == "divergence":
-        return dumped["divergence"]
-    return dumped["data"]["dataset"]
+    for key in keys:
+        dumped = dumped[key]
+    return dumped[0] if path == "components" else dumped
 
 
 SECTION_ORDER = ("model", "data", "generation", "objective", "divergence", "components", "lora", "optim",
@@ -206,8 +203,8 @@ def recipe_reference(model, descriptions: dict[str, str] | None = None) -> str:
                 out.append(_doc(sub) + "\n\n")
             out.append(fields_table(sub, defaults.get(section), section))
             for name, p in sub.get("properties", {}).items():
-                if "discriminator" in p:  # data.dataset
-                    out.append(_union_section(model, defs, f"{section}.{name}", "dataset", p, descriptions))
+                if "discriminator" in p:  # data.dataset, generation.backend
+                    out.append(_union_section(model, defs, f"{section}.{name}", f"{section}.{name}", p, descriptions))
         elif "discriminator" in prop:
             out.append(_union_section(model, defs, section, section, prop, descriptions))
         elif prop.get("type") == "array" and "discriminator" in prop.get("items", {}):
@@ -227,7 +224,7 @@ def _union_section(model, defs, title: str, section: str, prop: dict[str, Any], 
     for tag in sorted(mapping):
         sub = defs[_ref_name(mapping[tag])]
         kind = sub.get("properties", {}).get("type", {}).get("description", "").split(" ")[0]
-        label = {"components": kind or "component", "divergence": "divergence"}.get(section, "dataset adapter")
+        label = {"dataset": "dataset adapter", "generator": "generation backend"}.get(kind, kind or "component")
         out.append(f"### `{tag}`\n\n*{label}*")
         if descriptions.get(tag):
             out.append(f" — {descriptions[tag]}.")
@@ -313,7 +310,7 @@ def generate() -> dict[str, str]:
         host = PluginHost().load()
         reg = host.registries
         descriptions = {e.name: e.description for r in (reg.teachers, reg.disagreements, reg.losses, reg.guards,
-                                                       reg.divergences, reg.datasets) for e in r.entries()}
+                                                       reg.divergences, reg.datasets, reg.generators) for e in r.entries()}
         return {
             "recipe.md": recipe_reference(recipe_model(reg), descriptions),
             "recipes.md": recipes_reference(reg),
