@@ -75,7 +75,7 @@ class VLLMGenerate(GenerationBackend):
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         else:
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kv_cache_gib)
-        if self.run is not None and self.run.accelerator.num_processes > 1:
+        if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
             # one engine per training process, on its device, inside the launcher's process group
             kwargs["distributed_executor_backend"] = "external_launcher"
         kwargs.update(cfg.engine_kwargs)
