@@ -39,6 +39,7 @@ def main() -> None:
     from unisd.models.loading import load_model_and_tokenizer
     from unisd.plugins import get_registries
     from unisd.recipe import load_recipe
+    from unisd.testing import randomize_lora
     from unisd_plugins.generation.hf import HFGenerate
     from unisd_plugins.generation.vllm_engine import VLLMConfig, VLLMGenerate
 
@@ -46,10 +47,7 @@ def main() -> None:
                                        f"generation.temperature={args.temperature}"])
     model, tok = load_model_and_tokenizer(recipe.model)
     model = build_student(model, recipe)
-    with torch.no_grad():  # a trained-looking adapter, so the merge does real work
-        for n, p in model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(std=1e-3)
+    randomize_lora(model, 0, 1e-3, names="lora_B")  # a trained-looking adapter, so the merge does real work
     model.eval()
     _, records = load_records(recipe, get_registries())
     prompt = tokenize_prompts(tok, [r["prompt"] for r in records[: args.batch]])

@@ -162,3 +162,16 @@ def make_tiny_model_dir(
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     return out
+
+
+def randomize_lora(model, seed: int, std: float, *, names: str = "lora_") -> None:
+    """Overwrite the LoRA parameters of ``model`` (those whose name contains ``names``) with
+    N(0, std²) draws from a generator seeded with ``seed`` (a fresh adapter's B is zero, so it
+    changes nothing until trained)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if names in n:
+                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float32).to(p.dtype) * std)

@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM  # noqa: E402
 
 from unisd.engine.batching import pad_token_id, tokenize_prompts  # noqa: E402
 from unisd.engine.rollout import adapter_disabled, eos_ids  # noqa: E402
-from unisd.testing import make_tiny_model_dir  # noqa: E402
+from unisd.testing import make_tiny_model_dir, randomize_lora  # noqa: E402
 from unisd_plugins.generation.hf import HFGenerate  # noqa: E402
 from unisd_plugins.generation.vllm_engine import VLLMConfig, VLLMGenerate  # noqa: E402
 
@@ -45,11 +45,7 @@ def setup(model_dir):
 
 
 def _perturb_lora(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    randomize_lora(model, seed, 0.3)
 
 
 def _params(**kw):
@@ -139,11 +135,7 @@ def test_real_model_greedy_matches_hf_generate(real_model_dir):
     tok = AutoTokenizer.from_pretrained(real_model_dir)
     base = AutoModelForCausalLM.from_pretrained(real_model_dir, dtype=torch.float32)
     model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_B" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * 1e-3)
+    randomize_lora(model, 0, 1e-3, names="lora_B")
     backend = VLLMGenerate(VLLMConfig(type="vllm", enforce_eager=True, max_model_len=256))
     got, want = _both(tok, model, backend, _params(max_new_tokens=24))
     assert torch.equal(got, want)

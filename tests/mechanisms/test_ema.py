@@ -4,6 +4,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from unisd.engine.modeling import build_student
+from unisd.testing import randomize_lora
 from unisd_plugins.ema.teacher import EMAConfig, EMATeacher
 
 
@@ -18,11 +19,7 @@ def _student(tiny_model_dir, make_recipe):
 
 
 def _perturb(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    randomize_lora(model, seed, 0.1)
 
 
 def _first_lora(model):

@@ -8,6 +8,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from unisd.models.weights import effective_weights
+from unisd.testing import randomize_lora
 
 
 @pytest.fixture
@@ -15,10 +16,7 @@ def peft_model(tiny_model_dir):
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
-    with torch.no_grad():  # B starts at zero: make the adapter change something
-        for n, p in model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(std=0.5)
+    randomize_lora(model, 0, 0.5, names="lora_B")  # B starts at zero: make the adapter change something
     return model
 
 
