@@ -94,7 +94,8 @@ class VLLMGenerate(GenerationBackend):
             state = ("base",) if _adapter_disabled(model) else ("student", self.run.step)
         if state is not None and state == self._loaded:
             return
-        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(effective_weights(model)),
+        # a generator: one merged tensor exists at a time (the engine runs in this process, nothing is pickled)
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": effective_weights(model),
                                                      "is_checkpoint_format": True})
         llm.reset_prefix_cache()
         self._loaded = state
