@@ -12,6 +12,8 @@ from typing import Iterator
 
 import torch
 
+from unisd.engine.modeling import base_model
+
 _BASE = ".base_layer."
 
 
@@ -19,7 +21,7 @@ def effective_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tenso
     """Yield ``(name, tensor)`` for every entry of the underlying ``transformers`` model's state
     dict, with active LoRA deltas added to their base weights (none while the adapter is disabled,
     e.g. inside ``model.disable_adapter()``). Unchanged tensors are the live ones, not copies."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     tuner_layers = _tuner_layers(base)
     with torch.no_grad():
         for key, tensor in base.state_dict().items():
@@ -31,6 +33,12 @@ def effective_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tenso
                 yield f"{owner}.{rest}", tensor
             elif not _is_adapter_tensor(key, tuner_layers):
                 yield key, tensor
+
+
+def adapters_disabled(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s adapter is switched off (inside ``model.disable_adapter()``); False
+    without one. The weights it computes with are then the frozen base weights."""
+    return any(layer.disable_adapters for layer in _tuner_layers(base_model(model)).values())
 
 
 def _tuner_layers(base: torch.nn.Module) -> dict[str, torch.nn.Module]:

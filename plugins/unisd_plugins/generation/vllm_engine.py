@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from pydantic import Field, PositiveInt
 
 from unisd.components.kinds import GenerationBackend, GeneratorConfig
+from unisd.engine.modeling import base_model
 from unisd.errors import UserError
+from unisd.models.weights import adapters_disabled, effective_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from unisd.engine.run import Run
@@ -65,7 +68,7 @@ class VLLMGenerate(GenerationBackend):
         max_len = cfg.max_model_len
         if max_len is None and self.run is not None:
             max_len = self.run.recipe.data.max_prompt_length + params.max_new_tokens
-            limit = getattr(_base(model).config, "max_position_embeddings", None)
+            limit = getattr(base_model(model).config, "max_position_embeddings", None)
             max_len = min(max_len, limit) if limit else max_len
         device = next(model.parameters()).device
         kwargs: dict[str, Any] = dict(model=source, dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
@@ -86,12 +89,10 @@ class VLLMGenerate(GenerationBackend):
 
     def _sync(self, model: torch.nn.Module, llm: Any) -> None:
         """Give the engine the weights ``model`` computes with now, if they changed since last time."""
-        from unisd.models.weights import effective_weights
-
         if self.run is None:
             state = None  # no run to tell when weights change: sync every time
         else:  # the frozen base weights (adapter disabled) never change; the student's change per step
-            state = ("base",) if _adapter_disabled(model) else ("student", self.run.step)
+            state = ("base",) if adapters_disabled(model) else ("student", self.run.step)
         if state is not None and state == self._loaded:
             return
         # a generator: one merged tensor exists at a time (the engine runs in this process, nothing is pickled)
@@ -141,30 +142,20 @@ def _rotary_reload_filter(record: logging.LogRecord) -> bool:
 
 def _model_dir(model: torch.nn.Module) -> str:
     """Where the student's architecture and tokenizer come from (its weights are synced afterwards)."""
-    base = _base(model)
+    base = base_model(model)
     source = getattr(base, "name_or_path", "") or getattr(base.config, "_name_or_path", "")
     if not source:
         raise UserError("generation.backend 'vllm' needs the model's directory or hub id (model.name_or_path is empty)")
     return source
 
 
-def _adapter_disabled(model: torch.nn.Module) -> bool:
-    from unisd.models.weights import _tuner_layers
-
-    return any(layer.disable_adapters for layer in _tuner_layers(_base(model)).values())
-
-
-def _base(model: torch.nn.Module) -> torch.nn.Module:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-class _keep_torch_threads:
+@contextmanager
+def _keep_torch_threads():
     """vLLM's CPU worker lowers torch's thread count and disables ``torch.set_num_threads`` for the
     process; the trainer shares that process, so put both back."""
-
-    def __enter__(self):
-        self.threads, self.setter = torch.get_num_threads(), torch.set_num_threads
-
-    def __exit__(self, *exc):
-        torch.set_num_threads = self.setter
-        torch.set_num_threads(self.threads)
+    threads, setter = torch.get_num_threads(), torch.set_num_threads
+    try:
+        yield
+    finally:
+        torch.set_num_threads = setter
+        torch.set_num_threads(threads)
