@@ -239,3 +239,21 @@ def test_reasoning_gym_options_from_yaml_become_enum_members(registry: Registrie
     assert records[0]["gold"] == f"Answer: {records[0]['answer']}"  # no expression to work out: the bare answer line
     with pytest.raises(DatasetSourceError, match=r"option 'task_types' of task 'aiw': 'sibling' is not one of 'siblings'"):
         load(registry, "reasoning_gym", task="aiw", size=2, options={"task_types": ["sibling"], "task_type_weights": [1.0]})
+
+
+def test_reasoning_gym_validation_split_is_carved_from_train_and_disjoint(registry: Registries) -> None:
+    pytest.importorskip("reasoning_gym")
+    opts = {"min_terms": 2, "max_terms": 2, "min_digits": 2, "max_digits": 2}
+    kw = {"task": "chain_sum", "size": 40, "validation_size": 20, "options": opts}
+    train = load(registry, "reasoning_gym", **kw)
+    val = load(registry, "reasoning_gym", split="validation", **kw)
+    test = load(registry, "reasoning_gym", split="test", **kw)
+    assert len(train) == 40 and 0 < len(val) <= 20
+    # validation continues the train generator (indices size…size+validation_size − 1) ...
+    assert all(40 <= int(r["id"].rsplit("-", 1)[1]) < 60 for r in val)
+    # ... and no question occurs in two splits
+    prompts = [{r["prompt"] for r in s} for s in (train, val, test)]
+    assert not prompts[0] & prompts[1] and not prompts[0] & prompts[2] and not prompts[1] & prompts[2]
+    # the train records are the same as without a validation split
+    assert [r["id"] for r in load(registry, "reasoning_gym", task="chain_sum", size=40, options=opts)] == [r["id"] for r in train]
+    assert train[0]["reference"] == train[0]["gold"] and "negative_reference" in train[0]

@@ -121,3 +121,21 @@ def test_feature_layer_index_out_of_range_is_a_clear_error(tiny_model_dir, make_
     run.model, run.device = AutoModelForCausalLM.from_pretrained(tiny_model_dir), torch.device("cpu")
     with pytest.raises(ValueError, match="index 7 out of range"):
         FeatureMatching(FeatureMatchingConfig(type="feature_matching", layers=[7])).setup(run)
+
+
+def test_relative_cap_is_a_multiple_of_the_batch_mean_and_ties_keep_their_gradient():
+    g = _clip(ForwardKL(DivergenceConfig(type="forward_kl")), mode="relative", factor=2.0)
+    d = torch.tensor([[1.0, 1.0, 1.0, 5.0]], requires_grad=True)  # mean 2 -> cap 4
+    b = _batch(torch.zeros(1, 4), torch.zeros(1, 4), torch.zeros(1, 4), torch.ones(1, 4))
+    out = g.transform_divergence(d, torch.ones(1, 4), b)
+    assert out.tolist() == [[1.0, 1.0, 1.0, 4.0]] and b.logs["clip/cap"] == pytest.approx(4.0)
+    out.sum().backward()
+    assert d.grad.tolist() == [[1.0, 1.0, 1.0, 0.0]]
+
+
+def test_quantile_cap_gives_a_token_exactly_at_the_cap_its_full_gradient():
+    g = _clip(ForwardKL(DivergenceConfig(type="forward_kl")), mode="quantile", quantile=0.5)
+    d = torch.tensor([[1.0, 2.0, 3.0]], requires_grad=True)  # median 2.0 is a token's own value
+    b = _batch(torch.zeros(1, 3), torch.zeros(1, 3), torch.zeros(1, 3), torch.ones(1, 3))
+    g.transform_divergence(d, torch.ones(1, 3), b).sum().backward()
+    assert d.grad.tolist() == [[1.0, 1.0, 0.0]]

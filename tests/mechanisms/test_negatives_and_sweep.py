@@ -56,11 +56,30 @@ def test_sweep_runs_the_grid_and_writes_a_table(tiny_model_dir, records_file, tm
     assert run_sweep(args) == 0
     table = (tmp_path / "sweep" / "sweep.md").read_text()
     assert table.count("\n| ") == 4 and "vanilla-s1-lr=1e-3" in table and "unisd-clip-s1-lr=1e-2" in table
-    rows = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    rows = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["runs"]
     assert {r["grid"]["optim.lr"] for r in rows} == {"1e-3", "1e-2"}
     capsys.readouterr()
     assert run_sweep(args) == 0  # finished runs are reused, not retrained
     assert "Training" not in capsys.readouterr().err
+
+
+def test_sweep_reports_the_heldout_gain_over_seeds_with_intervals(tiny_model_dir, tmp_path, shared_data):
+    from unisd.engine.sweep import run_sweep
+
+    args = argparse.Namespace(
+        recipes="vanilla", seeds="1,2", grid=[], dry_run=False, data=None, model=str(tiny_model_dir), max_steps=1,
+        output_dir=str(tmp_path / "sweep"),
+        overrides=[f"data.dataset={{type: gsm8k, path: '{shared_data / 'gsm8k'}'}}", "generation.max_new_tokens=4",
+                   "training.batch_size=2", "training.grad_accum=1", "lora.r=4", "logging.progress_bar=false",
+                   "evaluation.heldout=4", "checkpoint.save_merged=false"])
+    assert run_sweep(args) == 0
+    gains = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["heldout_gains"]
+    assert len(gains) == 1 and gains[0]["group"] == "vanilla" and gains[0]["seeds"] == [1, 2] and gains[0]["n"] == 4
+    g = gains[0]
+    assert g["gain"] == pytest.approx(g["after"] - g["before"])
+    lo, hi = g["gain_ci_items"]
+    assert lo <= g["gain"] <= hi
+    assert "paired bootstrap" in (tmp_path / "sweep" / "sweep.md").read_text()
 
 
 def test_sweep_rejects_a_malformed_grid():

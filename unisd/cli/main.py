@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "eval": "unisd.cli.eval_cmd:add_parser",
     "compare": "unisd.cli.compare_cmd:add_parser",
     "sweep": "unisd.cli.sweep_cmd:add_parser",
+    "inspect": "unisd.cli.inspect_cmd:add_parser",
 }
 
 

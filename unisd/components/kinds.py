@@ -124,13 +124,18 @@ class StabilityGuard(Component):
     """Transforms per-token divergences before weighting, and/or the update before the step.
 
     ``transform_divergence`` gets D (B, T) and the completion mask and returns the new D (e.g. a
-    hard cap). ``before_optimizer_step`` sees the model after backward (e.g. to inspect gradients).
+    hard cap). ``token_weights`` may return (B, T) constant weights that multiply the loss weights
+    of the tokens (0 removes a token from the loss and from its sequence's normaliser), or ``None``.
+    ``before_optimizer_step`` sees the model after backward (e.g. to inspect gradients).
     """
 
     kind: ClassVar[str] = "guard"
 
     def transform_divergence(self, divergence: torch.Tensor, mask: torch.Tensor, batch: DistillBatch) -> torch.Tensor:
         return divergence
+
+    def token_weights(self, mask: torch.Tensor, batch: DistillBatch) -> torch.Tensor | None:
+        return None
 
     def before_optimizer_step(self, model: torch.nn.Module, run: "Run") -> None:
         return None

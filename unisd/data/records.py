@@ -12,6 +12,9 @@ A record is one training item (a plain dict once validated):
 ``retrieval_text`` the text a retrieval context builder embeds
 ``aux_contexts``   optional K auxiliary teacher contexts (filled by a context builder)
 ``negative_prompt`` optional bad-teacher prompt (filled by the contrastive plugin)
+``reference``      the privileged reference the teacher sees (default: ``gold``); what a recipe's
+                   ``data.teacher_template`` puts in ``{reference}``
+``negative_reference`` optional wrong reference, rendered by the same template into ``negative_prompt``
 
 Bad input never disappears silently: in ``error`` mode the first bad record raises
 :class:`BadRecordError` naming the source, the line (or index) and the field; in ``skip`` mode each
@@ -57,6 +60,8 @@ class TrainingRecord(BaseModel):
     retrieval_text: StrictStr | None = Field(None, description="text to embed; default: the prompt")
     aux_contexts: list[StrictStr] | None = None
     negative_prompt: StrictStr | None = None
+    reference: StrictStr | None = Field(None, description="privileged reference for the teacher; default: gold")
+    negative_reference: StrictStr | None = Field(None, description="a wrong reference (bad teacher) for the same template")
 
     @field_validator(*NON_EMPTY)
     @classmethod
@@ -78,12 +83,14 @@ class TrainingRecord(BaseModel):
             self.demo = f"Reference Question:\n{self.prompt.strip()}\n\nReference Answer:\n{self.gold.strip()}"
         if self.retrieval_text is None:
             self.retrieval_text = self.prompt
+        if self.reference is None:
+            self.reference = self.gold
         return self
 
     def to_dict(self) -> dict[str, Any]:
         """The plain dict form; unset optional slots are left out."""
         out = self.model_dump()
-        for key in ("aux_contexts", "negative_prompt"):
+        for key in ("aux_contexts", "negative_prompt", "negative_reference"):
             if out.get(key) is None:
                 out.pop(key, None)
         return out

@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from unisd.data.templates import apply_teacher_template
 from unisd.engine.batching import token_lengths
 
 log = logging.getLogger("unisd.data")
@@ -28,6 +29,8 @@ def load_records(recipe, registries, rejects_path=None) -> tuple[Any, list[dict[
     records = list(adapter.load())
     if not records:
         raise ValueError(f"dataset {cfg.type!r} produced no records (config: {cfg.model_dump(exclude_none=True)})")
+    if recipe.data.teacher_template is not None:
+        apply_teacher_template(records, recipe.data.teacher_template)
     return adapter, records
 
 

@@ -107,6 +107,8 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
 
     trainer.setup()
     before = _heldout(trainer, output_dir, "before") if recipe.evaluation.heldout else None
+    if before is not None and recipe.evaluation.heldout_every:
+        trainer.heldout_probe = lambda: _heldout(trainer, output_dir, None)["accuracy"]
     t0 = time.time()
     result = trainer.train()
     summary: dict[str, Any] = {"recipe": recipe.name, "steps": result.get("step"), "seconds": round(time.time() - t0, 1),
@@ -139,21 +141,25 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def _heldout(trainer, output_dir: Path, when: str, model=None) -> dict[str, Any]:
-    """Held-out accuracy (cached in heldout-<when>.json, so a resumed run keeps its "before")."""
+def _heldout(trainer, output_dir: Path, when: str | None, model=None) -> dict[str, Any]:
+    """Held-out accuracy (cached in heldout-<when>.json, so a resumed run keeps its "before");
+    ``when=None``: during training, not cached."""
     from unisd.engine.heldout import heldout_accuracy, heldout_records
     from unisd.engine.modeling import unwrap
 
     path = output_dir / f"heldout-{when}.json"
-    if path.exists():
+    if when is not None and path.exists():
         return json.loads(path.read_text())
     recipe = trainer.recipe
-    adapter, records = heldout_records(recipe, trainer.host.registries)
-    log.info("held-out check (%s training): %d %s records", when, len(records), recipe.evaluation.heldout_split)
+    if not hasattr(trainer, "_heldout_set"):
+        trainer._heldout_set = heldout_records(recipe, trainer.host.registries)
+    adapter, records = trainer._heldout_set
+    if when is not None:
+        log.info("held-out check (%s training): %d %s records", when, len(records), recipe.evaluation.heldout_split)
     result = heldout_accuracy(model if model is not None else unwrap(trainer.ddp_model), trainer.run.tokenizer, adapter,
                               records, recipe.evaluation.heldout_max_new_tokens or recipe.generation.max_new_tokens,
                               device=trainer.accelerator.device)
-    if trainer.accelerator.is_main_process:
+    if when is not None and trainer.accelerator.is_main_process:
         path.write_text(json.dumps(result, indent=2))
     return result
 

@@ -118,9 +118,12 @@ class MicroStep:
                              score_contexts=score_contexts)
         div = self.divergence.per_token(teacher.logprobs, student.logprobs)
         logs["divergence/raw_mean"] = _masked_avg(div.detach(), roll.loss_mask)
+        token_w, seq_w = None, None
         for guard in self.guards:
             div = guard.transform_divergence(div, roll.loss_mask, batch)
-        token_w, seq_w = None, None
+            w = guard.token_weights(roll.loss_mask, batch)
+            if w is not None:
+                token_w = w.detach() if token_w is None else token_w * w.detach()
         for measure in self.measures:
             w = measure.weights(batch)
             logs.update({f"{measure.name}/{k}": v for k, v in w.logs.items()})

@@ -59,13 +59,66 @@ def run_sweep(args: argparse.Namespace) -> int:
             summary = json.loads(summary_path.read_text())
         else:
             summary = train(recipe, run_dir, resume="auto" if run_dir.exists() else None)
-        rows.append({**r, "summary": summary})
-    table = comparison_table(rows)
+        rows.append({**r, "summary": summary, "run_dir": str(run_dir)})
+    groups = heldout_gains(rows)
+    table = comparison_table(rows) + ("\n" + gains_table(groups) if groups else "")
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.md").write_text(table)
-    (out / "sweep.json").write_text(json.dumps(rows, indent=2, default=str))
+    (out / "sweep.json").write_text(json.dumps({"runs": rows, "heldout_gains": groups}, indent=2, default=str))
     print(table)
     return 0
+
+
+def _answers(run_dir: Path, when: str) -> dict[str, bool] | None:
+    path = run_dir / f"heldout-{when}.json"
+    if not path.is_file():
+        return None
+    return {a["id"]: bool(a["correct"]) for a in json.loads(path.read_text())["answers"] if a["correct"] is not None}
+
+
+def heldout_gains(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per recipe and grid point, over its seeds: held-out accuracy before and after, the gain with a
+    95% t-interval over seeds, and a paired bootstrap over items of the seed-averaged gain."""
+    from unisd.engine.stats import mean_ci, paired_bootstrap
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["summary"].get("heldout"):
+            key = "-".join([Path(r["recipe"]).stem] + [f"{k.split('.')[-1]}={v}" for k, v in r["grid"].items()])
+            groups.setdefault(key, []).append(r)
+    out = []
+    for key, members in groups.items():
+        before = [m["summary"]["heldout"]["accuracy_before"] for m in members]
+        after = [m["summary"]["heldout"]["accuracy_after"] for m in members]
+        gain_mean, gain_half = mean_ci([a - b for a, b in zip(after, before)])
+        item_diff: dict[str, list[float]] = {}
+        for m in members:
+            b, a = _answers(Path(m["run_dir"]), "before"), _answers(Path(m["run_dir"]), "after")
+            if a is None or b is None:
+                continue
+            for rid in a.keys() & b.keys():
+                item_diff.setdefault(rid, []).append(float(a[rid]) - float(b[rid]))
+        diffs = [sum(v) / len(v) for v in item_diff.values()]
+        _, lo, hi = paired_bootstrap(diffs) if diffs else (None, None, None)
+        out.append({"group": key, "seeds": [m["seed"] for m in members], "n": members[0]["summary"]["heldout"]["n"],
+                    "split": members[0]["summary"]["heldout"].get("split"),
+                    "before": mean_ci(before)[0], "after": mean_ci(after)[0], "after_ci": mean_ci(after)[1],
+                    "gain": gain_mean, "gain_ci_seeds": gain_half, "gain_ci_items": [lo, hi]})
+    return out
+
+
+def gains_table(groups: list[dict[str, Any]]) -> str:
+    """Markdown: held-out accuracy before/after and the gain with its intervals, in points."""
+    pts = lambda x: "–" if x is None or x != x else f"{100 * x:+.1f}"  # noqa: E731
+    lines = ["| recipe | seeds | held-out n | before | after (mean ± 95% CI) | gain ± 95% CI (seeds, t) | gain 95% CI (items, paired bootstrap) |",
+             "|---|---|---|---|---|---|---|"]
+    for g in groups:
+        lo, hi = g["gain_ci_items"]
+        half = "" if g["after_ci"] != g["after_ci"] else f" ± {100 * g['after_ci']:.1f}"
+        lines.append(f"| {g['group']} | {len(g['seeds'])} | {g['n']} ({g['split']}) | {100 * g['before']:.1f}% | "
+                     f"{100 * g['after']:.1f}%{half} | {pts(g['gain'])}" + ("" if g["gain_ci_seeds"] != g["gain_ci_seeds"] else
+                     f" ± {100 * g['gain_ci_seeds']:.1f}") + f" | [{pts(lo)}, {pts(hi)}] |")
+    return "\n".join(lines) + "\n"
 
 
 def comparison_table(rows: list[dict[str, Any]]) -> str:

@@ -226,6 +226,8 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------------------
     _bad_steps = 0
+    #: optional callable returning held-out accuracy, run every ``evaluation.heldout_every`` steps
+    heldout_probe = None
 
     def train(self) -> dict[str, Any]:
         if not hasattr(self, "run"):
@@ -250,6 +252,9 @@ class Trainer:
                 last["time/step_s"] = time.perf_counter() - t0
                 last["throughput/tokens_per_s"] = last.pop("_tokens") / max(last["time/step_s"], 1e-9)
                 self.host.call("unisd_on_step_end", run=self.run, step=step + 1, metrics=last)
+                every = self.recipe.evaluation.heldout_every
+                if self.heldout_probe is not None and every and (step + 1) % every == 0 and step + 1 < total:
+                    last["heldout/accuracy"] = self.heldout_probe()
                 if (step + 1) % self.recipe.logging.log_every == 0 or step + 1 == total:
                     self.metrics.log(step + 1, last)
                 if bar is not None:

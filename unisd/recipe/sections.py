@@ -29,6 +29,20 @@ class DataConfig(StrictModel):
     max_samples: PositiveInt | None = Field(None, description="use at most this many training records (after shuffling)")
     shuffle: bool = Field(True, description="shuffle the records with the run seed (the reference never shuffles)")
     on_bad_record: Literal["error", "skip"] = Field("error", description="stop on a malformed record, or skip it into rejects.jsonl")
+    teacher_template: str | None = Field(
+        None, description="the teacher's user turn, with the placeholders {prompt} (the student prompt) and {reference} "
+        "(the record's privileged reference); replaces the dataset adapter's teacher prompt (and renders "
+        "negative_reference into the bad-teacher prompt). Default: the adapter's (spec §1.2)")
+
+    @field_validator("teacher_template")
+    @classmethod
+    def _template_fields(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from unisd.data.templates import check_teacher_template
+
+        check_teacher_template(value)
+        return value
 
 
 class GenerationConfig(StrictModel):
@@ -117,6 +131,7 @@ class EvaluationConfig(StrictModel):
     heldout: int = Field(0, ge=0, description="score this many held-out records (greedy) before and after training, with the dataset's own answer check; 0 disables")
     heldout_split: str = Field("test", description="dataset split the held-out records come from")
     heldout_max_new_tokens: PositiveInt | None = Field(None, description="generation budget of the held-out check (default: generation.max_new_tokens)")
+    heldout_every: PositiveInt | None = Field(None, description="also score the held-out records every N optimizer steps (logged as heldout/accuracy in metrics.jsonl); needs heldout > 0")
     tasks: list[str] = Field(default_factory=list, description="lm-eval task names or groups run after training (e.g. 'unisd-six')")
     limit: PositiveInt | None = None
     batch_size: PositiveInt = 8

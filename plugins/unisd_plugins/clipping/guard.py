@@ -1,8 +1,11 @@
 """Divergence clipping: D ← min(D, c) per token, before agreement weighting and normalisation.
 
 ``static``: a fixed cap c (reference 10.0). ``quantile``: c = the masked ``quantile`` of D in the
-micro-batch (no gradient, floored at 1e-6). ``fraction``: c = fraction × the divergence's upper
-bound (for bounded divergences such as JSD ≤ log 2). A static cap at or above the divergence's
+micro-batch (no gradient, floored at 1e-6). ``relative``: c = ``factor`` × the masked mean of D in
+the micro-batch (OPSD-style per-token clipping relative to the batch: a few tokens, often the
+opening, cannot dominate the update). ``fraction``: c = fraction × the divergence's upper
+bound (for bounded divergences such as JSD ≤ log 2). Tokens above the cap get no gradient; a token
+exactly at the cap keeps its full gradient. A static cap at or above the divergence's
 bound can never bind: that is an error at setup, not a silent no-op (spec §7.7).
 """
 
@@ -20,9 +23,10 @@ from unisd.components.kinds import StabilityGuard
 class ClipConfig(ComponentConfig):
     """Divergence clipping (spec §2e)."""
 
-    mode: Literal["static", "quantile", "fraction"] = "static"
+    mode: Literal["static", "quantile", "relative", "fraction"] = "static"
     cap: float = Field(10.0, gt=0.0, description="static cap")
     quantile: float = Field(0.95, gt=0.0, lt=1.0, description="quantile mode: cap = this masked quantile of D")
+    factor: float = Field(3.0, gt=0.0, description="relative mode: cap = factor × the masked batch mean of D")
     fraction: float = Field(0.5, gt=0.0, lt=1.0, description="fraction mode: cap = fraction × divergence upper bound")
 
 
@@ -51,6 +55,8 @@ class DivergenceClip(StabilityGuard):
         valid = divergence.detach()[mask > 0]
         if valid.numel() == 0:
             return float("inf")
+        if c.mode == "relative":
+            return (c.factor * valid.float().mean()).clamp(min=1e-6)
         return torch.quantile(valid.float(), c.quantile).clamp(min=1e-6)
 
     def transform_divergence(self, divergence, mask, batch):
@@ -58,4 +64,5 @@ class DivergenceClip(StabilityGuard):
         clipped = divergence > cap
         batch.logs["clip/fraction"] = float((clipped.float() * mask).sum() / mask.sum().clamp(min=1))
         batch.logs["clip/cap"] = float(cap)
-        return torch.clamp(divergence, max=cap) if isinstance(cap, float) else torch.minimum(divergence, cap)
+        cap = torch.as_tensor(cap, dtype=divergence.dtype, device=divergence.device)
+        return torch.where(clipped, cap, divergence)

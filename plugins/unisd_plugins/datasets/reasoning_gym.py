@@ -1,8 +1,10 @@
 """Procedurally generated tasks from the ``reasoning-gym`` package (installs from PyPI, no hub).
 
 The embedded default's task data: any reasoning-gym dataset by name (default ``chain_sum``,
-short integer sums). ``train`` and ``test`` are drawn with different seeds, and test items whose
-question also occurs in train are removed. Tasks that state an expression (``chain_sum``,
+short integer sums). ``train`` and ``test`` are drawn with different seeds; ``validation`` is carved
+from the train generator (the ``validation_size`` items that follow train's ``size``), for choosing
+settings without touching test. Validation and test items whose question occurs in an earlier
+split (train; train or validation) are removed. Tasks that state an expression (``chain_sum``,
 ``basic_arithmetic``, ``products`` …) get a worked reference (``73 - 37 = 36`` then ``Answer: 36``)
 and ask the student to write out the calculation. Numeric answers are checked like GSM8K's flexible
 match (the last number), others with the dataset's own scorer. Numeric tasks carry a ready
@@ -39,6 +41,7 @@ class ReasoningGymConfig(DatasetConfig):
     task: str = Field("chain_sum", description="reasoning-gym dataset name (e.g. chain_sum, basic_arithmetic, letter_counting)")
     size: int = Field(512, ge=1, description="items generated per split")
     seed: int = Field(42, description="generation seed of the train split (test uses seed + 1_000_003)")
+    validation_size: int = Field(128, ge=1, description="items of the validation split, drawn from the train generator after its first `size` items")
     options: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments of the reasoning-gym dataset config")
     instruction: str | None = Field(None, description="line appended to each question; default: write out the calculation "
                                     "(tasks that state an expression) or give only the final answer (others)")
@@ -120,17 +123,24 @@ class ReasoningGymAdapter(BaseAdapter):
 
     def _dataset(self, split: str):
         c = self.config
-        seed = c.seed if split == "train" else c.seed + 1_000_003
+        seed = c.seed + 1_000_003 if split == "test" else c.seed
+        size = c.size + c.validation_size if split == "validation" else c.size
         try:
-            return _gym().create_dataset(c.task, size=c.size, seed=seed, **task_options(c.task, c.options))
+            return _gym().create_dataset(c.task, size=size, seed=seed, **task_options(c.task, c.options))
         except (KeyError, ValueError, TypeError) as exc:
             raise DatasetSourceError(f"dataset 'reasoning_gym': cannot create task {c.task!r} with options {c.options}: {exc}") from exc
 
-    def build(self) -> Iterable[dict[str, Any]]:
-        split = "train" if self.config.split == "train" else "test"
+    def _entries(self, split: str) -> Iterable[tuple[int, dict[str, Any]]]:
+        """(index, entry) of ``split``; validation indices continue train's."""
         ds = self._dataset(split)
-        seen = {e["question"] for e in self._dataset("train")} if split == "test" else set()
-        for index, entry in enumerate(ds):
+        first = self.config.size if split == "validation" else 0
+        return ((i, ds[i]) for i in range(first, len(ds)))
+
+    def build(self) -> Iterable[dict[str, Any]]:
+        split = self.config.split if self.config.split in ("train", "validation") else "test"
+        earlier = {"train": (), "validation": ("train",), "test": ("train", "validation")}[split]
+        seen = {e["question"] for s in earlier for _, e in self._entries(s)}
+        for index, entry in self._entries(split):
             if entry["question"] in seen:
                 continue
             question, answer = entry["question"].strip(), str(entry["answer"]).strip()
@@ -147,10 +157,12 @@ class ReasoningGymAdapter(BaseAdapter):
                          "entry": json.loads(json.dumps(entry, default=str))},
                 "demo": prompts.qa_demo_block(question, f"Answer: {answer}"),
                 "retrieval_text": question,
+                "reference": gold,
             }
             if numeric:  # the bad teacher: the same template with a near-miss answer (no generation needed)
                 wrong = negatives.wrong_numbers(record, 1)[0]
-                record["negative_prompt"] = prompts.render_teacher_prompt(student, reference(entry, wrong))
+                record["negative_reference"] = reference(entry, wrong)
+                record["negative_prompt"] = prompts.render_teacher_prompt(student, record["negative_reference"])
             yield record
 
     def _instruction(self, entry: dict[str, Any]) -> str:
