@@ -4,13 +4,20 @@ import json
 
 import pytest
 
-from unisd.engine.inspection import heldout_curve, inspect_run, position_bin, token_class
+from unisd.engine.inspection import answer_positions, heldout_curve, inspect_run, position_bin, token_class
 
 
 @pytest.mark.parametrize("pos,text,eos,cls", [(0, " 12", False, "opening"), (5, " 12", False, "digits"), (5, " To", False, "words"),
                                               (5, "\n", False, "format"), (5, " =", False, "format"), (5, "", True, "eos")])
 def test_token_classes(pos, text, eos, cls):
     assert token_class(pos, text, eos, opening=3) == cls
+
+
+def test_answer_tokens_are_those_spelling_the_last_occurrence_of_the_answer():
+    pieces = ["3", "4", " +", " 2", " =", " 3", "6", "\n", "Answer", ":", " 3", "6"]
+    assert answer_positions(pieces, "36") == {10, 11}
+    assert answer_positions(pieces, "99") == set()
+    assert token_class(10, " 3", False, opening=3, in_answer=True) == "answer"
 
 
 def test_position_bins():

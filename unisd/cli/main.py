@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "compare": "unisd.cli.compare_cmd:add_parser",
     "sweep": "unisd.cli.sweep_cmd:add_parser",
     "inspect": "unisd.cli.inspect_cmd:add_parser",
+    "replicate": "unisd.cli.replicate_cmd:add_parser",
 }
 
 

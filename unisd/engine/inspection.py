@@ -5,8 +5,9 @@ temperature, token budget):
 
 * the per-token divergence between the answer-aware teacher and the student on the student's own
   samples, by completion position and by token class (``opening``: the first ``opening`` tokens;
+  ``answer``: the tokens spelling the record's gold answer where the completion last writes it;
   then ``digits``, ``words``, ``format`` (whitespace, punctuation) and ``eos``), with each class's
-  share of the total mass and its mean relative to the content tokens (digits and words);
+  share of the total mass and its mean relative to the content tokens (answer, digits and words);
 * the accuracy of the student and of its teacher under the same greedy decoding and budget;
 * the held-out accuracy over training steps (``evaluation.heldout_every``, plus before/after).
 
@@ -33,16 +34,32 @@ from unisd.engine.scoring import score
 
 log = logging.getLogger("unisd.inspect")
 
-CLASSES = ("opening", "digits", "words", "format", "eos")
+CLASSES = ("opening", "answer", "digits", "words", "format", "eos")
 POSITION_BINS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256, 512, 1024, 2048)
 
 
-def token_class(position: int, text: str, is_eos: bool, opening: int) -> str:
+def answer_positions(pieces: Sequence[str], answer: str) -> set[int]:
+    """Indices of the tokens (decoded ``pieces``) that overlap the last occurrence of ``answer``."""
+    text = "".join(pieces)
+    start = text.rfind(answer.strip()) if answer and answer.strip() else -1
+    if start < 0:
+        return set()
+    end, out, pos = start + len(answer.strip()), set(), 0
+    for i, piece in enumerate(pieces):
+        if pos < end and pos + len(piece) > start:
+            out.add(i)
+        pos += len(piece)
+    return out
+
+
+def token_class(position: int, text: str, is_eos: bool, opening: int, in_answer: bool = False) -> str:
     """The class of a completion token (see the module docstring)."""
     if position < opening:
         return "opening"
     if is_eos:
         return "eos"
+    if in_answer:
+        return "answer"
     if any(ch.isdigit() for ch in text):
         return "digits"
     if any(ch.isalpha() for ch in text):
@@ -102,15 +119,16 @@ def divergence_profile(model, tokenizer, records: list[dict[str, Any]], divergen
                             temperature=t)
         div = divergence.per_token(teacher.logprobs, student.logprobs)
         for b in range(len(rows)):
-            for j in range(ids.shape[1]):
-                if present[b, j] == 0:
-                    break
-                tok_id = int(ids[b, j])
+            n = int(present[b].sum())
+            token_ids = [int(x) for x in ids[b, :n]]
+            pieces = [tokenizer.decode([x]) if x not in eos else "" for x in token_ids]
+            answer = answer_positions(pieces, str(rows[b].get("answer", "")))
+            for j, tok_id in enumerate(token_ids):
                 value = float(div[b, j])
                 by_pos.add(position_bin(j), value)
-                by_cls.add(token_class(j, tokenizer.decode([tok_id]), tok_id in eos, opening), value)
+                by_cls.add(token_class(j, pieces[j], tok_id in eos, opening, j in answer), value)
     classes = by_cls.table(CLASSES)
-    content = [classes[c] for c in ("digits", "words") if c in classes]
+    content = [classes[c] for c in ("answer", "digits", "words") if c in classes]
     content_mean = (sum(c["mean"] * c["tokens"] for c in content) / sum(c["tokens"] for c in content)) if content else math.nan
     for c in classes.values():
         c["vs_content"] = c["mean"] / content_mean if content_mean and not math.isnan(content_mean) else math.nan

@@ -1,0 +1,77 @@
+"""``unisd replicate``: experiment files, the run plan, resuming, and the table's numbers."""
+
+import json
+import textwrap
+
+import pytest
+
+from unisd.engine.replicate import collect, load_experiment, plan, run_replication
+from unisd.errors import UserError
+
+
+def _experiment(tmp_path, tiny_model_dir, shared_data, extra=""):
+    path = tmp_path / "exp.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: tiny
+        seeds: [1, 2]
+        methods: [base, sft, vanilla]
+        baselines: [sft]
+        set: [model.name_or_path={tiny_model_dir}, training.batch_size=2, training.grad_accum=1, training.max_steps=2,
+              generation.max_new_tokens=4, lora.r=4, lora.alpha=8, logging.progress_bar=false, logging.tensorboard=false,
+              checkpoint.save_merged=false, evaluation.heldout_every=1]
+        tasks:
+          - name: gsm8k
+            data: {{type: gsm8k, path: '{shared_data / 'gsm8k'}'}}
+            heldout: 3
+        retention: {{reference: sft, records: 3}}
+        """) + extra)
+    return path
+
+
+def test_bad_experiment_files_name_the_field_and_line(tmp_path, tiny_model_dir, shared_data):
+    path = _experiment(tmp_path, tiny_model_dir, shared_data, "seedz: [1]\n")
+    with pytest.raises(UserError, match=r"(?s)invalid experiment .*line 13: seedz: unknown field. Did you mean 'seeds'"):
+        load_experiment(str(path))
+    with pytest.raises(UserError, match="unknown experiment 'nope'.*mini-table"):
+        load_experiment("nope")
+
+
+def test_a_bad_method_is_refused_before_anything_trains(tmp_path, tiny_model_dir, shared_data):
+    path = _experiment(tmp_path, tiny_model_dir, shared_data)
+    exp = load_experiment(str(path)).model_copy(update={"methods": ["sft", "vanila"]})
+    with pytest.raises(UserError, match="(?s)method 'vanila'.*Did you mean 'vanilla'"):
+        plan(exp)
+
+
+def test_shipped_experiment_and_its_quick_variant_validate():
+    full, quick = load_experiment("mini-table"), load_experiment("mini-table", quick=True)
+    assert len(full.seeds) >= 3 and {"unisd-star", "unisd-star-reference", "sft", "gkd"} <= set(full.methods)
+    assert len(full.tasks) >= 2 and quick.seeds == [1] and all(t.heldout == 8 for t in quick.tasks)
+
+
+def test_replication_trains_tabulates_and_resumes(tmp_path, tiny_model_dir, shared_data):
+    exp = load_experiment(str(_experiment(tmp_path, tiny_model_dir, shared_data)))
+    out = tmp_path / "out"
+    res = run_replication(exp, out, progress=False)
+    t = res["tasks"]["gsm8k"]
+    assert set(t["methods"]) == {"base", "sft", "vanilla"} and t["best_baseline"] == "sft"
+    for m in ("sft", "vanilla"):
+        e = t["methods"][m]
+        after = [e["per_seed"][s]["after"] for s in (1, 2)]
+        assert e["mean"] == pytest.approx(sum(after) / 2)
+        assert e["vs_base"]["mean"] == pytest.approx(e["mean"] - t["base"])
+        assert [p["step"] for p in e["per_seed"][1]["curve"]] == [0, 1, 2]
+    v, s = t["methods"]["vanilla"], t["methods"]["sft"]
+    assert v["vs_best_baseline"]["mean"] == pytest.approx(v["mean"] - s["mean"])
+    assert 0.0 <= v["retention_vs_reference"]["jsd_lower"] <= 1.0
+    table = (out / "table.md").read_text()
+    assert "| vanilla |" in table and "JSD lower" in table
+    for name in ("results.json", "accuracy_vs_step.png", "jsd_to_base.png"):
+        assert (out / name).is_file()
+    # a finished replication is reused; a run that lost its summary is resumed, not retrained from scratch
+    stamp = (out / "gsm8k" / "sft" / "s1" / "summary.json").stat().st_mtime_ns
+    (out / "gsm8k" / "vanilla" / "s2" / "summary.json").unlink()
+    again = run_replication(exp, out, progress=False)
+    assert (out / "gsm8k" / "sft" / "s1" / "summary.json").stat().st_mtime_ns == stamp
+    assert again["tasks"]["gsm8k"]["methods"]["vanilla"]["mean"] == pytest.approx(v["mean"])
+    assert json.loads((out / "results.json").read_text())["experiment"] == "tiny"

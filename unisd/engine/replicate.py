@@ -1,0 +1,358 @@
+"""``unisd replicate EXPERIMENT``: the paper's comparison in miniature, from one experiment file.
+
+An experiment trains every listed method (shipped recipe names or recipe files; ``base`` means no
+training) on every task with the same seeds and budget, scores each on its task's held-out split
+with that task's own answer check, and writes to the experiment directory:
+
+``table.md``      rows = methods, columns = tasks: mean ± 95% CI over seeds, paired differences vs
+                  the base model and vs the best baseline (t-intervals over seeds), and the
+                  retention statistics against SFT
+``results.json``  every number, per run
+``accuracy_vs_step.png``, ``jsd_to_base.png``  held-out accuracy over training; per-sample JSD to base
+
+Runs land in ``<dir>/<task>/<method>/s<seed>/``; a run with a ``summary.json`` is reused, one
+without is resumed from its last checkpoint, so a killed replication continues where it stopped.
+Every recipe is built and validated before anything trains.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from unisd.components.base import StrictModel
+from unisd.engine.stats import mean_ci
+from unisd.errors import UserError
+
+log = logging.getLogger("unisd.replicate")
+
+BASE = "base"
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "plugins" / "unisd_plugins" / "experiments"
+
+
+class TaskSpec(StrictModel):
+    """One task (column of the table)."""
+
+    name: str = Field(description="column name, and the folder of its runs")
+    data: dict[str, Any] = Field(description="the dataset adapter config (data.dataset of every recipe)")
+    heldout: int = Field(128, ge=1, description="held-out records scored per run")
+    heldout_split: str = Field("test", description="the split they come from (never the one settings were chosen on)")
+    set: list[str] = Field(default_factory=list, description="recipe overrides for this task's runs")
+
+    @field_validator("name")
+    @classmethod
+    def _plain(cls, v: str) -> str:
+        if not v or "/" in v or v.startswith("."):
+            raise ValueError("must be a plain folder name")
+        return v
+
+
+class RetentionSpec(StrictModel):
+    """The paper's retention statistics against a reference method (spec §5.3)."""
+
+    reference: str = Field("sft", description="the method every other is compared with, seed by seed")
+    records: int = Field(64, ge=1, description="held-out answers per run used (the first ones)")
+
+
+class QuickSpec(StrictModel):
+    """What ``--quick`` changes (a CI-sized run of the same pipeline)."""
+
+    seeds: list[int] | None = None
+    methods: list[str] | None = None
+    tasks: list[str] | None = None
+    heldout: int | None = Field(None, ge=1)
+    retention_records: int | None = Field(None, ge=1)
+    set: list[str] = Field(default_factory=list)
+
+
+class Experiment(StrictModel):
+    """An experiment file."""
+
+    name: str
+    description: str = ""
+    seeds: list[int] = Field(min_length=1)
+    methods: list[str] = Field(min_length=1, description="recipe names or files, or 'base' (no training)")
+    baselines: list[str] = Field(default_factory=lambda: ["sft", "sdft", "opsd", "gkd", "ssd"],
+                                 description="the methods 'best baseline' is chosen from (per task, by mean)")
+    tasks: list[TaskSpec] = Field(min_length=1)
+    set: list[str] = Field(default_factory=list, description="recipe overrides for every run (the shared budget)")
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    quick: QuickSpec = Field(default_factory=QuickSpec)
+
+    @field_validator("methods", "seeds")
+    @classmethod
+    def _unique(cls, v: list) -> list:
+        dup = sorted({str(x) for x in v if v.count(x) > 1})
+        if dup:
+            raise ValueError(f"listed more than once: {', '.join(dup)}")
+        return v
+
+    def quickened(self) -> "Experiment":
+        q = self.quick
+        tasks = [t for t in self.tasks if q.tasks is None or t.name in q.tasks]
+        if q.heldout:
+            tasks = [t.model_copy(update={"heldout": q.heldout}) for t in tasks]
+        retention = self.retention.model_copy(update={"records": q.retention_records}) if q.retention_records else self.retention
+        return self.model_copy(update={"seeds": q.seeds or self.seeds, "methods": q.methods or self.methods, "tasks": tasks,
+                                       "set": [*self.set, *q.set], "retention": retention})
+
+
+class ExperimentError(UserError, ValueError):
+    """An experiment file that cannot be read or validated (every problem, with its line)."""
+
+
+def resolve_experiment(name_or_path: str) -> Path:
+    """A shipped experiment name or a file path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml", ".json") or p.exists():
+        if not p.is_file():
+            raise UserError(f"experiment file {p} not found")
+        return p
+    shipped = EXPERIMENTS_DIR / f"{name_or_path}.yaml"
+    if not shipped.is_file():
+        names = ", ".join(sorted(x.stem for x in EXPERIMENTS_DIR.glob("*.yaml")))
+        raise UserError(f"unknown experiment {name_or_path!r}; shipped: {names} (or give a .yaml path)")
+    return shipped
+
+
+def load_experiment(name_or_path: str, *, quick: bool = False) -> Experiment:
+    """Read and validate an experiment file; problems name the field and the line."""
+    from unisd.recipe.loading import Locator, RecipeError, read_document, validate
+
+    path = resolve_experiment(name_or_path)
+    try:
+        data, located = read_document(path)
+        exp = validate(data, str(path), Locator([located]), model=Experiment)
+    except RecipeError as exc:
+        raise ExperimentError(str(exc).replace("invalid recipe", "invalid experiment", 1)) from None
+    return exp.quickened() if quick else exp
+
+
+def plan(exp: Experiment) -> list[dict[str, Any]]:
+    """Every training run (task, method, seed) with its validated recipe; raises before any training."""
+    from unisd.recipe import RecipeError, load_recipe
+
+    runs = []
+    for task in exp.tasks:
+        for method in exp.methods:
+            if method == BASE:
+                continue
+            for seed in exp.seeds:
+                overrides = [*exp.set, *task.set, f"training.seed={seed}", f"evaluation.heldout={task.heldout}",
+                             f"evaluation.heldout_split={task.heldout_split}"]
+                try:
+                    recipe = load_recipe(method, overrides, data={"dataset": task.data})
+                except RecipeError as exc:
+                    raise UserError(f"experiment: task {task.name!r}, method {method!r}: {exc}") from None
+                runs.append({"task": task.name, "method": method, "seed": seed, "recipe": recipe,
+                             "dir": Path(task.name) / _folder(method) / f"s{seed}"})
+    if not runs:
+        raise UserError("experiment: no method to train (besides 'base'); the base score comes from the trained runs' 'before' check")
+    return runs
+
+
+def _folder(method: str) -> str:
+    return Path(method).stem if method.endswith((".yaml", ".yml", ".json")) else method
+
+
+def run_replication(exp: Experiment, out: Path, *, progress: bool = True) -> dict[str, Any]:
+    """Train what is missing, then compute and write the table, plots and JSON."""
+    from tqdm.auto import tqdm
+
+    from unisd.engine.launch import train
+
+    runs = plan(exp)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(runs), desc=f"replicate {exp.name}", unit="run", disable=not progress, position=0)
+    retention_models: dict[str, Any] = {}
+    for r in runs:
+        run_dir = out / r["dir"]
+        bar.set_postfix_str(f"{r['task']}/{r['method']}/s{r['seed']}")
+        if not (run_dir / "summary.json").is_file():
+            resume = "auto" if (run_dir / "checkpoints").exists() else None
+            train(r["recipe"], run_dir, resume=resume, overwrite=resume is None and run_dir.exists())
+        if not (run_dir / "retention.json").is_file():
+            _retention(run_dir, r["recipe"], exp.retention.records, retention_models)
+        bar.update(1)
+    bar.close()
+    results = collect(exp, out)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "table.md").write_text(table_markdown(exp, results))
+    plot_results(exp, results, out)
+    return results
+
+
+def _retention(run_dir: Path, recipe, records: int, cache: dict[str, Any]) -> None:
+    """Per-sample JSD to the base model and base log-prob of the run's held-out answers."""
+    from unisd.evaluation.loading import load_for_eval
+    from unisd.evaluation.retention import score_completions
+
+    answers = json.loads((run_dir / "heldout-after.json").read_text())["answers"][:records]
+    prompts = _heldout_prompts(recipe, [a["id"] for a in answers])
+    key = recipe.model.name_or_path
+    if key not in cache:
+        cache.clear()
+        cache[key] = load_for_eval(key)
+    base, tok = cache[key]
+    trained, _ = load_for_eval(str(run_dir))
+    scored = score_completions(base, tok, prompts, [a["answer"] for a in answers], other=trained, batch_size=8)
+    (run_dir / "retention.json").write_text(json.dumps({
+        "ids": [a["id"] for a in answers], "base_logp_of_model_completion": scored.mean_logp, "jsd": scored.jsd}, indent=2))
+
+
+def _heldout_prompts(recipe, ids: list[str]) -> list[str]:
+    from unisd.engine.heldout import heldout_records
+    from unisd.plugins import get_host
+
+    _, records = heldout_records(recipe, get_host().registries)
+    by_id = {r["id"]: r["prompt"] for r in records}
+    return [by_id[i] for i in ids]
+
+
+def _pct_pairs(a: list[float], b: list[float], better) -> float:
+    pairs = [(x, y) for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y))]
+    return sum(better(x, y) for x, y in pairs) / len(pairs) if pairs else math.nan
+
+
+def collect(exp: Experiment, out: Path) -> dict[str, Any]:
+    """Every number of the table from the run directories."""
+    from unisd.engine.inspection import heldout_curve
+
+    res: dict[str, Any] = {"experiment": exp.name, "seeds": exp.seeds, "tasks": {}}
+    for task in exp.tasks:
+        t: dict[str, Any] = {"methods": {}}
+        before_any = None
+        for method in exp.methods:
+            if method == BASE:
+                continue
+            per_seed = {}
+            for seed in exp.seeds:
+                run_dir = out / task.name / _folder(method) / f"s{seed}"
+                summary = json.loads((run_dir / "summary.json").read_text())
+                h = summary["heldout"]
+                ret = json.loads((run_dir / "retention.json").read_text())
+                per_seed[seed] = {"before": h["accuracy_before"], "after": h["accuracy_after"], "n": h["n"],
+                                  "curve": heldout_curve(run_dir), "jsd": ret["jsd"],
+                                  "base_logp": ret["base_logp_of_model_completion"]}
+                before_any = h["accuracy_before"] if before_any is None else before_any
+            t["methods"][method] = {"per_seed": per_seed}
+        t["base"] = before_any
+        if BASE in exp.methods:
+            t["methods"][BASE] = {"per_seed": {s: {"before": before_any, "after": before_any} for s in exp.seeds}}
+        for m in t["methods"].values():
+            after = [v["after"] for v in m["per_seed"].values()]
+            m["mean"], m["ci"] = mean_ci(after)
+            m["vs_base"] = dict(zip(("mean", "ci"), mean_ci([a - before_any for a in after])))
+        present = [b for b in exp.baselines if b in t["methods"]]
+        best = max(present, key=lambda b: t["methods"][b]["mean"]) if present else None
+        t["best_baseline"] = best
+        ref = exp.retention.reference if exp.retention.reference in t["methods"] else None
+        for name, m in t["methods"].items():
+            if best is not None:
+                diffs = [m["per_seed"][s]["after"] - t["methods"][best]["per_seed"][s]["after"] for s in exp.seeds]
+                m["vs_best_baseline"] = dict(zip(("mean", "ci"), mean_ci(diffs)))
+            if ref is not None and name not in (ref, BASE):
+                jl = [_pct_pairs(m["per_seed"][s]["jsd"], t["methods"][ref]["per_seed"][s]["jsd"], lambda x, y: x < y) for s in exp.seeds]
+                bl = [_pct_pairs(m["per_seed"][s]["base_logp"], t["methods"][ref]["per_seed"][s]["base_logp"], lambda x, y: x > y)
+                      for s in exp.seeds]
+                m["retention_vs_reference"] = {"reference": ref, "jsd_lower": mean_ci(jl)[0], "base_logp_higher": mean_ci(bl)[0]}
+        res["tasks"][task.name] = t
+    return res
+
+
+def _cell(mean: float | None, ci: float | None, signed: bool = False) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    v = f"{100 * mean:+.1f}" if signed else f"{100 * mean:.1f}"
+    return v if ci is None or math.isnan(ci) else f"{v} ± {100 * ci:.1f}"
+
+
+def table_markdown(exp: Experiment, res: dict[str, Any]) -> str:
+    """The paper-shaped table plus the paired-difference and retention tables."""
+    tasks = list(res["tasks"])
+    lines = [f"# {exp.name}", "", f"Seeds {exp.seeds}; accuracy (%) on each task's held-out split, mean ± 95% CI "
+             "(Student t over seeds).", "", "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    methods = list(dict.fromkeys(m for t in res["tasks"].values() for m in t["methods"]))
+    for m in methods:
+        cells = [_cell(res["tasks"][t]["methods"][m]["mean"], res["tasks"][t]["methods"][m]["ci"]) if m in res["tasks"][t]["methods"]
+                 else "–" for t in tasks]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired differences in points (same seed), mean ± 95% CI: vs the base model | vs the best baseline "
+              "(" + ", ".join(f"{t}: {res['tasks'][t]['best_baseline']}" for t in tasks) + ").", "",
+              "| method | " + " | ".join(f"{t} vs base | {t} vs best baseline" for t in tasks) + " |",
+              "|---|" + "---|---|" * len(tasks)]
+    for m in methods:
+        cells = []
+        for t in tasks:
+            e = res["tasks"][t]["methods"].get(m, {})
+            vb, vbb = e.get("vs_base", {}), e.get("vs_best_baseline", {})
+            cells += [_cell(vb.get("mean"), vb.get("ci"), True), _cell(vbb.get("mean"), vbb.get("ci"), True)]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    ref = exp.retention.reference
+    lines += ["", f"Retention against `{ref}` (per sample, same seed, mean over seeds): share of held-out samples whose "
+              f"JSD to the base model is lower than {ref}'s (paper: 70.3%) | share where the base model gives the "
+              f"method's completion a higher log-probability than {ref}'s (paper: 60.6%).", "",
+              "| method | " + " | ".join(f"{t} JSD lower | {t} base log-p higher" for t in tasks) + " |",
+              "|---|" + "---|---|" * len(tasks)]
+    for m in methods:
+        cells = []
+        for t in tasks:
+            r = res["tasks"][t]["methods"].get(m, {}).get("retention_vs_reference")
+            cells += ["–", "–"] if not r else [_cell(r["jsd_lower"], None), _cell(r["base_logp_higher"], None)]
+        if any(c != "–" for c in cells):
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(exp: Experiment, res: dict[str, Any], out: Path) -> None:
+    """``accuracy_vs_step.png`` (mean over seeds) and ``jsd_to_base.png`` (per-sample distributions)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.warning("matplotlib is not installed: no plots (pip install matplotlib)")
+        return
+    tasks = list(res["tasks"])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        for m, e in res["tasks"][t]["methods"].items():
+            curves = [v.get("curve") for v in e["per_seed"].values() if v.get("curve")]
+            if not curves:
+                continue
+            steps = sorted({p["step"] for c in curves for p in c})
+            ys = [100 * sum(p["accuracy"] for c in curves for p in c if p["step"] == s) / sum(1 for c in curves for p in c if p["step"] == s)
+                  for s in steps]
+            ax.plot(steps, ys, marker=".", label=m)
+        ax.axhline(100 * (res["tasks"][t]["base"] or 0), color="grey", linestyle=":", label="base")
+        ax.set_title(t)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("held-out accuracy (%)")
+    axes[0][-1].legend(fontsize="x-small", ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_step.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        names, data = [], []
+        for m, e in res["tasks"][t]["methods"].items():
+            vals = [x for v in e["per_seed"].values() for x in (v.get("jsd") or []) if not math.isnan(x)]
+            if vals:
+                names.append(m)
+                data.append(vals)
+        if data:
+            ax.boxplot(data, showfliers=False)
+            ax.set_xticks(range(1, len(names) + 1))
+            ax.set_xticklabels(names, rotation=45, ha="right", fontsize="small")
+        ax.set_title(t)
+        ax.set_ylabel("per-sample JSD to the base model")
+    fig.tight_layout()
+    fig.savefig(out / "jsd_to_base.png", dpi=110)
+    plt.close(fig)
