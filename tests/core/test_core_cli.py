@@ -18,7 +18,7 @@ BUILTIN_KINDS = {
     "teacher": {"base", "ema", "frozen_copy", "student"},
     "disagreement": {"agreement"},
     "loss": {"contrastive", "feature_matching"},
-    "guard": {"clip"},
+    "guard": {"clip", "skip_opening"},
     "divergence": {"forward_kl", "reverse_kl", "jsd"},
     "context_builder": {"random", "retrieval", "induction"},
     "dataset": {"gsm8k", "mbpp", "cose", "scienceqa", "toolalpaca", "jsonl", "reasoning_gym"},

@@ -300,7 +300,7 @@ def test_override_values_are_validated():
     probs = problems_of(ei)
     assert len(probs) == 2
     # a value that came from --set is blamed on the override, not on a line of the file
-    assert ("--set components.clip.mode=sometimes: components[0].mode: Input should be 'static', 'quantile' or "
+    assert ("--set components.clip.mode=sometimes: components[0].mode: Input should be 'static', 'quantile', 'relative' or "
             "'fraction' (got 'sometimes')") in probs
     assert "--set optim.lr=-1: optim.lr: Input should be greater than 0" in probs
 

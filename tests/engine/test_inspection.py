@@ -51,3 +51,10 @@ def test_inspect_a_trained_run_writes_tables_plots_and_numbers(make_recipe, tmp_
 def test_inspect_refuses_a_directory_that_is_not_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         inspect_run(tmp_path)
+
+
+def test_heldout_every_without_heldout_records_is_refused():
+    from unisd.recipe import RecipeError, load_recipe
+
+    with pytest.raises(RecipeError, match="heldout_every needs heldout > 0"):
+        load_recipe("vanilla", ["evaluation.heldout_every=5"])

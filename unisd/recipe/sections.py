@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from unisd.components.base import StrictModel
 
@@ -137,6 +137,12 @@ class EvaluationConfig(StrictModel):
     batch_size: PositiveInt = 8
     data_dir: str | None = Field(None, description="read benchmark files from this local directory instead of the hub")
     max_gen_toks: PositiveInt | None = Field(None, description="generation budget per answer (default 1024)")
+
+    @model_validator(mode="after")
+    def _every_needs_heldout(self) -> "EvaluationConfig":
+        if self.heldout_every and not self.heldout:
+            raise ValueError("heldout_every needs heldout > 0 (how many held-out records to score)")
+        return self
 
     @field_validator("tasks")
     @classmethod
