@@ -54,7 +54,7 @@ def test_replication_trains_tabulates_and_resumes(tmp_path, tiny_model_dir, shar
     out = tmp_path / "out"
     res = run_replication(exp, out, progress=False)
     t = res["tasks"]["gsm8k"]
-    assert set(t["methods"]) == {"base", "sft", "vanilla"} and t["best_baseline"] == "sft"
+    assert list(t["methods"]) == ["base", "sft", "vanilla"] and t["best_baseline"] == "sft"
     for m in ("sft", "vanilla"):
         e = t["methods"][m]
         after = [e["per_seed"][s]["after"] for s in (1, 2)]

@@ -244,6 +244,7 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
         t["base"] = before_any
         if BASE in exp.methods:
             t["methods"][BASE] = {"per_seed": {s: {"before": before_any, "after": before_any} for s in exp.seeds}}
+            t["methods"] = {m: t["methods"][m] for m in exp.methods}  # the experiment's order: base where listed
         for m in t["methods"].values():
             after = [v["after"] for v in m["per_seed"].values()]
             m["mean"], m["ci"] = mean_ci(after)
