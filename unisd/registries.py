@@ -36,6 +36,7 @@ class Registries:
         self.evaluators: Registry[EvaluatorSpec] = Registry("evaluator", EvaluatorSpec, "Evaluation tasks and groups (lm-eval)")
         self.generators: Registry[type[GenerationBackend]] = Registry("generator", GenerationBackend, "Rollout generation backends")
         self.recipes: Registry[Path] = Registry("recipe", None, "Shipped recipes (YAML files)")
+        self.experiments: Registry[Path] = Registry("experiment", None, "Shipped replication experiments (YAML files)")
 
     def all(self) -> dict[str, Registry]:
         return {k: v for k, v in vars(self).items() if isinstance(v, Registry)}

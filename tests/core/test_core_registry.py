@@ -279,9 +279,9 @@ def test_registries_have_one_registry_per_extension_point():
 
     regs = Registries()
     assert set(regs.all()) == {"teachers", "disagreements", "losses", "guards", "divergences",
-                               "context_builders", "datasets", "evaluators", "generators", "recipes"}
+                               "context_builders", "datasets", "evaluators", "generators", "recipes", "experiments"}
     assert {r.kind for r in regs} == {"teacher", "disagreement", "loss", "guard", "divergence",
-                                      "context_builder", "dataset", "evaluator", "generator", "recipe"}
+                                      "context_builder", "dataset", "evaluator", "generator", "recipe", "experiment"}
     assert set(COMPONENT_KINDS) <= set(regs.all())
     regs.freeze()
     assert all(r.frozen for r in regs)

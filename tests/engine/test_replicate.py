@@ -32,7 +32,7 @@ def test_bad_experiment_files_name_the_field_and_line(tmp_path, tiny_model_dir, 
     path = _experiment(tmp_path, tiny_model_dir, shared_data, "seedz: [1]\n")
     with pytest.raises(UserError, match=r"(?s)invalid experiment .*line 13: seedz: unknown field. Did you mean 'seeds'"):
         load_experiment(str(path))
-    with pytest.raises(UserError, match="unknown experiment 'nope'.*mini-table"):
+    with pytest.raises(UserError, match="(?s)unknown experiment 'nope'.*mini-table"):
         load_experiment("nope")
 
 

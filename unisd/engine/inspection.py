@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import torch
 
 from unisd.engine.batching import completion_mask_from_ids, pad_token_id, tokenize_prompts
-from unisd.engine.heldout import greedy_answers
+from unisd.engine.heldout import heldout_accuracy
 from unisd.engine.rollout import adapter_disabled, eos_ids
 from unisd.engine.scoring import score
 
@@ -94,9 +94,11 @@ class _Tally:
 
 @torch.no_grad()
 def divergence_profile(model, tokenizer, records: list[dict[str, Any]], divergence, *, temperature: float,
-                       max_new_tokens: int, opening: int, seed: int, use_base: bool, batch_size: int = 8) -> dict[str, Any]:
-    """Sample one completion per record from the student (base weights if ``use_base``), score it with
-    the student and with the base-weight teacher on ``teacher_prompt``, and tally the divergence."""
+                       score_temperature: float, max_new_tokens: int, opening: int, seed: int, use_base: bool,
+                       batch_size: int = 8) -> dict[str, Any]:
+    """Sample one completion per record at ``temperature`` from the student (base weights if
+    ``use_base``), score it at ``score_temperature`` with the student and with the base-weight
+    teacher on ``teacher_prompt``, and tally the divergence."""
     by_pos, by_cls = _Tally(), _Tally()
     eos = eos_ids(tokenizer, model)
     gen = torch.Generator().manual_seed(seed)
@@ -112,11 +114,10 @@ def divergence_profile(model, tokenizer, records: list[dict[str, Any]], divergen
                                  max_new_tokens=max_new_tokens, pad_token_id=pad_token_id(tokenizer), eos_token_id=eos)
             ids = out[:, prompt.ids.shape[1]:]
             present, _ = completion_mask_from_ids(ids, eos)
-            t = temperature if temperature > 0 else 1.0
-            student = score(model, model, prompt, ids, present, temperature=t)
+            student = score(model, model, prompt, ids, present, temperature=score_temperature)
         with adapter_disabled(model):
             teacher = score(model, model, tokenize_prompts(tokenizer, [r["teacher_prompt"] for r in rows]), ids, present,
-                            temperature=t)
+                            temperature=score_temperature)
         div = divergence.per_token(teacher.logprobs, student.logprobs)
         for b in range(len(rows)):
             n = int(present[b].sum())
@@ -140,11 +141,8 @@ def greedy_accuracy(model, tokenizer, adapter, records, max_new_tokens: int, *, 
     """Greedy accuracy of the student prompt (or of the teacher prompt) on ``records``."""
     rows = [{**r, "prompt": r["teacher_prompt"]} for r in records] if teacher else records
     with adapter_disabled(model) if (use_base or teacher) else nullcontext():
-        answers = greedy_answers(model, tokenizer, rows, max_new_tokens)
-    verdicts = [adapter.is_correct(r, a) for r, a in zip(records, answers)]
-    scored = [v for v in verdicts if v is not None]
-    return {"accuracy": sum(scored) / len(scored) if scored else None, "n": len(scored),
-            "examples": [{"id": r["id"], "answer": a, "correct": v} for r, a, v in list(zip(records, answers, verdicts))[:8]]}
+        result = heldout_accuracy(model, tokenizer, adapter, rows, max_new_tokens)
+    return {"accuracy": result["accuracy"], "n": result["n"], "examples": result["answers"][:8]}
 
 
 def heldout_curve(run_dir: Path) -> list[dict[str, Any]]:
@@ -202,10 +200,12 @@ def inspect_run(run_dir: Path, *, records: int = 64, split: str = "train", openi
         students.append("trained")
     div_cfg = recipe.divergence
     divergence = reg.divergences.get(div_cfg.type)(div_cfg)
-    gen_t = recipe.objective.score_temperature or (recipe.generation.temperature or 1.0)
+    from unisd.engine.step import score_temperature
+
+    tau = score_temperature(recipe)
     budget = recipe.evaluation.heldout_max_new_tokens or recipe.generation.max_new_tokens
     report: dict[str, Any] = {"run": str(run_dir), "recipe": recipe.name, "split": split, "records": len(rows),
-                              "divergence": div_cfg.type, "temperature": gen_t, "opening_tokens": opening,
+                              "divergence": div_cfg.type, "temperature": tau, "opening_tokens": opening,
                               "max_new_tokens": recipe.generation.max_new_tokens, "students": {}}
     steps = [(s, what) for s in students for what in ("divergence", "student", "teacher")]
     bar = _bar(len(steps), progress)
@@ -215,7 +215,7 @@ def inspect_run(run_dir: Path, *, records: int = 64, split: str = "train", openi
         use_base = student == "base"
         if what == "divergence":
             entry.update(divergence_profile(model, tok, rows, divergence, temperature=recipe.generation.temperature,
-                                            max_new_tokens=recipe.generation.max_new_tokens, opening=opening,
+                                            score_temperature=tau, max_new_tokens=recipe.generation.max_new_tokens, opening=opening,
                                             seed=seed, use_base=use_base))
         elif what == "student":
             entry["greedy_student"] = greedy_accuracy(model, tok, adapter, rows, budget, teacher=False, use_base=use_base)

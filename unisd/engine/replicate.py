@@ -32,7 +32,6 @@ from unisd.errors import UserError
 log = logging.getLogger("unisd.replicate")
 
 BASE = "base"
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "plugins" / "unisd_plugins" / "experiments"
 
 
 class TaskSpec(StrictModel):
@@ -113,11 +112,12 @@ def resolve_experiment(name_or_path: str) -> Path:
         if not p.is_file():
             raise UserError(f"experiment file {p} not found")
         return p
-    shipped = EXPERIMENTS_DIR / f"{name_or_path}.yaml"
-    if not shipped.is_file():
-        names = ", ".join(sorted(x.stem for x in EXPERIMENTS_DIR.glob("*.yaml")))
-        raise UserError(f"unknown experiment {name_or_path!r}; shipped: {names} (or give a .yaml path)")
-    return shipped
+    from unisd.plugins import get_registries
+
+    experiments = get_registries().experiments
+    if name_or_path not in experiments:
+        raise UserError(f"{experiments.unknown_message(name_or_path)} (or give a .yaml path)")
+    return Path(experiments.get(name_or_path))
 
 
 def load_experiment(name_or_path: str, *, quick: bool = False) -> Experiment:

@@ -25,6 +25,13 @@ class MicroResult:
     tokens: int = 0
 
 
+def score_temperature(recipe) -> float:
+    """Temperature of student/teacher log-probs: ``objective.score_temperature``, else the
+    generation temperature (1.0 for greedy generation)."""
+    gen_t = recipe.generation.temperature
+    return recipe.objective.score_temperature or (gen_t if gen_t > 0 else 1.0)
+
+
 class MicroStep:
     """Computes the loss of one micro-batch for the recipe's objective.
 
@@ -42,9 +49,7 @@ class MicroStep:
         for c in components:
             req = c.requirements() if req is None else req.merge(c.requirements())
         self.feature_layers = sorted(req.feature_layers) if req else []
-        obj = self.recipe.objective
-        gen_t = self.recipe.generation.temperature
-        self.temperature = obj.score_temperature or (gen_t if gen_t > 0 else 1.0)
+        self.temperature = score_temperature(self.recipe)
 
     @property
     def unwrapped(self) -> torch.nn.Module:
