@@ -75,3 +75,23 @@ def test_replication_trains_tabulates_and_resumes(tmp_path, tiny_model_dir, shar
     assert (out / "gsm8k" / "sft" / "s1" / "summary.json").stat().st_mtime_ns == stamp
     assert again["tasks"]["gsm8k"]["methods"]["vanilla"]["mean"] == pytest.approx(v["mean"])
     assert json.loads((out / "results.json").read_text())["experiment"] == "tiny"
+
+
+def test_base_is_scored_once_and_shared_and_workers_run_in_parallel(tmp_path, tiny_model_dir, shared_data):
+    exp = load_experiment(str(_experiment(tmp_path, tiny_model_dir, shared_data)))
+    out = tmp_path / "par"
+    res = run_replication(exp, out, progress=False, workers=2)
+    base = json.loads((out / "gsm8k" / "base" / "heldout.json").read_text())
+    assert base["key"]["ids"] == res["tasks"]["gsm8k"]["heldout_ids"] and len(base["key"]["ids"]) == 3
+    for m in ("sft", "vanilla"):
+        for s in (1, 2):
+            run = out / "gsm8k" / m / f"s{s}"
+            # every run's "before" is the one base check, not a fresh one
+            assert json.loads((run / "heldout-before.json").read_text()) == base["result"]
+            assert (run / "retention.json").is_file() and (run / "summary.json").is_file()
+    assert res["tasks"]["gsm8k"]["base"] == base["result"]["accuracy"]
+    # a changed held-out budget is not served from the cache
+    exp2 = load_experiment(str(_experiment(tmp_path, tiny_model_dir, shared_data).rename(tmp_path / "e2.yaml")))
+    exp2 = exp2.model_copy(update={"tasks": [exp2.tasks[0].model_copy(update={"heldout": 2})], "methods": ["sft"], "seeds": [1]})
+    run_replication(exp2, out, progress=False)
+    assert len(json.loads((out / "gsm8k" / "base" / "heldout.json").read_text())["key"]["ids"]) == 2

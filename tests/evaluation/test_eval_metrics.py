@@ -19,6 +19,16 @@ from unisd.evaluation import metrics as M
     ("no letter at all", 4, None, None),
     ("the answer is a dog", 4, None, None),  # lowercase letters never count
     ("Answer: D", 3, None, None),  # out of range and nothing else
+    ("C", 3, "C", "letter_line"),
+    ("Reasoning: wet ground.\nB", 3, "B", "letter_line"),
+    # the article "A" is not an answer (CoS-E outputs that used to score as "A")
+    ("A beaver is known for their lumber.", 5, None, None),
+    ("A human should use a whirlpool bath.", 5, None, None),
+    # an echoed option list is not a choice ...
+    ("A. fall down\nB. play tag\nC. breathe", 5, None, None),
+    # ... but a choice after it still counts
+    ("A. red\nB. blue\nSo B", 3, "B", "last_letter"),
+    ("A. red\nB. blue\nC", 3, "C", "letter_line"),
 ])
 def test_mcqa_extraction_order(text: str, n: int, letter: str | None, rule: str | None) -> None:
     assert M.extract_mcqa_letter(text, n) == (letter, rule)

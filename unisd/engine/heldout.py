@@ -38,10 +38,10 @@ def greedy_answers(model, tokenizer, records, max_new_tokens: int, batch_size: i
     return out
 
 
-def heldout_accuracy(model, tokenizer, adapter, records, max_new_tokens: int, device=None) -> dict[str, Any]:
+def heldout_accuracy(model, tokenizer, adapter, records, max_new_tokens: int, device=None, batch_size: int = 8) -> dict[str, Any]:
     """Accuracy over the records the adapter can score, plus the answers (for inspection)."""
-    answers = greedy_answers(model, tokenizer, records, max_new_tokens, device=device)
+    answers = greedy_answers(model, tokenizer, records, max_new_tokens, batch_size=batch_size, device=device)
     verdicts = [adapter.is_correct(r, a) for r, a in zip(records, answers)]
     scored = [v for v in verdicts if v is not None]
-    return {"accuracy": sum(scored) / len(scored) if scored else None, "n": len(scored),
+    return {"accuracy": sum(scored) / len(scored) if scored else None, "n": len(scored), "max_new_tokens": max_new_tokens,
             "answers": [{"id": r["id"], "answer": a, "correct": v} for r, a, v in zip(records, answers, verdicts)]}

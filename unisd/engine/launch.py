@@ -89,12 +89,18 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
 
 
 def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: bool = False,
-          model=None, tokenizer=None) -> dict[str, Any]:
-    """Train ``recipe`` into ``output_dir``; returns the summary (also written to summary.json)."""
+          model=None, tokenizer=None, heldout_before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train ``recipe`` into ``output_dir``; returns the summary (also written to summary.json).
+
+    ``heldout_before``: the base model's held-out result on the same records and budget, computed once
+    elsewhere (``unisd replicate`` shares it between the runs of a task) instead of here.
+    """
     from unisd.engine.trainer import Trainer
 
     output_dir = Path(output_dir)
     prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite)
+    if heldout_before is not None and not (output_dir / "heldout-before.json").exists():
+        (output_dir / "heldout-before.json").write_text(json.dumps(heldout_before, indent=2))
     trainer = Trainer(recipe, output_dir, resume=resume, model=model, tokenizer=tokenizer)
     try:
         return _train(trainer, recipe, output_dir)
@@ -157,11 +163,15 @@ def _heldout(trainer, output_dir: Path, when: str | None, model=None) -> dict[st
     if when is not None:
         log.info("held-out check (%s training): %d %s records", when, len(records), recipe.evaluation.heldout_split)
     result = heldout_accuracy(model if model is not None else unwrap(trainer.ddp_model), trainer.run.tokenizer, adapter,
-                              records, recipe.evaluation.heldout_max_new_tokens or recipe.generation.max_new_tokens,
-                              device=trainer.accelerator.device)
+                              records, heldout_max_new_tokens(recipe), device=trainer.accelerator.device,
+                              batch_size=recipe.evaluation.heldout_batch_size)
     if when is not None and trainer.accelerator.is_main_process:
         path.write_text(json.dumps(result, indent=2))
     return result
+
+
+def heldout_max_new_tokens(recipe) -> int:
+    return recipe.evaluation.heldout_max_new_tokens or recipe.generation.max_new_tokens
 
 
 def _evaluate(trainer, output_dir: Path) -> dict[str, Any]:

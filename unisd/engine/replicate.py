@@ -91,6 +91,13 @@ class Experiment(StrictModel):
             raise ValueError(f"listed more than once: {', '.join(dup)}")
         return v
 
+    def only_tasks(self, names: list[str]) -> "Experiment":
+        unknown = [n for n in names if n not in {t.name for t in self.tasks}]
+        if unknown:
+            raise UserError(f"experiment {self.name!r} has no task {', '.join(map(repr, unknown))} "
+                            f"(its tasks: {', '.join(t.name for t in self.tasks)})")
+        return self.model_copy(update={"tasks": [t for t in self.tasks if t.name in names]})
+
     def quickened(self) -> "Experiment":
         q = self.quick
         tasks = [t for t in self.tasks if q.tasks is None or t.name in q.tasks]
@@ -150,6 +157,7 @@ def plan(exp: Experiment) -> list[dict[str, Any]]:
                 except RecipeError as exc:
                     raise UserError(f"experiment: task {task.name!r}, method {method!r}: {exc}") from None
                 runs.append({"task": task.name, "method": method, "seed": seed, "recipe": recipe,
+                             "build": (method, overrides, {"dataset": task.data}),
                              "dir": Path(task.name) / _folder(method) / f"s{seed}"})
     if not runs:
         raise UserError("experiment: no method to train (besides 'base'); the base score comes from the trained runs' 'before' check")
@@ -160,31 +168,122 @@ def _folder(method: str) -> str:
     return Path(method).stem if method.endswith((".yaml", ".yml", ".json")) else method
 
 
-def run_replication(exp: Experiment, out: Path, *, progress: bool = True) -> dict[str, Any]:
-    """Train what is missing, then compute and write the table, plots and JSON."""
-    from tqdm.auto import tqdm
+def run_replication(exp: Experiment, out: Path, *, progress: bool = True, workers: int = 1) -> dict[str, Any]:
+    """Train what is missing, then compute and write the table, plots and JSON.
 
-    from unisd.engine.launch import train
+    The base model's held-out answers are computed once per task (``<task>/base/heldout.json``) and
+    shared by that task's runs as their "before". ``workers`` > 1 trains that many runs at once in
+    separate processes, splitting the CPU threads between them (on a small CPU, two single-thread
+    runs get through more work than one two-thread run).
+    """
+    from tqdm.auto import tqdm
 
     runs = plan(exp)
     out.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(runs), desc=f"replicate {exp.name}", unit="run", disable=not progress, position=0)
-    retention_models: dict[str, Any] = {}
-    for r in runs:
-        run_dir = out / r["dir"]
-        bar.set_postfix_str(f"{r['task']}/{r['method']}/s{r['seed']}")
-        if not (run_dir / "summary.json").is_file():
-            resume = "auto" if (run_dir / "checkpoints").exists() else None
-            train(r["recipe"], run_dir, resume=resume, overwrite=resume is None and run_dir.exists())
-        if not (run_dir / "retention.json").is_file():
-            _retention(run_dir, r["recipe"], exp.retention.records, retention_models)
-        bar.update(1)
+    bases = {task.name: _base_heldout(next(r["recipe"] for r in runs if r["task"] == task.name), out / task.name / "base")
+             for task in exp.tasks}
+    todo = [r for r in runs if not ((out / r["dir"] / "summary.json").is_file() and (out / r["dir"] / "retention.json").is_file())]
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=f"replicate {exp.name}", unit="run",
+               disable=not progress, position=0)
+    jobs = [(r["build"], str(out / r["dir"]), bases[r["task"]], exp.retention.records) for r in todo]
+    if workers <= 1 or len(jobs) <= 1:
+        for r, job in zip(todo, jobs):
+            bar.set_postfix_str(f"{r['task']}/{r['method']}/s{r['seed']}")
+            _run_one(*job)
+            bar.update(1)
+    else:
+        _run_parallel(todo, jobs, workers, bar)
     bar.close()
     results = collect(exp, out)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "table.md").write_text(table_markdown(exp, results))
     plot_results(exp, results, out)
     return results
+
+
+def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
+    """The base model's greedy held-out result for a task (cached in ``folder/heldout.json``)."""
+    from unisd.engine.heldout import heldout_accuracy, heldout_records
+    from unisd.engine.launch import heldout_max_new_tokens
+    from unisd.evaluation.loading import load_for_eval
+    from unisd.plugins import get_host
+
+    path = folder / "heldout.json"
+    adapter, records = heldout_records(recipe, get_host().registries)
+    key = {"model": recipe.model.name_or_path, "ids": [r["id"] for r in records], "max_new_tokens": heldout_max_new_tokens(recipe)}
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return cached["result"]
+    log.info("base model: held-out check of %s (%d records)", folder.parent.name, len(records))
+    model, tok = load_for_eval(recipe.model.name_or_path)
+    result = heldout_accuracy(model, tok, adapter, records, key["max_new_tokens"], batch_size=recipe.evaluation.heldout_batch_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "result": result}, indent=2))
+    return result
+
+
+def _run_one(build, run_dir: str, base: dict[str, Any], retention_records: int, cache: dict[str, Any] | None = None) -> None:
+    """Train (or resume, or reuse) one run, then its retention statistics."""
+    from unisd.engine.launch import train
+    from unisd.recipe import load_recipe
+
+    method, overrides, data = build
+    recipe = load_recipe(method, overrides, data=data)
+    run_dir = Path(run_dir)
+    if not (run_dir / "summary.json").is_file():
+        resume = "auto" if (run_dir / "checkpoints").exists() else None
+        train(recipe, run_dir, resume=resume, overwrite=resume is None and run_dir.exists(), heldout_before=base)
+    if not (run_dir / "retention.json").is_file():
+        _retention(run_dir, recipe, retention_records, _MODELS if cache is None else cache)
+
+
+_MODELS: dict[str, Any] = {}  # the base model for retention scoring, kept per process
+
+
+def _worker_init(threads: int, slots) -> None:
+    import os
+
+    import torch
+
+    torch.set_num_threads(threads)
+    with slots.get_lock():
+        slots.value += 1
+        os.environ["TQDM_POSITION"] = str(slots.value)  # each worker's run bar on its own line
+
+
+def _run_parallel(todo: list[dict[str, Any]], jobs: list[tuple], workers: int, bar) -> None:
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // workers)
+    ctx = mp.get_context("spawn")
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))  # read by the children at import
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, ctx.Value("i", 0))) as pool:
+            futures = {pool.submit(_run_one, *job): r for r, job in zip(todo, jobs)}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    r = futures[f]
+                    if f.exception() is not None:
+                        for p in pending:
+                            p.cancel()
+                        raise UserError(f"replicate: run {r['dir']} failed: {f.exception()} (finished runs are kept; "
+                                        "run the same command again to resume)") from f.exception()
+                    bar.set_postfix_str(f"done {r['task']}/{r['method']}/s{r['seed']}")
+                    bar.update(1)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _retention(run_dir: Path, recipe, records: int, cache: dict[str, Any]) -> None:
@@ -242,6 +341,9 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
                 before_any = h["accuracy_before"] if before_any is None else before_any
             t["methods"][method] = {"per_seed": per_seed}
         t["base"] = before_any
+        base_file = out / task.name / "base" / "heldout.json"
+        if base_file.is_file():  # the fixed held-out items every run of the task is scored on
+            t["heldout_ids"] = json.loads(base_file.read_text())["key"]["ids"]
         if BASE in exp.methods:
             t["methods"][BASE] = {"per_seed": {s: {"before": before_any, "after": before_any} for s in exp.seeds}}
             t["methods"] = {m: t["methods"][m] for m in exp.methods}  # the experiment's order: base where listed

@@ -22,10 +22,17 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("answer_is", re.compile(r"(?i:the\s+(?:correct\s+|final\s+)?answer\s+is\s*:?\s*)\(?\s*([A-Z])\b")),
     # 3. "ANSWER: X" anywhere in the text
     ("answer_colon", re.compile(r"(?i:answer\s*:\s*)\(?\s*([A-Z])\b")),
-    # 4. a line starting with a letter followed by ".", ")" or a space
-    ("letter_line", re.compile(r"^\s*\(?([A-Z])(?:[.)]|\s)")),
+    # 4. a line that is a letter ("C", "(C)") or starts with one followed by "." or ")" ("B. It conducts heat")
+    ("letter_line", re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.)]?(?=\s*$)|([A-Z])[.)])")),
 )
-_STANDALONE = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9])")
+# a standalone capital, but not the article "A" ("A beaver is ...": a letter, a space, a lowercase word)
+_STANDALONE = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9])(?!\s+[a-z])")
+_OPTION_LINE = re.compile(r"^\s*\(?[A-Z][.)]\s+\S")
+
+
+def _letter_line(line: str) -> str | None:
+    m = _RULES[3][1].match(line)
+    return next((g for g in m.groups() if g), None) if m else None
 
 
 def valid_letters(num_choices: int) -> str:
@@ -37,8 +44,11 @@ def extract_mcqa_letter(text: str, num_choices: int) -> tuple[str | None, str | 
     """Extract the chosen option letter; returns ``(letter, rule)`` or ``(None, None)``.
 
     Rules, in order: the first line starting ``Answer:`` → "the answer is X" → ``ANSWER: X`` →
-    the first line starting with a letter followed by ``.``, ``)`` or a space → the last standalone
-    valid letter. Only the first ``num_choices`` letters of A–E are valid.
+    the first line that is a letter or starts with one followed by ``.`` or ``)`` → the last standalone
+    valid letter. Only the first ``num_choices`` letters of A–E are valid. Two deviations from the
+    spec's rule 4 (which takes any line starting "letter + space"): the English article "A" ("A beaver
+    is ...") is not an answer, and lines of an echoed option list (two or more lines "A. ...", "B. ...")
+    are dropped before rules 4 and 5, so repeating the options is not choosing one.
     """
     valid = valid_letters(num_choices)
     lines = text.splitlines()
@@ -51,11 +61,13 @@ def extract_mcqa_letter(text: str, num_choices: int) -> tuple[str | None, str | 
         for m in pattern.finditer(text):
             if m.group(1) in valid:
                 return m.group(1), name
+    if sum(bool(_OPTION_LINE.match(ln)) for ln in lines) >= 2:
+        lines = [ln for ln in lines if not _OPTION_LINE.match(ln)]
     for ln in lines:
-        m = _RULES[3][1].match(ln)
-        if m and m.group(1) in valid:
-            return m.group(1), "letter_line"
-    standalone = [m.group(1) for m in _STANDALONE.finditer(text) if m.group(1) in valid]
+        letter = _letter_line(ln)
+        if letter and letter in valid:
+            return letter, "letter_line"
+    standalone = [m.group(1) for m in _STANDALONE.finditer("\n".join(lines)) if m.group(1) in valid]
     if standalone:
         return standalone[-1], "last_letter"
     return None, None
