@@ -7,31 +7,63 @@ import pytest
 from unisd.evaluation import metrics as M
 
 
-@pytest.mark.parametrize("text, n, letter, rule", [
-    ("Reasoning: plants need light.\nAnswer: B", 4, "B", "answer_line"),
-    ("**Answer:** (C)", 4, "C", "answer_line"),
-    ("Answer: E\nthe answer is B", 4, "B", "answer_is"),  # E is not valid with 4 options
-    ("I think the answer is (D).", 4, "D", "answer_is"),
-    ("Final ANSWER: A because ...", 4, "A", "answer_colon"),
-    ("B. It conducts heat", 3, "B", "letter_line"),
-    ("(C) fits best", 3, "C", "letter_line"),
-    ("Options A and B are wrong, so C", 3, "C", "last_letter"),
-    ("no letter at all", 4, None, None),
-    ("the answer is a dog", 4, None, None),  # lowercase letters never count
-    ("Answer: D", 3, None, None),  # out of range and nothing else
-    ("C", 3, "C", "letter_line"),
-    ("Reasoning: wet ground.\nB", 3, "B", "letter_line"),
-    # the article "A" is not an answer (CoS-E outputs that used to score as "A")
-    ("A beaver is known for their lumber.", 5, None, None),
-    ("A human should use a whirlpool bath.", 5, None, None),
+# (text, options, fixed rule → (letter, rule), reference rule → (letter, rule)); "=" means the same
+_MCQA_CASES = [
+    ("Reasoning: plants need light.\nAnswer: B", 4, ("B", "answer_line"), "="),
+    ("**Answer:** (C)", 4, ("C", "answer_line"), "="),
+    ("Answer: E\nthe answer is B", 4, ("B", "answer_is"), "="),  # E is not valid with 4 options
+    ("I think the answer is (D).", 4, ("D", "answer_is"), "="),
+    ("The correct answer is: C", 4, ("C", "answer_is"), "="),
+    ("Final ANSWER: A because ...", 4, ("A", "answer_colon"), "="),
+    ("B. It conducts heat", 3, ("B", "letter_line"), "="),
+    ("(C) fits best", 3, ("C", "letter_line"), "="),
+    ("C", 3, ("C", "letter_line"), ("C", "last_letter")),
+    ("  D)  ", 4, ("D", "letter_line"), "="),
+    ("Reasoning: wet ground.\nB", 3, ("B", "letter_line"), ("B", "last_letter")),
+    ("Options A and B are wrong, so C", 3, ("C", "last_letter"), "="),
+    ("no letter at all", 4, (None, None), "="),
+    ("the answer is a dog", 4, (None, None), "="),  # lowercase letters never count
+    ("Answer: D", 3, (None, None), "="),  # out of range and nothing else
+    ("", 4, (None, None), "="),
+    # the article "A" (real CoS-E outputs of the 135M model)
+    ("A beaver is known for their lumber, their supplies come from the woods.", 5, (None, None), ("A", "letter_line")),
+    ("A human should use a whirlpool bath.", 5, (None, None), ("A", "letter_line")),
+    ("A farmer sees a weasel in the woods, where is the farmer?", 5, (None, None), ("A", "letter_line")),
+    ("It is A good idea to rest.", 5, (None, None), ("A", "last_letter")),
+    ("Because\nA person needs sleep", 5, (None, None), ("A", "letter_line")),
+    ("A dog barks. So D", 5, ("D", "last_letter"), ("A", "letter_line")),
     # an echoed option list is not a choice ...
-    ("A. fall down\nB. play tag\nC. breathe", 5, None, None),
-    # ... but a choice after it still counts
-    ("A. red\nB. blue\nSo B", 3, "B", "last_letter"),
-    ("A. red\nB. blue\nC", 3, "C", "letter_line"),
-])
-def test_mcqa_extraction_order(text: str, n: int, letter: str | None, rule: str | None) -> None:
-    assert M.extract_mcqa_letter(text, n) == (letter, rule)
+    ("A. fall down\nB. play tag\nC. breathe", 5, (None, None), ("A", "letter_line")),
+    ("A. michigan\nB. louisiana\nC. river delta", 3, (None, None), ("A", "letter_line")),
+    ("A) red\nB) blue\nC) green\nD) white", 4, (None, None), ("A", "letter_line")),
+    ("(A) cat\n(B) dog", 2, (None, None), ("A", "letter_line")),
+    ("A. eye strain\nA. eye strain\nB. carpal tunnel syndrome\n", 5, (None, None), ("A", "letter_line")),
+    # ... but a choice made after it still counts
+    ("A. red\nB. blue\nSo B", 3, ("B", "last_letter"), ("A", "letter_line")),
+    ("A. red\nB. blue\nC", 3, ("C", "letter_line"), ("A", "letter_line")),
+    ("A. red\nB. blue\nAnswer: B", 3, ("B", "answer_line"), "="),
+    ("A. relaxation\n\nThe correct answer is B. sadness.", 5, ("B", "answer_is"), "="),
+    # a single option line is an answer in both modes
+    ("A. building", 5, ("A", "letter_line"), "="),
+    ("E. the garage, since cars live there", 5, ("E", "letter_line"), "="),
+    # words and abbreviations are not letters
+    ("Because DNA and RNA differ", 4, (None, None), "="),
+    ("B-cells fight infection", 4, (None, None), ("B", "last_letter")),
+    ("I would say B is right.", 4, (None, None), ("B", "last_letter")),
+]
+
+
+@pytest.mark.parametrize("text, n, fixed, reference", _MCQA_CASES)
+def test_mcqa_extraction_both_rules(text: str, n: int, fixed, reference) -> None:
+    assert M.extract_mcqa_letter(text, n) == fixed
+    assert M.extract_mcqa_letter(text, n, "reference") == (fixed if reference == "=" else reference)
+
+
+def test_mcqa_table_is_large_and_the_modes_differ_where_it_matters() -> None:
+    assert len(_MCQA_CASES) >= 30
+    assert sum(r != "=" for *_, r in _MCQA_CASES) >= 10
+    with pytest.raises(ValueError, match="unknown MCQA rule"):
+        M.extract_mcqa_letter("A", 4, "loose")
 
 
 def test_mcqa_first_answer_line_wins() -> None:
@@ -56,10 +88,14 @@ def test_code_extraction_precedence() -> None:
 
 def test_program_composition() -> None:
     prog = M.mbpp_program("def sq(x):\n    return x * x", ["assert sq(3) == 9"], ["import math"], "setup = 1")
-    assert prog.index("import math") < prog.index("def sq") < prog.index("setup = 1") < prog.index("assert sq")
+    # the candidate's code is the solution; the harness's setup and asserts are the checks
+    assert prog.solution.index("import math") < prog.solution.index("def sq") and "assert" not in prog.solution
+    assert prog.checks.index("setup = 1") < prog.checks.index("assert sq")
+    src = prog.source
+    assert src.index("import math") < src.index("def sq") < src.index("setup = 1") < src.index("assert sq")
     he = M.humaneval_program("    return 1\n", "def check(f):\n    assert f() == 1", "one", "def one():\n")
-    assert he.startswith("def one():\n    return 1") and he.rstrip().endswith("check(one)")
-    assert not M.humaneval_program("def one():\n    return 1", "", "one", "PROMPT").startswith("PROMPT")
+    assert he.solution.startswith("def one():\n    return 1") and he.checks.rstrip().endswith("check(one)")
+    assert not M.humaneval_program("def one():\n    return 1", "", "one", "PROMPT").solution.startswith("PROMPT")
 
 
 def test_code_pass_at_1_runs_in_sandbox() -> None:

@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="read benchmark files from this local directory instead of the hub")
     p.add_argument("--list-tasks", action="store_true", help="list the registered tasks and groups (with their plugin) and exit")
     p.add_argument("--max-gen-toks", type=int, help="generation budget per answer (default: 1024, the paper's)")
+    p.add_argument("--mcqa-rule", choices=["fixed", "reference"], default="fixed",
+                   help="MCQA letter extraction: 'fixed' (default) never reads the article 'A' or an echoed option list "
+                   "as the answer; 'reference' is the spec's rule, for reproducing the authors' numbers")
     p.add_argument("--log-samples", action="store_true", help="also write every prompt and answer (never for GPQA)")
     r = p.add_argument_group("retention (spec §5.3)")
     r.add_argument("--retention-base", metavar="MODEL", help="also measure gold-completion fit, PPLret and JSD against this base model")

@@ -162,9 +162,12 @@ def _heldout(trainer, output_dir: Path, when: str | None, model=None) -> dict[st
     adapter, records = trainer._heldout_set
     if when is not None:
         log.info("held-out check (%s training): %d %s records", when, len(records), recipe.evaluation.heldout_split)
-    result = heldout_accuracy(model if model is not None else unwrap(trainer.ddp_model), trainer.run.tokenizer, adapter,
-                              records, heldout_max_new_tokens(recipe), device=trainer.accelerator.device,
-                              batch_size=recipe.evaluation.heldout_batch_size)
+    from unisd.evaluation.spec import eval_settings
+
+    with eval_settings(mcqa_rule=recipe.evaluation.mcqa_rule):
+        result = heldout_accuracy(model if model is not None else unwrap(trainer.ddp_model), trainer.run.tokenizer, adapter,
+                                  records, heldout_max_new_tokens(recipe), device=trainer.accelerator.device,
+                                  batch_size=recipe.evaluation.heldout_batch_size)
     if when is not None and trainer.accelerator.is_main_process:
         path.write_text(json.dumps(result, indent=2))
     return result
@@ -181,7 +184,7 @@ def _evaluate(trainer, output_dir: Path) -> dict[str, Any]:
     e = trainer.recipe.evaluation
     report = evaluate_model(trainer.final_model, trainer.run.tokenizer, e.tasks, limit=e.limit, data_dir=e.data_dir,
                             output_dir=output_dir / "eval", batch_size=e.batch_size, seed=trainer.recipe.training.seed,
-                            max_gen_toks=e.max_gen_toks, model_name=str(output_dir))
+                            max_gen_toks=e.max_gen_toks, mcqa_rule=e.mcqa_rule, model_name=str(output_dir))
     return report.get("summary", {})
 
 

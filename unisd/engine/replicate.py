@@ -206,18 +206,21 @@ def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
     from unisd.engine.heldout import heldout_accuracy, heldout_records
     from unisd.engine.launch import heldout_max_new_tokens
     from unisd.evaluation.loading import load_for_eval
+    from unisd.evaluation.spec import eval_settings
     from unisd.plugins import get_host
 
     path = folder / "heldout.json"
     adapter, records = heldout_records(recipe, get_host().registries)
-    key = {"model": recipe.model.name_or_path, "ids": [r["id"] for r in records], "max_new_tokens": heldout_max_new_tokens(recipe)}
+    key = {"model": recipe.model.name_or_path, "ids": [r["id"] for r in records], "max_new_tokens": heldout_max_new_tokens(recipe),
+           "mcqa_rule": recipe.evaluation.mcqa_rule}
     if path.is_file():
         cached = json.loads(path.read_text())
         if cached.get("key") == key:
             return cached["result"]
     log.info("base model: held-out check of %s (%d records)", folder.parent.name, len(records))
     model, tok = load_for_eval(recipe.model.name_or_path)
-    result = heldout_accuracy(model, tok, adapter, records, key["max_new_tokens"], batch_size=recipe.evaluation.heldout_batch_size)
+    with eval_settings(mcqa_rule=recipe.evaluation.mcqa_rule):
+        result = heldout_accuracy(model, tok, adapter, records, key["max_new_tokens"], batch_size=recipe.evaluation.heldout_batch_size)
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"key": key, "result": result}, indent=2))
     return result

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from unisd.evaluation.sandbox import SandboxUnavailable
 from unisd.evaluation.tasks import describe_tasks, resolve_tasks
 
 
@@ -15,6 +16,20 @@ def _default_output(model: str) -> Path:
     if path.is_dir() and ((path / "recipe.yaml").is_file() or (path / "final").is_dir()):
         return path / "eval"  # a run directory keeps its evaluation inside
     return Path("eval-results") / Path(model.rstrip("/")).name
+
+
+def _report_sandbox(tasks: list[str]) -> None:
+    """For tasks that run model-written code: which sandbox layers are active (or refuse)."""
+    from unisd.evaluation.sandbox import require_isolation
+    from unisd.evaluation.tasks import get_task
+
+    code_tasks = [t for t in tasks if get_task(t).executes_code]
+    if not code_tasks:
+        return
+    report = require_isolation()
+    missing = f"; missing (opted in): {'; '.join(report['layer_problems'])}" if report["layer_problems"] else ""
+    print(f"code sandbox for {', '.join(code_tasks)}: {', '.join(report['active']) or 'no kernel layer'} active, "
+          f"python guard on{missing}", file=sys.stderr)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -29,6 +44,12 @@ def run_eval(args: argparse.Namespace) -> int:
     try:
         tasks = resolve_tasks(args.tasks)
     except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    try:
+        _report_sandbox(tasks)
+    except SandboxUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -49,6 +70,7 @@ def run_eval(args: argparse.Namespace) -> int:
             model, tokenizer, tasks, limit=args.limit, data_dir=args.data_dir, output_dir=output_dir,
             batch_size=args.batch_size, seed=args.seed, max_gen_toks=int(max_gen) if max_gen else None,
             log_samples=bool(getattr(args, "log_samples", False)), model_name=source.describe(),
+            mcqa_rule=getattr(args, "mcqa_rule", "fixed"),
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

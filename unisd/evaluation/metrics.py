@@ -22,17 +22,17 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("answer_is", re.compile(r"(?i:the\s+(?:correct\s+|final\s+)?answer\s+is\s*:?\s*)\(?\s*([A-Z])\b")),
     # 3. "ANSWER: X" anywhere in the text
     ("answer_colon", re.compile(r"(?i:answer\s*:\s*)\(?\s*([A-Z])\b")),
-    # 4. a line that is a letter ("C", "(C)") or starts with one followed by "." or ")" ("B. It conducts heat")
-    ("letter_line", re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.)]?(?=\s*$)|([A-Z])[.)])")),
 )
-# a standalone capital, but not the article "A" ("A beaver is ...": a letter, a space, a lowercase word)
-_STANDALONE = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9])(?!\s+[a-z])")
-_OPTION_LINE = re.compile(r"^\s*\(?[A-Z][.)]\s+\S")
-
-
-def _letter_line(line: str) -> str | None:
-    m = _RULES[3][1].match(line)
-    return next((g for g in m.groups() if g), None) if m else None
+# 4. a line that is a letter ("C", "(C)") or starts with one followed by "." or ")" ("B. It conducts heat")
+_LETTER_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.)]?(?=\s*$)|([A-Z])[.)])")
+# 5. a standalone capital, but not the article "A" ("A beaver is ...": the letter, a space, a lowercase
+#    word) nor part of a hyphenated word ("B-cells")
+_STANDALONE = re.compile(r"(?<![A-Za-z0-9-])([A-Z])(?![A-Za-z0-9])(?!-\w)(?!\s+[a-z])")
+_OPTION_LINE = re.compile(r"^\s*\(?[A-Z][.)]\s+\S")  # "A. fall down": one line of an option list
+# the spec's rules 4 and 5 as the reference implements them (mcqa_rule="reference")
+_REFERENCE_LETTER_LINE = re.compile(r"^\s*\(?([A-Z])(?:[.)]|\s)")
+_REFERENCE_STANDALONE = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9])")
+MCQA_RULES = ("fixed", "reference")
 
 
 def valid_letters(num_choices: int) -> str:
@@ -40,16 +40,25 @@ def valid_letters(num_choices: int) -> str:
     return LETTERS[: max(1, min(num_choices, len(LETTERS)))]
 
 
-def extract_mcqa_letter(text: str, num_choices: int) -> tuple[str | None, str | None]:
+def _first_group(m: re.Match[str] | None) -> str | None:
+    return next((g for g in m.groups() if g), None) if m else None
+
+
+def extract_mcqa_letter(text: str, num_choices: int, rule: str = "fixed") -> tuple[str | None, str | None]:
     """Extract the chosen option letter; returns ``(letter, rule)`` or ``(None, None)``.
 
     Rules, in order: the first line starting ``Answer:`` → "the answer is X" → ``ANSWER: X`` →
     the first line that is a letter or starts with one followed by ``.`` or ``)`` → the last standalone
-    valid letter. Only the first ``num_choices`` letters of A–E are valid. Two deviations from the
-    spec's rule 4 (which takes any line starting "letter + space"): the English article "A" ("A beaver
-    is ...") is not an answer, and lines of an echoed option list (two or more lines "A. ...", "B. ...")
-    are dropped before rules 4 and 5, so repeating the options is not choosing one.
+    valid letter. Only the first ``num_choices`` letters of A–E are valid.
+
+    ``rule="fixed"`` (default) departs from the spec's rule 4 (any line starting "letter + space")
+    in two ways: the English article "A" ("A beaver is ...") is never an answer, and the lines of
+    an echoed option list (two or more lines "A. ...", "B. ...") are dropped before rules 4 and 5,
+    so repeating the options is not choosing one. ``rule="reference"`` is the spec's rule as the
+    authors' code applies it, for reproducing their numbers.
     """
+    if rule not in MCQA_RULES:
+        raise ValueError(f"unknown MCQA rule {rule!r}; use one of {', '.join(MCQA_RULES)}")
     valid = valid_letters(num_choices)
     lines = text.splitlines()
     first_answer_line = next((ln for ln in lines if re.match(r"^[*_\s]*answer[*_\s]*:", ln, re.IGNORECASE)), None)
@@ -57,25 +66,26 @@ def extract_mcqa_letter(text: str, num_choices: int) -> tuple[str | None, str | 
         m = _RULES[0][1].match(first_answer_line)
         if m and m.group(1) in valid:
             return m.group(1), "answer_line"
-    for name, pattern in _RULES[1:3]:
+    for name, pattern in _RULES[1:]:
         for m in pattern.finditer(text):
             if m.group(1) in valid:
                 return m.group(1), name
-    if sum(bool(_OPTION_LINE.match(ln)) for ln in lines) >= 2:
+    letter_line, standalone = (_REFERENCE_LETTER_LINE, _REFERENCE_STANDALONE) if rule == "reference" else (_LETTER_LINE, _STANDALONE)
+    if rule == "fixed" and sum(bool(_OPTION_LINE.match(ln)) for ln in lines) >= 2:
         lines = [ln for ln in lines if not _OPTION_LINE.match(ln)]
     for ln in lines:
-        letter = _letter_line(ln)
+        letter = _first_group(letter_line.match(ln))
         if letter and letter in valid:
             return letter, "letter_line"
-    standalone = [m.group(1) for m in _STANDALONE.finditer("\n".join(lines)) if m.group(1) in valid]
-    if standalone:
-        return standalone[-1], "last_letter"
+    found = [m.group(1) for m in standalone.finditer("\n".join(lines)) if m.group(1) in valid]
+    if found:
+        return found[-1], "last_letter"
     return None, None
 
 
-def mcqa_scores(text: str, gold: str, num_choices: int) -> dict[str, float]:
+def mcqa_scores(text: str, gold: str, num_choices: int, rule: str = "fixed") -> dict[str, float]:
     """``acc`` (extracted == gold) and ``extracted`` (an answer letter was found)."""
-    letter, _rule = extract_mcqa_letter(text, num_choices)
+    letter, _rule = extract_mcqa_letter(text, num_choices, rule)
     return {"acc": float(letter == gold.strip().upper()), "extracted": float(letter is not None)}
 
 
@@ -113,28 +123,41 @@ def extract_code(text: str) -> str:
     return text
 
 
-def mbpp_program(code: str, tests: Sequence[str], test_imports: Sequence[str] = (), test_setup: str = "") -> str:
-    """MBPP program: test imports, the candidate code, the setup code, then the asserts."""
-    parts = ["\n".join(test_imports), code, test_setup, "\n".join(tests)]
-    return "\n\n".join(p for p in parts if p and p.strip()) + "\n"
+def mbpp_program(code: str, tests: Sequence[str], test_imports: Sequence[str] = (), test_setup: str = ""):
+    """MBPP: the test imports and the candidate code are the solution; the setup code and the
+    asserts are the checks (a :class:`~unisd.evaluation.sandbox.CheckedProgram`)."""
+    from unisd.evaluation.sandbox import CheckedProgram
+
+    solution = "\n\n".join(p for p in ("\n".join(test_imports), code) if p and p.strip()) + "\n"
+    checks = "\n\n".join(p for p in (test_setup, "\n".join(tests)) if p and p.strip()) + "\n"
+    return CheckedProgram(solution, checks)
 
 
-def humaneval_program(code: str, test: str, entry_point: str, prompt: str = "") -> str:
-    """HumanEval program: candidate code, the ``test`` block, then ``check(entry_point)``.
+def humaneval_program(code: str, test: str, entry_point: str, prompt: str = ""):
+    """HumanEval: the candidate code is the solution; the ``test`` block and ``check(entry_point)``
+    are the checks.
 
     When the candidate does not define ``entry_point`` (a body-only answer) the original
     prompt is prepended, which is the only way such an answer can pass.
     """
+    from unisd.evaluation.sandbox import CheckedProgram
+
     if prompt and not re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.MULTILINE):
         code = prompt + code
-    return f"{code}\n\n{test}\n\ncheck({entry_point})\n"
+    return CheckedProgram(f"{code}\n", f"{test}\n\ncheck({entry_point})\n")
 
 
-def code_pass_at_1(programs: Sequence[str], timeout_s: float = 10.0, max_workers: int = 2) -> list[float]:
-    """1.0 / 0.0 per program, executed in the sandbox."""
-    from unisd.evaluation.sandbox import SandboxLimits, run_many
+def code_pass_at_1(programs: Sequence[Any], timeout_s: float = 10.0, max_workers: int = 2) -> list[float]:
+    """1.0 / 0.0 per program, executed in the sandbox; a pass needs the runner's proof that the
+    checks ran to their end. Refuses (:class:`~unisd.evaluation.sandbox.SandboxUnavailable`) when
+    the kernel layers are missing, unless ``UNISD_ALLOW_UNSAFE_CODE=1`` or ``HF_ALLOW_CODE_EVAL=1``."""
+    from unisd.evaluation.sandbox import SandboxLimits, require_isolation, run_many, unsafe_code_allowed
 
-    results = run_many(programs, SandboxLimits(timeout_s=timeout_s), max_workers=max_workers)
+    if not programs:
+        return []
+    require_isolation()
+    limits = SandboxLimits(timeout_s=timeout_s, strict=not unsafe_code_allowed())
+    results = run_many(programs, limits, max_workers=max_workers)
     return [float(r.passed) for r in results]
 
 

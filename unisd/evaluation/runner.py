@@ -63,6 +63,7 @@ def evaluate_model(
     seed: int = 42,
     max_gen_toks: int | None = None,
     code_timeout_s: float = 10.0,
+    mcqa_rule: str = "fixed",
     log_samples: bool = False,
     model_name: str | None = None,
     registries: Registries | None = None,
@@ -81,6 +82,12 @@ def evaluate_model(
 
     _quiet_lm_eval()
     names, skipped = available_tasks(resolve_tasks(tasks, registries), data_dir, registries)
+    if any(get_task(n, registries).executes_code for n in names):
+        from unisd.evaluation.sandbox import require_isolation
+
+        report = require_isolation()  # refuses before any generation when the kernel layers are missing
+        log.info("code sandbox layers active: %s%s", ", ".join(report["active"]) or "none",
+                 f" (missing, opted in: {'; '.join(report['layer_problems'])})" if report["layer_problems"] else "")
     summary: dict[str, Any] = {}
     details: dict[str, Any] = {}
     raw: dict[str, Any] = {}
@@ -96,7 +103,7 @@ def evaluate_model(
                 gen_tokens = lm.max_length // 2
                 log.warning("context length %d is short: generating at most %d tokens", lm.max_length, gen_tokens)
             model.eval()
-            with eval_settings(code_timeout_s=code_timeout_s):
+            with eval_settings(code_timeout_s=code_timeout_s, mcqa_rule=mcqa_rule):
                 raw = lm_eval.simple_evaluate(
                     model=lm, tasks=names, task_manager=manager, limit=limit,
                     apply_chat_template=bool(getattr(tokenizer, "chat_template", None)),

@@ -97,6 +97,7 @@ class TaskSpec(EvaluatorSpec):
     gold_completion: Ref | None = None
     breakdown_field: str | None = None
     write_samples: bool = True
+    executes_code: bool = False  # scores by running model-written code (needs the sandbox's kernel layers)
     aliases: tuple[str, ...] = ()
     description: str = ""
 
@@ -148,6 +149,7 @@ class EvalSettings:
     (``process_results(doc, results)``). Read with :func:`current_settings`."""
 
     code_timeout_s: float = 10.0  # wall-clock limit of one model-written program
+    mcqa_rule: str = "fixed"  # MCQA letter extraction: "fixed", or the spec's "reference" rule
 
 
 _SETTINGS = EvalSettings()

@@ -132,6 +132,7 @@ class EvaluationConfig(StrictModel):
     heldout_split: str = Field("test", description="dataset split the held-out records come from")
     heldout_max_new_tokens: PositiveInt | None = Field(None, description="generation budget of the held-out check (default: generation.max_new_tokens)")
     heldout_every: PositiveInt | None = Field(None, description="also score the held-out records every N optimizer steps (logged as heldout/accuracy in metrics.jsonl); needs heldout > 0")
+    mcqa_rule: Literal["fixed", "reference"] = Field("fixed", description="MCQA answer extraction of the held-out check and lm-eval tasks: 'fixed' never reads the article 'A' or an echoed option list as the answer; 'reference' is the spec's rule (docs/evaluation.md)")
     heldout_batch_size: PositiveInt = Field(8, description="prompts per greedy generate call of the held-out check (decoding on CPU is bound by reading the weights, so larger batches are nearly free per row)")
     tasks: list[str] = Field(default_factory=list, description="lm-eval task names or groups run after training (e.g. 'unisd-six')")
     limit: PositiveInt | None = None

@@ -83,7 +83,7 @@ def tool_target(doc: dict) -> str:
 
 
 def mcqa_results(doc: dict, results: list[str]) -> dict[str, float]:
-    return metrics.mcqa_scores(results[0], doc["gold"], len(doc["letters"]))
+    return metrics.mcqa_scores(results[0], doc["gold"], len(doc["letters"]), current_settings().mcqa_rule)
 
 
 def _run(program: str) -> float:

@@ -20,7 +20,7 @@ def _task(name: str, benchmark: str, metric: str, *, mc: bool = False, breakdown
           description: str = "", write_samples: bool = True) -> TaskSpec:
     return TaskSpec(name=name, include_dir=TASK_DIR, primary_metric=metric, benchmark=benchmark, loglikelihood=mc,
                     docs=f"{_SOURCES}:{benchmark}_docs", gold_completion=None if mc else _GOLD,
-                    breakdown_field=breakdown, write_samples=write_samples,
+                    breakdown_field=breakdown, write_samples=write_samples, executes_code=metric == "pass@1",
                     aliases=(name.removeprefix("unisd_"),), description=description)
 
 
