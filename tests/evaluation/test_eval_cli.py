@@ -124,3 +124,25 @@ def test_eval_with_retention_against_a_base(tiny_model_dir: Path, shared_data: P
     assert "unisd_mbpp" in report
     text = json.dumps(report["unisd_mbpp"])
     assert "jsd" in text.lower() and "ppl" in text.lower()
+
+
+def test_eval_reports_the_sandbox_layers_or_refuses(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    from unisd.evaluation import sandbox
+
+    from unisd.evaluation.tasks import get_task
+
+    assert get_task("unisd_mbpp").executes_code and get_task("unisd_humaneval").executes_code
+    assert not get_task("unisd_cose").executes_code
+    monkeypatch.setattr(sandbox, "isolation_report", lambda: {"status": "passed", "active": ["namespaces", "seccomp"],
+                                                              "layer_problems": ["landlock: unavailable"]})
+    for name in sandbox.ALLOW_ENV:
+        monkeypatch.delenv(name, raising=False)
+    # refused before the model is even loaded (the model path does not exist)
+    assert main(["eval", "--model", str(tmp_path / "nope"), "--tasks", "mbpp"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to execute model-written code" in err and "landlock: unavailable" in err and "UNISD_ALLOW_UNSAFE_CODE=1" in err
+    monkeypatch.setenv("UNISD_ALLOW_UNSAFE_CODE", "1")
+    assert main(["eval", "--model", str(tmp_path / "nope"), "--tasks", "mbpp"]) == 2  # now it gets to the model
+    err = capsys.readouterr().err
+    assert "code sandbox for unisd_mbpp: namespaces, seccomp active" in err and "cannot load model" in err

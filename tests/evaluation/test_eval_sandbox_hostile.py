@@ -36,7 +36,7 @@ def kernel_layers() -> None:
 
 
 def survivors() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "_sandbox_runner.py"], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-af", "sandbox/child/run.py"], capture_output=True, text=True).stdout
     return [ln for ln in out.splitlines() if "pgrep" not in ln]
 
 

@@ -3,7 +3,7 @@
 Model output is never executed in the evaluating process. Each program runs in a fresh
 ``python -I -S -B`` child (standard library only) that gets everything on stdin (no file of the
 host is written for it) and writes stdout/stderr to anonymous, size-limited files, of which only
-the tails are returned. The child (``_sandbox_runner.py``) then locks itself down: fresh user,
+the tails are returned. The child (``child/run.py``) then locks itself down: fresh user,
 mount, PID, IPC, network and UTS namespaces with a minimal read-only root and a size-limited
 tmpfs home, host uid ``nobody`` when started as root, resource limits, no-new-privs and no
 capabilities, Landlock, seccomp, and Python-level guards (an audit hook and path checks). Every
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 Status = Literal["passed", "failed", "timeout", "error", "oom"]
-RUNNER = Path(__file__).with_name("_sandbox_runner.py")
+RUNNER = Path(__file__).with_name("child") / "run.py"
 ALLOW_ENV = ("UNISD_ALLOW_UNSAFE_CODE", "HF_ALLOW_CODE_EVAL")  # opt in to running code without the kernel layers
 
 
