@@ -163,6 +163,15 @@ def test_recipe_show_prints_resolved_yaml_that_validates_again(name, tmp_path, c
     assert load_recipe(p).model_dump() == load_recipe(name).model_dump()
 
 
+def test_recipe_show_states_the_effective_score_temperature(capsys):
+    assert main(["recipe", "show", "vanilla"]) == 0
+    assert "# derived: score temperature 0.7 " in capsys.readouterr().out
+    assert main(["recipe", "show", "vanilla", "--set", "generation.temperature=0"]) == 0
+    assert "# derived: score temperature 1 " in capsys.readouterr().out
+    assert main(["recipe", "show", "vanilla", "--format", "json", "--set", "objective.score_temperature=2"]) == 0
+    assert "derived: score temperature 2 " in capsys.readouterr().err
+
+
 def test_recipe_show_json_and_set(tmp_path, capsys):
     assert main(["recipe", "show", "unisd-clip", "--format", "json", "--set", "components.clip.cap=3"]) == 0
     data = json.loads(capsys.readouterr().out)

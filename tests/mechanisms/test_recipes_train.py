@@ -40,3 +40,32 @@ def test_gkd_samples_only_its_on_policy_rows(make_recipe, tmp_path, monkeypatch)
     assert rows_sampled == []  # all gold: nothing generated
     train(make_recipe("gkd", "training.max_steps=3", "objective.on_policy_fraction=0.5"), tmp_path / "mixed")
     assert 0 < sum(rows_sampled) < 3 * 2 * 2  # some rows sampled, the gold rows not
+
+
+@pytest.mark.parametrize("setting", ["components=[{type: feature_matching, weight: 0.1, layers: [lm_head_input]}, {type: frozen_copy}]",
+                                     "lora.enabled=false"])
+def test_feature_matching_hooks_the_model_the_teacher_runs(setting, make_recipe, tmp_path):
+    # the teacher's features used to be looked up on the student's hooks: KeyError 'lm_head_input'
+    recipe = make_recipe("unisd-feature", "training.max_steps=1", "training.grad_accum=1", setting)
+    train(recipe, tmp_path / "run")
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert math.isfinite(rows[0]["loss/total"]) and "loss/feature_matching" in rows[0]
+
+
+def test_num_generations_samples_several_completions_per_prompt(make_recipe, tmp_path, monkeypatch):
+    from unisd.errors import UserError
+    from unisd.recipe import RecipeError
+    from unisd_plugins.generation.hf import HFGenerate
+
+    rows_sampled = []
+    real = HFGenerate.generate
+
+    def counting(self, model, prompt_ids, *a, **kw):
+        rows_sampled.append(prompt_ids.shape[0])
+        return real(self, model, prompt_ids, *a, **kw)
+
+    monkeypatch.setattr(HFGenerate, "generate", counting)
+    train(make_recipe("vanilla", "training.max_steps=1", "training.grad_accum=1", "generation.num_generations=3"), tmp_path / "g")
+    assert rows_sampled == [2 * 3]  # batch_size 2 prompts × 3 completions each
+    with pytest.raises((RecipeError, UserError, ValueError), match="num_generations"):
+        make_recipe("sft", "generation.num_generations=2")

@@ -55,7 +55,14 @@ def run_show(args: argparse.Namespace) -> int:
     if args.raw:
         print(resolve_source(args.recipe).read_text(encoding="utf-8"), end="")
         return 0
-    print(dump_recipe(load_recipe(args.recipe, args.overrides), args.format), end="")
+    recipe = load_recipe(args.recipe, args.overrides)
+    print(dump_recipe(recipe, args.format), end="")
+    derived = (f"derived: score temperature {recipe.score_temperature():g} (objective.score_temperature, else "
+               "generation.temperature; 1.0 when generation is greedy)")
+    if args.format == "yaml":
+        print(f"# {derived}")
+    else:
+        print(derived, file=sys.stderr)
     return 0
 
 

@@ -61,7 +61,9 @@ class TeacherProvider(Component):
 
     @abc.abstractmethod
     def teacher_forward(self) -> AbstractContextManager[TeacherForward]:
-        """Yield a forward callable that computes teacher logits."""
+        """Yield a forward callable that computes teacher logits. Feature hooks are placed on it
+        when it is an ``nn.Module`` (a separate teacher model), else on the student's modules (a
+        callable such as ``functional_call`` over the student)."""
 
 
 # -- disagreement measures (multi-teacher agreement) ---------------------------------------------

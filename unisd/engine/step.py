@@ -26,10 +26,8 @@ class MicroResult:
 
 
 def score_temperature(recipe) -> float:
-    """Temperature of student/teacher log-probs: ``objective.score_temperature``, else the
-    generation temperature (1.0 for greedy generation)."""
-    gen_t = recipe.generation.temperature
-    return recipe.objective.score_temperature or (gen_t if gen_t > 0 else 1.0)
+    """Temperature of student/teacher log-probs (:meth:`RecipeBase.score_temperature`)."""
+    return recipe.score_temperature()
 
 
 class MicroStep:
@@ -91,12 +89,18 @@ class MicroStep:
         reps = len(texts) // completion_ids.shape[0]
         cids, pres = completion_ids.repeat(reps, 1), present.repeat(reps, 1)
         with torch.no_grad(), self.teacher.teacher_forward() as fwd:
-            return score(fwd, self.unwrapped, prompt, cids, pres, temperature=temperature,
+            # a teacher that is a module of its own (a frozen copy, a full-weight model) carries the
+            # feature hooks itself; a plain callable runs the student's modules
+            hooked = fwd if isinstance(fwd, torch.nn.Module) else self.unwrapped
+            return score(fwd, hooked, prompt, cids, pres, temperature=temperature,
                          full_logprobs=full_logprobs, feature_layers=feature_layers)
 
     # -- the micro-step ----------------------------------------------------------------------------
     def __call__(self, records: list[dict[str, Any]], step: int, step_rng: torch.Generator) -> MicroResult:
         device = self.run.device
+        repeats = self.recipe.generation.num_generations
+        if repeats > 1:  # several rollouts per prompt: each prompt's row repeated, sampled independently
+            records = [r for r in records for _ in range(repeats)]
         prompt = tokenize_prompts(self.tok, [r["prompt"] for r in records])
         prompt.ids, prompt.mask = prompt.ids.to(device), prompt.mask.to(device)
         roll = self.completions(records, prompt, step_rng)

@@ -60,6 +60,19 @@ class RecipeBase(StrictModel):
             raise ValueError(f"components: {', '.join(dup)} listed more than once")
         return self
 
+    @model_validator(mode="after")
+    def _generations_need_sampling(self) -> "RecipeBase":
+        if self.generation.num_generations > 1 and self.objective.type == "sft":
+            raise ValueError("generation.num_generations > 1 needs sampled completions; objective 'sft' trains on the gold "
+                             "completion only (set num_generations: 1)")
+        return self
+
+    def score_temperature(self) -> float:
+        """The temperature of student and teacher log-probs: ``objective.score_temperature``, else the
+        generation temperature, and 1.0 when generation is greedy (temperature 0)."""
+        gen_t = self.generation.temperature
+        return self.objective.score_temperature or (gen_t if gen_t > 0 else 1.0)
+
     def component_kind(self, config: ComponentConfig) -> str:
         return getattr(type(config), "_unisd_kind")
 

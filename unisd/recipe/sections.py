@@ -53,7 +53,7 @@ class GenerationConfig(StrictModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int | None = Field(None, ge=1)
     max_new_tokens: PositiveInt = 256
-    num_generations: PositiveInt = Field(1, description="completions sampled per prompt")
+    num_generations: PositiveInt = Field(1, description="completions sampled per prompt: a micro-batch of training.batch_size prompts holds batch_size × num_generations completions, each scored against its own prompt's teacher")
     mask_truncated: bool = Field(False, description="zero the loss of completions that hit max_new_tokens without EOS")
 
     @field_validator("backend", mode="before")
