@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", nargs="?", const="auto", metavar="auto|PATH", help="resume from the latest complete checkpoint in --output-dir (auto) or from PATH")
     p.add_argument("--seed", type=int, help="override training.seed")
     p.add_argument("--on-bad-record", choices=("error", "skip"), help="override data.on_bad_record")
-    p.add_argument("--overwrite", action="store_true", help="allow an --output-dir that holds another run")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --output-dir (it is kept as <dir>.replaced-<time>)")
+    p.add_argument("--allow-recipe-change", action="store_true",
+                   help="resume a checkpoint written under another recipe (refused by default, naming the fields)")
     p.set_defaults(func=run)
 
 

@@ -63,12 +63,19 @@ class OutputDirError(UserError):
     """The output directory holds another run."""
 
 
-def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overwrite: bool) -> None:
+def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overwrite: bool):
     """Refuse to mix two runs in one directory unless resuming the same recipe or told to.
 
     A directory "holds a run" once it has metrics or checkpoints; a recipe.yaml alone (a run that
-    failed during setup) is simply replaced.
+    failed during setup) is simply replaced. ``overwrite`` never deletes: the old run is renamed to
+    ``<dir>.replaced-<time>`` (one atomic rename). Returns ``undo()``, which puts the old run back
+    (called when the new run fails during set-up, so a bad record file or model loses nothing).
     """
+    if overwrite and resume:
+        raise OutputDirError("--overwrite and --resume contradict each other: --resume continues the run in the output "
+                             "directory, --overwrite replaces it; give one")
+    if out.exists() and not out.is_dir():
+        raise OutputDirError(f"--output-dir {out} is a file, not a directory")
     existing = out / "recipe.yaml"
     started = (out / "metrics.jsonl").exists() or (out / "checkpoints").exists()
     if started and not overwrite:
@@ -78,31 +85,81 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
         if existing.exists() and existing.read_text(encoding="utf-8") != recipe_text:
             raise OutputDirError(f"--resume: the recipe differs from the one the run in {out} started with "
                                  f"(see {existing}); resume with the same recipe and overrides")
-    out.mkdir(parents=True, exist_ok=True)
-    if overwrite and not resume:
-        import shutil
-
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-        shutil.rmtree(out / "tensorboard", ignore_errors=True)
+    aside = None
+    if overwrite and out.exists() and any(out.iterdir()):
+        aside = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+        n = 1
+        while aside.exists():
+            aside, n = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{n}"), n + 1
+        out.rename(aside)
+        log.info("--overwrite: the previous run in %s is kept as %s", out, aside)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".unisd-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        if aside is not None:
+            aside.rename(out)
+        raise OutputDirError(f"--output-dir {out} cannot be written: {exc.strerror or exc}") from None
+    previous_recipe = existing.read_text(encoding="utf-8") if existing.is_file() else None
     existing.write_text(recipe_text, encoding="utf-8")
+
+    def undo() -> None:
+        if aside is not None:
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+            aside.rename(out)
+            log.info("set-up failed: the previous run is back in %s", out)
+        elif not started:
+            if previous_recipe is None:
+                existing.unlink(missing_ok=True)
+            else:
+                existing.write_text(previous_recipe, encoding="utf-8")
+
+    return undo
+
+
+def check_resume_path(resume: str | None) -> None:
+    """An explicit ``--resume PATH`` must be a complete checkpoint; say what exists instead."""
+    if not resume or resume == "auto":
+        return
+    from unisd.engine.checkpoint import CheckpointError, list_checkpoints, verify
+
+    path = Path(resume)
+    if not path.is_dir():
+        near = [p.name for p in list_checkpoints(path.parent)] if path.parent.is_dir() else []
+        hint = f"; checkpoints in {path.parent}: {', '.join(near[-5:])}" if near else ""
+        raise CheckpointError(f"--resume {resume}: no such checkpoint directory{hint}")
+    verify(path)
 
 
 def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: bool = False,
-          model=None, tokenizer=None, heldout_before: dict[str, Any] | None = None) -> dict[str, Any]:
+          model=None, tokenizer=None, heldout_before: dict[str, Any] | None = None,
+          allow_recipe_change: bool = False) -> dict[str, Any]:
     """Train ``recipe`` into ``output_dir``; returns the summary (also written to summary.json).
 
     ``heldout_before``: the base model's held-out result on the same records and budget, computed once
     elsewhere (``unisd replicate`` shares it between the runs of a task) instead of here.
+    ``allow_recipe_change``: resume a checkpoint written under another recipe (else refused, naming
+    the fields that differ).
     """
     from unisd.engine.trainer import Trainer
 
     output_dir = Path(output_dir)
-    prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite)
-    if heldout_before is not None and not (output_dir / "heldout-before.json").exists():
-        (output_dir / "heldout-before.json").write_text(json.dumps(heldout_before, indent=2))
-    trainer = Trainer(recipe, output_dir, resume=resume, model=model, tokenizer=tokenizer)
+    check_resume_path(resume)
+    undo = prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite)
+    trainer = Trainer(recipe, output_dir, resume=resume, model=model, tokenizer=tokenizer,
+                      allow_recipe_change=allow_recipe_change)
     try:
+        try:
+            trainer.setup()  # data, model, components: everything is validated before a run is replaced for good
+        except BaseException:
+            undo()
+            raise
+        if heldout_before is not None and not (output_dir / "heldout-before.json").exists():
+            (output_dir / "heldout-before.json").write_text(json.dumps(heldout_before, indent=2))
         return _train(trainer, recipe, output_dir)
     finally:
         trainer.close()
@@ -111,7 +168,6 @@ def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: boo
 def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
     from unisd.engine.export import save_final
 
-    trainer.setup()
     before = _heldout(trainer, output_dir, "before") if recipe.evaluation.heldout else None
     if before is not None and recipe.evaluation.heldout_every:
         trainer.heldout_probe = lambda: _heldout(trainer, output_dir, None)["accuracy"]
@@ -195,10 +251,14 @@ def default_output_dir(recipe) -> Path:
 def train_from_args(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     recipe = recipe_from_args(args)
+    if args.resume == "auto" and not args.output_dir:
+        raise OutputDirError("--resume auto continues the run in --output-dir; name it (e.g. -o runs/demo-20261201-101500)")
+    check_resume_path(args.resume)  # before anything is written next to a mistyped path
     out = Path(args.output_dir) if args.output_dir else default_output_dir(recipe)
     if args.resume and args.resume != "auto" and not args.output_dir:
         out = Path(args.resume).resolve().parents[1]
-    summary = train(recipe, out, resume=args.resume, overwrite=args.overwrite)
+    summary = train(recipe, out, resume=args.resume, overwrite=args.overwrite,
+                    allow_recipe_change=getattr(args, "allow_recipe_change", False))
     print_summary(summary, out)
     return 0
 

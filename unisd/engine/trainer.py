@@ -44,7 +44,8 @@ class Trainer:
     >>> Trainer(recipe, Path("runs/demo")).train()   # doctest: +SKIP
     """
 
-    def __init__(self, recipe, output_dir: Path, *, host=None, resume: str | None = None, model=None, tokenizer=None) -> None:
+    def __init__(self, recipe, output_dir: Path, *, host=None, resume: str | None = None, model=None, tokenizer=None,
+                 allow_recipe_change: bool = False) -> None:
         from accelerate import Accelerator
 
         from unisd.plugins import get_host
@@ -53,6 +54,7 @@ class Trainer:
         self.output_dir = Path(output_dir)
         self.host = host or get_host()
         self.resume = resume
+        self.allow_recipe_change = allow_recipe_change
         self.accelerator = Accelerator(mixed_precision=recipe.precision.mixed_precision)
         self._given = (model, tokenizer)
         self._stop_signal: int | None = None
@@ -193,6 +195,7 @@ class Trainer:
             "components": _merge_states(self.host.call("unisd_checkpoint_state", run=self.run)),
         }
         meta = {"step": step, "total_steps": self.schedule.total_steps, "recipe": self.recipe.name,
+                "recipe_fields": recipe_fields(self.recipe),
                 "records": len(self.run.records), "bad_steps": self._bad_steps}
         path = ckpt.save_checkpoint(self.checkpoint_root, step, payload, meta, self.recipe.checkpoint.keep_last)
         log.info("checkpoint written: %s", path)
@@ -207,11 +210,22 @@ class Trainer:
             log.info("no complete checkpoint in %s: starting from scratch", self.checkpoint_root)
             return 0
         payload, meta = ckpt.load_checkpoint(path)
+        changed = changed_fields(meta.get("recipe_fields"), recipe_fields(self.recipe))
+        if changed and not self.allow_recipe_change:
+            shown = "; ".join(f"{k}: {a!r} → {b!r}" for k, a, b in changed[:8]) + (" …" if len(changed) > 8 else "")
+            raise ckpt.CheckpointError(f"{path} was written by another recipe ({shown}); resume with the same recipe, or "
+                                       "pass --allow-recipe-change to load it anyway")
         model = unwrap(self.ddp_model)
         params = trainable_parameters(model)
         missing = set(params) - set(payload["trainable"])
         if missing:
             raise ckpt.CheckpointError(f"{path}: checkpoint lacks trainable parameters {sorted(missing)[:5]} — recipe changed?")
+        wrong = [(n, tuple(payload["trainable"][n].shape), tuple(p.shape)) for n, p in params.items()
+                 if tuple(payload["trainable"][n].shape) != tuple(p.shape)]
+        if wrong:
+            n, a, b = wrong[0]
+            raise ckpt.CheckpointError(f"{path}: parameter {n} has shape {a} in the checkpoint but {b} in this model "
+                                       f"({len(wrong)} differ: another model, LoRA rank or target modules?)")
         with torch.no_grad():
             for n, p in params.items():
                 p.copy_(payload["trainable"][n].to(p.device, p.dtype))
@@ -362,3 +376,32 @@ def _merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"two plugins saved checkpoint state under the same keys: {sorted(clash)}")
         merged.update(s)
     return merged
+
+
+# settings that may differ between a checkpoint and the run resuming it (they do not change the state)
+_RESUME_FREE = ("logging.", "checkpoint.", "evaluation.", "description", "training.max_steps")
+
+
+def recipe_fields(recipe) -> dict[str, Any]:
+    """The recipe as flat ``section.field`` → JSON value (what a checkpoint records of its run)."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}{k}.", v)
+        else:
+            out[prefix[:-1]] = value
+
+    walk("", recipe.model_dump(mode="json"))
+    return out
+
+
+def changed_fields(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(field, checkpoint value, current value)`` for every state-relevant difference (none for old
+    checkpoints that did not record their recipe)."""
+    if not saved:
+        return []
+    keys = sorted(set(saved) | set(current))
+    return [(k, saved.get(k), current.get(k)) for k in keys
+            if saved.get(k) != current.get(k) and not k.startswith(_RESUME_FREE)]

@@ -1,0 +1,89 @@
+"""Paths around the loop that must never lose a user's files (issue 14, first slice)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from unisd.cli.main import main
+from unisd.engine.checkpoint import CheckpointError
+from unisd.engine.launch import OutputDirError, train
+
+
+def _files(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+
+
+def test_a_mistyped_resume_path_writes_nothing_and_lists_the_checkpoints(make_recipe, tmp_path, capsys):
+    run = tmp_path / "runs" / "x"
+    train(make_recipe("vanilla", "training.max_steps=2"), run)
+    keep = tmp_path / "recipe.yaml"  # the user's own file two levels above the typo
+    keep.write_text("mine")
+    before = _files(tmp_path)
+    typo = run / "checkpoints" / "step-0000010"
+    assert main(["train", "--recipe", "vanilla", "--resume", str(typo)]) == 2
+    err = capsys.readouterr().err
+    assert "no such checkpoint directory" in err and "step-00000002" in err
+    assert keep.read_text() == "mine" and _files(tmp_path) == before
+
+
+def test_resume_auto_needs_an_output_dir(capsys):
+    assert main(["train", "--resume", "auto"]) == 2
+    assert "--resume auto continues the run in --output-dir" in capsys.readouterr().err
+
+
+def test_overwrite_with_bad_data_keeps_the_old_run(make_recipe, tmp_path):
+    run = tmp_path / "run"
+    train(make_recipe("vanilla", "training.max_steps=1"), run)
+    before = {f: (run / f).read_bytes() for f in _files(run)}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "x"}\n')  # no gold
+    with pytest.raises(Exception):
+        train(make_recipe("vanilla", "training.max_steps=1", f"data.dataset={{type: jsonl, path: '{bad}'}}"), run, overwrite=True)
+    assert {f: (run / f).read_bytes() for f in _files(run)} == before  # the old run is back, untouched
+    assert not list(tmp_path.glob("run.replaced-*"))
+
+
+def test_overwrite_moves_the_old_run_aside(make_recipe, tmp_path):
+    run = tmp_path / "run"
+    train(make_recipe("vanilla", "training.max_steps=1"), run)
+    old_metrics = (run / "metrics.jsonl").read_text()
+    train(make_recipe("vanilla", "training.max_steps=2"), run, overwrite=True)
+    aside = list(tmp_path.glob("run.replaced-*"))
+    assert len(aside) == 1 and (aside[0] / "metrics.jsonl").read_text() == old_metrics
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and not (run / "heldout-before.json").exists()
+
+
+def test_overwrite_and_resume_together_are_refused(make_recipe, tmp_path):
+    with pytest.raises(OutputDirError, match="contradict"):
+        train(make_recipe("vanilla"), tmp_path / "run", overwrite=True, resume="auto")
+
+
+def test_a_checkpoint_of_another_recipe_is_refused_naming_the_fields(make_recipe, tmp_path):
+    a = tmp_path / "a"
+    train(make_recipe("vanilla", "training.max_steps=2"), a)
+    ckpt = sorted((a / "checkpoints").iterdir())[-1]
+    other = make_recipe("vanilla", "training.max_steps=3", "optim.lr=0.5", "divergence.type=reverse_kl")
+    with pytest.raises(CheckpointError, match=r"optim\.lr: 0\.01 → 0\.5.*--allow-recipe-change") as exc:
+        train(other, tmp_path / "b", resume=str(ckpt))
+    assert "divergence.type" in str(exc.value)
+    train(other, tmp_path / "c", resume=str(ckpt), allow_recipe_change=True)  # the explicit override
+
+
+def test_a_checkpoint_with_other_shapes_names_the_parameter(make_recipe, tmp_path):
+    a = tmp_path / "a"
+    train(make_recipe("vanilla", "training.max_steps=2"), a)
+    ckpt = sorted((a / "checkpoints").iterdir())[-1]
+    with pytest.raises(CheckpointError, match="has shape .* in the checkpoint but"):
+        train(make_recipe("vanilla", "training.max_steps=3", "lora.r=2", "lora.alpha=4"), tmp_path / "b",
+              resume=str(ckpt), allow_recipe_change=True)
+
+
+def test_an_output_dir_that_is_a_file_is_a_clear_error(make_recipe, tmp_path):
+    f = tmp_path / "out"
+    f.write_text("not a dir")
+    with pytest.raises(OutputDirError, match="is a file"):
+        train(make_recipe("vanilla"), f)
+    assert f.read_text() == "not a dir"
