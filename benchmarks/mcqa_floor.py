@@ -1,0 +1,75 @@
+"""Is a multiple-choice task above the floor for a model? Base-model accuracy on CoS-E train items.
+
+Measures, on the last N items of CoS-E's train split (never in an experiment's training prefix, and
+not its test split), greedy accuracy of the base model
+
+- with the spec's MCQA student prompt (reason briefly, then ``Answer: <letter>``), and how often a
+  letter can be extracted at all;
+- with a letter-only prompt (the question, the options, "Answer with the letter of the correct
+  option.");
+- by log-likelihood of the option letters after the letter-only prompt (no generation);
+- of the answer-aware teacher (the spec's teacher prompt, which shows the answer).
+
+Chance is 1 / number of options. Run from the repository root with ``../shared/data`` beside it::
+
+    python benchmarks/mcqa_floor.py --items 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--data", default="../shared/data/cose/v1.11")
+    p.add_argument("--items", type=int, default=64)
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    args = p.parse_args()
+
+    import torch
+
+    from unisd.engine.batching import tokenize_prompts
+    from unisd.engine.heldout import heldout_accuracy
+    from unisd.evaluation.loading import load_for_eval
+    from unisd.evaluation.metrics import extract_mcqa_letter
+    from unisd.plugins import get_host
+
+    cls = get_host().registries.datasets.get("cose")
+    adapter = cls(cls.Config(type="cose", path=args.data, split="train"))
+    records = list(adapter.load())[-args.items:]
+    model, tok = load_for_eval(args.model)
+    n_options = records[0]["meta"]["num_choices"]
+    out: dict = {"items": len(records), "options": n_options, "chance": 1 / n_options}
+
+    def letter_prompt(r) -> str:
+        options = "\n".join(f"{k}. {v}" for k, v in r["meta"]["choices"].items())
+        return f"{r['meta']['question']}\n{options}\nAnswer with the letter of the correct option."
+
+    t0 = time.time()
+    spec = heldout_accuracy(model, tok, adapter, records, args.max_new_tokens, batch_size=32)
+    out["spec_prompt"] = {"accuracy": spec["accuracy"], "max_new_tokens": args.max_new_tokens,
+                          "letter_found": sum(extract_mcqa_letter(a["answer"], n_options)[0] is not None
+                                              for a in spec["answers"]) / len(records)}
+    short = heldout_accuracy(model, tok, adapter, [{**r, "prompt": letter_prompt(r)} for r in records], 16, batch_size=32)
+    out["letter_prompt"] = {"accuracy": short["accuracy"], "max_new_tokens": 16}
+    teacher = heldout_accuracy(model, tok, adapter, [{**r, "prompt": r["teacher_prompt"]} for r in records],
+                               args.max_new_tokens, batch_size=32)
+    out["teacher_spec_prompt"] = {"accuracy": teacher["accuracy"], "max_new_tokens": args.max_new_tokens}
+    letters = [tok.encode(c, add_special_tokens=False)[0] for c in "ABCDE"[:n_options]]
+    right = 0
+    with torch.no_grad():
+        for r in records:
+            enc = tokenize_prompts(tok, [letter_prompt(r)])
+            logits = model(input_ids=enc.ids, attention_mask=enc.mask).logits[0, -1]
+            right += "ABCDE"[int(logits[letters].argmax())] == r["answer"]
+    out["letter_loglikelihood"] = {"accuracy": right / len(records)}
+    out["seconds"] = round(time.time() - t0, 1)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
