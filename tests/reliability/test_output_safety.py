@@ -87,3 +87,11 @@ def test_an_output_dir_that_is_a_file_is_a_clear_error(make_recipe, tmp_path):
     with pytest.raises(OutputDirError, match="is a file"):
         train(make_recipe("vanilla"), f)
     assert f.read_text() == "not a dir"
+
+
+@pytest.mark.parametrize("override", ["optim.lr=.inf", "optim.lr=.nan", "divergence.weight=-.inf", "generation.temperature=.nan"])
+def test_non_finite_hyperparameters_are_refused(override):
+    from unisd.recipe import RecipeError, load_recipe
+
+    with pytest.raises(RecipeError, match=override.split("=")[0].split(".")[-1]):
+        load_recipe("vanilla", [override])

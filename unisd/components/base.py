@@ -19,9 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class StrictModel(BaseModel):
-    """Base of every configuration model: unknown keys are errors, assignments are validated."""
+    """Base of every configuration model: unknown keys are errors, assignments are validated, and
+    no number may be ``inf`` or ``nan``."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ComponentConfig(StrictModel):
