@@ -95,3 +95,12 @@ def test_non_finite_hyperparameters_are_refused(override):
 
     with pytest.raises(RecipeError, match=override.split("=")[0].split(".")[-1]):
         load_recipe("vanilla", [override])
+
+
+def test_an_exploding_learning_rate_stops_before_sampling_or_saving(make_recipe, tmp_path):
+    from unisd.engine.trainer import TrainingStopped
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingStopped, match=r"step 1 left trainable weight .*optim\.lr=1e\+30"):
+        train(make_recipe("vanilla", "training.max_steps=3", "optim.lr=1e30", "optim.max_grad_norm=null"), run)
+    assert not (run / "checkpoints").exists() or not any((run / "checkpoints").iterdir())

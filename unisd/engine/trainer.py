@@ -201,6 +201,22 @@ class Trainer:
         log.info("checkpoint written: %s", path)
         return path
 
+    #: trainable weights beyond this magnitude count as exploded (LoRA and fp32 weights sit far below it)
+    MAX_WEIGHT = 1e6
+
+    def _check_weights(self, step: int) -> None:
+        """After an update: stop before anything is sampled or saved when a trainable weight is
+        non-finite or exploded (the optimizer state is spoiled too, so the step cannot be undone)."""
+        model = unwrap(self.ddp_model)
+        for name, p in trainable_parameters(model).items():
+            bad = not bool(torch.isfinite(p).all()) or float(p.detach().abs().max()) > self.MAX_WEIGHT
+            if bad:
+                last = ckpt.latest_complete(self.checkpoint_root)
+                where = f"the last good state is {last}" if last else "no checkpoint was written yet"
+                raise TrainingStopped(
+                    f"step {step + 1} left trainable weight {name} non-finite or above {self.MAX_WEIGHT:g} in magnitude "
+                    f"(optim.lr={self.recipe.optim.lr:g}: too high?); stopped before sampling or saving; {where}")
+
     def restore(self) -> int:
         """Restore from ``self.resume`` ('auto' or a path); return the step to continue from."""
         if not self.resume:
@@ -341,6 +357,7 @@ class Trainer:
                     c.before_optimizer_step(unwrap(model), self.run)
             self.optimizer.step()
             self.scheduler.step()
+            self._check_weights(step)
         metrics["lr"] = float(self.scheduler.get_last_lr()[0])
         metrics["_tokens"] = tokens
         return metrics
