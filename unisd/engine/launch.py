@@ -31,7 +31,7 @@ def recipe_from_args(args: argparse.Namespace):
     overrides = list(getattr(args, "overrides", []) or [])
     if getattr(args, "model", None):
         overrides.append(f"model.name_or_path={args.model}")
-    if getattr(args, "max_steps", None):
+    if getattr(args, "max_steps", None) is not None:  # 0 is refused by validation, not read as "no limit"
         overrides.append(f"training.max_steps={args.max_steps}")
     if getattr(args, "seed", None) is not None:
         overrides.append(f"training.seed={args.seed}")

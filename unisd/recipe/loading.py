@@ -84,7 +84,7 @@ class Locator:
 def read_document(path: Path) -> tuple[dict[str, Any], _Located]:
     """Parse a YAML or JSON recipe file; syntax errors name the line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not content
     except UnicodeDecodeError as exc:
         raise RecipeError(str(path), [f"not UTF-8 text (byte {exc.start}): {exc.reason}"]) from None
     except OSError as exc:
@@ -102,14 +102,35 @@ def read_document(path: Path) -> tuple[dict[str, Any], _Located]:
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
             raise RecipeError(str(path), [f"{where}invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
     if data is None:
-        data = {}
+        raise RecipeError(str(path), ["the file is empty (a recipe needs at least 'extends:' or one section)"])
     if not isinstance(data, dict):
         raise RecipeError(str(path), [f"the top level must be a mapping, got {type(data).__name__}"])
     try:
         node = yaml.compose(text)
     except yaml.YAMLError:  # JSON that YAML cannot compose (rare): no line numbers
         node = None
+    duplicates = list(_duplicate_keys(node)) if node is not None else []
+    if duplicates:
+        raise RecipeError(str(path), [f"line {line}: key {key!r} appears again (first on line {first}); "
+                                      "YAML would silently keep the last one" for key, line, first in duplicates])
     return data, _Located(node, path)
+
+
+def _duplicate_keys(node):
+    """``(key, line, first line)`` for every mapping key given twice, at any depth."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key, value in node.value:
+            k = getattr(key, "value", None)
+            if isinstance(k, str):
+                if k in seen:
+                    yield k, key.start_mark.line + 1, seen[k]
+                else:
+                    seen[k] = key.start_mark.line + 1
+            yield from _duplicate_keys(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            yield from _duplicate_keys(item)
 
 
 # -- sources: names, files, extends --------------------------------------------------------------
@@ -155,6 +176,10 @@ def load_raw(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[di
         ref = Path(parent)
         if not ref.is_absolute() and ref.suffix and (path.parent / ref).exists():
             parent = str(path.parent / ref)
+        try:
+            resolve_source(parent)
+        except RecipeError as exc:  # name the file that asked for the missing parent, and its line
+            raise RecipeError(str(path), [f"line {located.line(['extends'])}: extends: {p}" for p in exc.problems]) from None
         base, parent_locator, _ = load_raw(parent, (*_seen, path))
         data = deep_merge(base, data)
         docs += parent_locator.docs
@@ -174,6 +199,8 @@ def parse_override(expr: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise RecipeError("--set", [f"{expr!r}: value is not valid YAML: {exc}"]) from None
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw.strip()  # YAML 1.1 reads yes/no/on/off as booleans; keep the word (bool fields still accept it)
     parts = [s.strip("[]") for s in _SEGMENT.findall(key.strip())]
     return parts, value
 

@@ -1,0 +1,46 @@
+"""Recipe files and flags a careless user writes: each gets one clear error or the expected behaviour."""
+
+from __future__ import annotations
+
+import pytest
+
+from unisd.cli.main import main
+from unisd.recipe import RecipeError, load_recipe
+
+
+def test_an_empty_recipe_file_is_refused(tmp_path):
+    f = tmp_path / "empty.yaml"
+    f.write_text("\n# nothing\n")
+    with pytest.raises(RecipeError, match="the file is empty"):
+        load_recipe(f)
+
+
+def test_a_duplicate_key_names_both_lines(tmp_path):
+    f = tmp_path / "dup.yaml"
+    f.write_text("extends: vanilla\noptim:\n  lr: 1.0e-4\n  lr: 1.0e-3\n")
+    with pytest.raises(RecipeError, match=r"line 4: key 'lr' appears again \(first on line 3\)"):
+        load_recipe(f)
+
+
+def test_a_byte_order_mark_is_not_content(tmp_path):
+    f = tmp_path / "bom.yaml"
+    f.write_bytes("\ufeffextends: vanilla\noptim:\n  lr: 0.5\n".encode("utf-8"))
+    assert load_recipe(f).optim.lr == 0.5
+
+
+def test_a_missing_parent_names_the_file_and_line_that_asks_for_it(tmp_path):
+    f = tmp_path / "child.yaml"
+    f.write_text("name: child\nextends: vanila\n")
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(f)
+    assert str(f.resolve()) in str(exc.value) and "line 2: extends:" in str(exc.value) and "vanilla" in str(exc.value)
+
+
+def test_set_keeps_yes_no_words_as_words():
+    assert load_recipe("vanilla", ["precision.mixed_precision=no"]).precision.mixed_precision == "no"
+    assert load_recipe("vanilla", ["generation.mask_truncated=yes"]).generation.mask_truncated is True
+
+
+def test_max_steps_zero_is_refused_not_read_as_no_limit(capsys):
+    assert main(["train", "--max-steps", "0"]) == 2
+    assert "max_steps" in capsys.readouterr().err
