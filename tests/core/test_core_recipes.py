@@ -449,8 +449,8 @@ def test_static_clip_on_jsd_validates():
     assert r2.divergence.type == "jsd"
 
 
-def test_defaults_of_an_empty_recipe(tmp_path):
-    p = write(tmp_path, "empty.yaml", "")
+def test_defaults_of_a_minimal_recipe(tmp_path):
+    p = write(tmp_path, "minimal.yaml", "{}\n")  # an explicit empty mapping (an empty *file* is refused)
     r = load_recipe(p)
     assert r.name == "custom" and r.components == []
     assert r.divergence.type == "forward_kl" and r.data.dataset.type == "reasoning_gym"
