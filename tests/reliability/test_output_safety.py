@@ -104,3 +104,32 @@ def test_an_exploding_learning_rate_stops_before_sampling_or_saving(make_recipe,
     with pytest.raises(TrainingStopped, match=r"step 1 left trainable weight .*optim\.lr=1e\+30"):
         train(make_recipe("vanilla", "training.max_steps=3", "optim.lr=1e30", "optim.max_grad_norm=null"), run)
     assert not (run / "checkpoints").exists() or not any((run / "checkpoints").iterdir())
+
+
+def test_a_full_disk_during_a_checkpoint_leaves_nothing_behind_and_resume_works(make_recipe, tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from unisd.engine import checkpoint as ckpt
+
+    run = tmp_path / "run"
+    real_save, calls = torch.save, {"n": 0}
+
+    def full_disk(obj, fh, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 3:  # the second checkpoint hits a full disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, fh, *a, **k)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match=r"could not be written to .*No space left on device.*partial write was removed"):
+        train(make_recipe("vanilla", "training.max_steps=3"), run)
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+    monkeypatch.setattr(torch, "save", real_save)
+    summary = train(make_recipe("vanilla", "training.max_steps=3"), run, resume="auto")
+    assert summary["steps"] == 3
+    # too little free space is said before writing, with the bytes needed
+    monkeypatch.setattr(ckpt.shutil, "disk_usage", lambda p: type("U", (), {"free": 10})())
+    with pytest.raises(CheckpointError, match=r"has 0\.0 MiB free, the checkpoint needs at least"):
+        ckpt.save_checkpoint(tmp_path / "c", 1, {"w": torch.zeros(1 << 20)}, {"step": 1}, keep_last=1)

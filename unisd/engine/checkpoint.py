@@ -62,11 +62,45 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _payload_bytes(obj: Any) -> int:
+    """A lower bound on what ``torch.save`` writes for ``obj`` (its tensors' bytes)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_payload_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_payload_bytes(v) for v in obj)
+    return 0
+
+
 def save_checkpoint(root: Path, step: int, payload: dict[str, Any], meta: dict[str, Any], keep_last: int) -> Path:
-    """Write ``payload`` (name → torch-saveable object) and ``meta`` (JSON) atomically."""
+    """Write ``payload`` (name → torch-saveable object) and ``meta`` (JSON) atomically.
+
+    The free space is checked first (when the file system reports it); any failure removes the
+    partial write, so a later resume is never blocked by it, and raises :class:`CheckpointError`
+    naming the directory and the bytes needed."""
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{PREFIX}{step:08d}"
+    for stale in root.glob(f".tmp-{PREFIX}*"):  # torn writes of a killed run: reclaim their space first
+        shutil.rmtree(stale, ignore_errors=True)
+    need = _payload_bytes(payload)
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError:
+        free = None
+    if free is not None and free < need:
+        raise CheckpointError(f"checkpoint of step {step}: {root} has {free / 2**20:.1f} MiB free, the checkpoint needs "
+                              f"at least {need / 2**20:.1f} MiB; free space there (or lower checkpoint.keep_last) and resume")
     tmp = root / f".tmp-{PREFIX}{step:08d}-{os.getpid()}"
+    try:
+        return _write(root, step, payload, meta, keep_last, tmp)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"checkpoint of step {step} could not be written to {root}: {exc.strerror or exc} "
+                              f"(it needs at least {need / 2**20:.1f} MiB); the partial write was removed") from None
+
+
+def _write(root: Path, step: int, payload: dict[str, Any], meta: dict[str, Any], keep_last: int, tmp: Path) -> Path:
+    final = root / f"{PREFIX}{step:08d}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
