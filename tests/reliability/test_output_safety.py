@@ -133,3 +133,35 @@ def test_a_full_disk_during_a_checkpoint_leaves_nothing_behind_and_resume_works(
     monkeypatch.setattr(ckpt.shutil, "disk_usage", lambda p: type("U", (), {"free": 10})())
     with pytest.raises(CheckpointError, match=r"has 0\.0 MiB free, the checkpoint needs at least"):
         ckpt.save_checkpoint(tmp_path / "c", 1, {"w": torch.zeros(1 << 20)}, {"step": 1}, keep_last=1)
+
+
+def test_metrics_rows_never_repeat_after_a_restart_without_checkpoint(make_recipe, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    train(make_recipe("vanilla", "training.max_steps=2"), run)
+    shutil.rmtree(run / "checkpoints")  # as if killed before its first checkpoint
+    train(make_recipe("vanilla", "training.max_steps=2"), run, resume="auto")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+
+
+def test_rejects_are_rewritten_on_resume_and_counted(make_recipe, records_file, tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_text(records_file.read_text() + '{"id": "bad", "prompt": "x"}\nnot json\n')
+    overrides = ["training.max_steps=2", f"data.dataset={{type: jsonl, path: '{data}'}}", "data.on_bad_record=skip"]
+    run = tmp_path / "run"
+    summary = train(make_recipe("vanilla", *overrides), run)
+    assert summary["rejected_records"] == 2 and len((run / "rejects.jsonl").read_text().splitlines()) == 2
+    train(make_recipe("vanilla", *overrides), run, resume="auto")
+    assert len((run / "rejects.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_an_empty_data_file_is_a_clear_error(make_recipe, tmp_path, content, capsys):
+    data = tmp_path / "empty.jsonl"
+    data.write_text(content)
+    from unisd.errors import UserError
+
+    with pytest.raises(UserError, match="produced no records"):
+        train(make_recipe("vanilla", f"data.dataset={{type: jsonl, path: '{data}'}}"), tmp_path / "run")

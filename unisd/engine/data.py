@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 from unisd.data.templates import apply_teacher_template
 from unisd.engine.batching import token_lengths
+from unisd.errors import UserError
 
 log = logging.getLogger("unisd.data")
 
@@ -26,9 +28,14 @@ def load_records(recipe, registries, rejects_path=None) -> tuple[Any, list[dict[
     adapter = registries.datasets.get(cfg.type)(cfg)
     adapter.on_bad_record = recipe.data.on_bad_record
     adapter.rejects_path = rejects_path
+    if rejects_path is not None:  # this run's own file: a resumed run rewrites it instead of appending twice
+        Path(rejects_path).unlink(missing_ok=True)
     records = list(adapter.load())
     if not records:
-        raise ValueError(f"dataset {cfg.type!r} produced no records (config: {cfg.model_dump(exclude_none=True)})")
+        where = f" from {cfg.path}" if getattr(cfg, "path", None) else ""
+        raise UserError(f"dataset {cfg.type!r} produced no records{where}: the file is empty or every record was "
+                        f"rejected (see {rejects_path})" if rejects_path and Path(rejects_path).exists() else
+                        f"dataset {cfg.type!r} produced no records{where} (config: {cfg.model_dump(exclude_none=True)})")
     if recipe.data.teacher_template is not None:
         apply_teacher_template(records, recipe.data.teacher_template)
     return adapter, records

@@ -176,7 +176,8 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
     summary: dict[str, Any] = {"recipe": recipe.name, "steps": result.get("step"), "seconds": round(time.time() - t0, 1),
                                "records": len(trainer.run.records),
                                "records_loaded": trainer.run.extras.get("records_loaded"),
-                               "dropped_long_prompts": trainer.run.extras.get("dropped_long_prompts", {})}
+                               "dropped_long_prompts": trainer.run.extras.get("dropped_long_prompts", {}),
+                               "rejected_records": _count_lines(output_dir / "rejects.jsonl")}
     if "stopped_by_signal" in result:
         summary["stopped_by_signal"] = result["stopped_by_signal"]
         return summary
@@ -227,6 +228,10 @@ def _heldout(trainer, output_dir: Path, when: str | None, model=None) -> dict[st
     if when is not None and trainer.accelerator.is_main_process:
         path.write_text(json.dumps(result, indent=2))
     return result
+
+
+def _count_lines(path: Path) -> int:
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()) if path.is_file() else 0
 
 
 def heldout_max_new_tokens(recipe) -> int:

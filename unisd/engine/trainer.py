@@ -224,6 +224,7 @@ class Trainer:
         path = ckpt.latest_complete(self.checkpoint_root) if self.resume == "auto" else Path(self.resume)
         if path is None:
             log.info("no complete checkpoint in %s: starting from scratch", self.checkpoint_root)
+            self.metrics.truncate_after(0)  # the earlier attempt's rows would repeat
             return 0
         payload, meta = ckpt.load_checkpoint(path)
         changed = changed_fields(meta.get("recipe_fields"), recipe_fields(self.recipe))
