@@ -165,3 +165,13 @@ def test_an_empty_data_file_is_a_clear_error(make_recipe, tmp_path, content, cap
 
     with pytest.raises(UserError, match="produced no records"):
         train(make_recipe("vanilla", f"data.dataset={{type: jsonl, path: '{data}'}}"), tmp_path / "run")
+
+
+def test_a_missing_data_file_or_an_empty_model_dir_is_one_line_and_leaves_no_dir(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["train", "--data", str(tmp_path / "nope.jsonl"), "-o", str(out)]) == 2
+    assert "records file not found" in capsys.readouterr().err and not out.exists()
+    (tmp_path / "model").mkdir()
+    assert main(["train", "--model", str(tmp_path / "model"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "has no config.json" in err and "Traceback" not in err and not out.exists()

@@ -30,6 +30,8 @@ from typing import Any, Iterable, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator, model_validator
 
+from unisd.errors import UserError
+
 log = logging.getLogger(__name__)
 
 OnBadRecord = Literal["error", "skip"]
@@ -117,6 +119,10 @@ def _describe_error(exc: ValidationError) -> tuple[str, str]:
     return loc, msg
 
 
+class RecordsFileNotFound(UserError, FileNotFoundError):
+    """A records file (``--data``, a jsonl dataset path) that does not exist."""
+
+
 class _Checker:
     """Shared validation state: duplicate ids, reject sink, counts."""
 
@@ -176,7 +182,7 @@ def read_jsonl_records(path: str | Path, on_bad_record: OnBadRecord = "error", r
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"records file not found: {path}")
+        raise RecordsFileNotFound(f"records file not found: {path}")
     checker = _Checker(str(path), on_bad_record, rejects_path)
     try:
         with path.open("rb") as fh:

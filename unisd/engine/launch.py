@@ -85,7 +85,7 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
         if existing.exists() and existing.read_text(encoding="utf-8") != recipe_text:
             raise OutputDirError(f"--resume: the recipe differs from the one the run in {out} started with "
                                  f"(see {existing}); resume with the same recipe and overrides")
-    aside = None
+    aside, created = None, not out.exists()
     if overwrite and out.exists() and any(out.iterdir()):
         aside = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
         n = 1
@@ -117,6 +117,8 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
                 existing.unlink(missing_ok=True)
             else:
                 existing.write_text(previous_recipe, encoding="utf-8")
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # leave no empty directory behind a run that never started
 
     return undo
 

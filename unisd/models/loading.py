@@ -75,6 +75,11 @@ def resolve_model_path(name_or_path: str, revision: str | None = None, gguf_file
             if not src.is_file():
                 raise ModelNotFoundError(f"gguf_file '{gguf_file}' not found in {local}")
             return str(convert_gguf(src, src.name.removesuffix(".gguf").lower()))
+        if not (local / "config.json").is_file():
+            ggufs = sorted(p.name for p in local.glob("*.gguf"))
+            hint = f"; it holds {ggufs[0]}: set model.gguf_file" if ggufs else ""
+            raise ModelNotFoundError(f"model directory '{name_or_path}' has no config.json: it is not a saved Hugging Face "
+                                     f"model (save_pretrained writes config.json, the tokenizer and the weights){hint}")
         return str(local.resolve())
     if local.exists() or _looks_like_path(name_or_path):
         raise ModelNotFoundError(
