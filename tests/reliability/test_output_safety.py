@@ -175,3 +175,11 @@ def test_a_missing_data_file_or_an_empty_model_dir_is_one_line_and_leaves_no_dir
     assert main(["train", "--model", str(tmp_path / "model"), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "has no config.json" in err and "Traceback" not in err and not out.exists()
+
+
+def test_every_prompt_too_long_is_one_clear_error(make_recipe, tmp_path):
+    from unisd.errors import UserError
+
+    with pytest.raises(UserError, match=r"every record exceeds data\.max_prompt_length=4 tokens .*raise data\.max_prompt_length"):
+        train(make_recipe("vanilla", "data.max_prompt_length=4"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -86,7 +86,10 @@ class Trainer:
         loaded = len(records)
         records, dropped, longest = filter_long_prompts(records, tok, recipe.data.max_prompt_length)
         if not records:
-            raise ValueError(f"every record exceeds data.max_prompt_length={recipe.data.max_prompt_length} tokens ({dropped})")
+            from unisd.errors import UserError
+
+            raise UserError(f"every record exceeds data.max_prompt_length={recipe.data.max_prompt_length} tokens (dropped by "
+                            f"field: {dropped}); raise data.max_prompt_length or shorten the prompts")
         self._check_memory(model, longest + recipe.generation.max_new_tokens)
         if model is None:
             from unisd.models.loading import load_model_and_tokenizer
