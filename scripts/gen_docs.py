@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import sys
 import unicodedata
@@ -39,20 +38,10 @@ def builtin_only_environment() -> Iterator[None]:
         "UNISD_DISABLE_PLUGIN_AUTOLOAD": "1", "UNISD_PLUGINS": None, "UNISD_BLOCK_PLUGINS": None,
         "UNISD_TRACE_PLUGINS": None, "COLUMNS": "100", "NO_COLOR": "1", "PYTHON_COLORS": "0",
     }
-    saved = {k: os.environ.get(k) for k in wanted}
-    try:
-        for k, v in wanted.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    from unisd.environ import patched_environ
+
+    with patched_environ(wanted):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # -- JSON Schema → Markdown -----------------------------------------------------------------------

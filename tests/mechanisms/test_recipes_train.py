@@ -25,17 +25,23 @@ def test_recipe_trains(name, make_recipe, tmp_path):
     assert summary["steps"] == 2
 
 
-def test_gkd_samples_only_its_on_policy_rows(make_recipe, tmp_path, monkeypatch):
+@pytest.fixture
+def rows_sampled(monkeypatch):
+    """The number of prompt rows of every ``generate`` call of the HF backend."""
     from unisd_plugins.generation.hf import HFGenerate
 
-    rows_sampled = []
+    rows: list[int] = []
     real = HFGenerate.generate
 
     def counting(self, model, prompt_ids, *a, **kw):
-        rows_sampled.append(prompt_ids.shape[0])
+        rows.append(prompt_ids.shape[0])
         return real(self, model, prompt_ids, *a, **kw)
 
     monkeypatch.setattr(HFGenerate, "generate", counting)
+    return rows
+
+
+def test_gkd_samples_only_its_on_policy_rows(make_recipe, tmp_path, rows_sampled):
     train(make_recipe("gkd", "training.max_steps=2", "objective.on_policy_fraction=0.0"), tmp_path / "off")
     assert rows_sampled == []  # all gold: nothing generated
     train(make_recipe("gkd", "training.max_steps=3", "objective.on_policy_fraction=0.5"), tmp_path / "mixed")
@@ -52,19 +58,10 @@ def test_feature_matching_hooks_the_model_the_teacher_runs(setting, make_recipe,
     assert math.isfinite(rows[0]["loss/total"]) and "loss/feature_matching" in rows[0]
 
 
-def test_num_generations_samples_several_completions_per_prompt(make_recipe, tmp_path, monkeypatch):
+def test_num_generations_samples_several_completions_per_prompt(make_recipe, tmp_path, rows_sampled):
     from unisd.errors import UserError
     from unisd.recipe import RecipeError
-    from unisd_plugins.generation.hf import HFGenerate
 
-    rows_sampled = []
-    real = HFGenerate.generate
-
-    def counting(self, model, prompt_ids, *a, **kw):
-        rows_sampled.append(prompt_ids.shape[0])
-        return real(self, model, prompt_ids, *a, **kw)
-
-    monkeypatch.setattr(HFGenerate, "generate", counting)
     train(make_recipe("vanilla", "training.max_steps=1", "training.grad_accum=1", "generation.num_generations=3"), tmp_path / "g")
     assert rows_sampled == [2 * 3]  # batch_size 2 prompts × 3 completions each
     with pytest.raises((RecipeError, UserError, ValueError), match="num_generations"):

@@ -257,16 +257,16 @@ def _worker_init(threads: int, slots) -> None:
 
 def _run_parallel(todo: list[dict[str, Any]], jobs: list[tuple], workers: int, bar) -> None:
     import multiprocessing as mp
-    import os
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
     import torch
 
+    from unisd.environ import patched_environ
+
     threads = max(1, torch.get_num_threads() // workers)
     ctx = mp.get_context("spawn")
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))  # read by the children at import
-    try:
+    # read by the children when they import torch
+    with patched_environ({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}):
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, ctx.Value("i", 0))) as pool:
             futures = {pool.submit(_run_one, *job): r for r, job in zip(todo, jobs)}
             pending = set(futures)
@@ -281,12 +281,6 @@ def _run_parallel(todo: list[dict[str, Any]], jobs: list[tuple], workers: int, b
                                         "run the same command again to resume)") from f.exception()
                     bar.set_postfix_str(f"done {r['task']}/{r['method']}/s{r['seed']}")
                     bar.update(1)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _retention(run_dir: Path, recipe, records: int, cache: dict[str, Any]) -> None:
