@@ -44,3 +44,20 @@ def test_set_keeps_yes_no_words_as_words():
 def test_max_steps_zero_is_refused_not_read_as_no_limit(capsys):
     assert main(["train", "--max-steps", "0"]) == 2
     assert "max_steps" in capsys.readouterr().err
+
+
+def test_exit_codes_and_debug(monkeypatch, capsys, tmp_path):
+    import unisd.cli.recipe_cmd as recipe_cmd
+
+    assert main(["recipe", "show", "vanila"]) == 2  # bad input: one line, no traceback
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+
+    def boom(args):
+        raise KeyError("internal")
+
+    monkeypatch.setattr(recipe_cmd, "run_list", boom)
+    assert main(["recipe", "list"]) == 1  # an internal error: named as such, traceback on request
+    assert "unexpected KeyError" in capsys.readouterr().err
+    with pytest.raises(KeyError):
+        main(["--debug", "recipe", "list"])

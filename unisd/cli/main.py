@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     from unisd import __version__
 
     parser.add_argument("--version", action="version", version=f"unisd {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also UNISD_DEBUG=1); exit codes: 0 done, 1 internal error, "
+                        "2 bad input or environment, 130 interrupted")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, target in COMMANDS.items():
         module, _, attr = target.partition(":")
@@ -63,9 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    import os
+
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("UNISD_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
     except user_errors() as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head & co.
@@ -73,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - anything else is our bug: say so, traceback on request
+        if debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc}\n(this is likely a bug in unisd; run again with "
+              "--debug for the traceback and report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
