@@ -45,3 +45,19 @@ def heldout_accuracy(model, tokenizer, adapter, records, max_new_tokens: int, de
     scored = [v for v in verdicts if v is not None]
     return {"accuracy": sum(scored) / len(scored) if scored else None, "n": len(scored), "max_new_tokens": max_new_tokens,
             "answers": [{"id": r["id"], "answer": a, "correct": v} for r, a, v in zip(records, answers, verdicts)]}
+
+
+def heldout_max_new_tokens(recipe) -> int:
+    """The generation budget of ``recipe``'s held-out check."""
+    return recipe.evaluation.heldout_max_new_tokens or recipe.generation.max_new_tokens
+
+
+def recipe_heldout_accuracy(model, tokenizer, adapter, records, recipe, device=None) -> dict[str, Any]:
+    """:func:`heldout_accuracy` with ``recipe``'s budget, batch size and MCQA rule (one rule for the
+    trainer's check and the replication's shared base check)."""
+    from unisd.evaluation.spec import eval_settings
+
+    with eval_settings(mcqa_rule=recipe.evaluation.mcqa_rule):
+        return heldout_accuracy(model, tokenizer, adapter, records, heldout_max_new_tokens(recipe), device=device,
+                                batch_size=recipe.evaluation.heldout_batch_size)
+

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import torch
 
 from unisd.engine.batching import completion_mask_from_ids, pad_token_id, tokenize_prompts
-from unisd.engine.heldout import heldout_accuracy
+from unisd.engine.heldout import heldout_accuracy, heldout_max_new_tokens
 from unisd.engine.rollout import adapter_disabled, eos_ids
 from unisd.engine.scoring import score
 
@@ -203,7 +203,7 @@ def inspect_run(run_dir: Path, *, records: int = 64, split: str = "train", openi
     from unisd.engine.step import score_temperature
 
     tau = score_temperature(recipe)
-    budget = recipe.evaluation.heldout_max_new_tokens or recipe.generation.max_new_tokens
+    budget = heldout_max_new_tokens(recipe)
     report: dict[str, Any] = {"run": str(run_dir), "recipe": recipe.name, "split": split, "records": len(rows),
                               "divergence": div_cfg.type, "temperature": tau, "opening_tokens": opening,
                               "max_new_tokens": recipe.generation.max_new_tokens, "students": {}}

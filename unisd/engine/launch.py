@@ -87,10 +87,10 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
                                  f"(see {existing}); resume with the same recipe and overrides")
     aside, created = None, not out.exists()
     if overwrite and out.exists() and any(out.iterdir()):
-        aside = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-        n = 1
+        stamp = f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside, n = out.with_name(stamp), 1
         while aside.exists():
-            aside, n = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{n}"), n + 1
+            aside, n = out.with_name(f"{stamp}-{n}"), n + 1
         out.rename(aside)
         log.info("--overwrite: the previous run in %s is kept as %s", out, aside)
     try:
@@ -209,7 +209,7 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
 def _heldout(trainer, output_dir: Path, when: str | None, model=None) -> dict[str, Any]:
     """Held-out accuracy (cached in heldout-<when>.json, so a resumed run keeps its "before");
     ``when=None``: during training, not cached."""
-    from unisd.engine.heldout import heldout_accuracy, heldout_records
+    from unisd.engine.heldout import heldout_records, recipe_heldout_accuracy
     from unisd.engine.modeling import unwrap
 
     path = output_dir / f"heldout-{when}.json"
@@ -221,12 +221,8 @@ def _heldout(trainer, output_dir: Path, when: str | None, model=None) -> dict[st
     adapter, records = trainer._heldout_set
     if when is not None:
         log.info("held-out check (%s training): %d %s records", when, len(records), recipe.evaluation.heldout_split)
-    from unisd.evaluation.spec import eval_settings
-
-    with eval_settings(mcqa_rule=recipe.evaluation.mcqa_rule):
-        result = heldout_accuracy(model if model is not None else unwrap(trainer.ddp_model), trainer.run.tokenizer, adapter,
-                                  records, heldout_max_new_tokens(recipe), device=trainer.accelerator.device,
-                                  batch_size=recipe.evaluation.heldout_batch_size)
+    result = recipe_heldout_accuracy(model if model is not None else unwrap(trainer.ddp_model), trainer.run.tokenizer,
+                                     adapter, records, recipe, device=trainer.accelerator.device)
     if when is not None and trainer.accelerator.is_main_process:
         path.write_text(json.dumps(result, indent=2))
     return result
@@ -234,10 +230,6 @@ def _heldout(trainer, output_dir: Path, when: str | None, model=None) -> dict[st
 
 def _count_lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()) if path.is_file() else 0
-
-
-def heldout_max_new_tokens(recipe) -> int:
-    return recipe.evaluation.heldout_max_new_tokens or recipe.generation.max_new_tokens
 
 
 def _evaluate(trainer, output_dir: Path) -> dict[str, Any]:

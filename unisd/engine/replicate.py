@@ -203,10 +203,8 @@ def run_replication(exp: Experiment, out: Path, *, progress: bool = True, worker
 
 def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
     """The base model's greedy held-out result for a task (cached in ``folder/heldout.json``)."""
-    from unisd.engine.heldout import heldout_accuracy, heldout_records
-    from unisd.engine.launch import heldout_max_new_tokens
+    from unisd.engine.heldout import heldout_max_new_tokens, heldout_records, recipe_heldout_accuracy
     from unisd.evaluation.loading import load_for_eval
-    from unisd.evaluation.spec import eval_settings
     from unisd.plugins import get_host
 
     path = folder / "heldout.json"
@@ -219,8 +217,7 @@ def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
             return cached["result"]
     log.info("base model: held-out check of %s (%d records)", folder.parent.name, len(records))
     model, tok = load_for_eval(recipe.model.name_or_path)
-    with eval_settings(mcqa_rule=recipe.evaluation.mcqa_rule):
-        result = heldout_accuracy(model, tok, adapter, records, key["max_new_tokens"], batch_size=recipe.evaluation.heldout_batch_size)
+    result = recipe_heldout_accuracy(model, tok, adapter, records, recipe)
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"key": key, "result": result}, indent=2))
     return result
