@@ -8,7 +8,12 @@ not its test split), greedy accuracy of the base model
 - with a letter-only prompt (the question, the options, "Answer with the letter of the correct
   option.");
 - by log-likelihood of the option letters after the letter-only prompt (no generation);
-- of the answer-aware teacher (the spec's teacher prompt, which shows the answer).
+- of the answer-aware teacher (the spec's teacher prompt, which shows the answer);
+- with an option-text prompt (the options without letters, "Answer with one of the options."),
+  scored by which option's text the answer names first, for the student and for a teacher shown
+  the CoS-E explanation (not the answer) before the same question;
+- by length-normalised log-likelihood of each option's text after ``Answer:`` (lm-eval's
+  ``acc_norm`` way of scoring CommonsenseQA).
 
 Chance is 1 / number of options. Run from the repository root with ``../shared/data`` beside it::
 
@@ -33,7 +38,7 @@ def main() -> None:
     import torch
 
     from unisd.engine.batching import tokenize_prompts
-    from unisd.engine.heldout import heldout_accuracy
+    from unisd.engine.heldout import greedy_answers, heldout_accuracy
     from unisd.evaluation.loading import load_for_eval
     from unisd.evaluation.metrics import extract_mcqa_letter
     from unisd.plugins import get_host
@@ -67,6 +72,39 @@ def main() -> None:
             logits = model(input_ids=enc.ids, attention_mask=enc.mask).logits[0, -1]
             right += "ABCDE"[int(logits[letters].argmax())] == r["answer"]
     out["letter_loglikelihood"] = {"accuracy": right / len(records)}
+    def text_prompt(r, hint: str = "") -> str:
+        options = ", ".join(r["meta"]["choices"].values())
+        return f"{hint}{r['meta']['question']}\nOptions: {options}\nAnswer with one of the options."
+
+    def named_option(r, answer: str) -> str | None:
+        low = answer.lower()
+        hits = [(low.find(v.lower()), k) for k, v in r["meta"]["choices"].items() if v.lower() in low]
+        return min(hits)[1] if hits else None
+
+    def text_accuracy(prompts) -> dict:
+        answers = greedy_answers(model, tok, [{"prompt": q} for q in prompts], 12, batch_size=32)
+        named = [named_option(r, a) for r, a in zip(records, answers)]
+        return {"accuracy": sum(n == r["answer"] for r, n in zip(records, named)) / len(records),
+                "option_named": sum(n is not None for n in named) / len(records), "max_new_tokens": 12}
+
+    out["option_text_prompt"] = text_accuracy([text_prompt(r) for r in records])
+    hints = [f"Hint: {r['meta'].get('explanation') or ''}\n" for r in records]
+    out["option_text_teacher_with_explanation"] = text_accuracy([text_prompt(r, h) for r, h in zip(records, hints)])
+    right = 0
+    with torch.no_grad():
+        for r in records:
+            base = f"{r['meta']['question']}\nAnswer:"
+            scores = {}
+            for k, v in r["meta"]["choices"].items():
+                full = tok(base + " " + v, add_special_tokens=False).input_ids
+                n_prompt = len(tok(base, add_special_tokens=False).input_ids)
+                ids = torch.tensor([full])
+                logp = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
+                tgt = ids[0, 1:]
+                tok_lp = logp.gather(-1, tgt[:, None])[:, 0][n_prompt - 1:]
+                scores[k] = float(tok_lp.sum()) / max(len(v), 1)
+            right += max(scores, key=scores.get) == r["answer"]
+    out["option_text_loglikelihood_norm"] = {"accuracy": right / len(records)}
     out["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(out, indent=2))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -20,3 +21,14 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def free_name(path: Path, label: str = "") -> Path:
+    """A sibling of ``path`` named ``<name><label>-<time>`` (``-2``, ``-3`` … if taken): where a
+    command puts what it replaces, so that nothing is deleted."""
+    stamp = f"{path.name}{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = path.with_name(stamp), 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{stamp}-{n}")
+    return candidate

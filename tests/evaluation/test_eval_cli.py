@@ -146,3 +146,20 @@ def test_eval_reports_the_sandbox_layers_or_refuses(monkeypatch: pytest.MonkeyPa
     assert main(["eval", "--model", str(tmp_path / "nope"), "--tasks", "mbpp"]) == 2  # now it gets to the model
     err = capsys.readouterr().err
     assert "code sandbox for unisd_mbpp: namespaces, seccomp active" in err and "cannot load model" in err
+
+
+def test_a_second_eval_into_the_same_dir_is_refused_or_moves_the_first_aside(tiny_model_dir: Path, shared_data: Path,
+                                                                              tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ev"
+    args = ["eval", "--model", str(tiny_model_dir), "--tasks", "unisd_cose", "--limit", "1", "--max-gen-toks", "2",
+            "--data-dir", str(shared_data), "-o", str(out)]
+    assert main(args) == 0
+    first = (out / "results.json").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "already holds the results" in capsys.readouterr().err and (out / "results.json").read_bytes() == first
+    assert main([*args, "--overwrite"]) == 0
+    kept = list(out.glob("previous-*/results.json"))
+    assert len(kept) == 1 and kept[0].read_bytes() == first and (out / "results.json").is_file()
+    (tmp_path / "file").write_text("mine")
+    assert main([*args[:-1], str(tmp_path / "file")]) == 2 and (tmp_path / "file").read_text() == "mine"

@@ -61,6 +61,11 @@ def test_sweep_runs_the_grid_and_writes_a_table(tiny_model_dir, records_file, tm
     capsys.readouterr()
     assert run_sweep(args) == 0  # finished runs are reused, not retrained
     assert "Training" not in capsys.readouterr().err
+    from unisd.errors import UserError
+
+    args.max_steps = 2  # same labels, another recipe: the old results must not pass for the new ones
+    with pytest.raises(UserError, match="holds a finished run of another recipe"):
+        run_sweep(args)
 
 
 def test_sweep_reports_the_heldout_gain_over_seeds_with_intervals(tiny_model_dir, tmp_path, shared_data):

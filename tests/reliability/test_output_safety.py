@@ -89,6 +89,31 @@ def test_an_output_dir_that_is_a_file_is_a_clear_error(make_recipe, tmp_path):
     assert f.read_text() == "not a dir"
 
 
+def test_a_read_only_output_dir_is_a_clear_error(make_recipe, tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
+    if os.geteuid() == 0:  # root writes into read-only directories: let the write probe meet EACCES instead
+        real = Path.write_text
+
+        def denied(self, *a, **k):
+            if self.name == ".unisd-write-test":
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, *a, **k)
+
+        monkeypatch.setattr(Path, "write_text", denied)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "mine.txt").write_text("keep")
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(OutputDirError, match="cannot be written"):
+            train(make_recipe("vanilla"), ro)
+        assert _files(ro) == ["mine.txt"] and (ro / "mine.txt").read_text() == "keep"
+    finally:
+        ro.chmod(0o755)
+
+
 @pytest.mark.parametrize("override", ["optim.lr=.inf", "optim.lr=.nan", "divergence.weight=-.inf", "generation.temperature=.nan"])
 def test_non_finite_hyperparameters_are_refused(override):
     from unisd.recipe import RecipeError, load_recipe
@@ -183,3 +208,51 @@ def test_every_prompt_too_long_is_one_clear_error(make_recipe, tmp_path):
     with pytest.raises(UserError, match=r"every record exceeds data\.max_prompt_length=4 tokens .*raise data\.max_prompt_length"):
         train(make_recipe("vanilla", "data.max_prompt_length=4"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def _cli_train(tiny_model_dir, records_file, out, *extra):
+    sets = ["generation.max_new_tokens=8", "training.batch_size=2", "training.grad_accum=1", "lora.r=4", "lora.alpha=8",
+            "logging.progress_bar=false", "logging.tensorboard=false", "evaluation.heldout=0"]
+    return main(["train", "-r", "vanilla", "--model", str(tiny_model_dir), "--data", str(records_file), "-o", str(out),
+                 "--max-steps", "1", *[a for s in sets for a in ("--set", s)], *extra])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "overwritten"])
+def test_damaged_model_weights_are_one_line_naming_the_file(tiny_model_dir, records_file, tmp_path, damage, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = model / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes({"truncated": data[: len(data) // 2], "empty": b"", "overwritten": b"\0" * 64}[damage])
+    assert _cli_train(model, records_file, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "weights of" in err and "model.safetensors" in err and "damaged" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_sigterm_during_setup_is_reported_and_puts_the_old_run_back(tiny_model_dir, records_file, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    from unisd.engine.trainer import Trainer
+
+    run = tmp_path / "run"
+    assert _cli_train(tiny_model_dir, records_file, run) == 0
+    before = {f: (run / f).read_bytes() for f in _files(run)}
+    real_setup = Trainer.setup
+
+    def setup_then_terminated(self):
+        real_setup(self)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here
+        raise AssertionError("SIGTERM was not turned into an exception")
+
+    monkeypatch.setattr(Trainer, "setup", setup_then_terminated)
+    previous = signal.getsignal(signal.SIGTERM)
+    assert _cli_train(tiny_model_dir, records_file, run, "--overwrite") == 143
+    assert "terminated by SIGTERM" in capsys.readouterr().err
+    assert {f: (run / f).read_bytes() for f in _files(run)} == before and not list(tmp_path.glob("run.replaced-*"))
+    assert signal.getsignal(signal.SIGTERM) is previous  # the CLI restores the handler it replaced

@@ -13,6 +13,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--output-dir", "-o", help="where to write lm-eval JSON and the Markdown table")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier evaluation in --output-dir (they are moved to "
+                        "<dir>/previous-<time>/, never deleted)")
     p.add_argument("--data-dir", help="read benchmark files from this local directory instead of the hub")
     p.add_argument("--list-tasks", action="store_true", help="list the registered tasks and groups (with their plugin) and exit")
     p.add_argument("--max-gen-toks", type=int, help="generation budget per answer (default: 1024, the paper's)")

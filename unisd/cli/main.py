@@ -7,6 +7,7 @@ modules (training, evaluation) are imported only when their command runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from typing import Callable
@@ -69,6 +70,35 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     debug = bool(getattr(args, "debug", False)) or os.environ.get("UNISD_DEBUG", "") not in ("", "0")
+    with _sigterm_as_interrupt():
+        return _run(args, debug)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the training loop (set-up, evaluation): unwinds like Ctrl-C, so set-up undoes itself."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into :class:`Terminated` (the trainer installs its own handler while it trains)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run(args, debug: bool) -> int:
     try:
         return int(args.func(args) or 0)
     except user_errors() as exc:
@@ -80,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # output piped into head & co.
         return 0
+    except Terminated:
+        print("terminated by SIGTERM outside the training loop; a run that had not started training was undone "
+              "(during training SIGTERM writes a checkpoint and exits 0)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

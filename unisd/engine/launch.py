@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from unisd.errors import UserError
+from unisd.files import free_name
 from unisd.recipe import dump_recipe, load_recipe
 
 log = logging.getLogger("unisd.train")
@@ -87,10 +88,7 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
                                  f"(see {existing}); resume with the same recipe and overrides")
     aside, created = None, not out.exists()
     if overwrite and out.exists() and any(out.iterdir()):
-        stamp = f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
-        aside, n = out.with_name(stamp), 1
-        while aside.exists():
-            aside, n = out.with_name(f"{stamp}-{n}"), n + 1
+        aside = free_name(out, ".replaced")
         out.rename(aside)
         log.info("--overwrite: the previous run in %s is kept as %s", out, aside)
     try:

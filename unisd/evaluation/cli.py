@@ -18,6 +18,31 @@ def _default_output(model: str) -> Path:
     return Path("eval-results") / Path(model.rstrip("/")).name
 
 
+#: what an evaluation writes into its output directory.
+RESULT_FILES = ("results.json", "results.md", "retention.json", "samples_*.jsonl")
+
+
+def earlier_results(out: Path) -> list[Path]:
+    """The files of an earlier evaluation in ``out`` (a file in place of the directory is refused)."""
+    from unisd.errors import UserError
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--output-dir {out} is a file, not a directory")
+    return sorted({p for pattern in RESULT_FILES for p in out.glob(pattern) if p.is_file()}) if out.is_dir() else []
+
+
+def move_aside(out: Path, files: list[Path]) -> Path:
+    """Move an earlier evaluation's ``files`` into ``out/previous-<time>/`` (``--overwrite`` never deletes)."""
+    from unisd.files import free_name
+
+    aside = free_name(out / "previous")
+    aside.mkdir()
+    for p in files:
+        p.rename(aside / p.name)
+    print(f"--overwrite: the earlier results are kept in {aside}", file=sys.stderr)
+    return aside
+
+
 def _report_sandbox(tasks: list[str]) -> None:
     """For tasks that run model-written code: which sandbox layers are active (or refuse)."""
     from unisd.evaluation.sandbox import require_isolation
@@ -57,14 +82,22 @@ def run_eval(args: argparse.Namespace) -> int:
     from unisd.evaluation.runner import evaluate_model
     from unisd.models.errors import ModelLoadError
 
+    output_dir = Path(args.output_dir) if args.output_dir else _default_output(args.model)
+    earlier = earlier_results(output_dir)
+    if earlier and not getattr(args, "overwrite", False):
+        print(f"error: {output_dir} already holds the results of an evaluation ({', '.join(p.name for p in earlier)}); "
+              "use --overwrite to replace them (they are moved to previous-<time>/) or another --output-dir",
+              file=sys.stderr)
+        return 2
     try:
         source = resolve_model_source(args.model)
         model, tokenizer = load_for_eval(source)
     except (ValueError, ModelLoadError, OSError) as exc:
         print(f"error: cannot load model {args.model!r}: {exc}", file=sys.stderr)
         return 2
+    if earlier:
+        move_aside(output_dir, earlier)  # only once the model loaded: a bad model moves nothing
     max_gen = getattr(args, "max_gen_toks", None) or os.environ.get("UNISD_EVAL_MAX_GEN_TOKS")
-    output_dir = Path(args.output_dir) if args.output_dir else _default_output(args.model)
     try:
         report = evaluate_model(
             model, tokenizer, tasks, limit=args.limit, data_dir=args.data_dir, output_dir=output_dir,

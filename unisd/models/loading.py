@@ -163,6 +163,12 @@ def load_model_and_tokenizer(
     except OSError as e:
         if hub_offline() and not Path(path).is_dir():
             raise _not_cached(path, model_config.revision) from e
+        if Path(path).is_dir():
+            raise ModelLoadError(f"cannot load the weights in '{path}': {e}") from e
+        raise
+    except Exception as e:
+        if type(e).__name__ == "SafetensorError":  # a truncated, empty or overwritten weights file
+            raise ModelLoadError(_corrupt_weights(path, e)) from e
         raise
     n_embed = model.get_input_embeddings().weight.shape[0]
     if len(tok) > n_embed:
@@ -176,6 +182,13 @@ def load_model_and_tokenizer(
     if device is not None:
         model.to(device)
     return model, tok
+
+
+def _corrupt_weights(path: str, error: Exception) -> str:
+    files = sorted(Path(path).glob("*.safetensors")) if Path(path).is_dir() else []
+    sizes = ", ".join(f"{f.name} ({f.stat().st_size:,} bytes)" for f in files) or "its .safetensors files"
+    return (f"the weights of '{path}' are damaged ({error}): {sizes}. The file was probably cut short by "
+            f"an interrupted download or copy; fetch or copy it again.")
 
 
 def check_same_vocabulary(tok_a: "PreTrainedTokenizerBase", tok_b: "PreTrainedTokenizerBase") -> None:
