@@ -75,6 +75,11 @@ def test_replication_trains_tabulates_and_resumes(tmp_path, tiny_model_dir, shar
     assert (out / "gsm8k" / "sft" / "s1" / "summary.json").stat().st_mtime_ns == stamp
     assert again["tasks"]["gsm8k"]["methods"]["vanilla"]["mean"] == pytest.approx(v["mean"])
     assert json.loads((out / "results.json").read_text())["experiment"] == "tiny"
+    # the same directory with other settings: refused before anything trains, nothing touched
+    other = exp.model_copy(update={"set": [*exp.set, "optim.lr=1e-3"]})
+    with pytest.raises(UserError, match=r"holds runs of other settings .*gsm8k/sft/s1"):
+        run_replication(other, out, progress=False)
+    assert (out / "gsm8k" / "sft" / "s1" / "summary.json").stat().st_mtime_ns == stamp
 
 
 def test_base_is_scored_once_and_shared_and_workers_run_in_parallel(tmp_path, tiny_model_dir, shared_data):
@@ -93,5 +98,10 @@ def test_base_is_scored_once_and_shared_and_workers_run_in_parallel(tmp_path, ti
     # a changed held-out budget is not served from the cache
     exp2 = load_experiment(str(_experiment(tmp_path, tiny_model_dir, shared_data).rename(tmp_path / "e2.yaml")))
     exp2 = exp2.model_copy(update={"tasks": [exp2.tasks[0].model_copy(update={"heldout": 2})], "methods": ["sft"], "seeds": [1]})
+    with pytest.raises(UserError, match="holds runs of other settings"):  # the old sft/s1 ran another budget
+        run_replication(exp2, out, progress=False)
+    import shutil
+
+    shutil.rmtree(out / "gsm8k" / "sft")
     run_replication(exp2, out, progress=False)
     assert len(json.loads((out / "gsm8k" / "base" / "heldout.json").read_text())["key"]["ids"]) == 2

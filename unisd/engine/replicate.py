@@ -179,6 +179,7 @@ def run_replication(exp: Experiment, out: Path, *, progress: bool = True, worker
     from tqdm.auto import tqdm
 
     runs = plan(exp)
+    check_same_runs(runs, out)
     out.mkdir(parents=True, exist_ok=True)
     bases = {task.name: _base_heldout(next(r["recipe"] for r in runs if r["task"] == task.name), out / task.name / "base")
              for task in exp.tasks}
@@ -199,6 +200,20 @@ def run_replication(exp: Experiment, out: Path, *, progress: bool = True, worker
     (out / "table.md").write_text(table_markdown(exp, results))
     plot_results(exp, results, out)
     return results
+
+
+def check_same_runs(runs: list[dict[str, Any]], out: Path) -> None:
+    """Refuse, before anything trains, an experiment directory whose runs used other recipes (another
+    ``--set``, ``--quick`` into a full run's directory …): their results would be reused as this
+    experiment's, or their checkpoints resumed under other settings."""
+    from unisd.recipe import dump_recipe
+
+    differ = [str(r["dir"]) for r in runs if (out / r["dir"] / "recipe.yaml").is_file()
+              and (out / r["dir"] / "recipe.yaml").read_text(encoding="utf-8") != dump_recipe(r["recipe"])]
+    if differ:
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        raise UserError(f"{out} holds runs of other settings than this experiment's ({', '.join(differ[:3])}{more}: their "
+                        "recipe.yaml differs); replicate into another --output-dir, or move that one away")
 
 
 def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
