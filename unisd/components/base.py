@@ -38,13 +38,17 @@ class Requirements:
     ``feature_layers``: module paths (``"model.norm"``) or ``"lm_head_input"`` whose outputs are
     captured by forward hooks at completion positions, for student and teacher.
     ``record_fields``: record slots the component reads (checked once the run is set up).
+    ``token_logp_grad``: the component's loss goes through ``batch.student.token_logps``, so they
+    must carry gradients (else, when log-probs are computed in blocks, they are values only).
     """
 
     feature_layers: frozenset[str] = field(default_factory=frozenset)
     record_fields: frozenset[str] = field(default_factory=frozenset)
+    token_logp_grad: bool = False
 
     def merge(self, other: "Requirements") -> "Requirements":
-        return Requirements(self.feature_layers | other.feature_layers, self.record_fields | other.record_fields)
+        return Requirements(self.feature_layers | other.feature_layers, self.record_fields | other.record_fields,
+                            self.token_logp_grad or other.token_logp_grad)
 
 
 class Component:

@@ -20,6 +20,10 @@ class Scores:
     token_logps: torch.Tensor  # (B, T) log p(y_t | context, y_<t) at the scoring temperature
     logprobs: torch.Tensor | None = None  # (B, T, V) full log-softmax, when requested
     features: dict[str, torch.Tensor] = field(default_factory=dict)  # layer path -> (B, T, H)
+    # the LM head's input at the completion positions and the head's (weight, bias) as the forward
+    # used them: set when log-probs are computed in blocks of tokens (``training.logit_chunk``)
+    hidden: torch.Tensor | None = None  # (B, T, H)
+    head: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
 
 class ContextScorer(Protocol):

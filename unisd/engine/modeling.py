@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
@@ -65,3 +67,41 @@ def base_model(model: torch.nn.Module) -> torch.nn.Module:
     """The transformers model under DDP/accelerate and peft wrappers (module paths are relative to it)."""
     model = unwrap(model)
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+@contextmanager
+def adapter_merged(model: torch.nn.Module) -> Iterator[bool]:
+    """Run ``model`` with its LoRA deltas folded into the base weights, exactly undone afterwards.
+
+    Each LoRA linear's base weight is replaced by a new tensor ``W + ΔW`` while the adapter path is
+    switched off, and the original tensor object is put back on exit (no ``W + ΔW − ΔW`` rounding
+    drift, so the base teacher and resumed runs stay bit-exact). Decoding then does one matmul per
+    layer instead of three. Yields whether anything was merged (False without a LoRA adapter, or
+    with adapter layers other than linear ones, which are left as they are).
+    """
+    try:
+        from peft.tuners.lora import Linear as LoraLinear
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:  # pragma: no cover - peft is a dependency
+        yield False
+        return
+    base = unwrap(model)
+    layers = [m for m in base.modules() if isinstance(m, BaseTunerLayer)]
+    if (not layers or not hasattr(base, "disable_adapter") or any(type(m) is not LoraLinear for m in layers)
+            or any(m.disable_adapters for m in layers)):  # already running the base weights (SSD's sampler)
+        yield False
+        return
+    originals = []
+    with torch.no_grad():
+        for layer in layers:
+            weight = layer.get_base_layer().weight
+            deltas = [layer.get_delta_weight(name) for name in layer.active_adapters if name in layer.lora_A]
+            if deltas:
+                originals.append((weight, weight.data))
+                weight.data = weight.data + sum(deltas).to(weight.dtype)
+    try:
+        with base.disable_adapter():
+            yield True
+    finally:
+        for weight, data in originals:
+            weight.data = data

@@ -15,6 +15,7 @@ import torch
 from unisd.components.batch import Scores
 from unisd.engine.batching import Tokenized
 from unisd.engine.modeling import base_model
+from unisd.engine.vocab_chunks import token_logprobs
 
 LM_HEAD_INPUT = "lm_head_input"
 
@@ -49,6 +50,35 @@ def capture_features(model: torch.nn.Module, layers: Sequence[str]) -> Iterator[
             h.remove()
 
 
+def plain_head(model: torch.nn.Module) -> torch.nn.Linear | None:
+    """The model's LM head when it is a plain ``nn.Linear`` (not wrapped by an adapter), else None."""
+    head = base_model(model).get_output_embeddings()
+    return head if type(head) is torch.nn.Linear else None
+
+
+@contextmanager
+def capture_head_input(model: torch.nn.Module) -> Iterator[dict[str, Any]]:
+    """Capture the decoder's last hidden state (the LM head's input, at every position) and the
+    head's weight and bias *as the forward used them* (an EMA teacher swaps weights during its
+    forward), so the head can be applied later in blocks of tokens."""
+    base = base_model(model)
+    captured: dict[str, Any] = {}
+
+    def on_decoder(module, args, out):
+        captured["hidden"] = out[0] if isinstance(out, tuple) else out.last_hidden_state
+
+    def on_head(module, args, out):
+        captured["head"] = (module.weight, module.bias)
+
+    handles = [base.get_decoder().register_forward_hook(on_decoder),
+               base.get_output_embeddings().register_forward_hook(on_head)]
+    try:
+        yield captured
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def score(
     forward: Callable[..., Any],
     model_for_hooks: torch.nn.Module,
@@ -59,12 +89,20 @@ def score(
     temperature: float,
     full_logprobs: bool = True,
     feature_layers: Sequence[str] = (),
+    logit_chunk: int = 0,
+    keep_hidden: bool = False,
 ) -> Scores:
     """Run ``forward`` on ``prompt ⊕ completion`` and return log-probs aligned to the completion.
 
     ``forward`` is a model (or a teacher-provider callable) called with ``input_ids``,
     ``attention_mask``, ``position_ids`` and ``logits_to_keep``. Log-softmax is taken in fp32 over
     the full vocabulary at ``temperature``.
+
+    ``logit_chunk`` > 0 (and a plain linear LM head): the forward computes no logits at all; the head
+    is applied to ``logit_chunk`` completion tokens at a time (:mod:`unisd.engine.vocab_chunks`), and
+    ``full_logprobs`` is not available. With ``keep_hidden`` the scores carry the head's input and
+    weights (``Scores.hidden``, ``Scores.head``) and no token log-probs yet: the caller computes them
+    with the divergence in the same blocks.
     """
     device = completion_ids.device
     P, T = prompt.ids.shape[1], completion_ids.shape[1]
@@ -72,6 +110,21 @@ def score(
     attn = torch.cat([prompt.mask.to(device), (completion_mask > 0).long()], dim=1)
     # Columns after a completion's EOS are padding; attending to them is harmless (they come after
     # every scored position), but keep them masked for clean attention statistics.
+    blocks = logit_chunk > 0 and not full_logprobs and plain_head(model_for_hooks) is not None
+    if blocks:
+        layers = [name for name in feature_layers if name != LM_HEAD_INPUT]
+        with capture_features(model_for_hooks, layers) as feats, capture_head_input(model_for_hooks) as head:
+            forward(input_ids=input_ids, attention_mask=attn, position_ids=position_ids_from_mask(attn),
+                    logits_to_keep=1, use_cache=False)
+        hidden = _align(head["hidden"], P, T)
+        features = {name: _align(f, P, T) for name, f in feats.items()}
+        if LM_HEAD_INPUT in feature_layers:
+            features[LM_HEAD_INPUT] = hidden
+        weight, bias = head["head"]
+        if keep_hidden:
+            return Scores(token_logps=None, features=features, hidden=hidden, head=(weight, bias))  # type: ignore[arg-type]
+        token_logps = token_logprobs(hidden, weight, bias, completion_ids, temperature, chunk=logit_chunk)
+        return Scores(token_logps=token_logps, features=features)
     with capture_features(model_for_hooks, feature_layers) as feats:
         out = forward(input_ids=input_ids, attention_mask=attn, position_ids=position_ids_from_mask(attn),
                       logits_to_keep=T + 1, use_cache=False)
@@ -79,7 +132,8 @@ def score(
     logprobs = torch.log_softmax(logits / temperature, dim=-1)
     token_logps = logprobs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
     features = {name: _align(f, P, T) for name, f in feats.items()}
-    return Scores(token_logps=token_logps, logprobs=logprobs if full_logprobs else None, features=features)
+    keep = full_logprobs or keep_hidden  # no plain head to apply in blocks: the caller gets full log-probs
+    return Scores(token_logps=token_logps, logprobs=logprobs if keep else None, features=features)
 
 
 def _align(feature: torch.Tensor, P: int, T: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ from unisd.engine.batching import Tokenized, pad_right, pad_token_id, tokenize_c
 from unisd.engine.reduction import masked_mean
 from unisd.engine.rollout import Rollout, sample
 from unisd.engine.scoring import score
+from unisd.engine.vocab_chunks import block_logprobs, divergence_and_token_logprobs
 
 
 @dataclass
@@ -47,7 +48,9 @@ class MicroStep:
         for c in components:
             req = c.requirements() if req is None else req.merge(c.requirements())
         self.feature_layers = sorted(req.feature_layers) if req else []
+        self.token_logp_grad = bool(req and req.token_logp_grad)
         self.temperature = score_temperature(self.recipe)
+        self.logit_chunk = self.recipe.training.logit_chunk
 
     @property
     def unwrapped(self) -> torch.nn.Module:
@@ -84,7 +87,7 @@ class MicroStep:
 
     # -- scoring -----------------------------------------------------------------------------------
     def score_teacher(self, texts: Sequence[str], completion_ids, present, *, temperature: float,
-                      full_logprobs: bool, feature_layers: Sequence[str] = ()) -> Scores:
+                      full_logprobs: bool, feature_layers: Sequence[str] = (), keep_hidden: bool = False) -> Scores:
         prompt = tokenize_prompts(self.tok, list(texts))
         reps = len(texts) // completion_ids.shape[0]
         cids, pres = completion_ids.repeat(reps, 1), present.repeat(reps, 1)
@@ -92,8 +95,21 @@ class MicroStep:
             # a teacher that is a module of its own (a frozen copy, a full-weight model) carries the
             # feature hooks itself; a plain callable runs the student's modules
             hooked = fwd if isinstance(fwd, torch.nn.Module) else self.unwrapped
-            return score(fwd, hooked, prompt, cids, pres, temperature=temperature,
-                         full_logprobs=full_logprobs, feature_layers=feature_layers)
+            return score(fwd, hooked, prompt, cids, pres, temperature=temperature, full_logprobs=full_logprobs,
+                         feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden)
+
+    def divergence_of(self, student: Scores, teacher: Scores, ids: torch.Tensor) -> torch.Tensor:
+        """The per-token divergence (B, T); fills in token log-probs left to the block computation."""
+        if student.hidden is not None and teacher.hidden is not None:
+            div, student.token_logps, teacher.token_logps = divergence_and_token_logprobs(
+                self.divergence.per_token, student.hidden, student.head, teacher.hidden, teacher.head, ids,
+                self.temperature, chunk=self.logit_chunk, token_grad=self.token_logp_grad)
+            return div
+        for s in (student, teacher):  # a head that is not a plain linear layer on one side: full log-probs
+            if s.logprobs is None:
+                s.logprobs = block_logprobs(s.hidden, *s.head, self.temperature)
+                s.token_logps = s.logprobs.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+        return self.divergence.per_token(teacher.logprobs, student.logprobs)
 
     # -- the micro-step ----------------------------------------------------------------------------
     def __call__(self, records: list[dict[str, Any]], step: int, step_rng: torch.Generator) -> MicroResult:
@@ -109,14 +125,19 @@ class MicroStep:
                 "completion/truncated": float(roll.truncated.float().mean())}
         tokens = int(roll.loss_mask.sum())
         if obj.type in ("sft", "ssd"):
-            student = score(self.model, self.unwrapped, prompt, roll.ids, roll.present, temperature=1.0, full_logprobs=False)
+            student = score(self.model, self.unwrapped, prompt, roll.ids, roll.present, temperature=1.0, full_logprobs=False,
+                            logit_chunk=self.logit_chunk)
             nll = masked_mean(-student.token_logps, roll.loss_mask, normalization=obj.normalization)
             return MicroResult(nll, {"nll": nll}, logs, tokens)
 
+        blocks = self.logit_chunk > 0
         student = score(self.model, self.unwrapped, prompt, roll.ids, roll.present, temperature=self.temperature,
-                        full_logprobs=True, feature_layers=self.feature_layers)
+                        full_logprobs=not blocks, feature_layers=self.feature_layers, logit_chunk=self.logit_chunk,
+                        keep_hidden=blocks)
         teacher = self.score_teacher([r["teacher_prompt"] for r in records], roll.ids, roll.present,
-                                     temperature=self.temperature, full_logprobs=True, feature_layers=self.feature_layers)
+                                     temperature=self.temperature, full_logprobs=not blocks,
+                                     feature_layers=self.feature_layers, keep_hidden=blocks)
+        div = self.divergence_of(student, teacher, roll.ids)
 
         def score_contexts(contexts, *, temperature, full_logprobs=False, feature_layers=()):
             return self.score_teacher(contexts, roll.ids, roll.present, temperature=temperature,
@@ -125,7 +146,6 @@ class MicroStep:
         batch = DistillBatch(records=records, completion_ids=roll.ids, completion_mask=roll.loss_mask,
                              student=student, teacher=teacher, temperature=self.temperature, step=step,
                              score_contexts=score_contexts)
-        div = self.divergence.per_token(teacher.logprobs, student.logprobs)
         logs["divergence/raw_mean"] = _masked_avg(div.detach(), roll.loss_mask)
         token_w, seq_w = None, None
         for guard in self.guards:

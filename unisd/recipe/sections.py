@@ -106,6 +106,7 @@ class TrainingConfig(StrictModel):
     max_steps: PositiveInt | None = Field(None, description="stop after this many optimizer steps")
     seed: int = 42
     gradient_checkpointing: bool = False
+    logit_chunk: int = Field(256, ge=0, description="completion tokens per block when the LM head, the fp32 log-softmax and the divergence are computed (exact values and gradients; never (B, T, V) log-probs in memory; benchmarks/loss_memory.py); 0 materialises the full log-probs (the naive path)")
     max_bad_steps: PositiveInt = Field(3, description="consecutive non-finite steps before the run stops with a checkpoint")
 
 

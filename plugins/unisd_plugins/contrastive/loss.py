@@ -40,7 +40,7 @@ class TokenContrastive(AuxiliaryLoss):
     Config: ClassVar = ContrastiveConfig
 
     def requirements(self) -> Requirements:
-        return Requirements(record_fields=frozenset({"negative_prompt"}))
+        return Requirements(record_fields=frozenset({"negative_prompt"}), token_logp_grad=True)
 
     def setup(self, run) -> None:
         records = run.records

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from contextlib import nullcontext
+from typing import ClassVar, Sequence
 
 import torch
+from pydantic import Field
 
-from unisd.components.kinds import GenerationBackend
+from unisd.components.kinds import GenerationBackend, GeneratorConfig
+from unisd.engine.modeling import adapter_merged
+
+
+class HFGenerateConfig(GeneratorConfig):
+    """Options of the ``hf`` backend."""
+
+    merge_adapter: bool = Field(True, description="decode with the LoRA deltas folded into the base weights, exactly "
+                                                  "undone afterwards (one matmul per layer instead of three; "
+                                                  "benchmarks/step_throughput.py)")
 
 
 class HFGenerate(GenerationBackend):
     """Sampling (or greedy at temperature 0) with the model's own ``generate``."""
+
+    Config: ClassVar = HFGenerateConfig
 
     def generate(self, model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params, *,
                  eos_token_ids: Sequence[int] = (), pad_token_id: int = 0) -> torch.Tensor:
@@ -19,5 +32,6 @@ class HFGenerate(GenerationBackend):
                       eos_token_id=list(eos_token_ids) or None)
         if sampling:
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or 0)
-        out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **kwargs)
+        with adapter_merged(model) if self.config.merge_adapter else nullcontext():
+            out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **kwargs)
         return out[:, prompt_ids.shape[1]:]
