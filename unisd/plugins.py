@@ -92,6 +92,12 @@ class PluginHost:
             self.pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[unisd-trace] {msg}"))
             self.pm.enable_tracing()
 
+            def each_implementation(hook_name, impls, kwargs):  # in pluggy's call order (last registered first)
+                for impl in reversed(impls):
+                    print(f"[unisd-trace] {hook_name} -> {impl.plugin_name}", file=sys.stderr)
+
+            self.pm.add_hookcall_monitoring(each_implementation, lambda *args: None)
+
     # -- loading ----------------------------------------------------------------------------------
     def _log(self, msg: str) -> None:
         if self.trace:
@@ -189,28 +195,41 @@ class PluginHost:
 
     # -- runtime hooks ----------------------------------------------------------------------------
     def call(self, hook: str, **kwargs: Any) -> list[Any]:
-        """Call runtime hook ``hook`` on every implementation; an exception names the plugin."""
+        """Call runtime hook ``hook`` through the plugin manager (so pluggy's ordering, wrappers,
+        ``firstresult`` and tracing apply); a non-None result list. An exception names the plugin
+        whose implementation raised."""
         caller = getattr(self.pm.hook, hook)
-        results = []
-        for impl in reversed(caller.get_hookimpls()):
-            args = {k: kwargs[k] for k in impl.argnames}
-            if self.trace:
-                print(f"[unisd-trace] {hook} -> {impl.plugin_name}", file=sys.stderr)
-            try:
-                res = impl.function(**args)
-            except Exception as exc:
-                info = self.plugins.get(impl.plugin_name)
-                origin = f" from package {info.package!r}" if info else ""
-                raise PluginError(f"plugin {impl.plugin_name!r}{origin} raised in hook {hook}: {type(exc).__name__}: {exc}") from exc
-            if res is not None:
-                results.append(res)
-        return results
+        try:
+            result = caller(**kwargs)
+        except Exception as exc:
+            name = _raising_plugin(exc, caller.get_hookimpls())
+            info = self.plugins.get(name) if name else None
+            origin = f" from package {info.package!r}" if info else ""
+            raise PluginError(f"plugin {name or '?'!r}{origin} raised in hook {hook}: {type(exc).__name__}: {exc}") from exc
+        if isinstance(result, list):
+            return [r for r in result if r is not None]
+        return [] if result is None else [result]
 
     def origin_version(self, package: str) -> str:
         for info in self.plugins.values():
             if info.package == package:
                 return info.version
         return ""
+
+
+def _raising_plugin(exc: BaseException, impls) -> str | None:
+    """The plugin whose hook implementation is on ``exc``'s traceback (the innermost one)."""
+    codes = {}
+    for impl in impls:
+        fn = getattr(impl.function, "__func__", impl.function)
+        code = getattr(fn, "__code__", None)
+        if code is not None:
+            codes[code] = impl.plugin_name
+    name, tb = None, exc.__traceback__
+    while tb is not None:
+        name = codes.get(tb.tb_frame.f_code, name)
+        tb = tb.tb_next
+    return name
 
 
 def _dist_name(ep: metadata.EntryPoint) -> str:

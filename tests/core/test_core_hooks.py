@@ -261,3 +261,37 @@ def test_engine_passes_every_hookspec_argument():
         if kwargs != expected:
             problems.append(f"{fname}:{line}: {hook} called with {sorted(kwargs)}, spec has {sorted(expected)}")
     assert not problems, "\n".join(problems)
+
+
+def test_runtime_hooks_go_through_the_plugin_manager(host):
+    """host.call runs pm.hook: a pluggy wrapper sees the call, and a failure names the raising plugin."""
+    from unisd import hookimpl
+    from unisd.plugins import PluginError
+
+    seen = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def unisd_on_step_end(self, run, step, metrics):
+            seen.append(("before", step))
+            result = yield
+            seen.append(("after", step))
+            return result
+
+    class Broken:
+        @hookimpl
+        def unisd_on_step_end(self, run, step, metrics):
+            raise RuntimeError("boom")
+
+    wrapper = Wrapper()
+    host.pm.register(wrapper, name="wrapper-plugin")
+    comp = HookedGuard()
+    host.pm.register(comp, name="component:hooked:7")
+    host.call("unisd_on_step_end", run=None, step=3, metrics={})
+    assert seen == [("before", 3), ("after", 3)] and comp.steps == [(3, {})]
+    broken = Broken()
+    host.pm.register(broken, name="component:broken:1")
+    with pytest.raises(PluginError, match=r"plugin 'component:broken:1' raised in hook unisd_on_step_end: RuntimeError: boom"):
+        host.call("unisd_on_step_end", run=None, step=4, metrics={})
+    for p in (wrapper, comp, broken):
+        host.pm.unregister(p)

@@ -1,0 +1,156 @@
+"""Seconds per optimizer step, completion tokens per second and peak memory of whole training steps.
+
+Each configuration trains ``--steps`` optimizer steps in a fresh process (so peak resident memory is
+its own) on the same model, prompts, batch and budget: SmolLM2-135M-Instruct (embedded), LoRA
+r16/α32, batch 4, one micro-batch per step, the first 16 GSM8K train prompts from ``../shared/data``
+with their teacher prompts, ≤ ``--max-new-tokens`` new tokens, τ = 0.7, fp32. The first step is a
+warm-up and is not counted. Configurations:
+
+- ``vanilla``, ``sdft`` (reverse KL) and ``unisd-star`` with the defaults (divergence in blocks of
+  ``training.logit_chunk`` tokens, LoRA merged for decoding),
+- ``sdft-naive``: ``training.logit_chunk=0`` and ``generation.backend.merge_adapter=false`` (the
+  path before both),
+- ``trl-sdft``: TRL's ``SDFTTrainer`` on the same model, prompts and batch, when ``trl`` is
+  importable (not a dependency; ``pip install trl``), else reported as not run.
+
+Ratios are against ``sdft-naive`` and, when it ran, ``trl-sdft``. Nothing is asserted::
+
+    python benchmarks/step_throughput.py --steps 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONFIGS = {
+    "sdft-naive": ("sdft", ["training.logit_chunk=0", "generation.backend={type: hf, merge_adapter: false}"]),
+    "sdft": ("sdft", []),
+    "vanilla": ("vanilla", []),
+    "unisd-star": ("unisd-star", []),
+}
+
+
+def _common(args) -> list[str]:
+    return [f"data.dataset={{type: gsm8k, path: '{args.data}'}}", "data.max_samples=16", "data.shuffle=false",
+            "training.batch_size=4", "training.grad_accum=1", f"training.max_steps={args.steps}", "lora.r=16",
+            "lora.alpha=32", f"generation.max_new_tokens={args.max_new_tokens}", "generation.temperature=0.7",
+            "logging.progress_bar=false", "logging.tensorboard=false", "checkpoint.every_steps=1000",
+            "checkpoint.save_merged=false", "evaluation.heldout=0"]
+
+
+def child_unisd(name: str, args) -> dict:
+    from unisd.engine.launch import train
+    from unisd.recipe import load_recipe
+
+    recipe_name, extra = CONFIGS[name]
+    recipe = load_recipe(recipe_name, [*_common(args), *extra])
+    with tempfile.TemporaryDirectory() as tmp:
+        train(recipe, Path(tmp) / "run")
+        rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "time/step_s" in r][1:]  # the first step warms up
+    return {"s_per_step": statistics.median(r["time/step_s"] for r in rows),
+            "tokens_per_s": statistics.median(r["throughput/tokens_per_s"] for r in rows)}
+
+
+def child_trl(args) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    try:  # an import error means "not run"
+        from trl.experimental.sdft import SDFTConfig, SDFTTrainer
+    except ImportError:
+        from trl import SDFTConfig, SDFTTrainer
+
+    from unisd.evaluation.loading import load_for_eval
+    from unisd.plugins import get_host
+
+    cls = get_host().registries.datasets.get("gsm8k")
+    records = list(cls(cls.Config(type="gsm8k", path=args.data, split="train")).load())[:16]
+    model, tok = load_for_eval("smollm2-135m-instruct")
+    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
+                             "privileged_context": r["gold"]} for r in records])
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = SDFTConfig(output_dir=tmp, per_device_train_batch_size=4, gradient_accumulation_steps=1,
+                         max_steps=args.steps, max_completion_length=args.max_new_tokens, temperature=0.7,
+                         learning_rate=1e-4, logging_steps=1, report_to=[], save_strategy="no", use_cpu=True,
+                         bf16=False, num_generations=1)
+        trainer = SDFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok,
+                              peft_config=LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM",
+                                                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                                     "up_proj", "down_proj"]))
+        times = []
+
+        class Timer:  # a TrainerCallback without importing transformers' class hierarchy here
+            def __getattr__(self, name):
+                return lambda *a, **k: None
+
+            def on_step_begin(self, *a, **k):
+                self.t = time.perf_counter()
+
+            def on_step_end(self, *a, **k):
+                times.append(time.perf_counter() - self.t)
+
+        trainer.add_callback(Timer())
+        torch.manual_seed(0)
+        trainer.train()
+    times = times[1:]
+    return {"s_per_step": statistics.median(times), "tokens_per_s": None}
+
+
+def run_child(name: str, args) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--data", args.data,
+                           "--max-new-tokens", str(args.max_new_tokens)], capture_output=True, text=True, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        return {"error": tail[:120]}
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--data", default="../shared/data/gsm8k")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--configs", default="sdft-naive,sdft,vanilla,unisd-star,trl-sdft")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        result = child_trl(args) if args.child == "trl-sdft" else child_unisd(args.child, args)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+    results = {}
+    for name in args.configs.split(","):
+        results[name] = run_child(name, args)
+        print(name, results[name], flush=True)
+    ref, peer = results.get("sdft-naive", {}), results.get("trl-sdft", {})
+    print(f"\n| config | s / step | completion tokens / s | peak RSS MB | time vs sdft-naive | memory vs sdft-naive "
+          f"| time vs trl-sdft | memory vs trl-sdft |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        if "error" in r:
+            print(f"| {name} | not run: {r['error']} | | | | | | |")
+            continue
+
+        def ratio(other, key):
+            return f"{r[key] / other[key]:.2f}" if other.get(key) else ""
+
+        tps = f"{r['tokens_per_s']:.1f}" if r.get("tokens_per_s") else ""
+        print(f"| {name} | {r['s_per_step']:.2f} | {tps} | {r['peak_rss_mb']:.0f} | {ratio(ref, 's_per_step')} | "
+              f"{ratio(ref, 'peak_rss_mb')} | {ratio(peer, 's_per_step')} | {ratio(peer, 'peak_rss_mb')} |")
+
+
+if __name__ == "__main__":
+    main()
