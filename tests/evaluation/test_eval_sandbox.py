@@ -132,3 +132,17 @@ def test_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_run_many_keeps_order() -> None:
     progs = ["assert True", "assert False", "print('x')"]
     assert [r.status for r in run_many(progs, FAST, max_workers=2)] == ["passed", "failed", "passed"]
+
+
+def test_the_signal_cleanup_cannot_deadlock_on_its_own_lock():
+    """SIGINT/SIGTERM may arrive while the main thread holds the registry lock of live sandboxes
+    (adding or removing one); the handler runs in that same thread, so the lock must be re-entrant."""
+    import subprocess
+    import sys
+
+    code = ("import signal, unisd.evaluation.sandbox as S\n"
+            "with S._LIVE_LOCK:\n"
+            "    S._kill_live(signal.SIGUSR1, None)\n"
+            "print('returned')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "returned", out.stderr

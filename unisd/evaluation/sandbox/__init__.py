@@ -137,7 +137,7 @@ def _classify(rc: int | None, timed_out: bool, stderr: str, proven: bool) -> Sta
 
 
 _LIVE: set[subprocess.Popen] = set()
-_LIVE_LOCK = threading.Lock()
+_LIVE_LOCK = threading.RLock()  # re-entrant: the signal handler runs in the main thread, which may hold it
 _OLD_HANDLERS: dict[int, object] = {}
 
 
