@@ -98,3 +98,29 @@ def test_a_micro_step_is_the_same_with_blocks(make_recipe, tmp_path, name, extra
     for x, y in zip(gb, ga):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6)
     trainer.close()
+
+
+def test_a_component_that_reads_full_logprobs_gets_them(make_recipe, tmp_path):
+    """Requirements(full_logprobs=True) turns the blocks off for the run: batch.*.logprobs are there."""
+    from unisd.components.base import Requirements
+    from unisd.engine.trainer import Trainer
+
+    trainer = Trainer(make_recipe("unisd-clip"), tmp_path / "run")
+    run = trainer.setup()
+    guard = trainer.micro.guards[0]
+    seen = []
+    guard.requirements = lambda: Requirements(full_logprobs=True)
+    original = guard.transform_divergence
+
+    def spy(div, mask, batch):
+        seen.append((batch.student.logprobs is not None, batch.teacher.logprobs is not None))
+        return original(div, mask, batch)
+
+    guard.transform_divergence = spy
+    from unisd.engine.step import MicroStep
+
+    micro = MicroStep(run, trainer.ddp_model, trainer.micro.teacher, trainer.divergence, [guard], trainer.micro.generator)
+    assert micro.logit_chunk == 0 and trainer.micro.logit_chunk == 256
+    micro([run.records[0], run.records[1]], 1, torch.Generator().manual_seed(0))
+    assert seen == [(True, True)]
+    trainer.close()

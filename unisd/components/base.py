@@ -40,15 +40,18 @@ class Requirements:
     ``record_fields``: record slots the component reads (checked once the run is set up).
     ``token_logp_grad``: the component's loss goes through ``batch.student.token_logps``, so they
     must carry gradients (else, when log-probs are computed in blocks, they are values only).
+    ``full_logprobs``: the component reads the full ``(B, T, V)`` ``batch.student.logprobs`` /
+    ``batch.teacher.logprobs``; the run then materialises them (``training.logit_chunk`` is ignored).
     """
 
     feature_layers: frozenset[str] = field(default_factory=frozenset)
     record_fields: frozenset[str] = field(default_factory=frozenset)
     token_logp_grad: bool = False
+    full_logprobs: bool = False
 
     def merge(self, other: "Requirements") -> "Requirements":
         return Requirements(self.feature_layers | other.feature_layers, self.record_fields | other.record_fields,
-                            self.token_logp_grad or other.token_logp_grad)
+                            self.token_logp_grad or other.token_logp_grad, self.full_logprobs or other.full_logprobs)
 
 
 class Component:
