@@ -10,6 +10,7 @@ warm-up and is not counted. Configurations:
   ``training.logit_chunk`` tokens, LoRA merged for decoding),
 - ``sdft-naive``: ``training.logit_chunk=0`` and ``generation.backend.merge_adapter=false`` (the
   path before both),
+- ``sdft-gc``: ``sdft`` with ``training.gradient_checkpointing=true`` (TRL's SDFT default),
 - ``trl-sdft``: TRL's ``SDFTTrainer`` on the same model, prompts and batch, when ``trl`` is
   importable (not a dependency; ``pip install trl``), else reported as not run.
 
@@ -34,6 +35,7 @@ from pathlib import Path
 CONFIGS = {
     "sdft-naive": ("sdft", ["training.logit_chunk=0", "generation.backend={type: hf, merge_adapter: false}"]),
     "sdft": ("sdft", []),
+    "sdft-gc": ("sdft", ["training.gradient_checkpointing=true"]),
     "vanilla": ("vanilla", []),
     "unisd-star": ("unisd-star", []),
 }
@@ -123,7 +125,7 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--data", default="../shared/data/gsm8k")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--configs", default="sdft-naive,sdft,vanilla,unisd-star,trl-sdft")
+    p.add_argument("--configs", default="sdft-naive,sdft,sdft-gc,vanilla,unisd-star,trl-sdft")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
