@@ -64,6 +64,12 @@ class OutputDirError(UserError):
     """The output directory holds another run."""
 
 
+def stored_recipe_differs(run_dir: Path, recipe_text: str) -> bool:
+    """Whether ``run_dir`` holds a ``recipe.yaml`` other than ``recipe_text`` (a run of other settings)."""
+    stored = Path(run_dir) / "recipe.yaml"
+    return stored.is_file() and stored.read_text(encoding="utf-8") != recipe_text
+
+
 def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overwrite: bool):
     """Refuse to mix two runs in one directory unless resuming the same recipe or told to.
 
@@ -83,7 +89,7 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
         if not resume:
             raise OutputDirError(f"{out} already holds a run; use --resume auto to continue it, --overwrite to "
                                  "replace it, or another --output-dir")
-        if existing.exists() and existing.read_text(encoding="utf-8") != recipe_text:
+        if stored_recipe_differs(out, recipe_text):
             raise OutputDirError(f"--resume: the recipe differs from the one the run in {out} started with "
                                  f"(see {existing}); resume with the same recipe and overrides")
     aside, created = None, not out.exists()

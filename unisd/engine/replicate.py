@@ -206,10 +206,10 @@ def check_same_runs(runs: list[dict[str, Any]], out: Path) -> None:
     """Refuse, before anything trains, an experiment directory whose runs used other recipes (another
     ``--set``, ``--quick`` into a full run's directory …): their results would be reused as this
     experiment's, or their checkpoints resumed under other settings."""
+    from unisd.engine.launch import stored_recipe_differs
     from unisd.recipe import dump_recipe
 
-    differ = [str(r["dir"]) for r in runs if (out / r["dir"] / "recipe.yaml").is_file()
-              and (out / r["dir"] / "recipe.yaml").read_text(encoding="utf-8") != dump_recipe(r["recipe"])]
+    differ = [str(r["dir"]) for r in runs if stored_recipe_differs(out / r["dir"], dump_recipe(r["recipe"]))]
     if differ:
         more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
         raise UserError(f"{out} holds runs of other settings than this experiment's ({', '.join(differ[:3])}{more}: their "

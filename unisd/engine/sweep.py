@@ -37,7 +37,7 @@ def expand(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from unisd.engine.launch import recipe_from_args, train
+    from unisd.engine.launch import recipe_from_args, stored_recipe_differs, train
     from unisd.recipe import dump_recipe
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -53,10 +53,10 @@ def run_sweep(args: argparse.Namespace) -> int:
             print(f"{r['label']}: --recipe {r['recipe']} --seed {r['seed']} " + " ".join(f"--set {o}" for o in r["overrides"]))
         return 0
     for r, recipe in zip(runs, recipes):  # a finished run is reused only if it ran this very recipe
-        stored = out / r["label"] / "recipe.yaml"
-        if (out / r["label"] / "summary.json").exists() and stored.is_file() and stored.read_text(encoding="utf-8") != dump_recipe(recipe):
-            raise UserError(f"sweep run {r['label']}: {out / r['label']} holds a finished run of another recipe (see {stored}); "
-                            "its result would be reused silently; use another --output-dir")
+        run_dir = out / r["label"]
+        if (run_dir / "summary.json").exists() and stored_recipe_differs(run_dir, dump_recipe(recipe)):
+            raise UserError(f"sweep run {r['label']}: {run_dir} holds a finished run of another recipe (see "
+                            f"{run_dir / 'recipe.yaml'}); its result would be reused silently; use another --output-dir")
     rows = []
     for r, recipe in zip(runs, recipes):
         run_dir = out / r["label"]

@@ -41,26 +41,23 @@ class _FrozenHeadBlocks(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, temperature, fn, chunk, grad_columns, token_ids, token_grad):
         n, width = hidden.shape
-        k = 0 if fn is None else None
-        outs = []
-        grads = None
+        outs, grads, k = [], None, 0
         for start in range(0, n, chunk):
             rows = slice(start, min(start + chunk, n))
             h = hidden[rows].detach().requires_grad_(bool(grad_columns))
             with torch.enable_grad():
                 lps = block_logprobs(h, weight, bias, temperature)
-                out = fn(lps, rows) if fn is not None else lps.new_zeros((lps.shape[0], 0))
+                out, tok = _block_outputs(lps, fn, rows, token_ids)
                 if grads is None:
                     k = out.shape[1]
                     grads = hidden.new_zeros((n, len(grad_columns) + bool(token_grad), width))
                 for j, col in enumerate(grad_columns):
                     (g,) = torch.autograd.grad(out[:, col].sum(), h, retain_graph=j + 1 < len(grad_columns))
                     grads[rows, j] = g
-            lps = lps.detach()
-            tok = lps.gather(-1, token_ids[rows, None]) if token_ids is not None else lps.new_zeros((lps.shape[0], 1))
             if token_grad:
-                grads[rows, -1] = ((weight[token_ids[rows]].float() - lps.exp() @ weight.float()) / temperature).to(grads.dtype)
-            outs.append(torch.cat([out.detach(), tok], dim=1))
+                probs = lps.detach().exp()
+                grads[rows, -1] = ((weight[token_ids[rows]].float() - probs @ weight.float()) / temperature).to(grads.dtype)
+            outs.append(torch.cat([out.detach(), tok.detach()], dim=1))
         ctx.columns = (*grad_columns, k) if token_grad else tuple(grad_columns)
         ctx.save_for_backward(grads)
         return torch.cat(outs)
@@ -92,24 +89,29 @@ def per_token_from_hidden(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
     trainable_head = weight.requires_grad or (bias is not None and bias.requires_grad)
     if trainable_head and grad:
         out = _checkpointed_blocks(hidden, weight, bias, temperature, fn, chunk, token_ids)
-        keep = [*grad_columns, out.shape[1] - 1] if token_grad else list(grad_columns)
     else:
         out = _FrozenHeadBlocks.apply(hidden, weight.detach(), None if bias is None else bias.detach(), temperature, fn,
                                       chunk, grad_columns, token_ids, token_grad)
-        keep = [*grad_columns, out.shape[1] - 1] if token_grad else list(grad_columns)
+    keep = [*grad_columns, out.shape[1] - 1] if token_grad else list(grad_columns)
     cols = [out[:, c] if c in keep else out[:, c].detach() for c in range(out.shape[1])]
     values = torch.stack(cols[:-1], dim=-1) if fn is not None else None
     return values, cols[-1] if token_ids is not None else None
+
+
+def _block_outputs(lps: torch.Tensor, fn: BlockFn | None, rows: slice, token_ids: torch.Tensor | None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One block's ``fn`` columns ``(C, k)`` (``k = 0`` without ``fn``) and token log-probs ``(C, 1)``
+    (zeros without ``token_ids``)."""
+    out = fn(lps, rows) if fn is not None else lps.new_zeros((lps.shape[0], 0))
+    tok = lps.gather(-1, token_ids[rows, None]) if token_ids is not None else lps.new_zeros((lps.shape[0], 1))
+    return out, tok
 
 
 def _checkpointed_blocks(hidden, weight, bias, temperature, fn, chunk, token_ids) -> torch.Tensor:
     """A trainable head: each block under activation checkpointing (recomputed in the backward)."""
 
     def block(h, rows):
-        lps = block_logprobs(h, weight, bias, temperature)
-        out = fn(lps, rows) if fn is not None else lps.new_zeros((lps.shape[0], 0))
-        tok = lps.gather(-1, token_ids[rows, None]) if token_ids is not None else lps.new_zeros((lps.shape[0], 1))
-        return torch.cat([out, tok], dim=1)
+        return torch.cat(_block_outputs(block_logprobs(h, weight, bias, temperature), fn, rows, token_ids), dim=1)
 
     blocks = []
     for start in range(0, hidden.shape[0], chunk):

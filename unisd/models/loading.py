@@ -147,6 +147,7 @@ def load_model_and_tokenizer(
     weights are read. ``device=None`` leaves the model on the CPU (accelerate places it later).
     """
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(model_config.name_or_path, model_config.revision, model_config.gguf_file)
@@ -166,10 +167,8 @@ def load_model_and_tokenizer(
         if Path(path).is_dir():
             raise ModelLoadError(f"cannot load the weights in '{path}': {e}") from e
         raise
-    except Exception as e:
-        if type(e).__name__ == "SafetensorError":  # a truncated, empty or overwritten weights file
-            raise ModelLoadError(_corrupt_weights(path, e)) from e
-        raise
+    except SafetensorError as e:  # a truncated, empty or overwritten weights file
+        raise ModelLoadError(_corrupt_weights(path, e)) from e
     n_embed = model.get_input_embeddings().weight.shape[0]
     if len(tok) > n_embed:
         raise ModelLoadError(
