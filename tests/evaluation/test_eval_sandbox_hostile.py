@@ -36,7 +36,9 @@ def kernel_layers() -> None:
 
 
 def survivors() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "sandbox/child/run.py"], capture_output=True, text=True).stdout
+    """Runner processes of this checkout (the full path: another checkout's test run on the same
+    machine has its own sandboxes, which are not ours to count)."""
+    out = subprocess.run(["pgrep", "-af", str(S.RUNNER)], capture_output=True, text=True).stdout
     return [ln for ln in out.splitlines() if "pgrep" not in ln]
 
 
