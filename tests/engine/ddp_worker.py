@@ -1,4 +1,5 @@
-"""Worker for the DDP tests: trains the tiny model and saves the trainable parameters (main process).
+"""Worker for the DDP and FSDP2 tests: trains the tiny model and saves the trainable parameters
+(gathered whole, written by the main process).
 
 argv: MODEL_DIR RECORDS OUT GRAD_ACCUM [KEY=VALUE ...] (extra recipe overrides)."""
 
@@ -22,8 +23,9 @@ trainer = Trainer(recipe, out)
 trainer.setup()
 trainer.train()
 trainer.close()
-if trainer.accelerator.is_main_process:
-    from unisd.engine.modeling import trainable_parameters, unwrap
+from unisd.engine.modeling import unwrap
+from unisd.engine.sharding import full_trainable_state
 
-    params = {n: p.detach().cpu() for n, p in trainable_parameters(unwrap(trainer.ddp_model)).items()}
+params = full_trainable_state(unwrap(trainer.ddp_model))  # every process: FSDP2 gathers the shards
+if trainer.accelerator.is_main_process:
     torch.save({"params": params, "world": trainer.accelerator.num_processes}, out / "params.pt")

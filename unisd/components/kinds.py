@@ -204,6 +204,11 @@ class DatasetAdapter(abc.ABC):
 class GeneratorConfig(ComponentConfig):
     """Config of a generation backend (``generation.backend`` in a recipe); backends add their options."""
 
+    def reserved_memory(self, device: Any) -> int:
+        """Bytes of ``device`` memory the backend takes for itself beside training (an engine's
+        weights and KV cache); the start-up memory check sets them aside. Default: none."""
+        return 0
+
 
 class GenerationBackend(abc.ABC):
     """Samples completions from the student (HF ``generate``, vLLM, …). The engine builds it with

@@ -22,6 +22,7 @@ from unisd.engine.faults import maybe_kill
 
 MANIFEST = "manifest.json"
 PREFIX = "step-"
+SHARDED_STATE = "state"  # the subdirectory of a sharded checkpoint that DCP writes
 
 
 class CheckpointError(RuntimeError):
@@ -73,49 +74,93 @@ def _payload_bytes(obj: Any) -> int:
     return 0
 
 
+def _check_space(root: Path, step: int, need: int) -> None:
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError:
+        return
+    if free < need:
+        raise CheckpointError(f"checkpoint of step {step}: {root} has {free / 2**20:.1f} MiB free, the checkpoint needs "
+                              f"at least {need / 2**20:.1f} MiB; free space there (or lower checkpoint.keep_last) and resume")
+
+
+def _start(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f".tmp-{PREFIX}*"):  # torn writes of a killed run: reclaim their space first
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def save_checkpoint(root: Path, step: int, payload: dict[str, Any], meta: dict[str, Any], keep_last: int) -> Path:
     """Write ``payload`` (name → torch-saveable object) and ``meta`` (JSON) atomically.
 
     The free space is checked first (when the file system reports it); any failure removes the
     partial write, so a later resume is never blocked by it, and raises :class:`CheckpointError`
     naming the directory and the bytes needed."""
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(f".tmp-{PREFIX}*"):  # torn writes of a killed run: reclaim their space first
-        shutil.rmtree(stale, ignore_errors=True)
+    _start(root)
     need = _payload_bytes(payload)
-    try:
-        free = shutil.disk_usage(root).free
-    except OSError:
-        free = None
-    if free is not None and free < need:
-        raise CheckpointError(f"checkpoint of step {step}: {root} has {free / 2**20:.1f} MiB free, the checkpoint needs "
-                              f"at least {need / 2**20:.1f} MiB; free space there (or lower checkpoint.keep_last) and resume")
+    _check_space(root, step, need)
     tmp = root / f".tmp-{PREFIX}{step:08d}-{os.getpid()}"
     try:
-        return _write(root, step, payload, meta, keep_last, tmp)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        _write_payload(tmp, step, payload, meta)
+        return _seal(root, tmp, step, keep_last)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"checkpoint of step {step} could not be written to {root}: {exc.strerror or exc} "
                               f"(it needs at least {need / 2**20:.1f} MiB); the partial write was removed") from None
 
 
-def _write(root: Path, step: int, payload: dict[str, Any], meta: dict[str, Any], keep_last: int, tmp: Path) -> Path:
+def save_sharded_checkpoint(root: Path, step: int, payload: dict[str, Any], meta: dict[str, Any], keep_last: int,
+                            write_shards, *, main: bool, barrier) -> Path:
+    """A checkpoint that every process writes part of (collective).
+
+    The main process prepares one temporary directory; ``write_shards(tmp)`` runs on every process
+    (DCP's sharded save, per-process files); after a barrier the main process writes ``payload``
+    and ``meta`` (state that is the same on every process), the manifest over every file of every
+    process, and renames. A process killed on the way leaves no manifest, so the directory is
+    never loaded (a shared file system across nodes is assumed)."""
+    tmp = root / f".tmp-{PREFIX}{step:08d}-shared"
+    if main:
+        _start(root)
+        _check_space(root, step, _payload_bytes(payload))
+        tmp.mkdir()
+    barrier()
+    write_shards(tmp)
+    barrier()
     final = root / f"{PREFIX}{step:08d}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    files: dict[str, dict[str, Any]] = {}
+    if main:
+        _write_payload(tmp, step, payload, meta)
+        _seal(root, tmp, step, keep_last)
+    barrier()
+    return final
+
+
+def _write_payload(tmp: Path, step: int, payload: dict[str, Any], meta: dict[str, Any]) -> None:
     for name, obj in payload.items():
-        path = tmp / f"{name}.pt"
-        with path.open("wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_torch(tmp / f"{name}.pt", obj)
     meta_path = tmp / "trainer_state.json"
     meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True))
     maybe_kill("checkpoint_write", step)
-    for path in sorted(tmp.iterdir()):
-        files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def write_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` to ``path``, flushed to the disk."""
+    with path.open("wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _seal(root: Path, tmp: Path, step: int, keep_last: int) -> Path:
+    """Checksum every file under ``tmp`` into the manifest, then rename ``tmp`` to its final name."""
+    final = root / f"{PREFIX}{step:08d}"
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+        files[path.relative_to(tmp).as_posix()] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+    for sub in (p for p in tmp.rglob("*") if p.is_dir()):
+        _fsync_dir(sub)
     manifest = tmp / MANIFEST
     with manifest.open("w") as fh:
         json.dump({"step": step, "files": files}, fh, indent=2, sort_keys=True)
@@ -174,10 +219,11 @@ def latest_complete(root: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Verify, then load every payload file and the trainer state."""
+    """Verify, then load every top-level payload file and the trainer state (sharded state, in a
+    subdirectory, is read by :mod:`unisd.engine.sharding`)."""
     manifest = verify(path)
     payload = {name[:-3]: torch.load(path / name, map_location="cpu", weights_only=False)
-               for name in manifest["files"] if name.endswith(".pt")}
+               for name in manifest["files"] if name.endswith(".pt") and "/" not in name}
     meta = json.loads((path / "trainer_state.json").read_text())
     return payload, meta
 

@@ -1,7 +1,8 @@
 """Fault injection for the reliability suite: ``UNISD_FAULT_INJECT=point:step[,point:step…]``
 makes the process SIGKILL itself when it reaches ``point`` during optimizer step ``step``
 (1-based). Points: ``rollout`` (after sampling), ``backward`` (after a backward pass),
-``checkpoint_write`` (payload written, manifest not yet). Unset in normal use: one dict lookup."""
+``checkpoint_write`` (payload written, manifest not yet). ``UNISD_FAULT_RANK=R`` limits it to the
+process of rank ``R`` (torchrun's ``RANK``) in a multi-process run. Unset in normal use: one dict lookup."""
 
 from __future__ import annotations
 
@@ -25,4 +26,6 @@ def _plan() -> set[tuple[str, int]]:
 def maybe_kill(point: str, step: int) -> None:
     """SIGKILL this process if the injection plan names (point, step)."""
     if "UNISD_FAULT_INJECT" in os.environ and (point, step) in _plan():
-        os.kill(os.getpid(), signal.SIGKILL)
+        rank = os.environ.get("UNISD_FAULT_RANK")
+        if rank is None or rank == os.environ.get("RANK", "0"):
+            os.kill(os.getpid(), signal.SIGKILL)

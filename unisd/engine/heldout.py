@@ -10,6 +10,7 @@ import torch
 
 from unisd.engine.batching import pad_token_id, tokenize_prompts
 from unisd.engine.rollout import eos_ids
+from unisd.engine.sharding import is_sharded
 
 log = logging.getLogger("unisd.heldout")
 
@@ -31,7 +32,7 @@ def greedy_answers(model, tokenizer, records, max_new_tokens: int, batch_size: i
             enc = tokenize_prompts(tokenizer, [r["prompt"] for r in records[i:i + batch_size]])
             ids = model.generate(input_ids=enc.ids.to(device), attention_mask=enc.mask.to(device), do_sample=False,
                                  max_new_tokens=max_new_tokens, pad_token_id=pad_token_id(tokenizer),
-                                 eos_token_id=eos_ids(tokenizer, model))
+                                 eos_token_id=eos_ids(tokenizer, model), synced_gpus=is_sharded(model))
             out += tokenizer.batch_decode(ids[:, enc.ids.shape[1]:], skip_special_tokens=True)
     finally:
         model.train(was)

@@ -64,10 +64,26 @@ class OutputDirError(UserError):
     """The output directory holds another run."""
 
 
-def stored_recipe_differs(run_dir: Path, recipe_text: str) -> bool:
-    """Whether ``run_dir`` holds a ``recipe.yaml`` other than ``recipe_text`` (a run of other settings)."""
+def stored_recipe_differs(run_dir: Path, recipe_text: str, *, ignore: tuple[str, ...] = ()) -> bool:
+    """Whether ``run_dir`` holds a ``recipe.yaml`` other than ``recipe_text`` (a run of other settings);
+    ``ignore``: ``section.field`` names left out of the comparison."""
     stored = Path(run_dir) / "recipe.yaml"
-    return stored.is_file() and stored.read_text(encoding="utf-8") != recipe_text
+    if not stored.is_file():
+        return False
+    old = stored.read_text(encoding="utf-8")
+    if old == recipe_text or not ignore:
+        return old != recipe_text
+    import yaml
+
+    def without(text: str):
+        data = yaml.safe_load(text) or {}
+        for name in ignore:
+            section, _, key = name.partition(".")
+            if isinstance(data.get(section), dict):
+                data[section].pop(key, None)
+        return data
+
+    return without(old) != without(recipe_text)
 
 
 def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overwrite: bool):
@@ -89,7 +105,9 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
         if not resume:
             raise OutputDirError(f"{out} already holds a run; use --resume auto to continue it, --overwrite to "
                                  "replace it, or another --output-dir")
-        if stored_recipe_differs(out, recipe_text):
+        # grad_accum may change with the number of processes; the checkpoint checks that the
+        # micro-batches per step over all processes stay the same
+        if stored_recipe_differs(out, recipe_text, ignore=("training.grad_accum",)):
             raise OutputDirError(f"--resume: the recipe differs from the one the run in {out} started with "
                                  f"(see {existing}); resume with the same recipe and overrides")
     aside, created = None, not out.exists()
@@ -154,8 +172,12 @@ def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: boo
     from unisd.engine.trainer import Trainer
 
     output_dir = Path(output_dir)
-    check_resume_path(resume)
-    undo = prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite)
+    processes = _processes()  # under torchrun: the main process alone prepares the directory
+    undo = _nothing
+    if processes.is_main_process:
+        check_resume_path(resume)
+        undo = prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite)
+    processes.wait_for_everyone()
     trainer = Trainer(recipe, output_dir, resume=resume, model=model, tokenizer=tokenizer,
                       allow_recipe_change=allow_recipe_change)
     try:
@@ -169,6 +191,19 @@ def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: boo
         return _train(trainer, recipe, output_dir)
     finally:
         trainer.close()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _processes():
+    """accelerate's process state, set up as the trainer's ``Accelerator`` will (the launcher's
+    environment, ``ACCELERATE_USE_CPU`` included)."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 
 def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
@@ -188,15 +223,15 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
         summary["stopped_by_signal"] = result["stopped_by_signal"]
         return summary
     trainer.accelerator.wait_for_everyone()
+    student = trainer.gathered_student()  # every process: under FSDP2 the weights are gathered
     if trainer.accelerator.is_main_process:
         from unisd.engine.metrics import read_metrics
-        from unisd.engine.modeling import unwrap
 
         rows = read_metrics(output_dir / "metrics.jsonl") if (output_dir / "metrics.jsonl").exists() else []
         if rows:
             summary["first"] = {k: v for k, v in rows[0].items() if k.startswith("loss/")}
             summary["last"] = {k: v for k, v in rows[-1].items() if k.startswith("loss/")}
-        paths = save_final(unwrap(trainer.ddp_model), trainer.run.tokenizer, output_dir / "final",
+        paths = save_final(student, trainer.run.tokenizer, output_dir / "final",
                            merged=recipe.checkpoint.save_merged)
         summary["model"] = {k: str(v) for k, v in paths.items() if not k.startswith("_")}
         trainer.final_model = paths.get("_model")
@@ -262,7 +297,8 @@ def train_from_args(args: argparse.Namespace) -> int:
         out = Path(args.resume).resolve().parents[1]
     summary = train(recipe, out, resume=args.resume, overwrite=args.overwrite,
                     allow_recipe_change=getattr(args, "allow_recipe_change", False))
-    print_summary(summary, out)
+    if _processes().is_main_process:
+        print_summary(summary, out)
     return 0
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from unisd.engine.batching import Tokenized, completion_mask_from_ids, pad_token_id
+from unisd.engine.sharding import is_sharded
 
 
 @dataclass
@@ -73,7 +74,8 @@ def sample_texts(model, tokenizer, prompts: list[str], *, temperature: float, ma
         with adapter_disabled(model) if base else nullcontext():
             ids = model.generate(input_ids=enc.ids.to(device), attention_mask=enc.mask.to(device), do_sample=True,
                                  temperature=temperature, top_k=0, max_new_tokens=max_new_tokens,
-                                 pad_token_id=pad_token_id(tokenizer), eos_token_id=eos_ids(tokenizer, model))
+                                 pad_token_id=pad_token_id(tokenizer), eos_token_id=eos_ids(tokenizer, model),
+                                 synced_gpus=is_sharded(model))
     finally:
         model.train(was)
     return tokenizer.batch_decode(ids[:, enc.ids.shape[1]:], skip_special_tokens=True)

@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 class Run:
     """What a component's ``setup`` and the runtime hooks receive.
 
-    ``model`` is the trainable student (peft-wrapped under LoRA, not DDP-wrapped);
+    ``model`` is the trainable student (peft-wrapped under LoRA, not DDP-wrapped; under FSDP2 it is
+    sharded in place after the components' ``setup``);
     ``records`` the prepared training records; ``step`` the number of completed optimizer steps.
     """
 
@@ -33,6 +34,15 @@ class Run:
     step: int = 0
     dataset_adapter: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: the student is sharded across processes (``distributed.strategy: fsdp2`` with several processes)
+    sharded: bool = False
+    shard_frozen: Any = None
+
+    def place_frozen(self, module: "torch.nn.Module") -> "torch.nn.Module":
+        """Put a frozen model that a component holds (a teacher copy) where the student runs: on its
+        device, and sharded like it under FSDP2 (so no process holds a whole second copy)."""
+        module = module.to(self.device)
+        return self.shard_frozen(module) if self.shard_frozen is not None else module
 
     @property
     def device(self) -> "torch.device":

@@ -50,7 +50,8 @@ class MicroStep:
         self.feature_layers = sorted(req.feature_layers) if req else []
         self.token_logp_grad = bool(req and req.token_logp_grad)
         self.temperature = score_temperature(self.recipe)
-        self.logit_chunk = 0 if req and req.full_logprobs else self.recipe.training.logit_chunk
+        # blocks read the LM head's weight after the forward, when FSDP2 has already freed the gathered copy
+        self.logit_chunk = 0 if (req and req.full_logprobs) or run.sharded else self.recipe.training.logit_chunk
 
     @property
     def unwrapped(self) -> torch.nn.Module:

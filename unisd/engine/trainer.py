@@ -19,6 +19,8 @@ from typing import Any
 import torch
 
 from unisd.engine import checkpoint as ckpt
+from unisd.engine import sharding
+from unisd.engine.sharding import strategy_of
 from unisd.errors import UserError
 from unisd.engine.faults import maybe_kill
 from unisd.engine.data import Schedule, filter_long_prompts, load_records
@@ -70,7 +72,8 @@ class Trainer:
     # -- setup -----------------------------------------------------------------------------------------
     def setup(self) -> Run:
         recipe, acc = self.recipe, self.accelerator
-        self._check_distributed()
+        self.strategy = strategy_of(recipe, acc)
+        self.sharded = self.strategy == "fsdp2" and acc.num_processes > 1
         torch.manual_seed(recipe.training.seed)
         random.seed(recipe.training.seed)
         model, tok = self._given
@@ -96,7 +99,8 @@ class Trainer:
 
             model, _ = load_model_and_tokenizer(recipe.model)
         model = build_student(model, recipe).to(acc.device)
-        run = Run(recipe=recipe, model=model, tokenizer=tok, accelerator=acc, output_dir=self.output_dir, host=self.host)
+        run = Run(recipe=recipe, model=model, tokenizer=tok, accelerator=acc, output_dir=self.output_dir, host=self.host,
+                  sharded=self.sharded, shard_frozen=self._shard if self.sharded else None)
         run.dataset_adapter = adapter
         run.extras["records_loaded"] = loaded
         if recipe.data.shuffle:
@@ -131,10 +135,19 @@ class Trainer:
                                  acc.num_processes, recipe.training.epochs, recipe.training.seed,
                                  shuffle=recipe.data.shuffle, max_steps=recipe.training.max_steps)
         extra = [p for c in comps for p in (c.trainable_parameters() if hasattr(c, "trainable_parameters") else [])]
+        if extra and self.strategy == "fsdp2":
+            owners = sorted({c.name for c in comps if hasattr(c, "trainable_parameters") and c.trainable_parameters()})
+            raise UserError(f"distributed.strategy=fsdp2: components {owners} train parameters of their own (outside the "
+                            "model), which sharded checkpoints do not hold yet; use distributed.strategy=ddp")
+        if self.sharded:  # in place; the optimizer must see the sharded parameters
+            self._shard(model)
         optimizer, scheduler = build_optimizer(model, recipe, self.schedule.total_steps, extra)
-        # the scheduler is stepped by us once per optimizer step: accelerate's wrapper would step it
-        # once per process (it assumes per-process dataloaders shorten the epoch)
-        self.ddp_model, self.optimizer = acc.prepare(model, optimizer)
+        if self.sharded:  # FSDP2 reduces gradients itself; accelerate's DDP wrapper must not
+            self.ddp_model, self.optimizer = model, optimizer
+        else:
+            # the scheduler is stepped by us once per optimizer step: accelerate's wrapper would step it
+            # once per process (it assumes per-process dataloaders shorten the epoch)
+            self.ddp_model, self.optimizer = acc.prepare(model, optimizer)
         self.scheduler = scheduler
         generator = reg.generators.get(recipe.generation.backend.type)(recipe.generation.backend)
         generator.setup(run)
@@ -144,24 +157,24 @@ class Trainer:
         self.metrics = MetricsLog(self.output_dir, recipe.logging.tensorboard, enabled=acc.is_main_process)
         return run
 
-    def _check_distributed(self) -> None:
-        """Refuse sharded set-ups whose checkpoints this trainer cannot yet write correctly."""
-        kind = str(self.accelerator.distributed_type).rsplit(".", 1)[-1]
-        if kind in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
-            raise UserError(f"accelerate is configured for {kind}: UniSD checkpoints hold full trainable weights and "
-                            "optimizer state written by the main process, which sharded training would corrupt. "
-                            "Use DDP (accelerate's MULTI_GPU / MULTI_CPU) for now.")
+    def _shard(self, module: torch.nn.Module) -> torch.nn.Module:
+        d = self.recipe.distributed
+        return sharding.shard(module, reshard_after_forward=d.reshard_after_forward,
+                              mixed_precision=self.recipe.precision.mixed_precision)
 
     def _check_memory(self, model, seq_len: int) -> None:
         """Estimate from the model config (before loading weights) whether a micro-batch of the
-        longest prompts plus a full completion fits; a clear error if not."""
+        longest prompts plus a full completion fits in this process's share (sharded weights under
+        FSDP2, minus what the generation backend reserves); a clear error if not."""
         from unisd.models.memory import check_fits
 
-        recipe = self.recipe
+        recipe, acc = self.recipe, self.accelerator
         teacher_copies = int(not recipe.lora.enabled or any(c.type == "frozen_copy" for c in recipe.components))
+        backend = recipe.generation.backend
         check_fits(model if model is not None else recipe.model, recipe.training.batch_size, seq_len, recipe.lora,
-                   device=self.accelerator.device, gradient_checkpointing=recipe.training.gradient_checkpointing,
-                   teacher_copies=teacher_copies)
+                   device=acc.device, gradient_checkpointing=recipe.training.gradient_checkpointing,
+                   teacher_copies=teacher_copies, shards=acc.num_processes if self.sharded else 1,
+                   reserved=backend.reserved_memory(acc.device), reserved_by=f"generation.backend={backend.type}")
 
     def _component(self, cfg):
         from unisd.registries import COMPONENT_KINDS
@@ -180,28 +193,56 @@ class Trainer:
                     raise ValueError(f"component {c.name!r} needs record field {f!r}, missing in {len(missing)} "
                                      f"records (first: {missing[:3]})")
 
+    def gathered_student(self) -> torch.nn.Module | None:
+        """The trained student as one plain module on the main process (``None`` elsewhere).
+
+        Under FSDP2 the trained weights are gathered whole (collective: every process calls this)
+        into a fresh copy of the initial model on the main process; otherwise the live student."""
+        model = unwrap(self.ddp_model)
+        if not self.sharded:
+            return model if self.accelerator.is_main_process else None
+        trained = sharding.full_trainable_state(model)
+        if not self.accelerator.is_main_process:
+            return None
+        from unisd.models.loading import load_model_and_tokenizer
+
+        plain = build_student(load_model_and_tokenizer(self.recipe.model)[0], self.recipe)
+        expected = set(trainable_parameters(plain))
+        if expected != set(trained):
+            raise RuntimeError(f"gathered weights do not match the rebuilt student: {sorted(expected ^ set(trained))[:5]}")
+        plain.load_state_dict(trained, strict=False)
+        return plain.to(self.accelerator.device)
+
     # -- checkpoints -------------------------------------------------------------------------------------
     @property
     def checkpoint_root(self) -> Path:
         return self.output_dir / "checkpoints"
 
     def save(self, step: int) -> Path | None:
-        self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
-            return None
-        model = unwrap(self.ddp_model)
-        payload = {
-            "trainable": {n: p.detach().cpu() for n, p in trainable_parameters(model).items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": ckpt.rng_state(),
-            "components": _merge_states(self.host.call("unisd_checkpoint_state", run=self.run)),
-        }
+        acc = self.accelerator
+        acc.wait_for_everyone()
         meta = {"step": step, "total_steps": self.schedule.total_steps, "recipe": self.recipe.name,
-                "recipe_fields": recipe_fields(self.recipe),
+                "recipe_fields": recipe_fields(self.recipe), "processes": acc.num_processes,
                 "records": len(self.run.records), "bad_steps": self._bad_steps}
-        path = ckpt.save_checkpoint(self.checkpoint_root, step, payload, meta, self.recipe.checkpoint.keep_last)
-        log.info("checkpoint written: %s", path)
+        shared = {"scheduler": self.scheduler.state_dict(),
+                  "components": _merge_states(self.host.call("unisd_checkpoint_state", run=self.run))}
+        if self.strategy == "fsdp2":
+            def write_shards(tmp: Path) -> None:
+                sharding.save_state(tmp / ckpt.SHARDED_STATE, self.ddp_model, self.optimizer)
+                ckpt.write_torch(tmp / f"rng-rank{acc.process_index}.pt", ckpt.rng_state())
+                maybe_kill("checkpoint_write", step)
+
+            path = ckpt.save_sharded_checkpoint(self.checkpoint_root, step, shared, meta, self.recipe.checkpoint.keep_last,
+                                                write_shards, main=acc.is_main_process, barrier=acc.wait_for_everyone)
+        elif acc.is_main_process:
+            model = unwrap(self.ddp_model)
+            payload = {"trainable": {n: p.detach().cpu() for n, p in trainable_parameters(model).items()},
+                       "optimizer": self.optimizer.state_dict(), "rng": ckpt.rng_state(), **shared}
+            path = ckpt.save_checkpoint(self.checkpoint_root, step, payload, meta, self.recipe.checkpoint.keep_last)
+        else:
+            return None
+        if acc.is_main_process:
+            log.info("checkpoint written: %s", path)
         return path
 
     #: trainable weights beyond this magnitude count as exploded (LoRA and fp32 weights sit far below it)
@@ -209,16 +250,24 @@ class Trainer:
 
     def _check_weights(self, step: int) -> None:
         """After an update: stop before anything is sampled or saved when a trainable weight is
-        non-finite or exploded (the optimizer state is spoiled too, so the step cannot be undone)."""
+        non-finite or exploded (the optimizer state is spoiled too, so the step cannot be undone).
+        Every process checks its own shards; all stop together."""
         model = unwrap(self.ddp_model)
+        bad = ""
         for name, p in trainable_parameters(model).items():
-            bad = not bool(torch.isfinite(p).all()) or float(p.detach().abs().max()) > self.MAX_WEIGHT
-            if bad:
-                last = ckpt.latest_complete(self.checkpoint_root)
-                where = f"the last good state is {last}" if last else "no checkpoint was written yet"
-                raise TrainingStopped(
-                    f"step {step + 1} left trainable weight {name} non-finite or above {self.MAX_WEIGHT:g} in magnitude "
-                    f"(optim.lr={self.recipe.optim.lr:g}: too high?); stopped before sampling or saving; {where}")
+            w = sharding.local(p.detach())
+            if w.numel() and (not bool(torch.isfinite(w).all()) or float(w.abs().max()) > self.MAX_WEIGHT):
+                bad = name
+                break
+        if self.accelerator.num_processes > 1:
+            flag = self.accelerator.reduce(torch.tensor([float(bool(bad))], device=self.accelerator.device), reduction="sum")
+            bad = bad or ("a sharded weight on another process" if float(flag) > 0 else "")
+        if bad:
+            last = ckpt.latest_complete(self.checkpoint_root)
+            where = f"the last good state is {last}" if last else "no checkpoint was written yet"
+            raise TrainingStopped(
+                f"step {step + 1} left trainable weight {bad} non-finite or above {self.MAX_WEIGHT:g} in magnitude "
+                f"(optim.lr={self.recipe.optim.lr:g}: too high?); stopped before sampling or saving; {where}")
 
     def restore(self) -> int:
         """Restore from ``self.resume`` ('auto' or a path); return the step to continue from."""
@@ -230,11 +279,31 @@ class Trainer:
             self.metrics.truncate_after(0)  # the earlier attempt's rows would repeat
             return 0
         payload, meta = ckpt.load_checkpoint(path)
-        changed = changed_fields(meta.get("recipe_fields"), recipe_fields(self.recipe))
+        changed = changed_fields(_per_step_fields(meta, self.accelerator.num_processes),
+                                 recipe_fields(self.recipe, self.accelerator.num_processes))
         if changed and not self.allow_recipe_change:
             shown = "; ".join(f"{k}: {a!r} → {b!r}" for k, a, b in changed[:8]) + (" …" if len(changed) > 8 else "")
             raise ckpt.CheckpointError(f"{path} was written by another recipe ({shown}); resume with the same recipe, or "
                                        "pass --allow-recipe-change to load it anyway")
+        if (path / ckpt.SHARDED_STATE).is_dir():
+            sharding.load_state(path / ckpt.SHARDED_STATE, self.ddp_model, self.optimizer)
+            rng = payload.get(f"rng-rank{self.accelerator.process_index}")
+        else:
+            self._load_full(path, payload)
+            rng = payload["rng"]
+        self.scheduler.load_state_dict(payload["scheduler"])
+        if rng is not None:  # absent for a process that the writing run did not have (every micro-batch reseeds)
+            ckpt.set_rng_state(rng)
+        self.host.call("unisd_load_checkpoint_state", run=self.run, state=payload.get("components", {}))
+        self._bad_steps = int(meta.get("bad_steps", 0))
+        self.metrics.truncate_after(meta["step"])
+        log.info("resumed from %s (step %d)", path, meta["step"])
+        return int(meta["step"])
+
+    def _load_full(self, path: Path, payload: dict[str, Any]) -> None:
+        """Load a checkpoint of full trainable weights (written by the main process of a DDP run)."""
+        if self.sharded:
+            raise ckpt.CheckpointError(f"{path} holds full weights (a distributed.strategy=ddp run); resume it with ddp")
         model = unwrap(self.ddp_model)
         params = trainable_parameters(model)
         missing = set(params) - set(payload["trainable"])
@@ -250,13 +319,6 @@ class Trainer:
             for n, p in params.items():
                 p.copy_(payload["trainable"][n].to(p.device, p.dtype))
         self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
-        ckpt.set_rng_state(payload["rng"])
-        self.host.call("unisd_load_checkpoint_state", run=self.run, state=payload.get("components", {}))
-        self._bad_steps = int(meta.get("bad_steps", 0))
-        self.metrics.truncate_after(meta["step"])
-        log.info("resumed from %s (step %d)", path, meta["step"])
-        return int(meta["step"])
 
     # -- the loop ------------------------------------------------------------------------------------------
     _bad_steps = 0
@@ -322,7 +384,11 @@ class Trainer:
             random.seed(seed)
             rng = torch.Generator().manual_seed(seed)
             rows = [self.run.records[i] for i in self.schedule.micro_batch(step, g)]
-            ctx = acc.no_sync(model) if j < ga - 1 else nullcontext()
+            if self.sharded:
+                sharding.gradient_sync(model, j == ga - 1)
+                ctx = nullcontext()
+            else:
+                ctx = acc.no_sync(model) if j < ga - 1 else nullcontext()
             with ctx:
                 res = self.micro(rows, step, rng)
                 maybe_kill("rollout", step + 1)
@@ -335,9 +401,13 @@ class Trainer:
             for k, v in {**{f"loss/{n}": float(t.detach()) for n, t in res.terms.items()},
                          "loss/total": float(res.loss.detach()), **res.logs}.items():
                 sums[k] = sums.get(k, 0.0) + v / ga
-        grads_ok = all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        grads_ok = all(torch.isfinite(sharding.local(p.grad)).all() for p in model.parameters() if p.grad is not None)
         bad = torch.tensor([0.0 if (grads_ok and not bad_terms) else 1.0], device=acc.device)
         bad = acc.reduce(bad, reduction="sum") if acc.num_processes > 1 else bad
+        if acc.num_processes > 1:  # the step's losses over every process's micro-batches
+            keys = sorted(k for k in sums if k.startswith("loss/"))
+            mean = acc.reduce(torch.tensor([sums[k] for k in keys], device=acc.device), reduction="mean")
+            sums.update(zip(keys, mean.tolist()))
         metrics: dict[str, Any] = dict(sums)
         if float(bad) > 0:
             self.optimizer.zero_grad(set_to_none=True)
@@ -354,7 +424,11 @@ class Trainer:
         else:
             self._bad_steps = 0
             if self.recipe.optim.max_grad_norm:
-                norm = acc.clip_grad_norm_(model.parameters(), self.recipe.optim.max_grad_norm)
+                if self.sharded:  # the norm over every process's shards (a replicated DTensor)
+                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), self.recipe.optim.max_grad_norm)
+                    norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+                else:
+                    norm = acc.clip_grad_norm_(model.parameters(), self.recipe.optim.max_grad_norm)
                 metrics["grad_norm"] = float(norm)
             for c in self.run.components:
                 if hasattr(c, "before_optimizer_step"):
@@ -403,8 +477,12 @@ def _merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
 _RESUME_FREE = ("logging.", "checkpoint.", "evaluation.", "description", "training.max_steps")
 
 
-def recipe_fields(recipe) -> dict[str, Any]:
-    """The recipe as flat ``section.field`` → JSON value (what a checkpoint records of its run)."""
+def recipe_fields(recipe, processes: int | None = None) -> dict[str, Any]:
+    """The recipe as flat ``section.field`` → JSON value (what a checkpoint records of its run).
+
+    With ``processes``, ``training.grad_accum`` is replaced by the micro-batches per optimizer step
+    over all processes, so a run resumed on another number of processes with the grad_accum that
+    keeps the step the same (2 processes × 2 ↔ 1 × 4) counts as the same recipe."""
     out: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -415,14 +493,31 @@ def recipe_fields(recipe) -> dict[str, Any]:
             out[prefix[:-1]] = value
 
     walk("", recipe.model_dump(mode="json"))
-    return out
+    return out if processes is None else _per_step(out, processes)
+
+
+_PER_STEP = "training.grad_accum × processes"
+
+
+def _per_step(fields: dict[str, Any], processes: int) -> dict[str, Any]:
+    fields = dict(fields)
+    if "training.grad_accum" in fields:
+        fields[_PER_STEP] = fields.pop("training.grad_accum") * processes
+    return fields
+
+
+def _per_step_fields(meta: dict[str, Any], processes: int) -> dict[str, Any] | None:
+    """A checkpoint's recipe fields in the form :func:`recipe_fields` gives with ``processes`` (a
+    checkpoint that did not record its process count is taken to have the current one)."""
+    saved = meta.get("recipe_fields")
+    return _per_step(saved, int(meta.get("processes", processes))) if saved else saved
 
 
 def changed_fields(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """``(field, checkpoint value, current value)`` for every state-relevant difference (none for old
-    checkpoints that did not record their recipe)."""
+    checkpoints that did not record their recipe; a field newer than the checkpoint counts as its default)."""
     if not saved:
         return []
     keys = sorted(set(saved) | set(current))
     return [(k, saved.get(k), current.get(k)) for k in keys
-            if saved.get(k) != current.get(k) and not k.startswith(_RESUME_FREE)]
+            if k in saved and saved.get(k) != current.get(k) and not k.startswith(_RESUME_FREE)]

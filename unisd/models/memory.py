@@ -10,6 +10,9 @@ The estimate is deliberately simple and errs on the high side:
   ``6*hidden + intermediate`` (with gradient checkpointing: one layer's worth plus each layer's input);
 * logits: student logits, log-softmax and its gradient, teacher log-probs — 4 fp32 ``B*S*V`` tensors;
 * 20 % overhead for the allocator, the optimizer's temporaries and the framework.
+
+Sharded over ``shards`` processes (FSDP2), each process holds ``1/shards`` of the weights and of
+the trainable state, plus two transformer blocks gathered whole (the one running and the next).
 """
 
 from __future__ import annotations
@@ -74,8 +77,9 @@ def memory_breakdown(
     *,
     gradient_checkpointing: bool = False,
     teacher_copies: int = 0,
+    shards: int = 1,
 ) -> dict[str, int]:
-    """The estimate of :func:`estimate_memory`, split into named parts (bytes)."""
+    """The estimate of :func:`estimate_memory` for one process, split into named parts (bytes)."""
     import torch
 
     if isinstance(model_or_config, torch.nn.Module):
@@ -100,9 +104,10 @@ def memory_breakdown(
         per_layer_token += 6 * hidden + inter
     kept_layers = 1 if gradient_checkpointing else layers
     activations = tokens * (per_layer_token * kept_layers + (hidden * layers if gradient_checkpointing else 0))
+    weights = n_params * dtype_bytes * (1 + teacher_copies)
     parts = {
-        "weights": n_params * dtype_bytes * (1 + teacher_copies),
-        "trainable_state": trainable * 12,
+        "weights": weights // shards + (2 * weights // max(layers, 1) if shards > 1 else 0),
+        "trainable_state": trainable * 12 // shards,
         "activations": activations * dtype_bytes,
         "logits": tokens * vocab * 4 * 4,
     }
@@ -149,20 +154,28 @@ def check_fits(
     *,
     device: "str | torch.device | None" = None,
     headroom: float = 0.9,
+    reserved: int = 0,
+    reserved_by: str = "",
     **kwargs: Any,
 ) -> int:
-    """Raise :class:`InsufficientMemoryError` when the estimate exceeds ``headroom`` × free memory.
+    """Raise :class:`InsufficientMemoryError` when the estimate exceeds ``headroom`` × the memory
+    that is free once ``reserved`` bytes are set aside (e.g. a generation engine's share, named
+    by ``reserved_by``).
 
     Returns the estimate (bytes) when it fits.
     """
     parts = memory_breakdown(model_or_config, batch_size, seq_len, lora, **kwargs)
-    need, free = sum(parts.values()), available_memory(device)
+    need, free = sum(parts.values()), available_memory(device) - reserved
     if need > headroom * free:
         detail = ", ".join(f"{k} {_gib(v)}" for k, v in parts.items())
+        shards = kwargs.get("shards", 1)
+        per = f" per process (weights and optimizer state split over {shards} processes)" if shards > 1 else ""
+        held = f" after the {_gib(reserved)} that {reserved_by} reserves" if reserved else ""
         raise InsufficientMemoryError(
-            f"training needs about {_gib(need)} ({detail}) but only {_gib(free)} is free on "
-            f"{device or 'cpu'}. Reduce training.batch_size (and raise grad_accum), shorten "
+            f"training needs about {_gib(need)}{per} ({detail}) but only {_gib(max(free, 0))} is free on "
+            f"{device or 'cpu'}{held}. Reduce training.batch_size (and raise grad_accum), shorten "
             f"generation.max_new_tokens or data.max_prompt_length, enable lora or "
-            f"training.gradient_checkpointing, or use a smaller model."
+            f"training.gradient_checkpointing, shard with distributed.strategy=fsdp2 over more processes, "
+            f"or use a smaller model."
         )
     return need

@@ -16,6 +16,7 @@ from unisd.components.base import ComponentConfig, StrictModel, config_model_of
 from unisd.recipe.sections import (
     CheckpointConfig,
     DataConfig,
+    DistributedConfig,
     EvaluationConfig,
     GenerationConfig,
     LoggingConfig,
@@ -45,6 +46,7 @@ class RecipeBase(StrictModel):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     precision: PrecisionConfig = Field(default_factory=PrecisionConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)

@@ -116,6 +116,14 @@ class PrecisionConfig(StrictModel):
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
 
 
+class DistributedConfig(StrictModel):
+    """How several processes share the work (``torchrun`` / ``accelerate launch``); one process ignores it
+    except for the checkpoint format."""
+
+    strategy: Literal["ddp", "fsdp2"] = Field("ddp", description="'ddp': every process holds the whole model, gradients are averaged (accelerate); 'fsdp2': PyTorch's fully_shard splits the student (and a frozen teacher copy) across the processes, checkpoints are sharded with torch.distributed.checkpoint (one process: no sharding, the same checkpoint format)")
+    reshard_after_forward: bool = Field(True, description="fsdp2: free each block's gathered weights after its forward (least memory; gathers them again for backward)")
+
+
 class LoggingConfig(StrictModel):
     tensorboard: bool = True
     log_every: PositiveInt = 1

@@ -35,6 +35,11 @@ class EMATeacher(TeacherProvider):
     Config: ClassVar = EMAConfig
 
     def setup(self, run) -> None:
+        if run.sharded:
+            from unisd.errors import UserError
+
+            raise UserError("the ema teacher keeps whole-weight EMA tensors next to the student, which FSDP2 shards; "
+                            "use distributed.strategy=ddp for EMA recipes (or one process)")
         self.model = run.model
         self.syncs = 0
         self.lora = hasattr(self.model, "disable_adapter")

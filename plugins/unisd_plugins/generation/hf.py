@@ -10,6 +10,7 @@ from pydantic import Field
 
 from unisd.components.kinds import GenerationBackend, GeneratorConfig
 from unisd.engine.modeling import adapter_merged
+from unisd.engine.sharding import is_sharded
 
 
 class HFGenerateConfig(GeneratorConfig):
@@ -17,7 +18,7 @@ class HFGenerateConfig(GeneratorConfig):
 
     merge_adapter: bool = Field(True, description="decode with the LoRA deltas folded into the base weights, exactly "
                                                   "undone afterwards (one matmul per layer instead of three; "
-                                                  "benchmarks/step_throughput.py)")
+                                                  "benchmarks/step_throughput.py); not under FSDP2, whose weights are shards")
 
 
 class HFGenerate(GenerationBackend):
@@ -32,6 +33,9 @@ class HFGenerate(GenerationBackend):
                       eos_token_id=list(eos_token_ids) or None)
         if sampling:
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or 0)
-        with adapter_merged(model) if self.config.merge_adapter else nullcontext():
+        sharded = is_sharded(model)
+        if sharded:  # every process runs forwards until all have finished (FSDP2 gathers in each one)
+            kwargs["synced_gpus"] = True
+        with adapter_merged(model) if self.config.merge_adapter and not sharded else nullcontext():
             out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **kwargs)
         return out[:, prompt_ids.shape[1]:]

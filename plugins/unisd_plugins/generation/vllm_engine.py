@@ -42,6 +42,14 @@ class VLLMConfig(GeneratorConfig):
     enable_prefix_caching: bool = Field(True, description="reuse the KV cache of a prompt across its num_generations samples (reset after every weight update)")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="further vllm.LLM arguments, passed as they are")
 
+    def reserved_memory(self, device) -> int:
+        """The engine's share: ``gpu_memory_utilization`` of the whole GPU, or the CPU KV cache."""
+        device = torch.device(device)
+        if device.type == "cuda":
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            return int(self.gpu_memory_utilization * torch.cuda.get_device_properties(index).total_memory)
+        return self.cpu_kv_cache_gib << 30
+
 
 class VLLMGenerate(GenerationBackend):
     """Sampling with a colocated vLLM engine that follows the student's weights."""
@@ -55,6 +63,9 @@ class VLLMGenerate(GenerationBackend):
         self._loaded: tuple | None = None  # which weights the engine holds: ('base',) or ('student', step)
 
     def setup(self, run: "Run") -> None:
+        if run.sharded:
+            raise UserError("generation.backend=vllm loads whole weights into each process's engine; with "
+                            "distributed.strategy=fsdp2 use generation.backend=hf (or ddp with vllm)")
         self.run = run
         _import_vllm()
 

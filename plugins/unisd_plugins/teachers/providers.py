@@ -54,7 +54,7 @@ class BaseTeacher(TeacherProvider):
 
     def setup(self, run) -> None:
         self.model = run.model
-        self.copy = None if hasattr(run.model, "disable_adapter") else frozen_copy(run.model)
+        self.copy = None if hasattr(run.model, "disable_adapter") else run.place_frozen(frozen_copy(run.model))
 
     @contextmanager
     def teacher_forward(self):
@@ -69,7 +69,7 @@ class FrozenCopyTeacher(TeacherProvider):
     """A separate frozen copy of the initial model (as the reference loads the model twice)."""
 
     def setup(self, run) -> None:
-        self.copy = frozen_copy(run.model)
+        self.copy = run.place_frozen(frozen_copy(run.model))
 
     @contextmanager
     def teacher_forward(self):
