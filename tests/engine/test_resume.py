@@ -88,8 +88,9 @@ def test_output_dir_holding_another_run_is_refused(tiny_model_dir, records_file,
     assert res.returncode == 2 and b"already holds a run" in res.stderr
 
 
-@pytest.mark.parametrize("kind", ["FSDP", "DEEPSPEED"])
-def test_sharded_setups_are_refused_before_any_work(kind, make_recipe, tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind, message", [("DEEPSPEED", "DEEPSPEED, which UniSD does not support"),
+                                           ("FSDP", "FSDP version 1; UniSD shards with FSDP2")])
+def test_unsupported_sharded_setups_are_refused_before_any_work(kind, message, make_recipe, tmp_path, monkeypatch):
     from accelerate.utils import DistributedType
 
     from unisd.engine.trainer import Trainer
@@ -97,5 +98,6 @@ def test_sharded_setups_are_refused_before_any_work(kind, make_recipe, tmp_path,
 
     trainer = Trainer(make_recipe("vanilla"), tmp_path / "run")
     monkeypatch.setattr(type(trainer.accelerator), "distributed_type", property(lambda self: DistributedType[kind]))
-    with pytest.raises(UserError, match=f"{kind}.*Use DDP"):
+    with pytest.raises(UserError, match=message):
         trainer.setup()
+    assert not (tmp_path / "run").exists()
