@@ -26,15 +26,19 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _train(tiny_model_dir, records_file, out: Path, processes: int, *extra: str, env_extra=None, check=True):
-    """``unisd train`` of vanilla on the tiny model: 8 micro-batches of 2 rows per step in all."""
+def _train(tiny_model_dir, records_file, out: Path, processes: int, *extra: str, recipe: str = "unisd-ema",
+           env_extra=None, check=True):
+    """``unisd train`` on the tiny model, 8 micro-batches of 2 rows per step in all; by default the
+    EMA teacher (synced every step), whose state is sharded too."""
     launcher = ([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
                  f"--master_port={_port()}", "-m", "unisd.cli.main"] if processes > 1 else [sys.executable, "-m", "unisd.cli.main"])
     sets = [f"model.name_or_path={tiny_model_dir}", f"data.dataset={{type: jsonl, path: '{records_file}'}}",
             "generation.max_new_tokens=6", "training.batch_size=2", f"training.grad_accum={4 // processes}",
             "training.epochs=2", "lora.r=4", "optim.lr=1e-2", "checkpoint.every_steps=1", "checkpoint.keep_last=3",
             "logging.progress_bar=false", "logging.tensorboard=false", "distributed.strategy=fsdp2", *extra]
-    argv = [*launcher, "train", "--recipe", "vanilla", "--max-steps", str(STEPS), "-o", str(out)]
+    if recipe in ("unisd-ema", "unisd-star"):
+        sets.append("components.ema.every=1")
+    argv = [*launcher, "train", "--recipe", recipe, "--max-steps", str(STEPS), "-o", str(out)]
     for s in sets:
         argv += ["--set", s] if "=" in s else [s]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "ACCELERATE_USE_CPU": "true", **(env_extra or {})}
@@ -69,7 +73,10 @@ def _same_run(a: Path, b: Path, rel: float, weights: str = "final/adapter/adapte
     assert wa.keys() == wb.keys()
     moved = 0
     for name in wa:
-        assert torch.allclose(wa[name], wb[name], atol=1e-5, rtol=1e-4), name
+        # a norm, not per element: Adam turns a last-bit difference in a near-zero gradient into up
+        # to lr on that element (sign(g)), so single elements may differ where the tensor agrees
+        err = float((wa[name] - wb[name]).norm()) / max(float(wb[name].norm()), 1e-12)
+        assert err <= 10 * rel, f"{name}: relative difference {err:.2e}"
         moved += int(wa[name].abs().sum() > 0)
     assert moved > 0
 
@@ -89,18 +96,28 @@ def test_two_sharded_processes_match_one_with_doubled_accumulation(two_sharded, 
     last = ckpt.latest_complete(two_sharded / "checkpoints")
     files = ckpt.verify(last)["files"]
     assert {"state/__0_0.distcp", "state/__1_0.distcp", "state/.metadata", "rng-rank0.pt", "rng-rank1.pt",
-            "scheduler.pt", "components.pt", "trainer_state.json"} <= set(files)
+            "scheduler.pt", "trainer_state.json"} <= set(files)
     assert json.loads((last / "trainer_state.json").read_text())["processes"] == 2
 
 
 @pytest.mark.slow
-def test_full_fine_tuning_shards_the_student_and_its_frozen_teacher(tiny_model_dir, records_file, tmp_path):
+@pytest.mark.parametrize("recipe", ["vanilla", "unisd-ema"])
+def test_full_fine_tuning_shards_the_student_and_its_teacher(recipe, tiny_model_dir, records_file, tmp_path):
+    """vanilla: the base teacher is a frozen copy, sharded like the student; unisd-ema: whole-weight EMA shards."""
     extra = ("lora.enabled=false", "optim.lr=1e-3", "checkpoint.save_merged=true")
-    _train(tiny_model_dir, records_file, tmp_path / "two", 2, *extra)
-    _train(tiny_model_dir, records_file, tmp_path / "one", 1, *extra)
+    _train(tiny_model_dir, records_file, tmp_path / "two", 2, *extra, recipe=recipe)
+    _train(tiny_model_dir, records_file, tmp_path / "one", 1, *extra, recipe=recipe)
     _same_run(tmp_path / "two", tmp_path / "one", OTHER_COUNT, weights="final/merged/model.safetensors")
     shards = sorted((ckpt.latest_complete(tmp_path / "two" / "checkpoints") / "state").glob("*.distcp"))
     assert len(shards) == 2 and all(p.stat().st_size > 100_000 for p in shards)  # the weights are split, not copied
+
+
+@pytest.mark.slow
+def test_every_mechanism_runs_sharded(tiny_model_dir, records_file, tmp_path):
+    """UniSD*: agreement contexts, EMA teacher, contrastive negative, feature matching and clipping."""
+    _train(tiny_model_dir, records_file, tmp_path / "two", 2, recipe="unisd-star")
+    _train(tiny_model_dir, records_file, tmp_path / "one", 1, recipe="unisd-star")
+    _same_run(tmp_path / "two", tmp_path / "one", OTHER_COUNT)
 
 
 @pytest.fixture(scope="module")
@@ -170,12 +187,9 @@ def test_the_strategy_comes_from_the_recipe_or_from_accelerates_fsdp2_config(mak
 
 def test_components_that_cannot_shard_say_so(make_recipe):
     from unisd.errors import UserError
-    from unisd_plugins.ema.teacher import EMAConfig, EMATeacher
     from unisd_plugins.generation.vllm_engine import VLLMConfig, VLLMGenerate
 
     run = SimpleNamespace(sharded=True)
-    with pytest.raises(UserError, match="ema teacher.*distributed.strategy=ddp"):
-        EMATeacher(EMAConfig(type="ema")).setup(run)
     with pytest.raises(UserError, match="backend=vllm.*fsdp2"):
         VLLMGenerate(VLLMConfig(type="vllm")).setup(run)
 

@@ -85,8 +85,9 @@ def _options(**kwargs):
     return StateDictOptions(ignore_frozen_params=True, **kwargs)
 
 
-def state(model: torch.nn.Module, optimizer) -> dict[str, Any]:
-    """The trainable weights and the optimizer state by parameter name (this process's shards)."""
+def state(model: torch.nn.Module, optimizer, components: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The trainable weights and the optimizer state by parameter name (this process's shards), and
+    the components' state (DTensors are sharded, other tensors and objects are the same everywhere)."""
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
     model = unwrap(model)  # parameter names as the model has them (no DDP "module." prefix)
@@ -94,7 +95,7 @@ def state(model: torch.nn.Module, optimizer) -> dict[str, Any]:
     msd = _trainable_only(model, msd)
     if not msd:
         raise RuntimeError(f"{type(model).__name__} has no trainable weights to checkpoint")
-    return {"model": msd, "optimizer": osd}
+    return {"model": msd, "optimizer": osd, "components": components or {}}
 
 
 def _trainable_only(model: torch.nn.Module, state_dict: dict[str, Any]) -> dict[str, Any]:
@@ -104,20 +105,21 @@ def _trainable_only(model: torch.nn.Module, state_dict: dict[str, Any]) -> dict[
     return {k: v for k, v in state_dict.items() if k in names}
 
 
-def save_state(path: Path, model: torch.nn.Module, optimizer) -> None:
+def save_state(path: Path, model: torch.nn.Module, optimizer, components: dict[str, Any] | None = None) -> None:
     """Every process writes its shards into ``path`` (collective; the main process writes the metadata)."""
     import torch.distributed.checkpoint as dcp
 
-    dcp.save(state(model, optimizer), checkpoint_id=str(path))
+    dcp.save(state(model, optimizer, components), checkpoint_id=str(path))
 
 
-def load_state(path: Path, model: torch.nn.Module, optimizer) -> None:
+def load_state(path: Path, model: torch.nn.Module, optimizer, components: dict[str, Any] | None = None) -> None:
     """Load ``path`` into this process's shards, resharding when it was written by another number of
-    processes (collective)."""
+    processes (collective). ``components`` (the components' current state) is loaded in place:
+    tensors are filled, other values replaced."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import set_state_dict
 
-    target = state(model, optimizer)
+    target = state(model, optimizer, components)
     dcp.load(target, checkpoint_id=str(path))  # raises when the checkpoint lacks a key of the target
     set_state_dict(model, _plain_optimizer(optimizer), model_state_dict=target["model"],
                    optim_state_dict=target["optimizer"], options=_options(strict=False))

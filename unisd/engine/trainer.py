@@ -224,20 +224,21 @@ class Trainer:
         meta = {"step": step, "total_steps": self.schedule.total_steps, "recipe": self.recipe.name,
                 "recipe_fields": recipe_fields(self.recipe), "processes": acc.num_processes,
                 "records": len(self.run.records), "bad_steps": self._bad_steps}
-        shared = {"scheduler": self.scheduler.state_dict(),
-                  "components": _merge_states(self.host.call("unisd_checkpoint_state", run=self.run))}
-        if self.strategy == "fsdp2":
+        components = _merge_states(self.host.call("unisd_checkpoint_state", run=self.run))
+        if self.strategy == "fsdp2":  # component state may be sharded too (DTensors): it goes through DCP
             def write_shards(tmp: Path) -> None:
-                sharding.save_state(tmp / ckpt.SHARDED_STATE, self.ddp_model, self.optimizer)
+                sharding.save_state(tmp / ckpt.SHARDED_STATE, self.ddp_model, self.optimizer, components)
                 ckpt.write_torch(tmp / f"rng-rank{acc.process_index}.pt", ckpt.rng_state())
                 maybe_kill("checkpoint_write", step)
 
+            shared = {"scheduler": self.scheduler.state_dict()}
             path = ckpt.save_sharded_checkpoint(self.checkpoint_root, step, shared, meta, self.recipe.checkpoint.keep_last,
                                                 write_shards, main=acc.is_main_process, barrier=acc.wait_for_everyone)
         elif acc.is_main_process:
             model = unwrap(self.ddp_model)
             payload = {"trainable": {n: p.detach().cpu() for n, p in trainable_parameters(model).items()},
-                       "optimizer": self.optimizer.state_dict(), "rng": ckpt.rng_state(), **shared}
+                       "optimizer": self.optimizer.state_dict(), "rng": ckpt.rng_state(),
+                       "scheduler": self.scheduler.state_dict(), "components": components}
             path = ckpt.save_checkpoint(self.checkpoint_root, step, payload, meta, self.recipe.checkpoint.keep_last)
         else:
             return None
@@ -286,15 +287,17 @@ class Trainer:
             raise ckpt.CheckpointError(f"{path} was written by another recipe ({shown}); resume with the same recipe, or "
                                        "pass --allow-recipe-change to load it anyway")
         if (path / ckpt.SHARDED_STATE).is_dir():
-            sharding.load_state(path / ckpt.SHARDED_STATE, self.ddp_model, self.optimizer)
+            # the components' current state is the template DCP loads into (with its sharding)
+            components = _merge_states(self.host.call("unisd_checkpoint_state", run=self.run))
+            sharding.load_state(path / ckpt.SHARDED_STATE, self.ddp_model, self.optimizer, components)
             rng = payload.get(f"rng-rank{self.accelerator.process_index}")
         else:
             self._load_full(path, payload)
-            rng = payload["rng"]
+            rng, components = payload["rng"], payload.get("components", {})
         self.scheduler.load_state_dict(payload["scheduler"])
         if rng is not None:  # absent for a process that the writing run did not have (every micro-batch reseeds)
             ckpt.set_rng_state(rng)
-        self.host.call("unisd_load_checkpoint_state", run=self.run, state=payload.get("components", {}))
+        self.host.call("unisd_load_checkpoint_state", run=self.run, state=components)
         self._bad_steps = int(meta.get("bad_steps", 0))
         self.metrics.truncate_after(meta["step"])
         log.info("resumed from %s (step %d)", path, meta["step"])

@@ -6,11 +6,17 @@ full fine-tuning ``E`` is an fp32 EMA of every trainable parameter. Teacher forw
 functionally with those weights (``torch.func.functional_call``): no second model copy, no
 in-place edits of the student. ``mode: reference`` reproduces the authors' code, where the teacher
 never moves (spec §7.1).
+
+Under FSDP2 each process keeps ``E`` for its own rows of every weight (the shards FSDP2 gives it;
+a LoRA delta's rows are this process's rows of ``B`` times the whole, small ``A``). A teacher
+forward writes the teacher weights into the local shards, lets FSDP2 gather them, and copies the
+saved shards back afterwards (exact, no rounding drift); the state is checkpointed as DTensors, so
+DCP can reshard it to another number of processes.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import ClassVar, Literal
 
 import torch
@@ -35,16 +41,13 @@ class EMATeacher(TeacherProvider):
     Config: ClassVar = EMAConfig
 
     def setup(self, run) -> None:
-        if run.sharded:
-            from unisd.errors import UserError
-
-            raise UserError("the ema teacher keeps whole-weight EMA tensors next to the student, which FSDP2 shards; "
-                            "use distributed.strategy=ddp for EMA recipes (or one process)")
         self.model = run.model
         self.syncs = 0
         self.lora = hasattr(self.model, "disable_adapter")
         self.ema: dict[str, torch.Tensor] = {}
-        if self.config.mode == "reference":
+        # the student is sharded after setup: the per-shard state is built at first use
+        self.sharded = bool(getattr(run, "sharded", False))
+        if self.config.mode == "reference" or self.sharded:
             return
         if self.lora:
             for name, module in self._lora_layers():
@@ -75,6 +78,10 @@ class EMATeacher(TeacherProvider):
         self.syncs += 1
         if self.config.mode == "reference":
             return
+        if self.sharded:
+            for name, weight, current in self._shard_targets():
+                self.ema[name].mul_(beta).add_(current(), alpha=1 - beta)
+            return
         if self.lora:
             for name, module in self._lora_layers():
                 self.ema[f"{name}.base_layer.weight"].mul_(beta).add_(self.lora_delta(module), alpha=1 - beta)
@@ -92,8 +99,66 @@ class EMATeacher(TeacherProvider):
             return {n: (params[n].float() + e).to(params[n].dtype) for n, e in self.ema.items()}
         return {n: e.to(params[n].dtype) for n, e in self.ema.items()}
 
+    # -- FSDP2: per-shard state -----------------------------------------------------------------------
+    def _shard_targets(self):
+        """``(name, weight, current)`` per weight the EMA covers: ``weight`` the student's parameter
+        (a DTensor), ``current()`` this process's rows of what the EMA follows, in fp32."""
+        from unisd.engine.sharding import local
+
+        if self.lora:
+            for name, module in self._lora_layers():
+                a, b = module.lora_A["default"].weight, module.lora_B["default"].weight
+                whole_a = a.full_tensor() if hasattr(a, "full_tensor") else a  # collective: same order everywhere
+                yield (f"{name}.base_layer.weight", module.base_layer.weight,
+                       lambda b=b, whole_a=whole_a, s=module.scaling["default"]: s * (local(b).float() @ whole_a.float()))
+        else:
+            for name, p in self.model.named_parameters():
+                if p.requires_grad:
+                    yield name, p, lambda p=p: local(p.detach()).float()
+
+    def _ensure_shards(self) -> None:
+        from unisd.engine.sharding import local
+
+        if self.ema or not self.sharded or self.config.mode == "reference":
+            return
+        with torch.no_grad():
+            for name, weight, current in self._shard_targets():
+                # LoRA: E starts at the delta of the initial adapter (zero); full weights: a copy
+                self.ema[name] = current().clone() if not self.lora else torch.zeros_like(local(weight), dtype=torch.float32)
+
+    @contextmanager
+    def _teacher_shards(self):
+        """The teacher weights written into this process's shards for one forward, then put back."""
+        from torch.distributed.fsdp import FSDPModule
+
+        from unisd.engine.sharding import local
+
+        self._ensure_shards()
+        units = [m for m in self.model.modules() if isinstance(m, FSDPModule)]
+        for unit in units:  # gathered copies made from the student's shards must not be reused
+            unit.reshard()
+        saved = []
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, e in self.ema.items():
+                w = local(params[name].data)
+                saved.append((w, w.clone()))
+                w.copy_((w.float() + e).to(w.dtype) if self.lora else e.to(w.dtype))
+        try:
+            yield
+        finally:
+            for unit in units:
+                unit.reshard()
+            with torch.no_grad():
+                for w, original in saved:
+                    w.copy_(original)
+
     @contextmanager
     def teacher_forward(self):
+        if self.sharded:
+            with self._teacher_shards(), eval_mode(self.model), (self.model.disable_adapter() if self.lora else nullcontext()):
+                yield self.model
+            return
         overrides = self.teacher_weights()
         model = self.model
 
@@ -113,14 +178,26 @@ class EMATeacher(TeacherProvider):
             self.sync()
 
     def unisd_checkpoint_state(self, run):
+        if self.sharded:  # this process's rows as DTensors (the trainer saves them with DCP)
+            from torch.distributed.tensor import DTensor
+
+            self._ensure_shards()
+            params = dict(self.model.named_parameters())
+            ema = {k: DTensor.from_local(v, params[k].device_mesh, params[k].placements, run_check=False,
+                                         shape=params[k].shape, stride=params[k].stride()) for k, v in self.ema.items()}
+            return {"ema_teacher": {"syncs": self.syncs, "ema": ema}}
         return {"ema_teacher": {"syncs": self.syncs, "ema": {k: v.cpu() for k, v in self.ema.items()}}}
 
     def unisd_load_checkpoint_state(self, run, state) -> None:
         s = state.get("ema_teacher")
         if s is None:
             return
+        from unisd.engine.sharding import local
+
+        self._ensure_shards()
         self.syncs = int(s["syncs"])
         for k, v in s["ema"].items():
             if k not in self.ema:
                 raise KeyError(f"EMA state has {k!r}, which this model does not have (recipe changed?)")
-            self.ema[k].copy_(v)
+            if local(v).data_ptr() != self.ema[k].data_ptr():  # DCP may have loaded in place already
+                self.ema[k].copy_(local(v))
