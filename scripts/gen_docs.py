@@ -164,7 +164,7 @@ def _tagged_defaults(model, path: str, tag: str) -> dict[str, Any] | None:
 
 
 SECTION_ORDER = ("model", "data", "generation", "objective", "divergence", "components", "lora", "optim",
-                 "training", "precision", "logging", "checkpoint", "evaluation")
+                 "training", "precision", "distributed", "logging", "checkpoint", "evaluation")
 
 
 def recipe_reference(model, descriptions: dict[str, str] | None = None) -> str:
