@@ -138,8 +138,8 @@ def main() -> None:
         results[name] = run_child(name, args)
         print(name, results[name], flush=True)
     ref, peer = results.get("sdft-naive", {}), results.get("trl-sdft", {})
-    print(f"\n| config | s / step | completion tokens / s | peak RSS MB | time vs sdft-naive | memory vs sdft-naive "
-          f"| time vs trl-sdft | memory vs trl-sdft |")
+    print("\n| config | s / step | completion tokens / s | peak RSS MB | time vs sdft-naive | memory vs sdft-naive "
+          "| time vs trl-sdft | memory vs trl-sdft |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         if "error" in r:

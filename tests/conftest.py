@@ -156,10 +156,13 @@ def write_records(path: Path, n: int = 24) -> Path:
         q = f"What is {a} plus {b}? Reply with the number."
         rows.append({
             "id": f"add-{i}", "prompt": q,
-            "teacher_prompt": f"\n{q}\n\nThis is an example for a response to the question:\n{a + b}\n\nCarefully study the reference solution, then solve the problem below with your own approach.\n",
+            "teacher_prompt": f"\n{q}\n\nThis is an example for a response to the question:\n{a + b}\n\nCarefully "
+                              "study the reference solution, then solve the problem below with your own approach.\n",
             "gold": f"{a} + {b} = {a + b}. The answer is {a + b}.", "answer": str(a + b),
             "meta": {"task": "math"}, "demo": f"Question: {q}\nAnswer: {a + b}", "retrieval_text": q,
-            "negative_prompt": f"\n{q}\n\nThis is an example for a response to the question:\n{a + b + 3}\n\nCarefully study the reference solution, then solve the problem below with your own approach.\n",
+            "negative_prompt": f"\n{q}\n\nThis is an example for a response to the question:\n{a + b + 3}\n\n"
+                               "Carefully study the reference solution, then solve the problem below with "
+                               "your own approach.\n",
         })
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -38,7 +38,8 @@ def test_teacher_prompt_generic_and_tool_templates() -> None:
     assert P.render_teacher_prompt("STUDENT", "def f(): pass") == f"\nSTUDENT\n\nThis is an example for a response to the question:\ndef f(): pass\n\n{sd}\n"
     assert P.render_teacher_prompt("S", "B", "  ") == P.render_teacher_prompt("S", "B")  # empty r => bare answer
     tool = P.render_teacher_prompt("PROMPT", "Action: a\nAction Input: {}", variant="tool")
-    assert tool == f"\nPROMPT\n\nThis is an example for a response to the question:\nAction: a\nAction Input: {{}}\n\n{sd} Include your thought process (the 'Thought' field in your response)."
+    assert tool == (f"\nPROMPT\n\nThis is an example for a response to the question:\nAction: a\nAction Input: {{}}\n\n"
+                    f"{sd} Include your thought process (the 'Thought' field in your response).")
     assert "Thought: why\nAction: a" in P.render_teacher_prompt("PROMPT", "Action: a", "why", variant="tool")
     with pytest.raises(ValueError):
         P.render_teacher_prompt("S", "a", variant="nope")
@@ -83,7 +84,8 @@ def test_aux_context_wrapper_and_no_self_leak() -> None:
     assert ctx.startswith("## Reference Samples (DO NOT SOLVE THESE)\nThe following are solved examples from OTHER tasks")
     assert "### [REFERENCE ONLY #1]\nReference Task\ntask 2" in ctx and "### [REFERENCE ONLY #2]" in ctx
     assert "Reference Solution:\n```python\ndef g2(): return 1\n```" in ctx
-    assert "\n-----\n## Task to Solve (ONLY ANSWER THIS TASK)\nNow solve ONLY the following task. Output ONLY the final code for THIS task.\n\nSTUDENT PROMPT" in ctx
+    assert ("\n-----\n## Task to Solve (ONLY ANSWER THIS TASK)\nNow solve ONLY the following task. "
+            "Output ONLY the final code for THIS task.\n\nSTUDENT PROMPT") in ctx
     assert ctx.endswith("STUDENT PROMPT") and "SECRET-ANSWER" not in ctx
     with pytest.raises(ValueError, match="own donor"):
         P.aux_context_for_record(own, [own])

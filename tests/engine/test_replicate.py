@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from unisd.engine.replicate import collect, load_experiment, plan, run_replication
+from unisd.engine.replicate import load_experiment, plan, run_replication
 from unisd.errors import UserError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from unisd.evaluation.sandbox import SandboxLimits, CheckedProgram, isolation_report, run_many, run_program
+from unisd.evaluation.sandbox import SandboxLimits, isolation_report, run_many, run_program
 
 FAST = SandboxLimits(timeout_s=3)
 REPO = Path(__file__).resolve().parents[2]

@@ -207,7 +207,8 @@ def read_jsonl_records(path: str | Path, on_bad_record: OnBadRecord = "error", r
     return result
 
 
-def validate_records(records: Iterable[Any], source: str = "records", on_bad_record: OnBadRecord = "error", rejects_path: str | Path | None = None) -> LoadedRecords:
+def validate_records(records: Iterable[Any], source: str = "records", on_bad_record: OnBadRecord = "error",
+                     rejects_path: str | Path | None = None) -> LoadedRecords:
     """Validate in-memory records (e.g. a dataset adapter's output) like :func:`read_jsonl_records`.
 
     Errors name ``source`` and the record's index (``record 12``) instead of a line.

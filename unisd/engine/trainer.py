@@ -21,7 +21,6 @@ import torch
 from unisd.engine import checkpoint as ckpt
 from unisd.engine import sharding
 from unisd.engine.sharding import strategy_of
-from unisd.errors import UserError
 from unisd.engine.faults import maybe_kill
 from unisd.engine.data import Schedule, filter_long_prompts, load_records
 from unisd.engine.metrics import MetricsLog

@@ -122,18 +122,23 @@ def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
         component_models += _tagged_all(reg, reg.kind)
     data_model = create_model(
         "Data", __base__=DataConfig,
-        dataset=(_union(_tagged_all(registries.datasets, "dataset")), Field(default_factory=lambda: {"type": "reasoning_gym"}, validate_default=True, description="a dataset adapter config; 'type' names the adapter")),
+        dataset=(_union(_tagged_all(registries.datasets, "dataset")),
+                 Field(default_factory=lambda: {"type": "reasoning_gym"}, validate_default=True,
+                       description="a dataset adapter config; 'type' names the adapter")),
     )
     generation_model = create_model(
         "Generation", __base__=GenerationConfig,
-        backend=(_union(_tagged_all(registries.generators, "generator")), Field(default_factory=lambda: {"type": "hf"}, validate_default=True, description="generation backend; 'type' names it, a bare name stands for its defaults")),
+        backend=(_union(_tagged_all(registries.generators, "generator")),
+                 Field(default_factory=lambda: {"type": "hf"}, validate_default=True,
+                       description="generation backend; 'type' names it, a bare name stands for its defaults")),
     )
     divergences = _tagged_all(registries.divergences, "divergence")
     return create_model(
         "Recipe", __base__=RecipeBase,
         data=(data_model, Field(default_factory=data_model)),
         generation=(generation_model, Field(default_factory=generation_model)),
-        divergence=(_union(divergences), Field(default_factory=lambda: {"type": "forward_kl"}, validate_default=True, description="per-token divergence; 'type' names it")),
+        divergence=(_union(divergences), Field(default_factory=lambda: {"type": "forward_kl"}, validate_default=True,
+                                               description="per-token divergence; 'type' names it")),
         components=(list[_union(component_models)], Field(default_factory=list, description="components in the order they act; 'type' names each")),
     )
 

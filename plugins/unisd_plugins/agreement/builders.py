@@ -69,7 +69,9 @@ class RandomContexts(ContextBuilder):
 class RetrievalConfig(ContextBuilderConfig):
     """Nearest neighbours of each item's ``retrieval_text``."""
 
-    encoder: str = Field("sentence-transformers/all-MiniLM-L6-v2", description="HF model id or local directory of a sentence encoder (mean-pooled, L2-normalised)")
+    encoder: str = Field("sentence-transformers/all-MiniLM-L6-v2", description="HF model id or local directory of a "
+                                                                               "sentence encoder (mean-pooled, "
+                                                                               "L2-normalised)")
     fallback: Literal["tfidf", "error"] = Field("tfidf", description="when the encoder cannot be loaded: lexical TF-IDF retrieval, or stop")
     lexical: bool = Field(False, description="use TF-IDF retrieval directly, without an encoder")
     batch_size: int = Field(64, ge=1)

@@ -30,7 +30,8 @@ class AgreementConfig(ComponentConfig):
                                      description="context builder config: type (random|retrieval|induction|…), k, demos, seed, …")
     granularity: Literal["token", "sequence"] = "token"
     statistic: Literal["variance", "std", "range", "entropy"] = Field(
-        "variance", description="spread of the K log-probs: variance (token: unbiased; sequence: biased), std, max−min range, or log K − entropy of the normalised probabilities")
+        "variance", description="spread of the K log-probs: variance (token: unbiased; sequence: biased), std, "
+                                "max−min range, or log K − entropy of the normalised probabilities")
     gamma: float = Field(1.0, ge=0.0, description="agreement strength γ")
     quantile: float = Field(0.95, gt=0.0, le=1.0, description="token level: disagreement is scaled by this masked quantile")
     cap: float = Field(10.0, gt=0.0, description="token level: cap of the scaled disagreement")

@@ -35,9 +35,13 @@ INSTALL_HINT = ("vLLM is not installed: install it for your hardware (`pip insta
 class VLLMConfig(GeneratorConfig):
     """vLLM engine options. The rest of the sampling parameters come from the ``generation`` section."""
 
-    gpu_memory_utilization: float = Field(0.3, gt=0.0, lt=1.0, description="GPU: share of the device's memory vLLM takes for weights and KV cache; training keeps the rest")
+    gpu_memory_utilization: float = Field(0.3, gt=0.0, lt=1.0, description="GPU: share of the device's memory vLLM "
+                                                                           "takes for weights and KV cache; training "
+                                                                           "keeps the rest")
     cpu_kv_cache_gib: PositiveInt = Field(1, description="CPU: GiB of memory for vLLM's KV cache (VLLM_CPU_KVCACHE_SPACE)")
-    max_model_len: PositiveInt | None = Field(None, description="longest prompt + completion the engine holds; default: data.max_prompt_length + generation.max_new_tokens")
+    max_model_len: PositiveInt | None = Field(None, description="longest prompt + completion the engine holds; "
+                                                                "default: data.max_prompt_length + "
+                                                                "generation.max_new_tokens")
     enforce_eager: bool = Field(False, description="skip CUDA-graph capture: faster start, slower decoding")
     enable_prefix_caching: bool = Field(True, description="reuse the KV cache of a prompt across its num_generations samples (reset after every weight update)")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="further vllm.LLM arguments, passed as they are")
