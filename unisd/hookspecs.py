@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from unisd.engine.run import Run
+    from unisd.components.context import RunContext as Run
     from unisd.registries import Registries
 
 PROJECT = "unisd"

@@ -114,7 +114,7 @@ def test_tfidf_embeddings_are_normalised():
 
 class _PoolRun:
     def __init__(self, pool):
-        self.extras = {"record_pool": pool}
+        self.record_pool = pool
 
 
 @pytest.mark.parametrize("builder", ["random", "retrieval"])

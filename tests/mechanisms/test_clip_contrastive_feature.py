@@ -14,7 +14,7 @@ from unisd.components.kinds import DivergenceConfig
 
 class _Run:
     def __init__(self, div):
-        self.extras = {"divergence": div}
+        self.divergence = div
 
 
 def _batch(ls, lt, ln, mask):

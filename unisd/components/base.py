@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from unisd.engine.run import Run
+    from unisd.components.context import RunContext as Run
 
 
 class StrictModel(BaseModel):

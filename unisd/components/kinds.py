@@ -17,7 +17,7 @@ from unisd.components.base import Component, ComponentConfig, StrictModel
 from unisd.components.batch import DistillBatch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from unisd.engine.run import Run
+    from unisd.components.context import RunContext as Run
 
 
 # -- divergences ---------------------------------------------------------------------------------

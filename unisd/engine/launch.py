@@ -216,8 +216,8 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
     result = trainer.train()
     summary: dict[str, Any] = {"recipe": recipe.name, "steps": result.get("step"), "seconds": round(time.time() - t0, 1),
                                "records": len(trainer.run.records),
-                               "records_loaded": trainer.run.extras.get("records_loaded"),
-                               "dropped_long_prompts": trainer.run.extras.get("dropped_long_prompts", {}),
+                               "records_loaded": trainer.records_loaded,
+                               "dropped_long_prompts": trainer.dropped_long_prompts,
                                "rejected_records": _count_lines(output_dir / "rejects.jsonl")}
     if "stopped_by_signal" in result:
         summary["stopped_by_signal"] = result["stopped_by_signal"]

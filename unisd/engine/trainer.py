@@ -98,28 +98,26 @@ class Trainer:
 
             model, _ = load_model_and_tokenizer(recipe.model)
         model = build_student(model, recipe).to(acc.device)
-        run = Run(recipe=recipe, model=model, tokenizer=tok, accelerator=acc, output_dir=self.output_dir, host=self.host,
-                  sharded=self.sharded, shard_frozen=self._shard if self.sharded else None)
-        run.dataset_adapter = adapter
-        run.extras["records_loaded"] = loaded
+        self.records_loaded, self.dropped_long_prompts = loaded, dropped
         if recipe.data.shuffle:
             random.Random(recipe.training.seed).shuffle(records)
         if recipe.data.max_samples:
             records = records[: recipe.data.max_samples]
-        run.extras["record_pool"] = list(records)  # every usable record (donors for auxiliary contexts)
+        pool = list(records)  # every usable record (donors for auxiliary contexts)
         per_step = recipe.training.batch_size * recipe.training.grad_accum * acc.num_processes
         if recipe.training.max_steps and recipe.training.max_steps * per_step < len(records):
             records = records[: recipe.training.max_steps * per_step]  # only what the run will visit
-        run.records = records
-        run.extras["dropped_long_prompts"] = dropped
+        self.divergence = reg.divergences.get(recipe.divergence.type)(recipe.divergence)
+        run = Run(recipe=recipe, model=model, tokenizer=tok, device=acc.device, output_dir=self.output_dir,
+                  registries=reg, divergence=self.divergence, dataset_adapter=adapter, records=records,
+                  record_pool=pool, is_main_process=acc.is_main_process, sharded=self.sharded,
+                  shard_frozen=self._shard if self.sharded else None)
 
         # components, in recipe order; a default teacher when none is listed
         comps = [self._component(c) for c in recipe.components]
         teachers = [c for c in comps if c.kind == "teacher"]
         teacher = teachers[0] if teachers else reg.teachers.get("base")(reg.teachers.get("base").Config(type="base"))
-        self.divergence = reg.divergences.get(recipe.divergence.type)(recipe.divergence)
         run.components = comps
-        run.extras["divergence"] = self.divergence
         for c in [teacher, *[c for c in comps if c is not teacher]]:
             c.setup(run)
             self._registered.append(self.host.pm.register(c, name=f"component:{c.name}:{id(c)}"))

@@ -9,15 +9,8 @@ from unisd.models.errors import (
     ModelNotFoundError,
     VocabularyMismatchError,
 )
-from unisd.models.loading import (
-    check_fits,
-    check_same_vocabulary,
-    estimate_memory,
-    load_model_and_tokenizer,
-    load_tokenizer,
-    resolve_model_path,
-)
-from unisd.models.memory import available_memory, memory_breakdown
+from unisd.models.loading import check_same_vocabulary, load_model_and_tokenizer, load_tokenizer, resolve_model_path
+from unisd.models.memory import available_memory, check_fits, estimate_memory, memory_breakdown
 
 __all__ = [
     "EMBEDDED_MODEL", "ChatTemplateMissingError", "EmbeddedModelUnavailable", "InsufficientMemoryError",

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from unisd.models.embedded import EMBEDDED_MODEL, embedded_model_dir, is_embedded_alias
 from unisd.models.errors import ChatTemplateMissingError, ModelLoadError, ModelNotFoundError, VocabularyMismatchError
 from unisd.models.gguf_convert import convert_gguf
-from unisd.models.memory import check_fits, estimate_memory
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -32,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from unisd.recipe.sections import ModelConfig
 
 __all__ = [
-    "EMBEDDED_MODEL", "check_fits", "check_same_vocabulary", "estimate_memory",
+    "EMBEDDED_MODEL", "check_same_vocabulary",
     "hub_offline", "load_model_and_tokenizer", "load_tokenizer", "resolve_model_path",
 ]
 

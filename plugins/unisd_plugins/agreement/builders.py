@@ -37,7 +37,7 @@ def _contexts_from_donors(records: Sequence[dict[str, Any]], pool: Sequence[dict
 
 def donor_pool(records: Sequence[dict[str, Any]], run) -> list[dict[str, Any]]:
     """Donors come from every usable training record (a capped run trains on fewer)."""
-    pool = run.extras.get("record_pool") if run is not None else None
+    pool = run.record_pool if run is not None else None
     return list(pool) if pool else list(records)
 
 

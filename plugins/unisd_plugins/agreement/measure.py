@@ -66,7 +66,7 @@ class Agreement(DisagreementMeasure):
         return Requirements(record_fields=frozenset({"aux_contexts"}))
 
     def setup(self, run) -> None:
-        builders = run.host.registries.context_builders
+        builders = run.registries.context_builders
         cfg = builders.get(self.config.contexts["type"]).Config.model_validate(self.config.contexts)
         builder = builders.get(cfg.type)(cfg)
         contexts = builder.build(run.records, run=run)

@@ -36,7 +36,7 @@ class DivergenceClip(StabilityGuard):
     Config: ClassVar = ClipConfig
 
     def setup(self, run) -> None:
-        div = run.extras.get("divergence")
+        div = run.divergence
         bound = getattr(div, "upper_bound", float("inf"))
         c = self.config
         if c.mode == "static" and c.cap >= bound:

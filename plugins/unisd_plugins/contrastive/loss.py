@@ -70,7 +70,7 @@ class TokenContrastive(AuxiliaryLoss):
             log.warning("contrastive: %d records without any usable negative were dropped (first: %s)", len(dropped), dropped[:3])
             keep = set(dropped)
             run.records[:] = [r for r in records if r["id"] not in keep]
-        run.extras["contrastive_dropped"] = len(dropped)
+        self.dropped = len(dropped)  # records left out for want of a negative (also logged above)
 
     def compute(self, batch) -> LossTerm:
         neg = batch.score_contexts(batch.record_field("negative_prompt"), temperature=batch.temperature)

@@ -24,7 +24,7 @@ from unisd.errors import UserError
 from unisd.models.weights import adapters_disabled, effective_weights
 
 if TYPE_CHECKING:  # pragma: no cover
-    from unisd.engine.run import Run
+    from unisd.components.context import RunContext as Run
 
 log = logging.getLogger(__name__)
 

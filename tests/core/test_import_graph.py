@@ -1,0 +1,106 @@
+"""The import graph of ``unisd/`` has no cycle, counting every import: module level, inside
+functions, and type-only ones under ``TYPE_CHECKING``."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import unisd
+
+PACKAGE = Path(unisd.__file__).parent
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return mods
+
+
+def _targets(module: str, path: Path, node: ast.Import | ast.ImportFrom, mods: dict[str, Path]) -> set[str]:
+    """The modules of ``unisd`` that ``node`` imports (``from P import m``: the submodule ``P.m``
+    when it is one, else ``P``; a package's own ``__init__`` only when a name is taken from it)."""
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names if a.name in mods}
+    base = node.module or ""
+    if node.level:
+        pkg = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        pkg = pkg[: len(pkg) - node.level + 1]
+        base = ".".join(pkg + ([base] if base else []))
+    out = set()
+    for alias in node.names:
+        sub = f"{base}.{alias.name}"
+        out.add(sub if sub in mods else base)
+    return {m for m in out if m in mods}
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = _modules()
+    graph = {}
+    for name, path in mods.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                edges |= _targets(name, path, node, mods)
+        graph[name] = edges - {name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_unisd_has_no_import_cycle():
+    graph = import_graph()
+    assert len(graph) > 50  # the walk saw the package
+    found = cycles(graph)
+    detail = "; ".join(" ↔ ".join(c) + " (" + ", ".join(f"{v} → {sorted(graph[v] & set(c))}" for v in c) + ")"
+                       for c in found)
+    assert not found, f"import cycles in unisd/: {detail}"
+
+
+def test_the_cycle_finder_finds_a_type_only_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    src = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from unisd.engine.run import Run\n"
+    node = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.ImportFrom) and n.module.startswith("unisd"))
+    assert _targets("unisd.components.base", PACKAGE / "components" / "base.py", node, _modules()) == {"unisd.engine.run"}
+
+
+def test_the_bottom_layer_imports_nothing_above_it():
+    """components/, hookspecs, registry and errors name no engine, recipe, plugin host or evaluation module."""
+    graph = import_graph()
+    bottom = [m for m in graph if m.startswith("unisd.components") or m in ("unisd.hookspecs", "unisd.registry", "unisd.errors")]
+    upper = ("unisd.engine", "unisd.recipe", "unisd.plugins", "unisd.evaluation", "unisd.cli")
+    offending = {m: sorted(t for t in graph[m] if t.startswith(upper)) for m in bottom}
+    assert not {m: t for m, t in offending.items() if t}
