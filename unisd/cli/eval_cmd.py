@@ -8,7 +8,11 @@ import argparse
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model on the UniSD benchmarks through lm-eval-harness")
     p.add_argument("--model", "-m", help="model directory, hub id, run directory (LoRA merged) or 'smollm2-135m-instruct'")
-    p.add_argument("--tasks", "-t", default="unisd-six", help="comma-separated task names or groups (default: unisd-six)")
+    p.add_argument("--tasks", "-t", default="unisd-six",
+                   help="comma-separated task names or groups (default: unisd-six); a name no plugin registers is "
+                        "looked up among lm-eval's own tasks and the --include-path directories")
+    p.add_argument("--include-path", action="append", metavar="DIR",
+                   help="a directory of plain lm-eval YAML tasks (repeatable), as lm-eval's --include_path")
     p.add_argument("--limit", type=int, help="at most N examples per task")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=42)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from unisd.evaluation.sandbox import SandboxUnavailable
-from unisd.evaluation.tasks import describe_tasks, resolve_tasks
+from unisd.evaluation.tasks import describe_tasks, select_tasks
 
 
 def _default_output(model: str) -> Path:
@@ -67,10 +67,13 @@ def run_eval(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        tasks = resolve_tasks(args.tasks)
+        selection = select_tasks(args.tasks, getattr(args, "include_path", None) or ())
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    tasks = selection.registered
+    if selection.lm_eval:
+        print(f"lm-eval tasks (its own data, prompts and metrics): {', '.join(selection.lm_eval)}", file=sys.stderr)
 
     try:
         _report_sandbox(tasks)
@@ -100,7 +103,7 @@ def run_eval(args: argparse.Namespace) -> int:
     max_gen = getattr(args, "max_gen_toks", None) or os.environ.get("UNISD_EVAL_MAX_GEN_TOKS")
     try:
         report = evaluate_model(
-            model, tokenizer, tasks, limit=args.limit, data_dir=args.data_dir, output_dir=output_dir,
+            model, tokenizer, selection, limit=args.limit, data_dir=args.data_dir, output_dir=output_dir,
             batch_size=args.batch_size, seed=args.seed, max_gen_toks=int(max_gen) if max_gen else None,
             log_samples=bool(getattr(args, "log_samples", False)), model_name=source.describe(),
             mcqa_rule=getattr(args, "mcqa_rule", "fixed"),

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from unisd.evaluation.report import breakdown, results_markdown, summarize
 from unisd.evaluation.spec import DataUnavailable, eval_settings
-from unisd.evaluation.tasks import find_task, get_task, include_paths, resolve_tasks
+from unisd.evaluation.tasks import (
+    TaskSelection,
+    find_task,
+    get_task,
+    include_paths,
+    lm_eval_task_manager,
+    select_tasks,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from unisd.registries import Registries
@@ -54,7 +61,7 @@ def _make_lm(model: Any, tokenizer: Any, batch_size: int, max_gen_toks: int | No
 def evaluate_model(
     model: Any,
     tokenizer: Any,
-    tasks: str | Iterable[str] = "unisd-six",
+    tasks: str | Iterable[str] | TaskSelection = "unisd-six",
     limit: int | None = None,
     data_dir: str | Path | None = None,
     output_dir: str | Path | None = None,
@@ -67,21 +74,24 @@ def evaluate_model(
     log_samples: bool = False,
     model_name: str | None = None,
     registries: Registries | None = None,
+    include_path: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Evaluate an in-memory HF model on registered tasks; optionally write ``results.json``/``results.md``.
 
     ``tasks`` are names, groups or aliases of :class:`~unisd.evaluation.spec.TaskSpec` objects in
     ``registry.evaluators`` (of ``registries``, default the process-wide plugin host's); lm-eval
-    reads their YAMLs from the specs' ``include_dir``. ``max_gen_toks`` overrides the tasks' 1024;
+    reads their YAMLs from the specs' ``include_dir``. Other names go to lm-eval's ``TaskManager``
+    with its stock tasks and ``include_path`` (directories of plain lm-eval YAML tasks). ``max_gen_toks`` overrides the tasks' 1024;
     left unset with a model context of at most 1088 tokens, half the context is used. Tasks whose
     data cannot be loaded are skipped and reported. Returns ``{"summary", "breakdown", "skipped",
     "lm_eval"}`` (lm-eval's results, without samples).
     """
     import lm_eval
-    from lm_eval.tasks import TaskManager
 
     _quiet_lm_eval()
-    names, skipped = available_tasks(resolve_tasks(tasks, registries), data_dir, registries)
+    selection = tasks if isinstance(tasks, TaskSelection) else select_tasks(tasks, include_path, registries)
+    names, skipped = available_tasks(selection.registered, data_dir, registries)
+    stock = [n for n in selection.lm_eval if n not in names]
     if any(get_task(n, registries).executes_code for n in names):
         from unisd.evaluation.sandbox import require_isolation
 
@@ -91,10 +101,10 @@ def evaluate_model(
     summary: dict[str, Any] = {}
     details: dict[str, Any] = {}
     raw: dict[str, Any] = {}
-    if names:
+    if names or stock:
         data = str(Path(data_dir).expanduser().resolve()) if data_dir else None
-        manager = TaskManager(include_defaults=False, include_path=include_paths(names, registries),
-                              metadata={"data_dir": data})
+        manager = lm_eval_task_manager([*include_paths(names, registries), *selection.include_path],
+                                       defaults=selection.stock, metadata={"data_dir": data})
         was_training = getattr(model, "training", False)
         try:
             lm = _make_lm(model, tokenizer, batch_size, max_gen_toks)
@@ -105,7 +115,7 @@ def evaluate_model(
             model.eval()
             with eval_settings(code_timeout_s=code_timeout_s, mcqa_rule=mcqa_rule):
                 raw = lm_eval.simple_evaluate(
-                    model=lm, tasks=names, task_manager=manager, limit=limit,
+                    model=lm, tasks=names + stock, task_manager=manager, limit=limit,
                     apply_chat_template=bool(getattr(tokenizer, "chat_template", None)),
                     gen_kwargs={"max_gen_toks": gen_tokens} if gen_tokens else None,
                     log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,

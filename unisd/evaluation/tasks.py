@@ -7,10 +7,15 @@ Plugins register :class:`~unisd.evaluation.spec.TaskSpec` and
 is an :class:`~unisd.evaluation.spec.EvaluatorSpec`.
 
 Every function takes an optional ``registries`` (default: the process-wide plugin host's).
+
+A ``--tasks`` item that no plugin registers is handed to lm-eval itself (:func:`select_tasks`):
+its stock tasks and groups, and plain lm-eval YAML directories given as ``include_path``, run with
+no Python of ours.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -144,6 +149,73 @@ def _expand(item: str, cat: Catalog) -> list[str]:
         raise UnknownTaskError(f"task alias {item!r} is ambiguous: it names {', '.join(hits)} "
                                f"(from {', '.join(sorted({cat.origins[h] for h in hits}))}); use the full name")
     raise _unknown(item, cat.registry)
+
+
+@dataclass(frozen=True)
+class TaskSelection:
+    """``--tasks`` split into tasks registered by plugins (their data, scoring and reports are
+    UniSD's) and names that lm-eval's own ``TaskManager`` resolves: YAML tasks under
+    ``include_path``, or (``stock``) lm-eval's shipped tasks and groups."""
+
+    registered: list[str]
+    lm_eval: list[str]
+    include_path: list[str]
+    stock: bool = False
+
+    @property
+    def names(self) -> list[str]:
+        return self.registered + [n for n in self.lm_eval if n not in self.registered]
+
+
+def lm_eval_task_manager(include_path: Iterable[str] = (), *, defaults: bool = True, metadata: dict | None = None):
+    """lm-eval's ``TaskManager`` over ``include_path`` and, with ``defaults``, its shipped tasks
+    (indexing those takes seconds: the manager is kept per set of arguments)."""
+    import json
+
+    paths = tuple(str(Path(p).expanduser().resolve()) for p in include_path)
+    return _task_manager(paths, defaults, json.dumps(metadata, sort_keys=True) if metadata else None)
+
+
+@functools.lru_cache(maxsize=4)
+def _task_manager(paths: tuple[str, ...], defaults: bool, metadata: str | None):
+    import json
+
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_defaults=defaults, include_path=list(paths) or None,
+                       metadata=json.loads(metadata) if metadata else None)
+
+
+def select_tasks(spec: str | Iterable[str], include_path: Iterable[str] = (),
+                 registries: "Registries | None" = None) -> TaskSelection:
+    """Resolve ``spec`` (comma-separated names, groups, aliases): registered tasks first, then the
+    YAML tasks under ``include_path``, then lm-eval's shipped ones. A name none of them knows
+    raises :class:`UnknownTaskError` with suggestions from all."""
+    import difflib
+
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    paths = [str(Path(p).expanduser().resolve()) for p in include_path]
+    for path in paths:
+        if not Path(path).is_dir():
+            raise ValueError(f"--include-path {path}: no such directory")
+    registered: list[str] = []
+    unknown: list[tuple[str, UnknownTaskError]] = []
+    for item in items:
+        try:
+            registered += [n for n in resolve_tasks([item], registries) if n not in registered]
+        except UnknownTaskError as exc:
+            unknown.append((item, exc))
+    local = set(lm_eval_task_manager(paths, defaults=False).all_tasks) if paths and unknown else set()
+    rest = [(item, exc) for item, exc in unknown if item not in local]
+    stock = set(lm_eval_task_manager(paths).all_tasks) if rest else set()
+    missing = [(item, exc) for item, exc in rest if item not in stock]
+    if missing:
+        item, exc = missing[0]
+        close = difflib.get_close_matches(item, sorted(stock | local), n=3)
+        hint = (f"; lm-eval has no such task either (closest: {', '.join(close)})" if close else
+                "; lm-eval has no such task either (give --include-path DIR for a directory of lm-eval YAML tasks)")
+        raise UnknownTaskError(f"{exc}{hint}")
+    return TaskSelection(registered, [item for item, _ in unknown], paths, stock=bool(rest))
 
 
 def include_paths(tasks: Iterable[str] | None = None, registries: "Registries | None" = None) -> list[str]:

@@ -1,0 +1,74 @@
+"""``unisd eval`` with lm-eval's own tasks: a directory of plain lm-eval YAML (no Python) through
+``--include-path``, and stock task names resolved by lm-eval's ``TaskManager``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from unisd.cli.main import main
+from unisd.evaluation.tasks import UnknownTaskError, select_tasks
+
+QUESTIONS = [(1, 2), (3, 4), (2, 2), (5, 1), (4, 4), (6, 3)]
+
+
+@pytest.fixture(scope="module")
+def yaml_tasks(tmp_path_factory) -> Path:
+    """A task as a user writes it for lm-eval: a YAML file and a JSONL file, nothing else."""
+    root = tmp_path_factory.mktemp("lm-eval-yaml")
+    data = root / "arith.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": str(a + b)}) + "\n"
+                            for a, b in QUESTIONS))
+    tasks = root / "tasks"
+    tasks.mkdir()
+    (tasks / "tiny_arith.yaml").write_text(f"""task: tiny_arith
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_target: "{{{{answer}}}}"
+generation_kwargs:
+  until: ["\\n"]
+  do_sample: false
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+""")
+    return tasks
+
+
+def test_a_plain_lm_eval_yaml_task_runs_with_no_python(yaml_tasks, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["eval", "--model", str(tiny_model_dir), "--tasks", "tiny_arith", "--include-path", str(yaml_tasks),
+               "--limit", "4", "--max-gen-toks", "8", "--output-dir", str(out)])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["unisd"]["summary"]["tiny_arith"]["n"] == 4
+    assert "exact_match" in results["unisd"]["summary"]["tiny_arith"]
+    assert "| tiny_arith | exact_match |" in (out / "results.md").read_text()
+    assert "lm-eval tasks (its own data, prompts and metrics): tiny_arith" in capsys.readouterr().err
+
+
+def test_registered_names_come_first_and_the_rest_go_to_lm_eval(yaml_tasks):
+    sel = select_tasks("unisd-mbpp,tiny_arith", [yaml_tasks])
+    assert sel.registered == ["unisd_mbpp"] and sel.lm_eval == ["tiny_arith"]
+    assert not sel.stock  # found under --include-path: lm-eval's own index is not needed
+    assert sel.include_path == [str(yaml_tasks.resolve())]
+
+
+def test_stock_lm_eval_tasks_resolve_through_its_task_manager():
+    sel = select_tasks("unisd-six,arc_easy,gsm8k")
+    assert sel.lm_eval == ["arc_easy", "gsm8k"] and sel.stock and len(sel.registered) == 6
+    with pytest.raises(UnknownTaskError, match=r"lm-eval has no such task either \(closest: arc_easy"):
+        select_tasks("arc_esy")
+
+
+def test_a_missing_include_path_is_named(tmp_path):
+    with pytest.raises(ValueError, match="--include-path .*nowhere: no such directory"):
+        select_tasks("tiny_arith", [tmp_path / "nowhere"])
