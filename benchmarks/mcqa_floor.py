@@ -40,7 +40,7 @@ def main() -> None:
     from unisd.engine.batching import tokenize_prompts
     from unisd.engine.heldout import greedy_answers, heldout_accuracy
     from unisd.evaluation.loading import load_for_eval
-    from unisd.evaluation.metrics import extract_mcqa_letter
+    from unisd_plugins.evaluation.scoring import extract_mcqa_letter
     from unisd.plugins import get_host
 
     cls = get_host().registries.datasets.get("cose")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from unisd.evaluation import metrics as M
+from unisd_plugins.evaluation import scoring as M
 
 
 # (text, options, fixed rule → (letter, rule), reference rule → (letter, rule)); "=" means the same

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from unisd.evaluation import metrics as M
+from unisd_plugins.evaluation import scoring as M
 from unisd.evaluation import sandbox as S
 from unisd.evaluation.sandbox import SandboxLimits, CheckedProgram, isolation_report, run_program
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from unisd.evaluation import metrics as M
+from unisd_plugins.evaluation import scoring as M
 from unisd.evaluation.spec import DataUnavailable
 from unisd.evaluation.tasks import catalog, include_paths, resolve_tasks
 from unisd_plugins.evaluation.sources import gold_completion, load_docs

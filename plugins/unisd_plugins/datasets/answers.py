@@ -30,18 +30,18 @@ def is_correct(record: dict[str, Any], completion: str) -> bool | None:
     if task == "math":
         return last_number(completion) == last_number(str(record["answer"]))
     if task == "mcqa":
-        from unisd.evaluation.metrics import extract_mcqa_letter
+        from unisd_plugins.evaluation.scoring import extract_mcqa_letter
         from unisd.evaluation.spec import current_settings
 
         letter, _ = extract_mcqa_letter(completion, int(meta.get("num_choices", 4)), current_settings().mcqa_rule)
         return letter == meta.get("correct_letter", record["answer"])
     if task == "code":
-        from unisd.evaluation.metrics import code_pass_at_1, extract_code, mbpp_program
+        from unisd_plugins.evaluation.scoring import code_pass_at_1, extract_code, mbpp_program
 
         program = mbpp_program(extract_code(completion), meta.get("tests", []), meta.get("test_imports", []), meta.get("test_setup", ""))
         return bool(code_pass_at_1([program])[0])
     if task == "tool":
-        from unisd.evaluation.metrics import tool_scores
+        from unisd_plugins.evaluation.scoring import tool_scores
 
         return tool_scores(completion, meta.get("golden_answer"))["full_acc"] == 1.0
     norm = lambda s: " ".join(re.sub(r"[^\w\s]", " ", s.lower()).split())

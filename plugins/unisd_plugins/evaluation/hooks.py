@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unisd.evaluation import metrics
+from unisd_plugins.evaluation import scoring as metrics
 from unisd.evaluation.spec import current_settings
 from unisd_plugins.evaluation.sources import load_docs
 

@@ -232,7 +232,7 @@ def gold_completion(doc: dict[str, Any]) -> str:
         return prompts.sft_gold_mcqa(doc["gold"], doc.get("explanation") or None)
     if "gold_code" in doc:
         return prompts.sft_gold_code(doc["gold_code"])
-    from unisd.evaluation.metrics import gold_calls
+    from unisd_plugins.evaluation.scoring import gold_calls
 
     steps = [f"Action: {c.action}\nAction Input: {json.dumps(c.args, ensure_ascii=False)}" for c in gold_calls(doc["golden"])]
     return prompts.sft_gold_tool(steps)

@@ -1,7 +1,8 @@
 """Answer extraction and scoring (spec §5.3): MCQA letters, code pass@1, ToolAlpaca calls.
 
 Everything here is pure string processing except :func:`code_pass_at_1`, which executes programs
-through :mod:`unisd.evaluation.sandbox` (never in-process).
+through :mod:`unisd.evaluation.sandbox` (never in-process). The benchmarks of the ``evaluation``
+plugin score with these; the core knows none of them.
 """
 
 from __future__ import annotations
