@@ -38,7 +38,8 @@ def main() -> None:
     import torch
 
     from unisd.engine.batching import tokenize_prompts
-    from unisd.engine.heldout import greedy_answers, heldout_accuracy
+    from unisd.engine.decoding import generate_texts
+    from unisd.engine.heldout import heldout_accuracy
     from unisd.evaluation.loading import load_for_eval
     from unisd_plugins.evaluation.scoring import extract_mcqa_letter
     from unisd.plugins import get_host
@@ -82,7 +83,7 @@ def main() -> None:
         return min(hits)[1] if hits else None
 
     def text_accuracy(prompts) -> dict:
-        answers = greedy_answers(model, tok, [{"prompt": q} for q in prompts], 12, batch_size=32)
+        answers = generate_texts(model, tok, prompts, max_new_tokens=12, batch_size=32)
         named = [named_option(r, a) for r, a in zip(records, answers)]
         return {"accuracy": sum(n == r["answer"] for r, n in zip(records, named)) / len(records),
                 "option_named": sum(n is not None for n in named) / len(records), "max_new_tokens": 12}

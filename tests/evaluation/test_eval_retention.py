@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from unisd.engine.decoding import generate_texts
 from unisd.evaluation.retention import (
-    generate_completions, jsd_stats, logp_stats, paired_stats, retention_report, token_jsd,
+    jsd_stats, logp_stats, paired_stats, retention_report, token_jsd,
 )
 
 
@@ -49,7 +50,7 @@ def test_report_on_tiny_model(tiny_model_dir: Path) -> None:
         for p in tuned.parameters():
             p.add_(0.05 * torch.randn_like(p))
     prompts = ["def add(a, b):", "Answer the question.", "x"]
-    ys = generate_completions(tuned, tok, prompts, max_new_tokens=6, batch_size=2)
+    ys = generate_texts(tuned, tok, prompts, max_new_tokens=6, batch_size=2)
     gold = ["return a + b", "Answer: A", "y"]
     same = retention_report(base, base, tok, prompts, ys, gold, batch_size=2)
     assert same["jsd"]["mean"] == pytest.approx(0.0, abs=1e-6)

@@ -6,11 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import torch
 
-from unisd.engine.batching import pad_token_id, tokenize_prompts
-from unisd.engine.rollout import eos_ids
-from unisd.engine.sharding import is_sharded
+from unisd.engine.decoding import generate_texts
 
 log = logging.getLogger("unisd.heldout")
 
@@ -22,26 +19,10 @@ def heldout_records(recipe, registries) -> tuple[Any, list[dict[str, Any]]]:
     return adapter, list(adapter.load())[: recipe.evaluation.heldout]
 
 
-@torch.no_grad()
-def greedy_answers(model, tokenizer, records, max_new_tokens: int, batch_size: int = 8, device=None) -> list[str]:
-    was = model.training
-    model.eval()
-    out: list[str] = []
-    try:
-        for i in range(0, len(records), batch_size):
-            enc = tokenize_prompts(tokenizer, [r["prompt"] for r in records[i:i + batch_size]])
-            ids = model.generate(input_ids=enc.ids.to(device), attention_mask=enc.mask.to(device), do_sample=False,
-                                 max_new_tokens=max_new_tokens, pad_token_id=pad_token_id(tokenizer),
-                                 eos_token_id=eos_ids(tokenizer, model), synced_gpus=is_sharded(model))
-            out += tokenizer.batch_decode(ids[:, enc.ids.shape[1]:], skip_special_tokens=True)
-    finally:
-        model.train(was)
-    return out
-
-
 def heldout_accuracy(model, tokenizer, adapter, records, max_new_tokens: int, device=None, batch_size: int = 8) -> dict[str, Any]:
     """Accuracy over the records the adapter can score, plus the answers (for inspection)."""
-    answers = greedy_answers(model, tokenizer, records, max_new_tokens, batch_size=batch_size, device=device)
+    answers = generate_texts(model, tokenizer, [r["prompt"] for r in records], max_new_tokens=max_new_tokens,
+                             batch_size=batch_size, device=device)
     verdicts = [adapter.is_correct(r, a) for r, a in zip(records, answers)]
     scored = [v for v in verdicts if v is not None]
     return {"accuracy": sum(scored) / len(scored) if scored else None, "n": len(scored), "max_new_tokens": max_new_tokens,

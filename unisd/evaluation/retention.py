@@ -20,6 +20,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from unisd.engine.decoding import generate_texts
+
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
@@ -179,24 +181,6 @@ def paired_stats(method: dict[str, Any], reference: dict[str, Any]) -> dict[str,
             "base_logp_higher_pct": pct(m.get("base_logp_of_model_completion"), r.get("base_logp_of_model_completion"), lower=False)}
 
 
-@torch.no_grad()
-def generate_completions(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int = 256,
-                         batch_size: int = 4, chat: bool = True) -> list[str]:
-    """Greedy completions (left padding), for retention when no completions were saved."""
-    device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    outs: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        enc = [_encode_prompt(tokenizer, p, chat) for p in prompts[start:start + batch_size]]
-        width = max(map(len, enc))
-        ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], dtype=torch.long, device=device)
-        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc], dtype=torch.long, device=device)
-        gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=pad)
-        outs += tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
-    return outs
-
-
 def retention_for_tasks(model: Any, base_model: Any, tokenizer: Any, tasks: str | Sequence[str] = "unisd-six",
                         data_dir: str | None = None, limit: int | None = 50, *, max_new_tokens: int = 256,
                         batch_size: int = 2, max_prompt_tokens: int | None = 2048,
@@ -223,8 +207,8 @@ def retention_for_tasks(model: Any, base_model: Any, tokenizer: Any, tasks: str 
             continue
         prompts = [d["prompt"] for d in docs]
         gen = {"max_new_tokens": max_new_tokens, "batch_size": batch_size}
-        ys = generate_completions(model, tokenizer, prompts, **gen)
-        ys_base = generate_completions(base_model, tokenizer, prompts, **gen)
+        ys = generate_texts(model, tokenizer, prompts, **gen)
+        ys_base = generate_texts(base_model, tokenizer, prompts, **gen)
         out[task] = retention_report(model, base_model, tokenizer, prompts, ys, [spec.gold(d) for d in docs],
                                      base_completions=ys_base, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens)
     return out

@@ -59,7 +59,7 @@ class InductionContexts(ContextBuilder):
         path = run.cache_dir / "induction" / f"{self.cache_key(records, run)}.json"
         if path.exists():
             return json.loads(path.read_text())
-        from unisd.engine.rollout import sample_texts
+        from unisd.engine.decoding import generate_texts
 
         c = self.config
         rng = random.Random(c.seed)
@@ -69,8 +69,9 @@ class InductionContexts(ContextBuilder):
         for i in range(c.num_instructions):
             demos = rng.sample(pool, min(c.num_demos, len(pool)))
             examples = "\n\n".join(f"Example {j + 1}:\n{d['prompt']}\nSolution:\n{d['gold']}" for j, d in enumerate(demos))
-            (text,) = sample_texts(run.model, run.tokenizer, [META_PROMPT.format(n=len(demos), examples=examples)],
-                                   temperature=c.temperature, max_new_tokens=c.max_new_tokens, seed=c.seed + i, device=run.device)
+            (text,) = generate_texts(run.model, run.tokenizer, [META_PROMPT.format(n=len(demos), examples=examples)],
+                                     temperature=c.temperature, max_new_tokens=c.max_new_tokens, seed=c.seed + i,
+                                     device=run.device, base=True)
             if text.strip():
                 out.append(text.strip())
         if not out:

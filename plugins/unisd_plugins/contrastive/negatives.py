@@ -81,13 +81,13 @@ def choose(records, negatives: dict[str, list[str]], seed: int) -> list[tuple[in
 def hf_generator(model, tokenizer, device, *, temperature: float, max_new_tokens: int, seed: int) -> Callable[[list[str]], list[str]]:
     """Sample from the base weights (LoRA adapter disabled) with the chat template; each call
     uses the next seed, so a resumed generation draws the same texts."""
-    from unisd.engine.rollout import sample_texts
+    from unisd.engine.decoding import generate_texts
 
     calls = [0]
 
     def generate(prompts: list[str]) -> list[str]:
         calls[0] += 1
-        return sample_texts(model, tokenizer, prompts, temperature=temperature, max_new_tokens=max_new_tokens,
-                            seed=seed + calls[0] - 1, device=device)
+        return generate_texts(model, tokenizer, prompts, temperature=temperature, max_new_tokens=max_new_tokens,
+                              seed=seed + calls[0] - 1, device=device, base=True, batch_size=max(len(prompts), 1))
 
     return generate
