@@ -249,7 +249,7 @@ def test_override_through_scalars_and_lists_directly():
     with pytest.raises(RecipeError, match=r"'optim.lr.x=1': optim.lr is a float, not a mapping or list"):
         apply_overrides(data, ["optim.lr.x=1"])
     assert apply_overrides(data, ["lora.target_modules.1=v"])["lora"]["target_modules"] == ["q", "v"]
-    with pytest.raises(RecipeError, match=r"no item with type 'x' at lora.target_modules.x\. Items: \[\]"):
+    with pytest.raises(RecipeError, match=r"no item with name or type 'x' at lora.target_modules.x\. Items: \[\]"):
         apply_overrides(data, ["lora.target_modules.x=1"])
     # a missing section is created
     assert apply_overrides({}, ["a.b.c=1"]) == {"a": {"b": {"c": 1}}}
@@ -267,7 +267,7 @@ def test_override_unknown_component_type_suggests():
         load_recipe("unisd-star", ["components.agreemnt.gamma=1"])
     assert ei.value.source == "--set"
     (msg,) = problems_of(ei)
-    assert msg.startswith("'components.agreemnt.gamma=1': no item with type 'agreemnt' at components.agreemnt.")
+    assert msg.startswith("'components.agreemnt.gamma=1': no item with name or type 'agreemnt' at components.agreemnt.")
     assert "Did you mean 'agreement'?" in msg
     assert "Items: ['agreement', 'contrastive', 'feature_matching', 'ema', 'clip']" in msg
 
@@ -381,7 +381,7 @@ def test_problems_in_json_recipes_have_lines_too(tmp_path):
     ({"divergence": {"type": "forwrd_kl"}},
      "divergence: unknown type 'forwrd_kl'. Did you mean 'forward_kl'? Allowed: forward_kl, jsd, reverse_kl"),
     ({"divergence": {"type": "jsd", "betaa": 0.5}},
-     "divergence.betaa: unknown field. Did you mean 'beta'? Allowed: beta, type, weight"),
+     "divergence.betaa: unknown field. Did you mean 'beta'? Allowed: beta, name, type, weight"),
     ({"data": {"dataset": {"type": "gsm8"}}}, "data.dataset: unknown type 'gsm8'. Did you mean 'gsm8k'?"),
     ({"data": {"dataset": {"type": "gsm8k", "splitt": "x"}}}, "data.dataset.splitt: unknown field. Did you mean 'split'?"),
     ({"objective": {"type": "distil"}}, "objective.type: Input should be 'distill', 'sft' or 'ssd' (got 'distil')"),
@@ -424,7 +424,8 @@ def test_unknown_field_in_a_component_is_reported_with_its_line(tmp_path):
 def test_duplicate_component_rejected():
     with pytest.raises(RecipeError) as ei:
         validate({"components": [{"type": "clip"}, {"type": "ema"}, {"type": "clip", "mode": "quantile"}]})
-    assert ei.value.problems == ["(top level): Value error, components: clip listed more than once"]
+    assert ei.value.problems == ["(top level): Value error, components: clip listed more than once; give each a name: of its "
+                                 "own (e.g. name: early and name: late) to use one type twice"]
 
 
 @pytest.mark.parametrize("teachers", [["base", "ema"], ["frozen_copy", "student"], ["ema", "base"]])

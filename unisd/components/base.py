@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:  # pragma: no cover
     from unisd.components.context import RunContext as Run
@@ -29,6 +29,10 @@ class ComponentConfig(StrictModel):
     """Base of a component's config. Subclasses narrow ``type`` to ``Literal["their-name"]``."""
 
     type: str
+    name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
+                             description="a name of its own, so one type can appear twice (two feature-matching "
+                                         "terms on different layers): its loss term, logs, checkpoint state and "
+                                         "--set address use it; default: the type")
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,8 @@ class Component:
 
     @property
     def name(self) -> str:
-        return self.config.type
+        """The component's own name (``config.name``), else its type."""
+        return getattr(self.config, "name", None) or self.config.type
 
     def requirements(self) -> Requirements:
         """What this component needs computed per micro-batch (default: nothing extra)."""

@@ -53,6 +53,16 @@ class MicroStep:
         # blocks read the LM head's weight after the forward, when FSDP2 has already freed the gathered copy
         self.logit_chunk = 0 if (req and req.full_logprobs) or run.sharded else self.recipe.training.logit_chunk
 
+    def describe_loss(self) -> str:
+        """The total loss the run minimises, e.g. ``L = 1·divergence (reverse_kl) + 0.01·contrastive``."""
+        obj = self.recipe.objective
+        if obj.type in ("sft", "ssd"):
+            return f"L = nll ({obj.type})"
+        w = self.divergence.config.weight
+        parts = [f"{w:g}·divergence ({self.divergence.name})"]
+        parts += [f"{aux.config.weight:g}·{aux.name}" for aux in self.losses]
+        return "L = " + " + ".join(parts)
+
     @property
     def unwrapped(self) -> torch.nn.Module:
         return self.run.model
@@ -164,10 +174,10 @@ class MicroStep:
         div_term = masked_mean(div, roll.loss_mask, token_w, seq_w, obj.normalization)
         terms = {"divergence": div_term}
         total = self.divergence.config.weight * div_term if self.divergence.config.weight else div_term * 0.0
-        for aux in self.losses:
+        for aux in self.losses:  # each term under its component's name (two of one type stay apart)
             term = aux.compute(batch)
-            terms[term.name] = term.value
-            logs.update({f"{term.name}/{k}": v for k, v in term.logs.items()})
+            terms[aux.name] = term.value
+            logs.update({f"{aux.name}/{k}": v for k, v in term.logs.items()})
             total = total + aux.config.weight * term.value
         logs.update(batch.logs)
         logs["divergence/mean"] = _masked_avg(div.detach(), roll.loss_mask)

@@ -149,6 +149,8 @@ class Trainer:
         generator = reg.generators.get(recipe.generation.backend.type)(recipe.generation.backend)
         generator.setup(run)
         self.micro = MicroStep(run, self.ddp_model, teacher, self.divergence, comps, generator)
+        if acc.is_main_process:
+            log.info("loss: %s", self.micro.describe_loss())
         self.teacher = teacher
         self.run = run
         self.metrics = MetricsLog(self.output_dir, recipe.logging.tensorboard, enabled=acc.is_main_process)

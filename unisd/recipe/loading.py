@@ -206,8 +206,9 @@ def parse_override(expr: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Apply ``--set`` expressions. In ``components``, a segment is an index or a component type:
-    ``components.agreement.gamma=0.01`` or ``components.0.gamma=0.01``."""
+    """Apply ``--set`` expressions. In ``components``, a segment is an index, a component's name or
+    its type: ``components.agreement.gamma=0.01``, ``components.late.weight=0.5`` or
+    ``components.0.gamma=0.01``."""
     data = copy.deepcopy(data)
     for expr in overrides:
         parts, value = parse_override(expr)
@@ -237,12 +238,18 @@ def _list_index(node: list, part: str, expr: str, where: str) -> int:
         if not -len(node) <= idx < len(node):
             raise RecipeError("--set", [f"{expr!r}: index {idx} out of range at {where} ({len(node)} items)"])
         return idx
+    names = [item.get("name") or item.get("type") for item in node if isinstance(item, dict)]
+    if part in names:
+        return names.index(part)
     types = [item.get("type") for item in node if isinstance(item, dict)]
-    if part in types:
+    if types.count(part) == 1:
         return types.index(part)
-    close = difflib.get_close_matches(part, [t for t in types if t], n=1)
+    if types.count(part) > 1:
+        raise RecipeError("--set", [f"{expr!r}: {types.count(part)} items have type {part!r} at {where}; address one "
+                                    f"by its name: {[n for n, t in zip(names, types) if t == part]}"])
+    close = difflib.get_close_matches(part, [t for t in names if t], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise RecipeError("--set", [f"{expr!r}: no item with type {part!r} at {where}.{hint} Items: {types}"])
+    raise RecipeError("--set", [f"{expr!r}: no item with name or type {part!r} at {where}.{hint} Items: {names}"])
 
 
 # -- validation -------------------------------------------------------------------------------------
@@ -365,12 +372,12 @@ def load_recipe(name_or_path: str | Path, overrides: Iterable[str] = (), **secti
 
 
 def _resolved_path(data: dict[str, Any], parts: list[str]) -> tuple[Any, ...]:
-    """An override's key path with list segments (index or component type) as indices."""
+    """An override's key path with list segments (index, component name or type) as indices."""
     out: list[Any] = []
     node: Any = data
     for part in parts:
         if isinstance(node, list):
-            idx = int(part) if part.lstrip("-").isdigit() else [i.get("type") if isinstance(i, dict) else None for i in node].index(part)
+            idx = _list_index(node, part, "/".join(parts), ".".join(map(str, out)))
             idx %= max(len(node), 1)
             out.append(idx)
             node = node[idx] if idx < len(node) else None

@@ -56,10 +56,11 @@ class RecipeBase(StrictModel):
         teachers = [c.type for c in self.components if getattr(c, "_unisd_kind", None) == "teacher"]
         if len(teachers) > 1:
             raise ValueError(f"components: at most one teacher provider, got {teachers}")
-        names = [c.type for c in self.components]
+        names = [c.name or c.type for c in self.components]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"components: {', '.join(dup)} listed more than once")
+            raise ValueError(f"components: {', '.join(dup)} listed more than once; give each a name: of its own "
+                             "(e.g. name: early and name: late) to use one type twice")
         return self
 
     @model_validator(mode="after")

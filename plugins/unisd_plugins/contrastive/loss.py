@@ -82,7 +82,7 @@ class TokenContrastive(AuxiliaryLoss):
         hinge = torch.relu(self.config.margin + pos_d - neg_d)
         mask = batch.completion_mask
         denom = mask.sum().clamp(min=1)
-        return LossTerm("contrastive", masked_mean(hinge, mask), {
+        return LossTerm(self.name, masked_mean(hinge, mask), {
             "pos_dist": float((pos_d.detach() * mask).sum() / denom),
             "neg_dist": float((neg_d.detach() * mask).sum() / denom),
             "active": float(((hinge.detach() > 0).float() * mask).sum() / denom)})

@@ -89,11 +89,11 @@ class FeatureMatching(AuxiliaryLoss):
             term = masked_mean(e, mask)
             logs[f"{path}"] = float(term.detach())
             total = total + term
-        return LossTerm("feature_matching", total / len(self.paths), logs)
+        return LossTerm(self.name, total / len(self.paths), logs)
 
     def unisd_checkpoint_state(self, run):
-        return {"feature_matching": self.projections.state_dict()} if self.config.projection else None
+        return {self.name: self.projections.state_dict()} if self.config.projection else None
 
     def unisd_load_checkpoint_state(self, run, state) -> None:
-        if self.config.projection and "feature_matching" in state:
-            self.projections.load_state_dict(state["feature_matching"])
+        if self.config.projection and self.name in state:
+            self.projections.load_state_dict(state[self.name])
