@@ -1,7 +1,7 @@
 """UniSD: a unified, pluggable framework for self-distillation of large language models."""
 
 from unisd.components.base import Component, ComponentConfig, Requirements, StrictModel
-from unisd.components.batch import DistillBatch, Scores
+from unisd.components.batch import DistillBatch, MicroResult, Scores
 from unisd.components.kinds import (
     AuxiliaryLoss,
     AuxiliaryLossConfig,
@@ -14,6 +14,8 @@ from unisd.components.kinds import (
     DivergenceConfig,
     GenerationBackend,
     LossTerm,
+    Objective,
+    ObjectiveConfig,
     StabilityGuard,
     TeacherProvider,
     Weights,
@@ -27,7 +29,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AuxiliaryLoss", "AuxiliaryLossConfig", "Component", "ComponentConfig", "ContextBuilder",
     "ContextBuilderConfig", "DatasetAdapter", "DatasetConfig", "DisagreementMeasure", "DistillBatch",
-    "Divergence", "DivergenceConfig", "GenerationBackend", "LossTerm", "Registry",
+    "Divergence", "DivergenceConfig", "GenerationBackend", "LossTerm", "MicroResult", "Objective",
+    "ObjectiveConfig", "Registry",
     "Requirements", "Scores", "StabilityGuard", "StrictModel", "TeacherProvider", "Weights",
     "get_host", "get_registries", "hookimpl", "__version__",
 ]

@@ -12,6 +12,7 @@ from unisd.components.kinds import (
     DisagreementMeasure,
     Divergence,
     GenerationBackend,
+    Objective,
     StabilityGuard,
     TeacherProvider,
 )
@@ -31,6 +32,7 @@ class Registries:
         self.losses: Registry[type[AuxiliaryLoss]] = Registry("loss", AuxiliaryLoss, "Auxiliary loss terms added with a weight λ")
         self.guards: Registry[type[StabilityGuard]] = Registry("guard", StabilityGuard, "Transforms of per-token divergences or of the update")
         self.divergences: Registry[type[Divergence]] = Registry("divergence", Divergence, "Per-token teacher/student divergences")
+        self.objectives: Registry[type[Objective]] = Registry("objective", Objective, "What the student learns from: distillation, cross-entropy, …")
         self.context_builders: Registry[type[ContextBuilder]] = Registry("context_builder", ContextBuilder, "Builders of auxiliary teacher contexts")
         self.datasets: Registry[type[DatasetAdapter]] = Registry("dataset", DatasetAdapter, "Training-set adapters")
         self.evaluators: Registry[EvaluatorSpec] = Registry("evaluator", EvaluatorSpec, "Evaluation tasks and groups (lm-eval)")

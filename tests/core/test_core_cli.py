@@ -20,6 +20,7 @@ BUILTIN_KINDS = {
     "loss": {"contrastive", "feature_matching"},
     "guard": {"clip", "skip_opening"},
     "divergence": {"forward_kl", "reverse_kl", "jsd"},
+    "objective": {"distill", "sft", "ssd"},
     "context_builder": {"random", "retrieval", "induction"},
     "dataset": {"gsm8k", "mbpp", "cose", "scienceqa", "toolalpaca", "jsonl", "reasoning_gym"},
     "generator": {"hf", "vllm"},

@@ -12,7 +12,7 @@ import pytest
 from unisd import plugins as plugins_mod
 from unisd.plugins import PluginError, PluginHost, PluginInfo, get_host, reset_host
 
-BUILTIN_PLUGINS = {"divergences", "teachers", "agreement", "ema", "contrastive", "feature_matching",
+BUILTIN_PLUGINS = {"divergences", "objectives", "teachers", "agreement", "ema", "contrastive", "feature_matching",
                    "clipping", "opening", "datasets", "generation", "recipes", "experiments", "evaluation"}
 
 PLUGIN_SRC = """

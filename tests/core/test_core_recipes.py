@@ -384,7 +384,7 @@ def test_problems_in_json_recipes_have_lines_too(tmp_path):
      "divergence.betaa: unknown field. Did you mean 'beta'? Allowed: beta, name, type, weight"),
     ({"data": {"dataset": {"type": "gsm8"}}}, "data.dataset: unknown type 'gsm8'. Did you mean 'gsm8k'?"),
     ({"data": {"dataset": {"type": "gsm8k", "splitt": "x"}}}, "data.dataset.splitt: unknown field. Did you mean 'split'?"),
-    ({"objective": {"type": "distil"}}, "objective.type: Input should be 'distill', 'sft' or 'ssd' (got 'distil')"),
+    ({"objective": {"type": "distil"}}, "objective: unknown type 'distil'. Did you mean 'distill'? Allowed: distill, sft, ssd"),
     ({"model": {"dtype": "fp32"}}, "model.dtype: Input should be 'float32', 'bfloat16' or 'float16' (got 'fp32')"),
     ({"generation": {"top_p": 0}}, "generation.top_p: Input should be greater than 0"),
     ({"lora": {"r": "big"}}, "lora.r: Input should be a valid integer"),

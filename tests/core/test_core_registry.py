@@ -278,9 +278,9 @@ def test_registries_have_one_registry_per_extension_point():
     from unisd.registries import COMPONENT_KINDS, Registries
 
     regs = Registries()
-    assert set(regs.all()) == {"teachers", "disagreements", "losses", "guards", "divergences",
+    assert set(regs.all()) == {"teachers", "disagreements", "losses", "guards", "divergences", "objectives",
                                "context_builders", "datasets", "evaluators", "generators", "recipes", "experiments"}
-    assert {r.kind for r in regs} == {"teacher", "disagreement", "loss", "guard", "divergence",
+    assert {r.kind for r in regs} == {"teacher", "disagreement", "loss", "guard", "divergence", "objective",
                                       "context_builder", "dataset", "evaluator", "generator", "recipe", "experiment"}
     assert set(COMPONENT_KINDS) <= set(regs.all())
     regs.freeze()

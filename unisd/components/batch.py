@@ -70,3 +70,14 @@ class DistillBatch:
                 raise KeyError(f"record {rid} has no field {name!r}, which a component of this recipe needs")
             out.append(rec[name])
         return out
+
+
+@dataclass
+class MicroResult:
+    """A micro-batch's total loss (before dividing by grad_accum), its named terms, values to log
+    and the number of completion tokens it trained on."""
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    logs: dict[str, float] = field(default_factory=dict)
+    tokens: int = 0

@@ -9,12 +9,14 @@ from __future__ import annotations
 import abc
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Sequence
 
 import torch
 
+from pydantic import Field
+
 from unisd.components.base import Component, ComponentConfig, StrictModel
-from unisd.components.batch import DistillBatch
+from unisd.components.batch import DistillBatch, MicroResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from unisd.components.context import RunContext as Run
@@ -42,6 +44,41 @@ class Divergence(Component):
     @abc.abstractmethod
     def per_token(self, teacher_logprobs: torch.Tensor, student_logprobs: torch.Tensor) -> torch.Tensor:
         """Return D of shape (B, T)."""
+
+
+# -- objectives ----------------------------------------------------------------------------------
+class ObjectiveConfig(ComponentConfig):
+    """Config of a training objective (``objective`` in a recipe); objectives add their options.
+    ``samples``: the objective trains on sampled completions (so ``generation.num_generations``
+    applies)."""
+
+    samples: ClassVar[bool] = True
+    score_temperature: float | None = Field(None, gt=0.0, description="temperature of student/teacher log-probs; "
+                                                                      "default: the generation temperature "
+                                                                      "(reference: 0.7)")
+    normalization: Literal["sequence", "token"] = Field("sequence", description="'sequence': per-sequence token "
+                                                                                "mean, then batch mean (spec §1.6); "
+                                                                                "'token': global token mean")
+
+
+class Objective(Component):
+    """What the student learns from, one micro-batch at a time.
+
+    ``loss(step, records, prompt, rng)`` returns the micro-batch's :class:`MicroResult`. ``step``
+    is the engine's micro-step; it offers the stages an objective is built from: ``sample(prompt)``
+    (rollouts from the student, or its base weights), ``gold(records)`` (the reference completions
+    as a rollout), ``score_student`` / ``score_teacher`` (teacher-forced log-probs),
+    ``nll(prompt, rollout)``, and ``distill(records, prompt, rollout)`` (the divergence with every
+    guard, disagreement weight and auxiliary term of the recipe). ``prompt`` holds the micro-batch's
+    chat-rendered, left-padded prompts on the run's device; ``rng`` is seeded per micro-batch.
+    """
+
+    kind: ClassVar[str] = "objective"
+    Config: ClassVar[type[ComponentConfig]] = ObjectiveConfig
+
+    @abc.abstractmethod
+    def loss(self, step: Any, records: Sequence[dict[str, Any]], prompt: Any, rng: torch.Generator) -> MicroResult:
+        """The micro-batch's loss and logs."""
 
 
 # -- teacher providers ---------------------------------------------------------------------------

@@ -1,13 +1,13 @@
-"""One micro-batch: rollout → teacher scoring → divergence → guards → weights → loss terms."""
+"""One micro-batch: the recipe's objective, built from the stages here (rollout, teacher-forced
+scoring, divergence → guards → weights → loss terms, or a cross-entropy)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
 
-from unisd.components.batch import DistillBatch, Scores
+from unisd.components.batch import DistillBatch, MicroResult, Scores
 from unisd.components.kinds import AuxiliaryLoss, DisagreementMeasure, StabilityGuard
 from unisd.engine.batching import Tokenized, pad_right, pad_token_id, tokenize_completions, tokenize_prompts
 from unisd.engine.reduction import masked_mean
@@ -16,29 +16,22 @@ from unisd.engine.scoring import score
 from unisd.engine.vocab_chunks import block_logprobs, divergence_and_token_logprobs
 
 
-@dataclass
-class MicroResult:
-    """The micro-batch's total loss (before dividing by grad_accum) and its named terms."""
-
-    loss: torch.Tensor
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)
-    logs: dict[str, float] = field(default_factory=dict)
-    tokens: int = 0
-
-
 def score_temperature(recipe) -> float:
     """Temperature of student/teacher log-probs (:meth:`RecipeBase.score_temperature`)."""
     return recipe.score_temperature()
 
 
 class MicroStep:
-    """Computes the loss of one micro-batch for the recipe's objective.
+    """Runs one micro-batch: its prompts, then the recipe's objective (an ``Objective`` component),
+    which calls the stages below.
 
     Built once per run with the live components; ``__call__`` gets the micro-batch's records.
     """
 
-    def __init__(self, run, model, teacher, divergence, components: Sequence[Any], generator) -> None:
+    def __init__(self, run, model, teacher, divergence, components: Sequence[Any], generator, objective) -> None:
         self.run, self.model, self.teacher, self.divergence, self.generator = run, model, teacher, divergence, generator
+        self.objective = objective
+        self.step = 0  # the optimizer step of the micro-batch being computed
         self.recipe = run.recipe
         self.tok = run.tokenizer
         self.guards = [c for c in components if isinstance(c, StabilityGuard)]
@@ -55,9 +48,9 @@ class MicroStep:
 
     def describe_loss(self) -> str:
         """The total loss the run minimises, e.g. ``L = 1·divergence (reverse_kl) + 0.01·contrastive``."""
-        obj = self.recipe.objective
-        if obj.type in ("sft", "ssd"):
-            return f"L = nll ({obj.type})"
+        describe = getattr(self.objective, "describe", None)
+        if describe is not None:
+            return describe(self)
         w = self.divergence.config.weight
         parts = [f"{w:g}·divergence ({self.divergence.name})"]
         parts += [f"{aux.config.weight:g}·{aux.name}" for aux in self.losses]
@@ -68,28 +61,19 @@ class MicroStep:
         return self.run.model
 
     # -- completions -------------------------------------------------------------------------------
-    def completions(self, records: list[dict[str, Any]], prompt, step_rng: torch.Generator) -> Rollout:
-        obj = self.recipe.objective
+    def sample(self, prompt: Tokenized, *, use_base: bool = False) -> Rollout:
+        """One sampled completion per prompt row from the student (``use_base``: its base weights)."""
+        return sample(self.generator, self.unwrapped, self.tok, prompt, self.recipe.generation, use_base=use_base)
+
+    def gold(self, records: list[dict[str, Any]]) -> Rollout:
+        """The records' reference completions (ending with EOS) as a rollout."""
         device = self.run.device
-        if obj.type == "sft":
-            ids, mask = tokenize_completions(self.tok, [r["gold"] for r in records], self.recipe.generation.max_new_tokens)
-            return Rollout(ids.to(device), mask.to(device), mask.to(device), torch.zeros(len(records), dtype=torch.bool))
-        if obj.type != "distill" or obj.on_policy_fraction >= 1.0:
-            return sample(self.generator, self.unwrapped, self.tok, prompt, self.recipe.generation, use_base=obj.type == "ssd")
-        # GKD: a fraction of rows keep their gold completion (off-policy); only the others are sampled.
-        off = torch.rand(len(records), generator=step_rng) >= obj.on_policy_fraction
-        on = (~off).nonzero().squeeze(-1)
-        if not off.any():
-            return sample(self.generator, self.unwrapped, self.tok, prompt, self.recipe.generation)
-        gold_ids, gold_mask = tokenize_completions(self.tok, [r["gold"] for r in records], self.recipe.generation.max_new_tokens)
-        seqs = [gold_ids[i][gold_mask[i] > 0].tolist() for i in range(len(records))]
-        truncated = torch.zeros(len(records), dtype=torch.bool)
-        if len(on):
-            roll = sample(self.generator, self.unwrapped, self.tok, Tokenized(prompt.ids[on], prompt.mask[on]),
-                          self.recipe.generation)
-            for j, i in enumerate(on.tolist()):
-                seqs[i] = roll.ids[j][roll.present[j] > 0].cpu().tolist()
-                truncated[i] = bool(roll.truncated[j])
+        ids, mask = tokenize_completions(self.tok, [r["gold"] for r in records], self.recipe.generation.max_new_tokens)
+        return Rollout(ids.to(device), mask.to(device), mask.to(device), torch.zeros(len(records), dtype=torch.bool))
+
+    def rollout(self, seqs: list[list[int]], truncated: torch.Tensor) -> Rollout:
+        """Token sequences (one per row, EOS included where present) as a right-padded rollout."""
+        device = self.run.device
         ids, present = pad_right(seqs, pad_token_id(self.tok))
         loss_mask = present.clone()
         if self.recipe.generation.mask_truncated:
@@ -122,29 +106,34 @@ class MicroStep:
                 s.token_logps = s.logprobs.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
         return self.divergence.per_token(teacher.logprobs, student.logprobs)
 
-    # -- the micro-step ----------------------------------------------------------------------------
-    def __call__(self, records: list[dict[str, Any]], step: int, step_rng: torch.Generator) -> MicroResult:
-        device = self.run.device
-        repeats = self.recipe.generation.num_generations
-        if repeats > 1:  # several rollouts per prompt: each prompt's row repeated, sampled independently
-            records = [r for r in records for _ in range(repeats)]
-        prompt = tokenize_prompts(self.tok, [r["prompt"] for r in records])
-        prompt.ids, prompt.mask = prompt.ids.to(device), prompt.mask.to(device)
-        roll = self.completions(records, prompt, step_rng)
-        obj = self.recipe.objective
-        logs = {"completion/length": float(roll.present.sum(-1).float().mean()),
+    # -- losses --------------------------------------------------------------------------------------
+    @staticmethod
+    def rollout_logs(roll: Rollout) -> dict[str, float]:
+        return {"completion/length": float(roll.present.sum(-1).float().mean()),
                 "completion/truncated": float(roll.truncated.float().mean())}
-        tokens = int(roll.loss_mask.sum())
-        if obj.type in ("sft", "ssd"):
-            student = score(self.model, self.unwrapped, prompt, roll.ids, roll.present, temperature=1.0, full_logprobs=False,
-                            logit_chunk=self.logit_chunk)
-            nll = masked_mean(-student.token_logps, roll.loss_mask, normalization=obj.normalization)
-            return MicroResult(nll, {"nll": nll}, logs, tokens)
 
+    def score_student(self, prompt: Tokenized, roll: Rollout, *, temperature: float | None = None,
+                      full_logprobs: bool = False, feature_layers: Sequence[str] = (), keep_hidden: bool = False) -> Scores:
+        """The student's teacher-forced scores of ``roll`` after ``prompt`` (with gradient)."""
+        return score(self.model, self.unwrapped, prompt, roll.ids, roll.present,
+                     temperature=self.temperature if temperature is None else temperature, full_logprobs=full_logprobs,
+                     feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden)
+
+    def nll(self, prompt: Tokenized, roll: Rollout) -> MicroResult:
+        """Cross-entropy of ``roll`` under the student at temperature 1 (SFT, SSD)."""
+        student = self.score_student(prompt, roll, temperature=1.0)
+        nll = masked_mean(-student.token_logps, roll.loss_mask, normalization=self.objective.config.normalization)
+        return MicroResult(nll, {"nll": nll}, self.rollout_logs(roll), int(roll.loss_mask.sum()))
+
+    def distill(self, records: list[dict[str, Any]], prompt: Tokenized, roll: Rollout) -> MicroResult:
+        """The divergence from the teacher (shown ``teacher_prompt``) on ``roll``, through the
+        recipe's guards and disagreement weights, plus its auxiliary terms."""
+        logs = self.rollout_logs(roll)
+        tokens = int(roll.loss_mask.sum())
+        normalization = self.objective.config.normalization
         blocks = self.logit_chunk > 0
-        student = score(self.model, self.unwrapped, prompt, roll.ids, roll.present, temperature=self.temperature,
-                        full_logprobs=not blocks, feature_layers=self.feature_layers, logit_chunk=self.logit_chunk,
-                        keep_hidden=blocks)
+        student = self.score_student(prompt, roll, full_logprobs=not blocks, feature_layers=self.feature_layers,
+                                     keep_hidden=blocks)
         teacher = self.score_teacher([r["teacher_prompt"] for r in records], roll.ids, roll.present,
                                      temperature=self.temperature, full_logprobs=not blocks,
                                      feature_layers=self.feature_layers, keep_hidden=blocks)
@@ -155,7 +144,7 @@ class MicroStep:
                                       full_logprobs=full_logprobs, feature_layers=feature_layers)
 
         batch = DistillBatch(records=records, completion_ids=roll.ids, completion_mask=roll.loss_mask,
-                             student=student, teacher=teacher, temperature=self.temperature, step=step,
+                             student=student, teacher=teacher, temperature=self.temperature, step=self.step,
                              score_contexts=score_contexts)
         logs["divergence/raw_mean"] = _masked_avg(div.detach(), roll.loss_mask)
         token_w, seq_w = None, None
@@ -171,7 +160,7 @@ class MicroStep:
                 token_w = w.token.detach() if token_w is None else token_w * w.token.detach()
             if w.sequence is not None:
                 seq_w = w.sequence.detach() if seq_w is None else seq_w * w.sequence.detach()
-        div_term = masked_mean(div, roll.loss_mask, token_w, seq_w, obj.normalization)
+        div_term = masked_mean(div, roll.loss_mask, token_w, seq_w, normalization)
         terms = {"divergence": div_term}
         total = self.divergence.config.weight * div_term if self.divergence.config.weight else div_term * 0.0
         for aux in self.losses:  # each term under its component's name (two of one type stay apart)
@@ -187,6 +176,17 @@ class MicroStep:
         if seq_w is not None:
             logs["weights/sequence_mean"] = float(seq_w.mean())
         return MicroResult(total, terms, logs, tokens)
+
+    # -- the micro-step ----------------------------------------------------------------------------
+    def __call__(self, records: list[dict[str, Any]], step: int, step_rng: torch.Generator) -> MicroResult:
+        device = self.run.device
+        repeats = self.recipe.generation.num_generations
+        if repeats > 1:  # several rollouts per prompt: each prompt's row repeated, sampled independently
+            records = [r for r in records for _ in range(repeats)]
+        prompt = tokenize_prompts(self.tok, [r["prompt"] for r in records])
+        prompt.ids, prompt.mask = prompt.ids.to(device), prompt.mask.to(device)
+        self.step = step
+        return self.objective.loss(self, records, prompt, step_rng)
 
 
 def _masked_avg(x: torch.Tensor, mask: torch.Tensor) -> float:

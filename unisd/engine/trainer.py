@@ -118,7 +118,8 @@ class Trainer:
         teachers = [c for c in comps if c.kind == "teacher"]
         teacher = teachers[0] if teachers else reg.teachers.get("base")(reg.teachers.get("base").Config(type="base"))
         run.components = comps
-        for c in [teacher, *[c for c in comps if c is not teacher]]:
+        objective = reg.objectives.get(recipe.objective.type)(recipe.objective)
+        for c in [teacher, *[c for c in comps if c is not teacher], objective]:
             c.setup(run)
             self._registered.append(self.host.pm.register(c, name=f"component:{c.name}:{id(c)}"))
         # components may add/derive record slots at setup: re-filter prompts they added
@@ -148,7 +149,7 @@ class Trainer:
         self.scheduler = scheduler
         generator = reg.generators.get(recipe.generation.backend.type)(recipe.generation.backend)
         generator.setup(run)
-        self.micro = MicroStep(run, self.ddp_model, teacher, self.divergence, comps, generator)
+        self.micro = MicroStep(run, self.ddp_model, teacher, self.divergence, comps, generator, objective)
         if acc.is_main_process:
             log.info("loss: %s", self.micro.describe_loss())
         self.teacher = teacher

@@ -22,7 +22,6 @@ from unisd.recipe.sections import (
     LoggingConfig,
     LoraConfig,
     ModelConfig,
-    ObjectiveConfig,
     OptimConfig,
     PrecisionConfig,
     TrainingConfig,
@@ -39,7 +38,7 @@ class RecipeBase(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    objective: Any = None
     divergence: Any = None
     components: list[Any] = Field(default_factory=list)
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -65,9 +64,9 @@ class RecipeBase(StrictModel):
 
     @model_validator(mode="after")
     def _generations_need_sampling(self) -> "RecipeBase":
-        if self.generation.num_generations > 1 and self.objective.type == "sft":
-            raise ValueError("generation.num_generations > 1 needs sampled completions; objective 'sft' trains on the gold "
-                             "completion only (set num_generations: 1)")
+        if self.generation.num_generations > 1 and not getattr(type(self.objective), "samples", True):
+            raise ValueError(f"generation.num_generations > 1 needs sampled completions; objective "
+                             f"{self.objective.type!r} trains on the gold completion only (set num_generations: 1)")
         return self
 
     def score_temperature(self) -> float:
@@ -134,10 +133,13 @@ def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
                        description="generation backend; 'type' names it, a bare name stands for its defaults")),
     )
     divergences = _tagged_all(registries.divergences, "divergence")
+    objectives = _tagged_all(registries.objectives, "objective")
     return create_model(
         "Recipe", __base__=RecipeBase,
         data=(data_model, Field(default_factory=data_model)),
         generation=(generation_model, Field(default_factory=generation_model)),
+        objective=(_union(objectives), Field(default_factory=lambda: {"type": "distill"}, validate_default=True,
+                                             description="what the student learns from; 'type' names the objective")),
         divergence=(_union(divergences), Field(default_factory=lambda: {"type": "forward_kl"}, validate_default=True,
                                                description="per-token divergence; 'type' names it")),
         components=(list[_union(component_models)], Field(default_factory=list, description="components in the order they act; 'type' names each")),

@@ -69,23 +69,6 @@ class GenerationConfig(StrictModel):
         return {"type": value} if isinstance(value, str) else value
 
 
-class ObjectiveConfig(StrictModel):
-    """What the student learns from."""
-
-    type: Literal["distill", "sft", "ssd"] = Field(
-        "distill",
-        description="'distill': on-policy self-distillation; 'sft': cross-entropy on the gold completion; "
-        "'ssd': cross-entropy on the base model's own unverified samples",
-    )
-    on_policy_fraction: float = Field(1.0, ge=0.0, le=1.0, description="share of rows whose completion is sampled; the rest use the gold completion (GKD's λ)")
-    score_temperature: float | None = Field(None, gt=0.0, description="temperature of student/teacher log-probs; "
-                                                                      "default: the generation temperature "
-                                                                      "(reference: 0.7)")
-    normalization: Literal["sequence", "token"] = Field("sequence", description="'sequence': per-sequence token "
-                                                                                "mean, then batch mean (spec §1.6); "
-                                                                                "'token': global token mean")
-
-
 class LoraConfig(StrictModel):
     """LoRA adapter (peft). Disabled means full fine-tuning."""
 

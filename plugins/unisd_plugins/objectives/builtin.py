@@ -1,0 +1,71 @@
+"""The objectives the paper's methods and baselines use, each a few calls to the micro-step's stages."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+
+from unisd.components.kinds import Objective, ObjectiveConfig
+
+
+class DistillConfig(ObjectiveConfig):
+    """On-policy self-distillation."""
+
+    on_policy_fraction: float = Field(1.0, ge=0.0, le=1.0, description="share of rows whose completion is sampled; "
+                                                                         "the rest use the gold completion (GKD's λ)")
+
+
+class Distill(Objective):
+    """The student samples; the teacher, shown the reference, scores the sample; the recipe's
+    divergence (with its guards, weights and auxiliary terms) is minimised. With
+    ``on_policy_fraction < 1`` each row keeps its gold completion with probability ``1 − λ`` (GKD)."""
+
+    Config: ClassVar = DistillConfig
+
+    def loss(self, step, records, prompt, rng):
+        fraction = self.config.on_policy_fraction
+        if fraction >= 1.0:
+            return step.distill(records, prompt, step.sample(prompt))
+        off = torch.rand(len(records), generator=rng) >= fraction
+        if not off.any():
+            return step.distill(records, prompt, step.sample(prompt))
+        gold = step.gold(records)
+        seqs = [gold.ids[i][gold.present[i] > 0].tolist() for i in range(len(records))]
+        truncated = torch.zeros(len(records), dtype=torch.bool)
+        on = (~off).nonzero().squeeze(-1)
+        if len(on):
+            sampled = step.sample(type(prompt)(prompt.ids[on], prompt.mask[on]))
+            for j, i in enumerate(on.tolist()):
+                seqs[i] = sampled.ids[j][sampled.present[j] > 0].cpu().tolist()
+                truncated[i] = bool(sampled.truncated[j])
+        return step.distill(records, prompt, step.rollout(seqs, truncated))
+
+
+class SFTConfig(ObjectiveConfig):
+    """Supervised fine-tuning on the gold completion."""
+
+    samples: ClassVar[bool] = False
+
+
+class SFT(Objective):
+    """Cross-entropy on the records' gold completions (no sampling, no teacher)."""
+
+    Config: ClassVar = SFTConfig
+
+    def loss(self, step, records, prompt, rng):
+        return step.nll(prompt, step.gold(records))
+
+    def describe(self, step) -> str:
+        return "L = nll (gold completion)"
+
+
+class SSD(Objective):
+    """Simple self-distillation: cross-entropy on samples from the base weights, unverified."""
+
+    def loss(self, step, records, prompt, rng):
+        return step.nll(prompt, step.sample(prompt, use_base=True))
+
+    def describe(self, step) -> str:
+        return "L = nll (the base weights' own samples)"
