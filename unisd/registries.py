@@ -59,8 +59,9 @@ class _StampedRegistry:
     def __init__(self, registry: Registry, origin: str) -> None:
         self._registry, self._origin = registry, origin
 
-    def add(self, name: str, target: object, *, origin: str | None = None, description: str = "") -> None:
-        self._registry.add(name, target, origin=origin or self._origin, description=description)
+    def add(self, name: str, target: object, *, origin: str | None = None, description: str = "",
+            default: bool = False) -> None:
+        self._registry.add(name, target, origin=origin or self._origin, description=description, default=default)
 
     def __getattr__(self, item: str):
         return getattr(self._registry, item)

@@ -95,10 +95,13 @@ class Registry(Generic[T]):
         self.description = description
         self._entries: dict[str, Entry[T]] = {}
         self._frozen = False
+        self._default: tuple[str, str] | None = None  # (name, origin)
 
     # -- registration -------------------------------------------------------------------------
-    def add(self, name: str, target: T | str, *, origin: str = "unknown", description: str = "") -> None:
-        """Register ``target`` (an object or a lazy ``"module:attr"`` string) under ``name``."""
+    def add(self, name: str, target: T | str, *, origin: str = "unknown", description: str = "",
+            default: bool = False) -> None:
+        """Register ``target`` (an object or a lazy ``"module:attr"`` string) under ``name``.
+        ``default``: the entry the engine uses when a recipe names none of this kind (one per registry)."""
         if self._frozen:
             raise FrozenRegistryError(
                 f"cannot register {self.kind} '{name}' from {origin}: registries are frozen after "
@@ -120,6 +123,11 @@ class Registry(Generic[T]):
                     f"({_describe(existing.target)}) and by {origin} ({_describe(target)})"
                 )
             return
+        if default:
+            if self._default is not None and self._default[0] != name:
+                raise DuplicateEntryError(f"{self.kind} default is claimed twice: '{self._default[0]}' by "
+                                          f"{self._default[1]} and '{name}' by {origin}")
+            self._default = (name, origin)
         self._entries[name] = Entry(name, target, origin, description, loaded=not lazy)
 
     def freeze(self) -> None:
@@ -131,6 +139,11 @@ class Registry(Generic[T]):
         return self._frozen
 
     # -- lookup -------------------------------------------------------------------------------
+    @property
+    def default(self) -> str | None:
+        """The name registered with ``default=True`` (``None`` when no plugin named one)."""
+        return self._default[0] if self._default else None
+
     def get(self, name: str) -> T:
         """Return the object registered under ``name``, importing it if lazy."""
         return self.entry(name).resolve(self)

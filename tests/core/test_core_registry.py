@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -302,3 +303,24 @@ def test_origin_view_stamps_the_plugin_package():
     assert view.guards.names() == ["g", "h"] and view.guards.get("g") is G  # other attributes pass through
     with pytest.raises(RegistryError, match="guard 'bad' from pkg-view must be a StabilityGuard"):
         view.guards.add("bad", Unrelated)
+
+
+def test_a_plugin_names_the_default_entry_of_a_kind():
+    from unisd.registry import DuplicateEntryError, Registry
+
+    reg = Registry("teacher")
+    assert reg.default is None
+    reg.add("base", object(), origin="a", default=True)
+    reg.add("other", object(), origin="b")
+    assert reg.default == "base"
+    with pytest.raises(DuplicateEntryError, match="teacher default is claimed twice: 'base' by a and 'mine' by c"):
+        reg.add("mine", object(), origin="c", default=True)
+
+
+def test_the_builtin_default_teacher_is_base_and_the_core_names_no_teacher():
+    from unisd.plugins import get_host
+
+    assert get_host().registries.teachers.default == "base"
+    engine = Path(__file__).resolve().parents[2] / "unisd" / "engine" / "trainer.py"
+    text = engine.read_text(encoding="utf-8")
+    assert '"base"' not in text and '"frozen_copy"' not in text and '"aux_contexts"' not in text

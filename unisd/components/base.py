@@ -42,6 +42,9 @@ class Requirements:
     ``feature_layers``: module paths (``"model.norm"``) or ``"lm_head_input"`` whose outputs are
     captured by forward hooks at completion positions, for student and teacher.
     ``record_fields``: record slots the component reads (checked once the run is set up).
+    ``prompt_fields``: record slots holding teacher prompts the component adds (a string or a list
+    of strings); records whose prompts there exceed ``data.max_prompt_length`` are dropped, as for
+    ``prompt`` and ``teacher_prompt``.
     ``token_logp_grad``: the component's loss goes through ``batch.student.token_logps``, so they
     must carry gradients (else, when log-probs are computed in blocks, they are values only).
     ``full_logprobs``: the component reads the full ``(B, T, V)`` ``batch.student.logprobs`` /
@@ -52,10 +55,12 @@ class Requirements:
     record_fields: frozenset[str] = field(default_factory=frozenset)
     token_logp_grad: bool = False
     full_logprobs: bool = False
+    prompt_fields: frozenset[str] = field(default_factory=frozenset)
 
     def merge(self, other: "Requirements") -> "Requirements":
         return Requirements(self.feature_layers | other.feature_layers, self.record_fields | other.record_fields,
-                            self.token_logp_grad or other.token_logp_grad, self.full_logprobs or other.full_logprobs)
+                            self.token_logp_grad or other.token_logp_grad, self.full_logprobs or other.full_logprobs,
+                            self.prompt_fields | other.prompt_fields)
 
 
 class Component:

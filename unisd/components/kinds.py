@@ -96,6 +96,13 @@ class TeacherProvider(Component):
 
     kind: ClassVar[str] = "teacher"
 
+    @classmethod
+    def model_copies(cls, recipe: Any) -> int:
+        """Whole extra copies of the model's weights this provider holds (the start-up memory
+        check counts them). Default: none under LoRA (the adapter is switched off), one under full
+        fine-tuning."""
+        return 0 if recipe.lora.enabled else 1
+
     @abc.abstractmethod
     def teacher_forward(self) -> AbstractContextManager[TeacherForward]:
         """Yield a forward callable that computes teacher logits. Feature hooks are placed on it

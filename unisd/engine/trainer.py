@@ -27,6 +27,7 @@ from unisd.engine.metrics import MetricsLog
 from unisd.engine.modeling import build_optimizer, build_student, trainable_parameters, unwrap
 from unisd.engine.run import Run
 from unisd.engine.step import MicroStep
+from unisd.errors import UserError
 
 log = logging.getLogger("unisd.train")
 
@@ -88,8 +89,6 @@ class Trainer:
         loaded = len(records)
         records, dropped, longest = filter_long_prompts(records, tok, recipe.data.max_prompt_length)
         if not records:
-            from unisd.errors import UserError
-
             raise UserError(f"every record exceeds data.max_prompt_length={recipe.data.max_prompt_length} tokens (dropped by "
                             f"field: {dropped}); raise data.max_prompt_length or shorten the prompts")
         self._check_memory(model, longest + recipe.generation.max_new_tokens)
@@ -116,16 +115,17 @@ class Trainer:
         # components, in recipe order; a default teacher when none is listed
         comps = [self._component(c) for c in recipe.components]
         teachers = [c for c in comps if c.kind == "teacher"]
-        teacher = teachers[0] if teachers else reg.teachers.get("base")(reg.teachers.get("base").Config(type="base"))
+        teacher = teachers[0] if teachers else self._default_teacher()
         run.components = comps
         objective = reg.objectives.get(recipe.objective.type)(recipe.objective)
         for c in [teacher, *[c for c in comps if c is not teacher], objective]:
             c.setup(run)
             self._registered.append(self.host.pm.register(c, name=f"component:{c.name}:{id(c)}"))
-        # components may add/derive record slots at setup: re-filter prompts they added
-        if any(k in r for r in run.records for k in ("aux_contexts", "negative_prompt")):
+        # components add teacher prompts at setup (auxiliary contexts, negatives): filter those slots too
+        slots = sorted({f for c in comps for f in c.requirements().prompt_fields})
+        if slots:
             run.records, extra, _ = filter_long_prompts(run.records, tok, recipe.data.max_prompt_length,
-                                                     ("prompt", "teacher_prompt", "aux_contexts", "negative_prompt"))
+                                                     ("prompt", "teacher_prompt", *slots))
             dropped.update({k: dropped.get(k, 0) + v for k, v in extra.items()})
         self._check_record_fields(run, comps)
 
@@ -169,12 +169,26 @@ class Trainer:
         from unisd.models.memory import check_fits
 
         recipe, acc = self.recipe, self.accelerator
-        teacher_copies = int(not recipe.lora.enabled or any(c.type == "frozen_copy" for c in recipe.components))
+        teacher_copies = self._teacher_class().model_copies(recipe)
         backend = recipe.generation.backend
         check_fits(model if model is not None else recipe.model, recipe.training.batch_size, seq_len, recipe.lora,
                    device=acc.device, gradient_checkpointing=recipe.training.gradient_checkpointing,
                    teacher_copies=teacher_copies, shards=acc.num_processes if self.sharded else 1,
                    reserved=backend.reserved_memory(acc.device), reserved_by=f"generation.backend={backend.type}")
+
+    def _teacher_class(self):
+        """The class of the recipe's teacher provider, or of the registry's default one."""
+        reg = self.host.registries.teachers
+        listed = [c.type for c in self.recipe.components if c.type in reg]
+        name = listed[0] if listed else reg.default
+        if name is None:
+            raise UserError("the recipe lists no teacher provider and no plugin registers a default one "
+                            "(registry.teachers.add(..., default=True))")
+        return reg.get(name)
+
+    def _default_teacher(self):
+        cls = self._teacher_class()
+        return cls(cls.Config(type=self.host.registries.teachers.default))
 
     def _component(self, cfg):
         from unisd.registries import COMPONENT_KINDS

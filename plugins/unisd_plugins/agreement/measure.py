@@ -63,7 +63,7 @@ class Agreement(DisagreementMeasure):
     Config: ClassVar = AgreementConfig
 
     def requirements(self) -> Requirements:
-        return Requirements(record_fields=frozenset({"aux_contexts"}))
+        return Requirements(record_fields=frozenset({"aux_contexts"}), prompt_fields=frozenset({"aux_contexts"}))
 
     def setup(self, run) -> None:
         builders = run.registries.context_builders

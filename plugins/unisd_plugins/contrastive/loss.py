@@ -40,7 +40,8 @@ class TokenContrastive(AuxiliaryLoss):
     Config: ClassVar = ContrastiveConfig
 
     def requirements(self) -> Requirements:
-        return Requirements(record_fields=frozenset({"negative_prompt"}), token_logp_grad=True)
+        return Requirements(record_fields=frozenset({"negative_prompt"}), prompt_fields=frozenset({"negative_prompt"}),
+                            token_logp_grad=True)
 
     def setup(self, run) -> None:
         records = run.records

@@ -68,6 +68,10 @@ class BaseTeacher(TeacherProvider):
 class FrozenCopyTeacher(TeacherProvider):
     """A separate frozen copy of the initial model (as the reference loads the model twice)."""
 
+    @classmethod
+    def model_copies(cls, recipe) -> int:
+        return 1
+
     def setup(self, run) -> None:
         self.copy = run.place_frozen(frozen_copy(run.model))
 
@@ -78,6 +82,10 @@ class FrozenCopyTeacher(TeacherProvider):
 
 class LiveStudentTeacher(TeacherProvider):
     """The student's current weights (adapter on), evaluated without gradient."""
+
+    @classmethod
+    def model_copies(cls, recipe) -> int:
+        return 0
 
     def setup(self, run) -> None:
         self.model = run.model
