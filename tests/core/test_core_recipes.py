@@ -587,3 +587,22 @@ def test_unknown_evaluation_task_is_rejected_with_did_you_mean():
         load_recipe("vanilla", ["evaluation.tasks=[unisd_mbp]"])
     (msg,) = problems_of(ei)
     assert msg.startswith("--set evaluation.tasks=[unisd_mbp]: evaluation.tasks:") and "Did you mean 'unisd_mbpp'" in msg
+
+
+def test_validators_use_the_registries_the_recipe_model_was_built_from(tmp_path):
+    """A host of one's own (not the process-wide one) validates evaluation.tasks against its evaluators."""
+    from unisd import hookimpl
+    from unisd.evaluation.spec import TaskSpec
+    from unisd.plugins import PluginHost
+    from unisd.recipe import recipe_model
+
+    class Plugin:
+        @hookimpl
+        def unisd_register(self, registry):
+            registry.evaluators.add("own_task", TaskSpec("own_task", tmp_path, "acc"))
+
+    host = PluginHost()
+    host.register_plugin(Plugin(), "own-evaluators", package="own")
+    host.load()
+    recipe = validate({"evaluation": {"tasks": ["own_task"]}}, model=recipe_model(host.registries))
+    assert recipe.evaluation.tasks == ["own_task"]

@@ -289,8 +289,8 @@ def validate(data: dict[str, Any], source: str = "<recipe>", located: "Locator |
              model: type[RecipeBase] | None = None) -> RecipeBase:
     """Validate a recipe dict; on failure raise :class:`RecipeError` listing every problem."""
     model = model or recipe_model()
-    try:
-        return model.model_validate(data)
+    try:  # validators see the registries the model was built from, not the process-wide ones
+        return model.model_validate(data, context={"registries": model.registries})
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):

@@ -8,7 +8,7 @@ and appears in ``unisd recipe schema`` with no core change.
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, create_model, model_validator
 
@@ -32,6 +32,10 @@ from unisd.registry import DuplicateEntryError, Registry
 
 class RecipeBase(StrictModel):
     """A complete, validated description of one run."""
+
+    #: the registries this recipe model was built from (set by :func:`recipe_model`); validation passes
+    #: them to every validator as ``info.context["registries"]``
+    registries: ClassVar[Any] = None
 
     name: str = Field("custom", description="recipe name, used in run directories and tables")
     description: str = ""
@@ -134,7 +138,7 @@ def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
     )
     divergences = _tagged_all(registries.divergences, "divergence")
     objectives = _tagged_all(registries.objectives, "objective")
-    return create_model(
+    model = create_model(
         "Recipe", __base__=RecipeBase,
         data=(data_model, Field(default_factory=data_model)),
         generation=(generation_model, Field(default_factory=generation_model)),
@@ -144,6 +148,8 @@ def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
                                                description="per-token divergence; 'type' names it")),
         components=(list[_union(component_models)], Field(default_factory=list, description="components in the order they act; 'type' names each")),
     )
+    model.registries = registries
+    return model
 
 
 def recipe_model(registries: Registries | None = None) -> type[RecipeBase]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from unisd.components.base import StrictModel
 
@@ -171,11 +171,11 @@ class EvaluationConfig(StrictModel):
 
     @field_validator("tasks")
     @classmethod
-    def _known_and_unique(cls, tasks: list[str]) -> list[str]:
+    def _known_and_unique(cls, tasks: list[str], info: ValidationInfo) -> list[str]:
         if len(set(tasks)) != len(tasks):
             raise ValueError("evaluation.tasks lists a task twice")
-        if tasks:  # checked against the registered evaluators, with did-you-mean
-            from unisd.evaluation.tasks import resolve_tasks
+        if tasks:  # the recipe's registered evaluators, then lm-eval's own tasks, with did-you-mean
+            from unisd.evaluation.tasks import select_tasks
 
-            resolve_tasks(tasks)
+            select_tasks(tasks, registries=(info.context or {}).get("registries"))
         return tasks
