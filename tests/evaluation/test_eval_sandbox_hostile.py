@@ -132,7 +132,11 @@ def test_fork_bombs_and_orphans_leave_no_survivors(limits: SandboxLimits) -> Non
 
 def _evaluator(tmp_path: Path, program: str) -> subprocess.Popen:
     script = tmp_path / "evaluator.py"
+    # SIGINT as an evaluator started from a terminal has it: a test run started as a background job
+    # of a non-interactive shell inherits SIGINT ignored, and so would the evaluator
     script.write_text(textwrap.dedent(f"""\
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from unisd.evaluation.sandbox import SandboxLimits, run_program
         print("started", flush=True)
         run_program({program!r}, SandboxLimits(timeout_s=120))
@@ -151,7 +155,12 @@ def test_the_sandbox_dies_with_its_evaluator(tmp_path: Path, how: int) -> None:
     proc = _evaluator(tmp_path, "import time\ntime.sleep(120)")
     time.sleep(0.3)
     proc.send_signal(how)
-    proc.wait(timeout=10)
+    try:
+        proc.wait(timeout=10)
+    finally:  # a failure here must not leave the sandbox to the next tests (it dies with a SIGKILLed evaluator)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     deadline = time.monotonic() + 5
     while survivors() and time.monotonic() < deadline:
         time.sleep(0.05)

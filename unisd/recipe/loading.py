@@ -290,7 +290,7 @@ def validate(data: dict[str, Any], source: str = "<recipe>", located: "Locator |
     """Validate a recipe dict; on failure raise :class:`RecipeError` listing every problem."""
     model = model or recipe_model()
     try:  # validators see the registries the model was built from, not the process-wide ones
-        return model.model_validate(data, context={"registries": model.registries})
+        return model.model_validate(data, context={"registries": getattr(model, "registries", None)})
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
