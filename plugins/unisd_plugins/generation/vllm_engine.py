@@ -67,7 +67,7 @@ class VLLMGenerate(GenerationBackend):
         self._loaded: tuple | None = None  # which weights the engine holds: ('base',) or ('student', step)
 
     def setup(self, run: "Run") -> None:
-        if run.sharded:
+        if getattr(run, "sharded", False):
             raise UserError("generation.backend=vllm loads whole weights into each process's engine; with "
                             "distributed.strategy=fsdp2 use generation.backend=hf (or ddp with vllm)")
         self.run = run
