@@ -33,14 +33,19 @@ def adapter_disabled(model):
     return model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext()
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str], *, chat: bool = True) -> Tokenized:
-    """Left-padded prompt ids: user turns rendered with the chat template (``chat``, when the
+def prompt_ids(tokenizer, prompts: Sequence[str], *, chat: bool = True) -> list[list[int]]:
+    """Token ids of each prompt: the user turn rendered with the chat template (``chat``, when the
     tokenizer has one), else the raw text with the tokenizer's special tokens."""
     if chat and getattr(tokenizer, "chat_template", None):
         ids = tokenizer([render_chat(tokenizer, p) for p in prompts], add_special_tokens=False)["input_ids"]
     else:
         ids = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
-    return pad_left(ids, pad_token_id(tokenizer))
+    return [list(i) for i in ids]
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str], *, chat: bool = True) -> Tokenized:
+    """:func:`prompt_ids`, left-padded."""
+    return pad_left(prompt_ids(tokenizer, prompts, chat=chat), pad_token_id(tokenizer))
 
 
 @torch.no_grad()

@@ -71,8 +71,10 @@ def stored_recipe_differs(run_dir: Path, recipe_text: str, *, ignore: tuple[str,
     if not stored.is_file():
         return False
     old = stored.read_text(encoding="utf-8")
-    if old == recipe_text or not ignore:
-        return old != recipe_text
+    if old == recipe_text:
+        return False
+    if not ignore:
+        return True
     import yaml
 
     def without(text: str):

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from unisd.engine.modeling import base_model, unwrap
+from unisd.engine.modeling import base_model, trainable_parameters, unwrap
 from unisd.errors import UserError
 
 
@@ -101,7 +101,7 @@ def state(model: torch.nn.Module, optimizer, components: dict[str, Any] | None =
 def _trainable_only(model: torch.nn.Module, state_dict: dict[str, Any]) -> dict[str, Any]:
     """Drop what ``ignore_frozen_params`` lets through for a tied weight (the LM head tied to the
     frozen embeddings has a name of its own in the state dict)."""
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    names = trainable_parameters(model)
     return {k: v for k, v in state_dict.items() if k in names}
 
 
@@ -131,5 +131,5 @@ def full_trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
     model = unwrap(model)
     if not is_sharded(model):
-        return {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+        return {n: p.detach().cpu() for n, p in trainable_parameters(model).items()}
     return _trainable_only(model, get_model_state_dict(model, options=_options(full_state_dict=True, cpu_offload=True)))

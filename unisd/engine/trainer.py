@@ -274,7 +274,7 @@ class Trainer:
             if w.numel() and (not bool(torch.isfinite(w).all()) or float(w.abs().max()) > self.MAX_WEIGHT):
                 bad = name
                 break
-        if self.accelerator.num_processes > 1:
+        if self.sharded:  # each process saw only its shards (DDP processes hold the same weights)
             flag = self.accelerator.reduce(torch.tensor([float(bool(bad))], device=self.accelerator.device), reduction="sum")
             bad = bad or ("a sharded weight on another process" if float(flag) > 0 else "")
         if bad:
@@ -419,12 +419,12 @@ class Trainer:
                          "loss/total": float(res.loss.detach()), **res.logs}.items():
                 sums[k] = sums.get(k, 0.0) + v / ga
         grads_ok = all(torch.isfinite(sharding.local(p.grad)).all() for p in model.parameters() if p.grad is not None)
-        bad = torch.tensor([0.0 if (grads_ok and not bad_terms) else 1.0], device=acc.device)
-        bad = acc.reduce(bad, reduction="sum") if acc.num_processes > 1 else bad
-        if acc.num_processes > 1:  # the step's losses over every process's micro-batches
-            keys = sorted(k for k in sums if k.startswith("loss/"))
-            mean = acc.reduce(torch.tensor([sums[k] for k in keys], device=acc.device), reduction="mean")
-            sums.update(zip(keys, mean.tolist()))
+        keys = sorted(k for k in sums if k.startswith("loss/")) if acc.num_processes > 1 else []
+        reduced = torch.tensor([0.0 if (grads_ok and not bad_terms) else 1.0, *(sums[k] for k in keys)], device=acc.device)
+        if acc.num_processes > 1:  # one collective: the bad-step flags summed, the step's losses over every process
+            reduced = acc.reduce(reduced, reduction="sum")
+            sums.update(zip(keys, (reduced[1:] / acc.num_processes).tolist()))
+        bad = reduced[:1]
         metrics: dict[str, Any] = dict(sums)
         if float(bad) > 0:
             self.optimizer.zero_grad(set_to_none=True)

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from unisd.engine.decoding import generate_texts
+from unisd.engine.decoding import generate_texts, prompt_ids
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
@@ -34,21 +34,12 @@ class Scored:
     mean_logp_b: list[float] | None = None
 
 
-def _encode_prompt(tokenizer: Any, prompt: str, chat: bool) -> list[int]:
-    if chat and getattr(tokenizer, "chat_template", None):
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return list(ids)
-    return tokenizer(prompt, add_special_tokens=True)["input_ids"]
-
-
 def _batches(prompts: Sequence[str], completions: Sequence[str], tokenizer: Any, batch_size: int,
              max_prompt_tokens: int | None, chat: bool):
     for start in range(0, len(prompts), batch_size):
         seqs, spans = [], []
-        for p, c in zip(prompts[start:start + batch_size], completions[start:start + batch_size]):
-            p_ids = _encode_prompt(tokenizer, p, chat)
+        chunk = prompts[start:start + batch_size]  # the prompts as generate_texts encodes them
+        for p_ids, c in zip(prompt_ids(tokenizer, chunk, chat=chat), completions[start:start + batch_size]):
             if max_prompt_tokens:
                 p_ids = p_ids[-max_prompt_tokens:]
             c_ids = tokenizer(c, add_special_tokens=False)["input_ids"]

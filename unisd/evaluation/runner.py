@@ -91,7 +91,7 @@ def evaluate_model(
     _quiet_lm_eval()
     selection = tasks if isinstance(tasks, TaskSelection) else select_tasks(tasks, include_path, registries)
     names, skipped = available_tasks(selection.registered, data_dir, registries)
-    stock = [n for n in selection.lm_eval if n not in names]
+    stock = selection.lm_eval  # names no plugin registers, so never among the registered ones
     if any(get_task(n, registries).executes_code for n in names):
         from unisd.evaluation.sandbox import require_isolation
 

@@ -162,10 +162,6 @@ class TaskSelection:
     include_path: list[str]
     stock: bool = False
 
-    @property
-    def names(self) -> list[str]:
-        return self.registered + [n for n in self.lm_eval if n not in self.registered]
-
 
 def lm_eval_task_manager(include_path: Iterable[str] = (), *, defaults: bool = True, metadata: dict | None = None):
     """lm-eval's ``TaskManager`` over ``include_path`` and, with ``defaults``, its shipped tasks

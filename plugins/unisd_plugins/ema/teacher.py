@@ -122,9 +122,13 @@ class EMATeacher(TeacherProvider):
         if self.ema or not self.sharded or self.config.mode == "reference":
             return
         with torch.no_grad():
-            for name, weight, current in self._shard_targets():
-                # LoRA: E starts at the delta of the initial adapter (zero); full weights: a copy
-                self.ema[name] = current().clone() if not self.lora else torch.zeros_like(local(weight), dtype=torch.float32)
+            if self.lora:  # E starts at the delta of the initial adapter: zero (no need to gather A)
+                for name, module in self._lora_layers():
+                    self.ema[f"{name}.base_layer.weight"] = torch.zeros_like(local(module.base_layer.weight),
+                                                                             dtype=torch.float32)
+                return
+            for name, _, current in self._shard_targets():  # full weights: a copy
+                self.ema[name] = current().clone()
 
     @contextmanager
     def _teacher_shards(self):

@@ -26,10 +26,8 @@ class Distill(Objective):
 
     def loss(self, step, records, prompt, rng):
         fraction = self.config.on_policy_fraction
-        if fraction >= 1.0:
-            return step.distill(records, prompt, step.sample(prompt))
-        off = torch.rand(len(records), generator=rng) >= fraction
-        if not off.any():
+        off = torch.rand(len(records), generator=rng) >= fraction if fraction < 1.0 else None
+        if off is None or not off.any():  # every row sampled
             return step.distill(records, prompt, step.sample(prompt))
         gold = step.gold(records)
         seqs = [gold.ids[i][gold.present[i] > 0].tolist() for i in range(len(records))]
