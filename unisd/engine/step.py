@@ -47,14 +47,17 @@ class MicroStep:
         self.logit_chunk = 0 if (req and req.full_logprobs) or run.sharded else self.recipe.training.logit_chunk
 
     def describe_loss(self) -> str:
-        """The total loss the run minimises, e.g. ``L = 1·divergence (reverse_kl) + 0.01·contrastive``."""
+        """The total loss the run minimises, e.g. ``L = 1·reverse_kl + 0.01·contrastive``."""
         describe = getattr(self.objective, "describe", None)
         if describe is not None:
             return describe(self)
-        w = self.divergence.config.weight
-        parts = [f"{w:g}·divergence ({self.divergence.name})"]
-        parts += [f"{aux.config.weight:g}·{aux.name}" for aux in self.losses]
-        return "L = " + " + ".join(parts)
+        return "L = " + " + ".join(f"{w:g}·{name}" for name, w in self.term_weights)
+
+    @property
+    def term_weights(self) -> list[tuple[str, float]]:
+        """The distillation loss's named terms and their weights: the divergence (under its name,
+        e.g. ``forward_kl``) first, then each auxiliary loss in recipe order."""
+        return [(self.divergence.name, self.divergence.config.weight), *((a.name, a.config.weight) for a in self.losses)]
 
     @property
     def unwrapped(self) -> torch.nn.Module:
@@ -160,14 +163,12 @@ class MicroStep:
                 token_w = w.token.detach() if token_w is None else token_w * w.token.detach()
             if w.sequence is not None:
                 seq_w = w.sequence.detach() if seq_w is None else seq_w * w.sequence.detach()
-        div_term = masked_mean(div, roll.loss_mask, token_w, seq_w, normalization)
-        terms = {"divergence": div_term}
-        total = self.divergence.config.weight * div_term if self.divergence.config.weight else div_term * 0.0
+        terms = {self.divergence.name: masked_mean(div, roll.loss_mask, token_w, seq_w, normalization)}
         for aux in self.losses:  # each term under its component's name (two of one type stay apart)
             term = aux.compute(batch)
             terms[aux.name] = term.value
             logs.update({f"{aux.name}/{k}": v for k, v in term.logs.items()})
-            total = total + aux.config.weight * term.value
+        total = sum(w * terms[name] for name, w in self.term_weights)  # a weight of 0 keeps the graph, adds 0
         logs.update(batch.logs)
         logs["divergence/mean"] = _masked_avg(div.detach(), roll.loss_mask)
         if token_w is not None:

@@ -64,6 +64,10 @@ class RecipeBase(StrictModel):
         if dup:
             raise ValueError(f"components: {', '.join(dup)} listed more than once; give each a name: of its own "
                              "(e.g. name: early and name: late) to use one type twice")
+        term = self.divergence.name or self.divergence.type  # the divergence's loss term is named like a component
+        if term in names:
+            raise ValueError(f"components: {term!r} is also the name of the divergence's loss term; give the "
+                             "component (or the divergence) another name:")
         return self
 
     @model_validator(mode="after")
