@@ -1,6 +1,6 @@
 """UniSD: a unified, pluggable framework for self-distillation of large language models."""
 
-from unisd.components.base import Component, ComponentConfig, Requirements, StrictModel
+from unisd.components.base import Component, ComponentConfig, RecordSlot, Requirements, StrictModel
 from unisd.components.batch import DistillBatch, MicroResult, Scores
 from unisd.components.kinds import (
     AuxiliaryLoss,
@@ -30,7 +30,7 @@ __all__ = [
     "AuxiliaryLoss", "AuxiliaryLossConfig", "Component", "ComponentConfig", "ContextBuilder",
     "ContextBuilderConfig", "DatasetAdapter", "DatasetConfig", "DisagreementMeasure", "DistillBatch",
     "Divergence", "DivergenceConfig", "GenerationBackend", "LossTerm", "MicroResult", "Objective",
-    "ObjectiveConfig", "Registry",
+    "ObjectiveConfig", "RecordSlot", "Registry",
     "Requirements", "Scores", "StabilityGuard", "StrictModel", "TeacherProvider", "Weights",
     "get_host", "get_registries", "hookimpl", "__version__",
 ]

@@ -40,6 +40,14 @@ class Registries:
         self.recipes: Registry[Path] = Registry("recipe", None, "Shipped recipes (YAML files)")
         self.experiments: Registry[Path] = Registry("experiment", None, "Shipped replication experiments (YAML files)")
 
+    def component_class(self, name: str) -> type:
+        """The class registered as recipe component ``name`` (in any of :data:`COMPONENT_KINDS`)."""
+        for attr in COMPONENT_KINDS:
+            reg = getattr(self, attr)
+            if name in reg:
+                return reg.get(name)
+        raise KeyError(name)
+
     def all(self) -> dict[str, Registry]:
         return {k: v for k, v in vars(self).items() if isinstance(v, Registry)}
 

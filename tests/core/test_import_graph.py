@@ -104,3 +104,23 @@ def test_the_bottom_layer_imports_nothing_above_it():
     upper = ("unisd.engine", "unisd.recipe", "unisd.plugins", "unisd.evaluation", "unisd.cli")
     offending = {m: sorted(t for t in graph[m] if t.startswith(upper)) for m in bottom}
     assert not {m: t for m, t in offending.items() if t}
+
+
+PLUGIN_WORDS = {"aux_contexts", "negative_prompt", "negative_reference", "frozen_copy", "feature_matching",
+                "contrastive", "agreement", "ema", "clip"}
+
+
+def test_the_core_code_names_no_plugin_slot_or_component():
+    """No string in the code of ``unisd/`` (docstrings and comments aside) names a built-in plugin's
+    record slot or component: the core reaches them only through registries and requirements."""
+    found = []
+    for module, path in _modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
+                and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                if node.value in PLUGIN_WORDS:
+                    found.append(f"{module}:{node.lineno}: {node.value!r}")
+    assert not found, found

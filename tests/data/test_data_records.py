@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import StrictStr
 
-from unisd.data.records import BadRecordError, TrainingRecord, read_jsonl_records, validate_records
+from unisd.components.base import RecordSlot
+from unisd.data.records import BadRecordError, TrainingRecord, read_jsonl_records, record_model, validate_records
 
 GOOD = {"id": "a", "prompt": "p", "teacher_prompt": "t", "gold": "g", "answer": "x"}
 
@@ -76,11 +78,21 @@ def test_validate_records_uses_index_and_defaults() -> None:
     assert skipped.rejected == 1 and len(skipped.records) == 1
 
 
-def test_optional_slots_are_typed() -> None:
-    rec = TrainingRecord.model_validate({**GOOD, "aux_contexts": ["c1", "c2"], "negative_prompt": "n"})
-    assert rec.to_dict()["aux_contexts"] == ["c1", "c2"]
-    with pytest.raises(BadRecordError, match=r"field 'aux_contexts.1': wrong type"):
-        validate_records([{**GOOD, "aux_contexts": ["c1", 3]}])
+def test_component_slots_are_typed_when_declared(tmp_path: Path) -> None:
+    slots = {"contexts": RecordSlot(list[StrictStr]), "negative_prompt": RecordSlot(StrictStr)}
+    rec = record_model(slots).model_validate({**GOOD, "contexts": ["c1", "c2"]})
+    assert rec.to_dict()["contexts"] == ["c1", "c2"] and "negative_prompt" not in rec.to_dict()
+    with pytest.raises(BadRecordError, match=r"field 'contexts.1': wrong type"):
+        validate_records([{**GOOD, "contexts": ["c1", 3]}], slots=slots)
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": "b", "negative_prompt": 7}) + "\n")
+    with pytest.raises(BadRecordError, match=r"r\.jsonl, line 2: field 'negative_prompt': wrong type"):
+        read_jsonl_records(path, slots=slots)
+    # undeclared, the same fields are the user's own and kept as they are
+    assert read_jsonl_records(path).records[1]["negative_prompt"] == 7
+    assert TrainingRecord.slots == () and "negative_prompt" not in TrainingRecord.model_fields
+    with pytest.raises(ValueError, match=r"\['gold'\] are core record fields"):
+        record_model({"gold": RecordSlot(StrictStr)})
 
 
 def test_missing_file(tmp_path: Path) -> None:

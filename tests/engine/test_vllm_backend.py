@@ -88,11 +88,14 @@ def test_follows_the_weights_after_each_optimizer_step_and_the_base_when_disable
     stale, _ = _both(tok, model, backend, _params())
     assert torch.equal(stale, before)  # same step: the engine keeps its weights (no resync mid-step)
     run.step += 1
+    backend.unisd_on_step_end(run, run.step)  # what the run's plugin manager calls after the optimizer step
     got, want = _both(tok, model, backend, _params())
     assert torch.equal(got, want) and not torch.equal(got, before)
     with adapter_disabled(model):
         got, want = _both(tok, model, backend, _params())
     assert torch.equal(got, want)
+    got, want = _both(tok, model, backend, _params())  # back on the student after the base: its weights reload
+    assert torch.equal(got, want) and not torch.equal(got, before)
 
 
 def test_sampling_is_reproducible_from_the_torch_seed(setup):

@@ -10,7 +10,7 @@ methods; the engine registers each component with the plugin manager for the len
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,20 @@ class ComponentConfig(StrictModel):
                              description="a name of its own, so one type can appear twice (two feature-matching "
                                          "terms on different layers): its loss term, logs, checkpoint state and "
                                          "--set address use it; default: the type")
+
+
+@dataclass(frozen=True)
+class RecordSlot:
+    """An optional record field a component reads, beyond the core schema of :mod:`unisd.data.records`.
+
+    ``type`` is its type, checked when the records load (a bad value names the file, line and
+    field); ``rendered_from`` names, for a teacher-prompt slot, the reference slot that the recipe's
+    ``data.teacher_template`` renders into it (as ``reference`` is rendered into ``teacher_prompt``).
+    """
+
+    type: Any
+    rendered_from: str | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,8 @@ class Component:
 
     kind: ClassVar[str] = "component"
     Config: ClassVar[type[ComponentConfig]] = ComponentConfig
+    #: record fields this component reads beyond the core schema, validated when records load
+    record_slots: ClassVar[Mapping[str, RecordSlot]] = {}
 
     def __init__(self, config: ComponentConfig) -> None:
         self.config = config

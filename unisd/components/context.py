@@ -43,6 +43,15 @@ class RunContext:
     #: the student is sharded across processes (``distributed.strategy: fsdp2`` with several processes)
     sharded: bool = False
     shard_frozen: Callable[[Any], Any] | None = None
+    #: registers a component with the run's plugin manager (set by the engine; see :meth:`adopt`)
+    register: Callable[[Any], None] | None = None
+
+    def adopt(self, component: Any) -> Any:
+        """Let a component that another one built (an agreement's context builder) receive the run's
+        hooks, as the recipe's own components do, until the run ends. Returns it."""
+        if self.register is not None:
+            self.register(component)
+        return component
 
     def place_frozen(self, module: "torch.nn.Module") -> "torch.nn.Module":
         """Put a frozen model that a component holds (a teacher copy) where the student runs: on its

@@ -9,13 +9,14 @@ from __future__ import annotations
 import abc
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Mapping, Sequence
 
 import torch
 
 from pydantic import Field
 
-from unisd.components.base import Component, ComponentConfig, StrictModel
+from unisd.components.base import Component, ComponentConfig, RecordSlot, StrictModel
 from unisd.components.batch import DistillBatch, MicroResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -197,18 +198,16 @@ class ContextBuilderConfig(StrictModel):
     seed: int = 42
 
 
-class ContextBuilder(abc.ABC):
+class ContextBuilder(Component):
     """Builds K auxiliary teacher contexts per training record (offline, before training).
 
     ``build`` receives all records of the training split and returns, for each record, K
-    user-turn texts. It must never put an item's own reference answer into its contexts.
+    user-turn texts. It must never put an item's own reference answer into its contexts. The
+    component that builds it passes it to ``run.adopt`` so it receives the run's hooks.
     """
 
     kind: ClassVar[str] = "context_builder"
     Config: ClassVar[type[ContextBuilderConfig]] = ContextBuilderConfig
-
-    def __init__(self, config: ContextBuilderConfig) -> None:
-        self.config = config
 
     @abc.abstractmethod
     def build(self, records: Sequence[dict[str, Any]], *, run: "Run | None" = None) -> list[list[str]]:
@@ -225,14 +224,21 @@ class DatasetConfig(StrictModel):
     limit: int | None = None
 
 
-class DatasetAdapter(abc.ABC):
-    """Turns a source dataset into training records (see :mod:`unisd.data.records`)."""
+class DatasetAdapter(Component):
+    """Turns a source dataset into training records (see :mod:`unisd.data.records`).
+
+    Before :meth:`load` the engine sets ``on_bad_record`` (``"error"`` or ``"skip"``), the
+    ``rejects_path`` for skipped records and the ``slots`` the recipe's components read
+    (:class:`~unisd.components.base.RecordSlot`), to be validated with the core fields
+    (:func:`unisd.data.records.validate_records` does all three). Once the run exists the adapter
+    is set up and receives the run's hooks like any component.
+    """
 
     kind: ClassVar[str] = "dataset"
     Config: ClassVar[type[DatasetConfig]] = DatasetConfig
-
-    def __init__(self, config: DatasetConfig) -> None:
-        self.config = config
+    on_bad_record: Literal["error", "skip"] = "error"
+    rejects_path: str | Path | None = None
+    slots: Mapping[str, RecordSlot] = {}
 
     @abc.abstractmethod
     def load(self) -> Iterable[dict[str, Any]]:
@@ -254,18 +260,17 @@ class GeneratorConfig(ComponentConfig):
         return 0
 
 
-class GenerationBackend(abc.ABC):
+class GenerationBackend(Component):
     """Samples completions from the student (HF ``generate``, vLLM, …). The engine builds it with
-    ``cls(config)`` (the recipe's ``generation.backend``)."""
+    ``cls(config)`` (the recipe's ``generation.backend``), sets it up with the run, and registers it
+    for the run's hooks (a backend holding its own copy of the weights learns of each optimizer
+    step from ``unisd_on_step_end``)."""
 
     kind: ClassVar[str] = "generator"
     Config: ClassVar[type[GeneratorConfig]] = GeneratorConfig
 
     def __init__(self, config: GeneratorConfig | None = None) -> None:
-        self.config = config if config is not None else self.Config(type=self.kind)
-
-    def setup(self, run: "Run") -> None:
-        """Called once before training with the live run (default: nothing)."""
+        super().__init__(config if config is not None else self.Config(type=self.kind))
 
     @abc.abstractmethod
     def generate(self, model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params: Any, *,

@@ -10,11 +10,12 @@ A record is one training item (a plain dict once validated):
 ``meta``           free-form metadata (``task``, ``correct_letter``, ``choices``, ``tests``, …)
 ``demo``           this item's donor demo block, shown to OTHER items by context builders
 ``retrieval_text`` the text a retrieval context builder embeds
-``aux_contexts``   optional K auxiliary teacher contexts (filled by a context builder)
-``negative_prompt`` optional bad-teacher prompt (filled by the contrastive plugin)
 ``reference``      the privileged reference the teacher sees (default: ``gold``); what a recipe's
                    ``data.teacher_template`` puts in ``{reference}``
-``negative_reference`` optional wrong reference, rendered by the same template into ``negative_prompt``
+
+Components declare the further slots they read (``Component.record_slots``: the agreement's
+``aux_contexts``, the contrastive loss's ``negative_prompt`` …); loading validates those too when
+it is given them (``slots=``), and keeps any other field as it is.
 
 Bad input never disappears silently: in ``error`` mode the first bad record raises
 :class:`BadRecordError` naming the source, the line (or index) and the field; in ``skip`` mode each
@@ -23,13 +24,15 @@ rejected record is written with its reason to a rejects JSONL and counted.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Literal, NamedTuple
+from typing import Any, ClassVar, Iterable, Literal, Mapping, NamedTuple, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, create_model, field_validator, model_validator
 
+from unisd.components.base import RecordSlot
 from unisd.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -60,10 +63,9 @@ class TrainingRecord(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
     demo: StrictStr | None = Field(None, description="donor demo block; default: question + gold")
     retrieval_text: StrictStr | None = Field(None, description="text to embed; default: the prompt")
-    aux_contexts: list[StrictStr] | None = None
-    negative_prompt: StrictStr | None = None
     reference: StrictStr | None = Field(None, description="privileged reference for the teacher; default: gold")
-    negative_reference: StrictStr | None = Field(None, description="a wrong reference (bad teacher) for the same template")
+    #: the components' slots this model validates (optional fields, left out of the dict when unset)
+    slots: ClassVar[tuple[str, ...]] = ()
 
     @field_validator(*NON_EMPTY)
     @classmethod
@@ -90,12 +92,30 @@ class TrainingRecord(BaseModel):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """The plain dict form; unset optional slots are left out."""
+        """The plain dict form; unset component slots are left out."""
         out = self.model_dump()
-        for key in ("aux_contexts", "negative_prompt", "negative_reference"):
+        for key in self.slots:
             if out.get(key) is None:
                 out.pop(key, None)
         return out
+
+
+def record_model(slots: Mapping[str, RecordSlot] | None = None) -> type[TrainingRecord]:
+    """:class:`TrainingRecord` extended with the optional, typed ``slots`` components declare."""
+    return _record_model(tuple(sorted((slots or {}).items())))
+
+
+@functools.lru_cache(maxsize=32)
+def _record_model(slots: tuple[tuple[str, RecordSlot], ...]) -> type[TrainingRecord]:
+    if not slots:
+        return TrainingRecord
+    clash = [name for name, _ in slots if name in TrainingRecord.model_fields]
+    if clash:
+        raise ValueError(f"record slot(s) {clash} are core record fields; a component must name a slot of its own")
+    fields = {name: (Optional[slot.type], Field(None, description=slot.description)) for name, slot in slots}
+    model = create_model("TrainingRecordWithSlots", __base__=TrainingRecord, **fields)
+    model.slots = tuple(name for name, _ in slots)
+    return model
 
 
 class LoadedRecords(NamedTuple):
@@ -126,10 +146,12 @@ class RecordsFileNotFound(UserError, FileNotFoundError):
 class _Checker:
     """Shared validation state: duplicate ids, reject sink, counts."""
 
-    def __init__(self, source: str, on_bad_record: OnBadRecord, rejects_path: str | Path | None) -> None:
+    def __init__(self, source: str, on_bad_record: OnBadRecord, rejects_path: str | Path | None,
+                 slots: Mapping[str, RecordSlot] | None = None) -> None:
         if on_bad_record not in ("error", "skip"):
             raise ValueError(f"on_bad_record must be 'error' or 'skip', got {on_bad_record!r}")
         self.source, self.mode = source, on_bad_record
+        self.model = record_model(slots)
         self.rejects_path = Path(rejects_path) if rejects_path is not None else None
         self.seen: dict[str, str] = {}
         self.records: list[dict[str, Any]] = []
@@ -154,7 +176,7 @@ class _Checker:
             self.bad(where, None, f"a record must be a JSON object, got {type(obj).__name__}", raw)
             return
         try:
-            rec = TrainingRecord.model_validate(obj)
+            rec = self.model.model_validate(obj)
         except ValidationError as exc:
             field, message = _describe_error(exc)
             self.bad(where, field, message, raw)
@@ -172,18 +194,20 @@ class _Checker:
         return LoadedRecords(self.records, self.rejected)
 
 
-def read_jsonl_records(path: str | Path, on_bad_record: OnBadRecord = "error", rejects_path: str | Path | None = None) -> LoadedRecords:
+def read_jsonl_records(path: str | Path, on_bad_record: OnBadRecord = "error", rejects_path: str | Path | None = None,
+                       slots: Mapping[str, RecordSlot] | None = None) -> LoadedRecords:
     """Read and validate a JSONL file of training records (one JSON object per line).
 
     Checks each line for UTF-8, JSON syntax, required fields, types, empty texts and duplicate
     ids. ``error``: raise :class:`BadRecordError` (``file, line N: field 'x': reason``) at the first
     bad line. ``skip``: write each bad raw line and its reason to ``rejects_path`` (JSONL; a
-    warning is logged as well) and return the count. Blank lines are ignored.
+    warning is logged as well) and return the count. Blank lines are ignored. ``slots``: the
+    components' record slots to validate as well (:func:`record_model`).
     """
     path = Path(path)
     if not path.is_file():
         raise RecordsFileNotFound(f"records file not found: {path}")
-    checker = _Checker(str(path), on_bad_record, rejects_path)
+    checker = _Checker(str(path), on_bad_record, rejects_path, slots)
     try:
         with path.open("rb") as fh:
             for lineno, raw_bytes in enumerate(fh, 1):
@@ -208,12 +232,12 @@ def read_jsonl_records(path: str | Path, on_bad_record: OnBadRecord = "error", r
 
 
 def validate_records(records: Iterable[Any], source: str = "records", on_bad_record: OnBadRecord = "error",
-                     rejects_path: str | Path | None = None) -> LoadedRecords:
+                     rejects_path: str | Path | None = None, slots: Mapping[str, RecordSlot] | None = None) -> LoadedRecords:
     """Validate in-memory records (e.g. a dataset adapter's output) like :func:`read_jsonl_records`.
 
     Errors name ``source`` and the record's index (``record 12``) instead of a line.
     """
-    checker = _Checker(source, on_bad_record, rejects_path)
+    checker = _Checker(source, on_bad_record, rejects_path, slots)
     try:
         for index, obj in enumerate(records):
             raw = obj if _jsonable(obj) else repr(obj)

@@ -9,7 +9,7 @@ without it would distil the model into itself, so it is refused.
 from __future__ import annotations
 
 import string
-from typing import Any
+from typing import Any, Mapping
 
 PLACEHOLDERS = ("prompt", "reference")
 
@@ -30,9 +30,12 @@ def check_teacher_template(template: str) -> None:
                          "is the student itself")
 
 
-def apply_teacher_template(records: list[dict[str, Any]], template: str) -> None:
-    """Rewrite ``teacher_prompt`` (and ``negative_prompt`` where a ``negative_reference`` exists) in place."""
+def apply_teacher_template(records: list[dict[str, Any]], template: str, rendered: Mapping[str, str] | None = None) -> None:
+    """Rewrite ``teacher_prompt`` in place, and each prompt slot of ``rendered`` (prompt slot →
+    reference slot, from the components' :class:`~unisd.components.base.RecordSlot`) where the
+    record has that reference."""
     for r in records:
         r["teacher_prompt"] = template.format(prompt=r["prompt"], reference=r.get("reference") or r["gold"])
-        if r.get("negative_reference"):
-            r["negative_prompt"] = template.format(prompt=r["prompt"], reference=r["negative_reference"])
+        for slot, source in (rendered or {}).items():
+            if r.get(source):
+                r[slot] = template.format(prompt=r["prompt"], reference=r[source])

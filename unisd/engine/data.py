@@ -18,16 +18,34 @@ log = logging.getLogger("unisd.data")
 PROMPT_FIELDS = ("prompt", "teacher_prompt")
 
 
+def record_slots(recipe, registries) -> dict[str, Any]:
+    """The record slots (:class:`~unisd.components.base.RecordSlot`) the recipe's components read,
+    by name; two components declaring one slot must agree on it."""
+    slots: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    for cfg in recipe.components:
+        for name, slot in registries.component_class(cfg.type).record_slots.items():
+            if name in slots and slots[name] != slot:
+                raise UserError(f"components {owner[name]!r} and {cfg.name or cfg.type!r} declare record slot {name!r} "
+                                f"differently ({slots[name]} vs {slot})")
+            slots[name], owner[name] = slot, cfg.name or cfg.type
+    return slots
+
+
 def load_records(recipe, registries, rejects_path=None) -> tuple[Any, list[dict[str, Any]]]:
     """Instantiate the dataset adapter of ``recipe.data.dataset`` and return (adapter, records).
 
-    Malformed records stop the run, or with ``data.on_bad_record: skip`` go to ``rejects_path``
-    (counted and logged, never dropped silently).
+    Malformed records, in the core fields or in the slots the recipe's components read, stop the
+    run, or with ``data.on_bad_record: skip`` go to ``rejects_path`` (counted and logged, never
+    dropped silently). ``data.teacher_template`` renders ``teacher_prompt`` and the components'
+    prompt slots that have a reference slot.
     """
     cfg = recipe.data.dataset
+    slots = record_slots(recipe, registries)
     adapter = registries.datasets.get(cfg.type)(cfg)
     adapter.on_bad_record = recipe.data.on_bad_record
     adapter.rejects_path = rejects_path
+    adapter.slots = slots
     if rejects_path is not None:  # this run's own file: a resumed run rewrites it instead of appending twice
         Path(rejects_path).unlink(missing_ok=True)
     records = list(adapter.load())
@@ -37,7 +55,8 @@ def load_records(recipe, registries, rejects_path=None) -> tuple[Any, list[dict[
                         f"rejected (see {rejects_path})" if rejects_path and Path(rejects_path).exists() else
                         f"dataset {cfg.type!r} produced no records{where} (config: {cfg.model_dump(exclude_none=True)})")
     if recipe.data.teacher_template is not None:
-        apply_teacher_template(records, recipe.data.teacher_template)
+        rendered = {name: slot.rendered_from for name, slot in slots.items() if slot.rendered_from}
+        apply_teacher_template(records, recipe.data.teacher_template, rendered)
     return adapter, records
 
 

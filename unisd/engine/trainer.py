@@ -110,7 +110,9 @@ class Trainer:
         run = Run(recipe=recipe, model=model, tokenizer=tok, device=acc.device, output_dir=self.output_dir,
                   registries=reg, divergence=self.divergence, dataset_adapter=adapter, records=records,
                   record_pool=pool, is_main_process=acc.is_main_process, sharded=self.sharded,
-                  shard_frozen=self._shard if self.sharded else None)
+                  shard_frozen=self._shard if self.sharded else None, register=self._register)
+        adapter.setup(run)
+        self._register(adapter)
 
         # components, in recipe order; a default teacher when none is listed
         comps = [self._component(c) for c in recipe.components]
@@ -120,7 +122,7 @@ class Trainer:
         objective = reg.objectives.get(recipe.objective.type)(recipe.objective)
         for c in [teacher, *[c for c in comps if c is not teacher], objective]:
             c.setup(run)
-            self._registered.append(self.host.pm.register(c, name=f"component:{c.name}:{id(c)}"))
+            self._register(c)
         # components add teacher prompts at setup (auxiliary contexts, negatives): filter those slots too
         slots = sorted({f for c in comps for f in c.requirements().prompt_fields})
         if slots:
@@ -149,6 +151,7 @@ class Trainer:
         self.scheduler = scheduler
         generator = reg.generators.get(recipe.generation.backend.type)(recipe.generation.backend)
         generator.setup(run)
+        self._register(generator)
         self.micro = MicroStep(run, self.ddp_model, teacher, self.divergence, comps, generator, objective)
         if acc.is_main_process:
             log.info("loss: %s", self.micro.describe_loss())
@@ -190,14 +193,13 @@ class Trainer:
         cls = self._teacher_class()
         return cls(cls.Config(type=self.host.registries.teachers.default))
 
-    def _component(self, cfg):
-        from unisd.registries import COMPONENT_KINDS
+    def _register(self, component) -> None:
+        """Register ``component`` with the plugin manager for the length of the run (its ``unisd_*``
+        methods become hook implementations)."""
+        self._registered.append(self.host.pm.register(component, name=f"{component.kind}:{component.name}:{id(component)}"))
 
-        for attr in COMPONENT_KINDS:
-            reg = getattr(self.host.registries, attr)
-            if cfg.type in reg:
-                return reg.get(cfg.type)(cfg)
-        raise KeyError(cfg.type)
+    def _component(self, cfg):
+        return self.host.registries.component_class(cfg.type)(cfg)
 
     def _check_record_fields(self, run: Run, comps) -> None:
         for c in comps:

@@ -33,8 +33,9 @@ class DataConfig(StrictModel):
     on_bad_record: Literal["error", "skip"] = Field("error", description="stop on a malformed record, or skip it into rejects.jsonl")
     teacher_template: str | None = Field(
         None, description="the teacher's user turn, with the placeholders {prompt} (the student prompt) and {reference} "
-        "(the record's privileged reference); replaces the dataset adapter's teacher prompt (and renders "
-        "negative_reference into the bad-teacher prompt). Default: the adapter's (spec §1.2)")
+        "(the record's privileged reference); replaces the dataset adapter's teacher prompt, and renders the prompt "
+        "slots the recipe's components declare from a reference slot (the contrastive loss's negative_prompt from "
+        "negative_reference). Default: the adapter's (spec §1.2)")
 
     @field_validator("teacher_template")
     @classmethod

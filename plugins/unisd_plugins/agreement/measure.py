@@ -16,7 +16,7 @@ import math
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from unisd.components.base import ComponentConfig, Requirements
 from unisd.components.batch import DistillBatch
@@ -42,12 +42,15 @@ class AgreementConfig(ComponentConfig):
 
     @field_validator("contexts")
     @classmethod
-    def _check_contexts(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from unisd.plugins import get_registries
-
+    def _check_contexts(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if "type" not in v:
             raise ValueError("contexts needs a 'type' (a context builder name)")
-        builders = get_registries().context_builders
+        registries = (info.context or {}).get("registries")
+        if registries is None:  # validated outside a recipe: the loaded plugins' registries
+            from unisd.plugins import get_registries
+
+            registries = get_registries()
+        builders = registries.context_builders
         if v["type"] not in builders:
             raise ValueError(builders.unknown_message(v["type"]))
         cfg = builders.get(v["type"]).Config.model_validate(v)
@@ -68,7 +71,8 @@ class Agreement(DisagreementMeasure):
     def setup(self, run) -> None:
         builders = run.registries.context_builders
         cfg = builders.get(self.config.contexts["type"]).Config.model_validate(self.config.contexts)
-        builder = builders.get(cfg.type)(cfg)
+        builder = run.adopt(builders.get(cfg.type)(cfg))
+        builder.setup(run)
         contexts = builder.build(run.records, run=run)
         for rec, ctx in zip(run.records, contexts):
             rec["aux_contexts"] = list(ctx)

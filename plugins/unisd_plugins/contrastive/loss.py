@@ -13,9 +13,9 @@ import logging
 from typing import ClassVar
 
 import torch
-from pydantic import Field
+from pydantic import Field, StrictStr
 
-from unisd.components.base import Requirements
+from unisd.components.base import RecordSlot, Requirements
 from unisd.components.kinds import AuxiliaryLoss, AuxiliaryLossConfig, LossTerm
 from unisd.engine.reduction import masked_mean
 from unisd_plugins.contrastive.negatives import NegativesCache, cache_key, choose, generate_negatives, hf_generator
@@ -38,6 +38,12 @@ class TokenContrastive(AuxiliaryLoss):
     """Hinge on the distance to the good teacher versus a bad teacher, per token."""
 
     Config: ClassVar = ContrastiveConfig
+    record_slots: ClassVar = {
+        "negative_prompt": RecordSlot(StrictStr, rendered_from="negative_reference",
+                                      description="the bad teacher's user turn (generated when absent)"),
+        "negative_reference": RecordSlot(StrictStr, description="a wrong reference; data.teacher_template renders "
+                                                                "it into negative_prompt"),
+    }
 
     def requirements(self) -> Requirements:
         return Requirements(record_fields=frozenset({"negative_prompt"}), prompt_fields=frozenset({"negative_prompt"}),

@@ -74,15 +74,12 @@ class BaseAdapter(DatasetAdapter):
 
     Subclasses implement :meth:`build` (all records of the configured split, deterministic, in
     dataset order). :meth:`load` applies ``limit`` and validates with
-    :func:`unisd.data.records.validate_records`. The engine may set ``on_bad_record`` and
-    ``rejects_path`` before calling :meth:`load`. Contrastive negatives: :meth:`negative_requests`
+    :func:`unisd.data.records.validate_records`. The engine may set ``on_bad_record``,
+    ``rejects_path`` and ``slots`` before calling :meth:`load`. Contrastive negatives: :meth:`negative_requests`
     and :meth:`render_negative` (spec §2c), dispatched on ``record["meta"]["task"]``.
     """
 
-    name: ClassVar[str] = "dataset"
     task: ClassVar[str] = "qa"
-    on_bad_record: OnBadRecord = "error"
-    rejects_path: str | Path | None = None
 
     @abc.abstractmethod
     def build(self) -> Iterable[dict[str, Any]]:
@@ -93,7 +90,8 @@ class BaseAdapter(DatasetAdapter):
         if self.config.limit is not None:
             records = itertools.islice(records, self.config.limit)
         source = f"dataset '{self.config.type}' (split {self.config.split})"
-        return validate_records(records, source=source, on_bad_record=self.on_bad_record, rejects_path=self.rejects_path).records
+        return validate_records(records, source=source, on_bad_record=self.on_bad_record, rejects_path=self.rejects_path,
+                                slots=self.slots).records
 
     def is_correct(self, record: dict[str, Any], completion: str) -> bool | None:
         """Answer check by ``meta.task`` (see :mod:`unisd_plugins.datasets.answers`)."""

@@ -33,7 +33,6 @@ class CoSEConfig(DatasetConfig):
 class CoSEAdapter(BaseAdapter):
     """Commonsense MCQA; reasoning = the abstractive (open-ended) explanation."""
 
-    name: ClassVar[str] = "cose"
     task: ClassVar[str] = "mcqa"
     Config: ClassVar[type[DatasetConfig]] = CoSEConfig
     config: CoSEConfig

@@ -37,7 +37,6 @@ def split_answer(answer: str) -> tuple[str, str]:
 class GSM8KAdapter(BaseAdapter):
     """Math word problems; answer = the number after ``####``."""
 
-    name: ClassVar[str] = "gsm8k"
     task: ClassVar[str] = "math"
     Config: ClassVar[type[DatasetConfig]] = GSM8KConfig
     config: GSM8KConfig

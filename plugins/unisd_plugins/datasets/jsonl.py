@@ -19,13 +19,12 @@ class JsonlConfig(DatasetConfig):
 class JsonlAdapter(BaseAdapter):
     """Reads and validates a JSONL records file (bad lines: error, or skip into the rejects file)."""
 
-    name: ClassVar[str] = "jsonl"
     Config: ClassVar[type[DatasetConfig]] = JsonlConfig
 
     def build(self) -> Iterable[dict[str, Any]]:
         if not self.config.path:
             raise DatasetSourceError("dataset 'jsonl' needs data.dataset.path: a JSONL file of training records")
-        return read_jsonl_records(self.config.path, self.on_bad_record, self.rejects_path).records
+        return read_jsonl_records(self.config.path, self.on_bad_record, self.rejects_path, self.slots).records
 
     def load(self) -> list[dict[str, Any]]:
         records = list(self.build())  # already validated line by line

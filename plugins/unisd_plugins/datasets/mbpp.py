@@ -29,7 +29,6 @@ class MBPPConfig(DatasetConfig):
 class MBPPAdapter(BaseAdapter):
     """Python programming problems; gold = the reference code with its name fixed to the asserts'."""
 
-    name: ClassVar[str] = "mbpp"
     task: ClassVar[str] = "code"
     Config: ClassVar[type[DatasetConfig]] = MBPPConfig
     config: MBPPConfig

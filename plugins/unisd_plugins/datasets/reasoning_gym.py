@@ -117,7 +117,6 @@ def task_options(task: str, options: dict[str, Any]) -> dict[str, Any]:
 class ReasoningGymAdapter(BaseAdapter):
     """Questions, answers and scoring from a reasoning-gym procedural dataset."""
 
-    name: ClassVar[str] = "reasoning_gym"
     Config: ClassVar[type[DatasetConfig]] = ReasoningGymConfig
     config: ReasoningGymConfig
 

@@ -33,7 +33,6 @@ class ScienceQAConfig(DatasetConfig):
 class ScienceQAAdapter(BaseAdapter):
     """Science MCQA; reasoning = the ``solution`` field."""
 
-    name: ClassVar[str] = "scienceqa"
     task: ClassVar[str] = "mcqa"
     Config: ClassVar[type[DatasetConfig]] = ScienceQAConfig
     config: ScienceQAConfig

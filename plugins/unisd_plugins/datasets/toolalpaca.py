@@ -126,7 +126,6 @@ def official_items(apis: Sequence[Mapping[str, Any]], stem: str) -> Iterable[dic
 class ToolAlpacaAdapter(BaseAdapter):
     """Tool use in ReAct format; gold = the golden ReAct response."""
 
-    name: ClassVar[str] = "toolalpaca"
     task: ClassVar[str] = "tool"
     Config: ClassVar[type[DatasetConfig]] = ToolAlpacaConfig
 

@@ -3,7 +3,7 @@
 The engine runs inside the training process: one engine per process, on that process's device
 (under DDP, vLLM's ``external_launcher`` mode inside the launcher's process group).
 It loads the architecture from the model's directory once; before sampling after each optimizer
-step it takes the student's current weights, LoRA merged in (:func:`unisd.models.weights.effective_weights`),
+step (it learns of each from the ``unisd_on_step_end`` hook) it takes the student's current weights, LoRA merged in (:func:`unisd.models.weights.effective_weights`),
 through vLLM's in-place ``reload_weights``, and drops its prefix cache. Sampling is seeded per row from
 torch's RNG, so a resumed run draws the same seeds.
 """
@@ -64,7 +64,8 @@ class VLLMGenerate(GenerationBackend):
         super().__init__(config)
         self.llm = None
         self.run: "Run | None" = None
-        self._loaded: tuple | None = None  # which weights the engine holds: ('base',) or ('student', step)
+        self._loaded: str | None = None  # which weights the engine holds: 'base' or 'student'
+        self._student_changed = True  # an optimizer step happened since the student's weights were loaded
 
     def setup(self, run: "Run") -> None:
         if getattr(run, "sharded", False):
@@ -104,17 +105,22 @@ class VLLMGenerate(GenerationBackend):
 
     def _sync(self, model: torch.nn.Module, llm: Any) -> None:
         """Give the engine the weights ``model`` computes with now, if they changed since last time."""
-        if self.run is None:
-            state = None  # no run to tell when weights change: sync every time
-        else:  # the frozen base weights (adapter disabled) never change; the student's change per step
-            state = ("base",) if adapters_disabled(model) else ("student", self.run.step)
-        if state is not None and state == self._loaded:
+        # the frozen base weights (adapter disabled) never change; the student's change with each step.
+        # Outside a run no hook tells of steps: sync every time.
+        state = "base" if adapters_disabled(model) else "student"
+        if self.run is not None and state == self._loaded and not (state == "student" and self._student_changed):
             return
         # a generator: one merged tensor exists at a time (the engine runs in this process, nothing is pickled)
         llm.collective_rpc("reload_weights", kwargs={"weights_iterator": effective_weights(model),
                                                      "is_checkpoint_format": True})
         llm.reset_prefix_cache()
         self._loaded = state
+        if state == "student":
+            self._student_changed = False
+
+    def unisd_on_step_end(self, run, step: int) -> None:
+        """The optimizer changed the student's weights: reload them before the next sampling."""
+        self._student_changed = True
 
     # -- sampling ----------------------------------------------------------------------------------
     def generate(self, model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params, *,
