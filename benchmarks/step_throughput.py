@@ -3,7 +3,8 @@
 Each configuration trains ``--steps`` optimizer steps in a fresh process (so peak resident memory is
 its own) on the same model, prompts, batch and budget: SmolLM2-135M-Instruct (embedded), LoRA
 r16/α32, batch 4, one micro-batch per step, the first 16 GSM8K train prompts from ``../shared/data``
-with their teacher prompts, ≤ ``--max-new-tokens`` new tokens, τ = 0.7, fp32. The first step is a
+with TRL SDFT's teacher template (``{prompt}\n\n{reference}``, the reference being the gold
+solution), ≤ ``--max-new-tokens`` new tokens, τ = 0.7, fp32. The first step is a
 warm-up and is not counted. Configurations:
 
 - ``vanilla``, ``sdft`` (reverse KL) and ``unisd-star`` with the defaults (divergence in blocks of
@@ -11,6 +12,10 @@ warm-up and is not counted. Configurations:
 - ``sdft-naive``: ``training.logit_chunk=0`` and ``generation.backend.merge_adapter=false`` (the
   path before both),
 - ``sdft-gc``: ``sdft`` with ``training.gradient_checkpointing=true`` (TRL's SDFT default),
+- ``sdft-jsd-gc``: ``sdft-gc`` with the generalized JSD(β = 0.5) over the full vocabulary (TRL SDFT's
+  ``distillation_alpha = 0.5``, which TRL computes on the top-100 logits),
+- ``unisd-star-one-forward``: ``unisd-star`` with ``training.score_max_tokens=0`` (each scoring
+  call in one forward, every row padded to the longest),
 - ``trl-sdft``: TRL's ``SDFTTrainer`` on the same model, prompts and batch, when ``trl`` is
   importable (not a dependency; ``pip install trl``), else reported as not run.
 
@@ -36,8 +41,11 @@ CONFIGS = {
     "sdft-naive": ("sdft", ["training.logit_chunk=0", "generation.backend={type: hf, merge_adapter: false}"]),
     "sdft": ("sdft", []),
     "sdft-gc": ("sdft", ["training.gradient_checkpointing=true"]),
+    # TRL SDFT's loss family and memory setting: JSD(β = 0.5) (exact, over the full vocabulary), checkpointing
+    "sdft-jsd-gc": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true"]),
     "vanilla": ("vanilla", []),
     "unisd-star": ("unisd-star", []),
+    "unisd-star-one-forward": ("unisd-star", ["training.score_max_tokens=0"]),
 }
 
 
@@ -46,7 +54,8 @@ def _common(args) -> list[str]:
             "training.batch_size=4", "training.grad_accum=1", f"training.max_steps={args.steps}", "lora.r=16",
             "lora.alpha=32", f"generation.max_new_tokens={args.max_new_tokens}", "generation.temperature=0.7",
             "logging.progress_bar=false", "logging.tensorboard=false", "checkpoint.every_steps=1000",
-            "checkpoint.save_merged=false", "evaluation.heldout=0"]
+            "checkpoint.save_merged=false", "evaluation.heldout=0",
+            "data.teacher_template=\"{prompt}\\n\\n{reference}\""]  # TRL SDFT's teacher_prompt_template
 
 
 def child_unisd(name: str, args) -> dict:
@@ -125,7 +134,8 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--data", default="../shared/data/gsm8k")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--configs", default="sdft-naive,sdft,sdft-gc,vanilla,unisd-star,trl-sdft")
+    p.add_argument("--configs", default="sdft-naive,sdft,sdft-gc,sdft-jsd-gc,vanilla,unisd-star,unisd-star-one-forward,"
+                                        "trl-sdft")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:

@@ -1,5 +1,6 @@
 """Position alignment of scores across prompt lengths and padding (spec §1.2, §9)."""
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -67,3 +68,55 @@ def test_completion_mask_includes_eos_and_flags_truncation():
     assert truncated.tolist() == [False, True]
     mask, _ = completion_mask_from_ids(torch.tensor([[2, 2, 2]]), 2)  # EOS at once: one scored token
     assert mask.tolist() == [[1, 0, 0]]
+
+
+def test_length_groups_fit_the_budget_and_cover_every_row_once():
+    from unisd.engine.scoring import length_groups
+
+    p = torch.tensor([30, 5, 28, 6, 7, 29])
+    c = torch.tensor([4, 2, 4, 3, 1, 2])
+    groups = length_groups(p, c, 70)
+    assert sorted(torch.cat(groups).tolist()) == list(range(6))
+    for g in groups:
+        assert len(g) == 1 or len(g) * (int(p[g].max()) + int(c[g].max())) <= 70
+    assert [sorted(g.tolist()) for g in groups] == [[0, 5], [2, 4], [1, 3]]  # in order of length, as many as fit
+    assert [g.tolist() for g in length_groups(p, c, 10)] == [[0], [5], [2], [4], [3], [1]]  # a row alone exceeds it
+
+
+@pytest.mark.parametrize("mode", ["full", "blocks", "hidden"])
+def test_scoring_in_length_groups_equals_one_forward(tiny_model_dir, mode):
+    """Rows scored in groups (each trimmed to its own padding) give the one-forward scores and the
+    same gradients at every completion token, in row order."""
+    model, tok = _load(tiny_model_dir)
+    model.train(False)
+    prompts = [[5, 6, 7, 8, 9, 10, 11, 12, 13, 14], [12, 13], [14, 15, 16, 17, 18, 19, 20, 21], [22, 23, 24]]
+    completions = [[20, 21], [24, 25, 26, 27, 28], [26, 27, 28], [29]]
+    prompt = pad_left(prompts, tok.pad_token_id)
+    cids, cmask = pad_right(completions, tok.pad_token_id)
+    kw = dict(temperature=0.7, full_logprobs=mode == "full", logit_chunk=0 if mode == "full" else 2,
+              keep_hidden=mode == "hidden", feature_layers=["model.layers.0", LM_HEAD_INPUT])
+
+    def run(max_tokens):
+        model.zero_grad()
+        s = score(model, model, prompt, cids, cmask, max_tokens=max_tokens, **kw)
+        out = s.hidden if mode == "hidden" else s.token_logps
+        (out * cmask[..., None] if out.dim() == 3 else out * cmask).sum().backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        return s, grads
+
+    one, g_one = run(0)
+    grouped, g_grouped = run(16)
+    from unisd.engine.scoring import length_groups
+
+    assert len(length_groups(prompt.lengths, cmask.sum(-1), 16)) > 1  # the budget does split the rows
+    m = cmask > 0
+    if mode == "hidden":
+        assert torch.allclose(grouped.hidden[m], one.hidden[m], atol=1e-5)
+        assert grouped.head[0] is one.head[0]
+    else:
+        assert torch.allclose(grouped.token_logps[m], one.token_logps[m], atol=1e-5)
+    if mode == "full":
+        assert torch.allclose(grouped.logprobs[m], one.logprobs[m], atol=1e-5)
+    for name in one.features:
+        assert torch.allclose(grouped.features[name][m], one.features[name][m], atol=1e-5), name
+    assert len(g_one) == len(g_grouped) and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_one, g_grouped))

@@ -8,9 +8,11 @@ Positions are computed from the attention mask, so left padding does not shift t
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import fields
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from unisd.components.batch import Scores
 from unisd.engine.batching import Tokenized
@@ -91,6 +93,7 @@ def score(
     feature_layers: Sequence[str] = (),
     logit_chunk: int = 0,
     keep_hidden: bool = False,
+    max_tokens: int = 0,
 ) -> Scores:
     """Run ``forward`` on ``prompt ⊕ completion`` and return log-probs aligned to the completion.
 
@@ -103,7 +106,21 @@ def score(
     ``full_logprobs`` is not available. With ``keep_hidden`` the scores carry the head's input and
     weights (``Scores.hidden``, ``Scores.head``) and no token log-probs yet: the caller computes them
     with the divergence in the same blocks.
+
+    ``max_tokens`` > 0: rows are sorted by length and run in groups of at most ``max_tokens`` padded
+    tokens each (:func:`length_groups`), each group trimmed to its own longest prompt and completion;
+    the scores are put back in row order (zero past the longest completion of a row's group).
     """
+    groups = length_groups(prompt.lengths, (completion_mask > 0).sum(-1), max_tokens) if max_tokens else []
+    if len(groups) > 1:
+        parts = []
+        for rows in groups:
+            p_len, c_len = int(prompt.lengths[rows].max()), max(int((completion_mask[rows] > 0).sum(-1).max()), 1)
+            sub_prompt = Tokenized(prompt.ids[rows, prompt.ids.shape[1] - p_len:], prompt.mask[rows, prompt.ids.shape[1] - p_len:])
+            parts.append(score(forward, model_for_hooks, sub_prompt, completion_ids[rows, :c_len],
+                               completion_mask[rows, :c_len], temperature=temperature, full_logprobs=full_logprobs,
+                               feature_layers=feature_layers, logit_chunk=logit_chunk, keep_hidden=keep_hidden))
+        return _in_row_order(parts, groups, completion_ids.shape[1])
     device = completion_ids.device
     P, T = prompt.ids.shape[1], completion_ids.shape[1]
     input_ids = torch.cat([prompt.ids.to(device), completion_ids], dim=1)
@@ -134,6 +151,42 @@ def score(
     features = {name: _align(f, P, T) for name, f in feats.items()}
     keep = full_logprobs or keep_hidden  # no plain head to apply in blocks: the caller gets full log-probs
     return Scores(token_logps=token_logps, logprobs=logprobs if keep else None, features=features)
+
+
+def length_groups(prompt_lengths: torch.Tensor, completion_lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
+    """Row indices in groups: rows sorted by prompt length (longest first), each group as many rows
+    as fit ``max_tokens`` padded tokens (rows × (longest prompt + longest completion)); one row at
+    least per group."""
+    order = torch.argsort(prompt_lengths.cpu(), descending=True, stable=True).tolist()
+    p, c = prompt_lengths.tolist(), completion_lengths.tolist()
+    groups: list[list[int]] = []
+    for i in order:
+        g = groups[-1] if groups else None
+        if g is not None and (len(g) + 1) * (p[g[0]] + max(c[i], *(c[j] for j in g))) <= max_tokens:
+            g.append(i)
+        else:
+            groups.append([i])
+    return [torch.tensor(sorted(g), device=prompt_lengths.device) for g in groups]
+
+
+def _in_row_order(parts: list[Scores], groups: list[torch.Tensor], T: int) -> Scores:
+    """Scores of row groups (each cut to its own completion length) as one batch in row order."""
+    inverse = torch.argsort(torch.cat(groups))
+
+    def merge(tensors: list[torch.Tensor]) -> torch.Tensor:
+        padded = [F.pad(t, (0, 0) * (t.dim() - 2) + (0, T - t.shape[1])) for t in tensors]
+        return torch.cat(padded)[inverse.to(padded[0].device)]
+
+    out = {}
+    for f in fields(Scores):
+        values = [getattr(s, f.name) for s in parts]
+        if f.name == "features":
+            out[f.name] = {k: merge([v[k] for v in values]) for k in values[0]}
+        elif f.name == "head":
+            out[f.name] = values[0]  # the same head for every group
+        else:
+            out[f.name] = None if values[0] is None else merge(values)
+    return Scores(**out)
 
 
 def _align(feature: torch.Tensor, P: int, T: int) -> torch.Tensor:

@@ -94,7 +94,8 @@ class MicroStep:
             # feature hooks itself; a plain callable runs the student's modules
             hooked = fwd if isinstance(fwd, torch.nn.Module) else self.unwrapped
             return score(fwd, hooked, prompt, cids, pres, temperature=temperature, full_logprobs=full_logprobs,
-                         feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden)
+                         feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden,
+                         max_tokens=self.recipe.training.score_max_tokens)
 
     def divergence_of(self, student: Scores, teacher: Scores, ids: torch.Tensor) -> torch.Tensor:
         """The per-token divergence (B, T); fills in token log-probs left to the block computation."""
@@ -120,7 +121,8 @@ class MicroStep:
         """The student's teacher-forced scores of ``roll`` after ``prompt`` (with gradient)."""
         return score(self.model, self.unwrapped, prompt, roll.ids, roll.present,
                      temperature=self.temperature if temperature is None else temperature, full_logprobs=full_logprobs,
-                     feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden)
+                     feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden,
+                     max_tokens=self.recipe.training.score_max_tokens)
 
     def nll(self, prompt: Tokenized, roll: Rollout) -> MicroResult:
         """Cross-entropy of ``roll`` under the student at temperature 1 (SFT, SSD)."""
