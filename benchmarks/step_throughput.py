@@ -14,6 +14,9 @@ warm-up and is not counted. Configurations:
 - ``sdft-gc``: ``sdft`` with ``training.gradient_checkpointing=true`` (TRL's SDFT default),
 - ``sdft-jsd-gc``: ``sdft-gc`` with the generalized JSD(β = 0.5) over the full vocabulary (TRL SDFT's
   ``distillation_alpha = 0.5``, which TRL computes on the top-100 logits),
+- ``sdft-jsd-gc-unmerged``: ``sdft-jsd-gc`` decoding through the unmerged LoRA layers (no merged
+  copy of the weights during ``generate``), and ``sdft-jsd-gc-vllm`` with the vLLM backend (needs
+  ``vllm``; not in the default list),
 - ``unisd-star-one-forward``: ``unisd-star`` with ``training.score_max_tokens=0`` (each scoring
   call in one forward, every row padded to the longest),
 - ``trl-sdft``: TRL's ``SDFTTrainer`` on the same model, prompts and batch, when ``trl`` is
@@ -43,6 +46,10 @@ CONFIGS = {
     "sdft-gc": ("sdft", ["training.gradient_checkpointing=true"]),
     # TRL SDFT's loss family and memory setting: JSD(β = 0.5) (exact, over the full vocabulary), checkpointing
     "sdft-jsd-gc": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true"]),
+    "sdft-jsd-gc-unmerged": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true",
+                                      "generation.backend={type: hf, merge_adapter: false}"]),
+    "sdft-jsd-gc-vllm": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true",
+                                  "generation.backend=vllm"]),
     "vanilla": ("vanilla", []),
     "unisd-star": ("unisd-star", []),
     "unisd-star-one-forward": ("unisd-star", ["training.score_max_tokens=0"]),

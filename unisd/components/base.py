@@ -9,6 +9,7 @@ methods; the engine registers each component with the plugin manager for the len
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
@@ -77,11 +78,13 @@ class Requirements:
                             self.prompt_fields | other.prompt_fields)
 
 
-class Component:
-    """Base class of recipe components (teachers, disagreement measures, losses, guards).
+class Component(abc.ABC):
+    """Base class of every component: recipe components (teachers, disagreement measures, losses,
+    guards), divergences, objectives, dataset adapters, context builders and generation backends.
 
-    Subclasses set ``kind`` (done by the kind's base class) and ``Config``. The engine builds a
-    component with ``cls(config)`` and calls :meth:`setup` once the model exists.
+    Subclasses set ``kind`` (done by the kind's base class) and ``Config``; a class that leaves an
+    abstract method of its kind unimplemented cannot be built. The engine builds a component with
+    ``cls(config)``, calls :meth:`setup` once the model exists, and registers it for the run's hooks.
     """
 
     kind: ClassVar[str] = "component"
