@@ -8,10 +8,11 @@ solution), ≤ ``--max-new-tokens`` new tokens, τ = 0.7, fp32. The first step i
 warm-up and is not counted. Configurations:
 
 - ``vanilla``, ``sdft`` (reverse KL) and ``unisd-star`` with the defaults (divergence in blocks of
-  ``training.logit_chunk`` tokens, LoRA merged for decoding),
-- ``sdft-naive``: ``training.logit_chunk=0`` and ``generation.backend.merge_adapter=false`` (the
-  path before both),
-- ``sdft-gc``: ``sdft`` with ``training.gradient_checkpointing=true`` (TRL's SDFT default),
+  ``training.logit_chunk`` tokens, LoRA merged for decoding, gradient checkpointing, rows scored
+  in length groups),
+- ``sdft-naive``: ``training.logit_chunk=0``, ``generation.backend.merge_adapter=false`` and no
+  gradient checkpointing (the path before all three),
+- ``sdft-no-gc``: ``sdft`` with ``training.gradient_checkpointing=false``,
 - ``sdft-jsd-gc``: ``sdft-gc`` with the generalized JSD(β = 0.5) over the full vocabulary (TRL SDFT's
   ``distillation_alpha = 0.5``, which TRL computes on the top-100 logits),
 - ``sdft-jsd-gc-unmerged``: ``sdft-jsd-gc`` decoding through the unmerged LoRA layers (no merged
@@ -41,11 +42,14 @@ import time
 from pathlib import Path
 
 CONFIGS = {
-    "sdft-naive": ("sdft", ["training.logit_chunk=0", "generation.backend={type: hf, merge_adapter: false}"]),
+    "sdft-naive": ("sdft", ["training.logit_chunk=0", "generation.backend={type: hf, merge_adapter: false}",
+                            "training.gradient_checkpointing=false"]),
     "sdft": ("sdft", []),
-    "sdft-gc": ("sdft", ["training.gradient_checkpointing=true"]),
+    "sdft-no-gc": ("sdft", ["training.gradient_checkpointing=false"]),
     # TRL SDFT's loss family and memory setting: JSD(β = 0.5) (exact, over the full vocabulary), checkpointing
     "sdft-jsd-gc": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true"]),
+    "sdft-jsd-gc-chunk64": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true",
+                                     "training.logit_chunk=64"]),
     "sdft-jsd-gc-unmerged": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true",
                                       "generation.backend={type: hf, merge_adapter: false}"]),
     "sdft-jsd-gc-vllm": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true",
@@ -141,7 +145,7 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--data", default="../shared/data/gsm8k")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--configs", default="sdft-naive,sdft,sdft-gc,sdft-jsd-gc,vanilla,unisd-star,unisd-star-one-forward,"
+    p.add_argument("--configs", default="sdft-naive,sdft,sdft-no-gc,sdft-jsd-gc,vanilla,unisd-star,unisd-star-one-forward,"
                                         "trl-sdft")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
