@@ -30,7 +30,7 @@ def test_nan_divergence_step_is_skipped_and_logged(make_recipe, tmp_path, monkey
     train(make_recipe("vanilla", "training.max_steps=3"), tmp_path / "run")
     rows = _rows(tmp_path / "run")
     assert [r.get("skipped", 0) for r in rows] == [0, 1.0, 0]
-    assert rows[1]["skipped_terms"] == "divergence, total"
+    assert rows[1]["skipped_terms"] == "forward_kl, total"
     assert math.isfinite(rows[2]["loss/total"])
 
 
