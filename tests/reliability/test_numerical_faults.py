@@ -37,7 +37,7 @@ def test_nan_divergence_step_is_skipped_and_logged(make_recipe, tmp_path, monkey
 def test_consecutive_bad_steps_stop_the_run_with_a_checkpoint(make_recipe, tmp_path, monkeypatch):
     orig = ForwardKL.per_token
     monkeypatch.setattr(ForwardKL, "per_token", lambda self, t, s: orig(self, t, s) * float("inf"))
-    with pytest.raises(TrainingStopped, match="2 consecutive steps with non-finite divergence"):
+    with pytest.raises(TrainingStopped, match="2 consecutive steps with non-finite forward_kl"):
         train(make_recipe("vanilla", "training.max_steps=5", "training.max_bad_steps=2"), tmp_path / "run")
     assert (tmp_path / "run" / "checkpoints").exists()
 
