@@ -120,3 +120,23 @@ def test_scoring_in_length_groups_equals_one_forward(tiny_model_dir, mode):
     for name in one.features:
         assert torch.allclose(grouped.features[name][m], one.features[name][m], atol=1e-5), name
     assert len(g_one) == len(g_grouped) and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_one, g_grouped))
+
+
+def test_no_length_groups_where_processes_must_run_the_same_forwards(make_recipe):
+    """Under FSDP2 every forward gathers weights collectively, and a DDP student takes one forward
+    per backward: there the budget is not applied."""
+    from types import SimpleNamespace
+
+    from unisd.engine.step import MicroStep
+
+    recipe = make_recipe("vanilla")
+    student = torch.nn.Linear(1, 1)
+
+    def budgets(model, sharded):
+        run = SimpleNamespace(recipe=recipe, tokenizer=None, model=student, sharded=sharded)
+        step = MicroStep(run, model, None, None, [], None, None)
+        return step.student_max_tokens, step.teacher_max_tokens
+
+    assert budgets(student, False) == (4096, 4096)
+    assert budgets(torch.nn.Sequential(student), False) == (0, 4096)  # a wrapper: the DDP student
+    assert budgets(student, True) == (0, 0)

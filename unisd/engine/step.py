@@ -45,6 +45,11 @@ class MicroStep:
         self.temperature = score_temperature(self.recipe)
         # blocks read the LM head's weight after the forward, when FSDP2 has already freed the gathered copy
         self.logit_chunk = 0 if (req and req.full_logprobs) or run.sharded else self.recipe.training.logit_chunk
+        # every process must run the same forwards under FSDP2 (each one gathers weights collectively),
+        # and a DDP-wrapped student takes one forward per backward: no length groups there
+        budget = self.recipe.training.score_max_tokens
+        self.teacher_max_tokens = 0 if run.sharded else budget
+        self.student_max_tokens = 0 if run.sharded or model is not run.model else budget
 
     def describe_loss(self) -> str:
         """The total loss the run minimises, e.g. ``L = 1·reverse_kl + 0.01·contrastive``."""
@@ -95,7 +100,7 @@ class MicroStep:
             hooked = fwd if isinstance(fwd, torch.nn.Module) else self.unwrapped
             return score(fwd, hooked, prompt, cids, pres, temperature=temperature, full_logprobs=full_logprobs,
                          feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden,
-                         max_tokens=self.recipe.training.score_max_tokens)
+                         max_tokens=self.teacher_max_tokens)
 
     def divergence_of(self, student: Scores, teacher: Scores, ids: torch.Tensor) -> torch.Tensor:
         """The per-token divergence (B, T); fills in token log-probs left to the block computation."""
@@ -122,7 +127,7 @@ class MicroStep:
         return score(self.model, self.unwrapped, prompt, roll.ids, roll.present,
                      temperature=self.temperature if temperature is None else temperature, full_logprobs=full_logprobs,
                      feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden,
-                     max_tokens=self.recipe.training.score_max_tokens)
+                     max_tokens=self.student_max_tokens)
 
     def nll(self, prompt: Tokenized, roll: Rollout) -> MicroResult:
         """Cross-entropy of ``roll`` under the student at temperature 1 (SFT, SSD)."""

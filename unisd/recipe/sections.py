@@ -112,7 +112,8 @@ class TrainingConfig(StrictModel):
                                                           "teacher-forced forward: rows are sorted by length and "
                                                           "scored in groups within this budget, so short rows are not "
                                                           "padded to the longest (the K agreement contexts); 0 scores "
-                                                          "each call in one forward (benchmarks/step_throughput.py)")
+                                                          "each call in one forward (benchmarks/step_throughput.py). "
+                                                          "Not applied under FSDP2, nor to a DDP student")
     max_bad_steps: PositiveInt = Field(3, description="consecutive non-finite steps before the run stops with a checkpoint")
 
 
