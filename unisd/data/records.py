@@ -13,9 +13,9 @@ A record is one training item (a plain dict once validated):
 ``reference``      the privileged reference the teacher sees (default: ``gold``); what a recipe's
                    ``data.teacher_template`` puts in ``{reference}``
 
-Components declare the further slots they read (``Component.record_slots``: the agreement's
-``aux_contexts``, the contrastive loss's ``negative_prompt`` …); loading validates those too when
-it is given them (``slots=``), and keeps any other field as it is.
+Components declare the further slots that records bring for them (``Component.record_slots``: the
+contrastive loss's ``negative_prompt`` and ``negative_reference``); loading validates those too
+when it is given them (``slots=``), and keeps any other field as it is.
 
 Bad input never disappears silently: in ``error`` mode the first bad record raises
 :class:`BadRecordError` naming the source, the line (or index) and the field; in ``skip`` mode each

@@ -24,11 +24,12 @@ def record_slots(recipe, registries) -> dict[str, Any]:
     slots: dict[str, Any] = {}
     owner: dict[str, str] = {}
     for cfg in recipe.components:
+        who = cfg.name or cfg.type
         for name, slot in registries.component_class(cfg.type).record_slots.items():
             if name in slots and slots[name] != slot:
-                raise UserError(f"components {owner[name]!r} and {cfg.name or cfg.type!r} declare record slot {name!r} "
+                raise UserError(f"components {owner[name]!r} and {who!r} declare record slot {name!r} "
                                 f"differently ({slots[name]} vs {slot})")
-            slots[name], owner[name] = slot, cfg.name or cfg.type
+            slots[name], owner[name] = slot, who
     return slots
 
 

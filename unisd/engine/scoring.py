@@ -111,12 +111,14 @@ def score(
     tokens each (:func:`length_groups`), each group trimmed to its own longest prompt and completion;
     the scores are put back in row order (zero past the longest completion of a row's group).
     """
-    groups = length_groups(prompt.lengths, (completion_mask > 0).sum(-1), max_tokens) if max_tokens else []
+    completion_lengths = (completion_mask > 0).sum(-1)
+    groups = length_groups(prompt.lengths, completion_lengths, max_tokens) if max_tokens else []
     if len(groups) > 1:
         parts = []
         for rows in groups:
-            p_len, c_len = int(prompt.lengths[rows].max()), max(int((completion_mask[rows] > 0).sum(-1).max()), 1)
-            sub_prompt = Tokenized(prompt.ids[rows, prompt.ids.shape[1] - p_len:], prompt.mask[rows, prompt.ids.shape[1] - p_len:])
+            start = prompt.ids.shape[1] - int(prompt.lengths[rows].max())  # the group's left padding ends here
+            c_len = max(int(completion_lengths[rows].max()), 1)
+            sub_prompt = Tokenized(prompt.ids[rows, start:], prompt.mask[rows, start:])
             parts.append(score(forward, model_for_hooks, sub_prompt, completion_ids[rows, :c_len],
                                completion_mask[rows, :c_len], temperature=temperature, full_logprobs=full_logprobs,
                                feature_layers=feature_layers, logit_chunk=logit_chunk, keep_hidden=keep_hidden))

@@ -65,8 +65,7 @@ class VLLMGenerate(GenerationBackend):
         super().__init__(config)
         self.llm = None
         self.run: "Run | None" = None
-        self._loaded: str | None = None  # which weights the engine holds: 'base' or 'student'
-        self._student_changed = True  # an optimizer step happened since the student's weights were loaded
+        self._loaded: str | None = None  # the weights the engine holds: 'base', 'student' (current), or None
 
     def setup(self, run: "Run") -> None:
         if getattr(run, "sharded", False):
@@ -109,19 +108,18 @@ class VLLMGenerate(GenerationBackend):
         # the frozen base weights (adapter disabled) never change; the student's change with each step.
         # Outside a run no hook tells of steps: sync every time.
         state = "base" if adapters_disabled(model) else "student"
-        if self.run is not None and state == self._loaded and not (state == "student" and self._student_changed):
+        if self.run is not None and state == self._loaded:
             return
         # a generator: one merged tensor exists at a time (the engine runs in this process, nothing is pickled)
         llm.collective_rpc("reload_weights", kwargs={"weights_iterator": effective_weights(model),
                                                      "is_checkpoint_format": True})
         llm.reset_prefix_cache()
         self._loaded = state
-        if state == "student":
-            self._student_changed = False
 
     def unisd_on_step_end(self, run, step: int) -> None:
         """The optimizer changed the student's weights: reload them before the next sampling."""
-        self._student_changed = True
+        if self._loaded == "student":
+            self._loaded = None
 
     # -- sampling ----------------------------------------------------------------------------------
     def generate(self, model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params, *,
