@@ -137,6 +137,60 @@ def test_no_length_groups_where_processes_must_run_the_same_forwards(make_recipe
         step = MicroStep(run, model, None, None, [], None, None)
         return step.student_max_tokens, step.teacher_max_tokens
 
-    assert budgets(student, False) == (4096, 4096)
-    assert budgets(torch.nn.Sequential(student), False) == (0, 4096)  # a wrapper: the DDP student
+    assert budgets(student, False) == (1024, 1024)
+    assert budgets(torch.nn.Sequential(student), False) == (0, 1024)  # a wrapper: the DDP student
     assert budgets(student, True) == (0, 0)
+
+
+@pytest.mark.parametrize("mode", ["full", "blocks", "hidden"])
+@pytest.mark.parametrize("max_tokens", [0, 16])
+def test_a_shared_prompt_prefix_run_once_gives_the_one_forward_scores(tiny_model_dir, mode, max_tokens):
+    """Rows whose prompts start alike: the prefix runs once and every row (every length group)
+    continues from its cache, with the scores and features of whole rows."""
+    from unisd.engine.scoring import SharedPrefix
+
+    model, tok = _load(tiny_model_dir)
+    head = [40, 41, 42, 43, 44]
+    prompts = [head + [5, 6, 7, 8, 9, 10], head + [12], head + [14, 15, 16, 17], head + [18, 19]]
+    completions = [[20, 21], [24, 25, 26, 27, 28], [26, 27, 28], [29]]
+    prompt = pad_left(prompts, tok.pad_token_id)
+    cids, cmask = pad_right(completions, tok.pad_token_id)
+    kw = dict(temperature=0.7, full_logprobs=mode == "full", logit_chunk=0 if mode == "full" else 2,
+              keep_hidden=mode == "hidden", feature_layers=["model.layers.0", LM_HEAD_INPUT], max_tokens=max_tokens)
+    calls = []
+    hook = model.register_forward_pre_hook(lambda m, a, k: calls.append(k["input_ids"].shape), with_kwargs=True)
+    with torch.no_grad():
+        one = score(model, model, prompt, cids, cmask, **kw)
+        n_plain = len(calls)
+        shared = score(model, model, prompt, cids, cmask, share_prefix=3, **kw)
+    hook.remove()
+    assert calls[n_plain] == (1, 5)  # the prefix, once
+    assert all(shape[1] <= calls[0][1] - 5 for shape in calls[n_plain + 1:])  # the rows without it
+    m = cmask > 0
+    for a, b in [(shared.hidden, one.hidden), (shared.token_logps, one.token_logps), (shared.logprobs, one.logprobs)]:
+        if b is not None:
+            assert torch.allclose(a[m], b[m], atol=1e-5)
+    for name in one.features:
+        assert torch.allclose(shared.features[name][m], one.features[name][m], atol=1e-5), name
+    with torch.no_grad():  # shorter than asked, or a row that is all prefix: not shared
+        assert SharedPrefix.of(model, model, prompt, 6) is None
+        assert SharedPrefix.of(model, model, pad_left([head, head + [7]], 0), 5) is None
+        assert SharedPrefix.of(model, model, pad_left([head, head + [7]], 0), 4).length == 4
+    with pytest.raises(RuntimeError, match="without gradient"):
+        SharedPrefix.of(model, model, prompt, 3)
+
+
+def test_the_teacher_shares_prompt_prefixes_unless_sharded_or_switched_off(make_recipe):
+    from types import SimpleNamespace
+
+    from unisd.engine.step import MicroStep
+
+    student = torch.nn.Linear(1, 1)
+
+    def share(recipe, sharded):
+        run = SimpleNamespace(recipe=recipe, tokenizer=None, model=student, sharded=sharded)
+        return MicroStep(run, student, None, None, [], None, None).teacher_share_prefix
+
+    assert share(make_recipe("vanilla"), False) == 8
+    assert share(make_recipe("vanilla"), True) == 0  # every process must run the same forwards
+    assert share(make_recipe("vanilla", "training.share_prompt_prefix=false"), False) == 0

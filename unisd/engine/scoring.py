@@ -7,15 +7,17 @@ Positions are computed from the attention mask, so left padding does not shift t
 
 from __future__ import annotations
 
+import copy
+import inspect
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from unisd.components.batch import Scores
-from unisd.engine.batching import Tokenized
+from unisd.engine.batching import Tokenized, pad_left
 from unisd.engine.modeling import base_model
 from unisd.engine.vocab_chunks import token_logprobs
 
@@ -94,6 +96,8 @@ def score(
     logit_chunk: int = 0,
     keep_hidden: bool = False,
     max_tokens: int = 0,
+    share_prefix: int = 0,
+    prefix: "SharedPrefix | None" = None,
 ) -> Scores:
     """Run ``forward`` on ``prompt ⊕ completion`` and return log-probs aligned to the completion.
 
@@ -110,7 +114,17 @@ def score(
     ``max_tokens`` > 0: rows are sorted by length and run in groups of at most ``max_tokens`` padded
     tokens each (:func:`length_groups`), each group trimmed to its own longest prompt and completion;
     the scores are put back in row order (zero past the longest completion of a row's group).
+
+    ``share_prefix`` > 0 (no gradient: the teacher): when every row's prompt starts with the same
+    ``share_prefix`` tokens or more (the chat template's system turn, the agreement contexts'
+    header), that prefix runs once, as one row, and every row (every group) continues from its
+    key/value cache (:class:`SharedPrefix`); equal to one forward of the whole rows up to float
+    rounding.
     """
+    if share_prefix and prefix is None:
+        prefix = SharedPrefix.of(forward, model_for_hooks, prompt, share_prefix)
+        if prefix is not None:
+            prompt = prefix.rest
     completion_lengths = (completion_mask > 0).sum(-1)
     groups = length_groups(prompt.lengths, completion_lengths, max_tokens) if max_tokens else []
     if len(groups) > 1:
@@ -121,7 +135,8 @@ def score(
             sub_prompt = Tokenized(prompt.ids[rows, start:], prompt.mask[rows, start:])
             parts.append(score(forward, model_for_hooks, sub_prompt, completion_ids[rows, :c_len],
                                completion_mask[rows, :c_len], temperature=temperature, full_logprobs=full_logprobs,
-                               feature_layers=feature_layers, logit_chunk=logit_chunk, keep_hidden=keep_hidden))
+                               feature_layers=feature_layers, logit_chunk=logit_chunk, keep_hidden=keep_hidden,
+                               prefix=prefix))
         return _in_row_order(parts, groups, completion_ids.shape[1])
     device = completion_ids.device
     P, T = prompt.ids.shape[1], completion_ids.shape[1]
@@ -133,8 +148,7 @@ def score(
     if blocks:
         layers = [name for name in feature_layers if name != LM_HEAD_INPUT]
         with capture_features(model_for_hooks, layers) as feats, capture_head_input(model_for_hooks) as head:
-            forward(input_ids=input_ids, attention_mask=attn, position_ids=position_ids_from_mask(attn),
-                    logits_to_keep=1, use_cache=False)
+            _forward(forward, input_ids, attn, 1, prefix)
         hidden = _align(head["hidden"], P, T)
         features = {name: _align(f, P, T) for name, f in feats.items()}
         if LM_HEAD_INPUT in feature_layers:
@@ -145,14 +159,64 @@ def score(
         token_logps = token_logprobs(hidden, weight, bias, completion_ids, temperature, chunk=logit_chunk)
         return Scores(token_logps=token_logps, features=features)
     with capture_features(model_for_hooks, feature_layers) as feats:
-        out = forward(input_ids=input_ids, attention_mask=attn, position_ids=position_ids_from_mask(attn),
-                      logits_to_keep=T + 1, use_cache=False)
+        out = _forward(forward, input_ids, attn, T + 1, prefix)
     logits = out.logits[:, -(T + 1):-1, :].float()
     logprobs = torch.log_softmax(logits / temperature, dim=-1)
     token_logps = logprobs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
     features = {name: _align(f, P, T) for name, f in feats.items()}
     keep = full_logprobs or keep_hidden  # no plain head to apply in blocks: the caller gets full log-probs
     return Scores(token_logps=token_logps, logprobs=logprobs if keep else None, features=features)
+
+
+def _forward(forward: Callable[..., Any], input_ids: torch.Tensor, attn: torch.Tensor, logits_to_keep: int,
+             prefix: "SharedPrefix | None") -> Any:
+    if prefix is None:
+        return forward(input_ids=input_ids, attention_mask=attn, position_ids=position_ids_from_mask(attn),
+                       logits_to_keep=logits_to_keep, use_cache=False)
+    full = torch.cat([attn.new_ones(attn.shape[0], prefix.length), attn], dim=1)
+    return forward(input_ids=input_ids, attention_mask=full, position_ids=position_ids_from_mask(full)[:, prefix.length:],
+                   logits_to_keep=logits_to_keep, use_cache=True, **{prefix.cache_arg: prefix.cache_for(attn.shape[0])})
+
+
+@dataclass
+class SharedPrefix:
+    """The first ``length`` prompt tokens, common to every row, run once: their key/value ``cache``
+    (one row) and the rows' remaining prompts (``rest``, left-padded)."""
+
+    length: int
+    cache: Any
+    cache_arg: str
+    rest: Tokenized
+
+    @classmethod
+    def of(cls, forward: Callable[..., Any], model_for_hooks: torch.nn.Module, prompt: Tokenized,
+           min_length: int) -> "SharedPrefix | None":
+        """The rows' shared prefix, run through ``forward``; None when it is shorter than
+        ``min_length`` tokens. Every row keeps one prompt token at least (its last position
+        predicts the first completion token)."""
+        if torch.is_grad_enabled():
+            raise RuntimeError("a shared prompt prefix is for scoring without gradient (the teacher)")
+        rows = [ids[m > 0] for ids, m in zip(prompt.ids, prompt.mask)]
+        shortest = min(len(r) for r in rows)
+        if len(rows) < 2 or shortest - 1 < min_length:
+            return None
+        same = torch.stack([r[: shortest - 1] == rows[0][: shortest - 1] for r in rows[1:]]).all(0)
+        length = int(same.long().cumprod(0).sum())
+        if length < min_length:
+            return None
+        cache_arg = "cache" if "cache" in inspect.signature(base_model(model_for_hooks).forward).parameters \
+            else "past_key_values"
+        head = rows[0][:length].unsqueeze(0).to(prompt.ids.device)
+        out = forward(input_ids=head, attention_mask=torch.ones_like(head), logits_to_keep=1, use_cache=True)
+        cache = out.cache if cache_arg == "cache" else out.past_key_values
+        rest = pad_left([r[length:].tolist() for r in rows], 0)  # the pad id is masked out
+        return cls(length, cache, cache_arg, Tokenized(rest.ids.to(prompt.ids.device), rest.mask.to(prompt.mask.device)))
+
+    def cache_for(self, rows: int) -> Any:
+        """A copy of the prefix's cache for ``rows`` rows (a forward appends to the cache it is given)."""
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(rows)
+        return cache
 
 
 def length_groups(prompt_lengths: torch.Tensor, completion_lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:

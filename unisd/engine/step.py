@@ -50,6 +50,8 @@ class MicroStep:
         budget = self.recipe.training.score_max_tokens
         self.teacher_max_tokens = 0 if run.sharded else budget
         self.student_max_tokens = 0 if run.sharded or model is not run.model else budget
+        # at least this many shared prompt tokens before the teacher runs them once (0: never)
+        self.teacher_share_prefix = 8 if self.recipe.training.share_prompt_prefix and not run.sharded else 0
 
     def describe_loss(self) -> str:
         """The total loss the run minimises, e.g. ``L = 1·reverse_kl + 0.01·contrastive``."""
@@ -100,7 +102,7 @@ class MicroStep:
             hooked = fwd if isinstance(fwd, torch.nn.Module) else self.unwrapped
             return score(fwd, hooked, prompt, cids, pres, temperature=temperature, full_logprobs=full_logprobs,
                          feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden,
-                         max_tokens=self.teacher_max_tokens)
+                         max_tokens=self.teacher_max_tokens, share_prefix=self.teacher_share_prefix)
 
     def divergence_of(self, student: Scores, teacher: Scores, ids: torch.Tensor) -> torch.Tensor:
         """The per-token divergence (B, T); fills in token log-probs left to the block computation."""

@@ -108,12 +108,16 @@ class TrainingConfig(StrictModel):
                                                     "gradients; never (B, T, V) log-probs in memory; "
                                                     "benchmarks/loss_memory.py); 0 materialises the full log-probs "
                                                     "(the naive path)")
-    score_max_tokens: int = Field(4096, ge=0, description="padded tokens (rows × longest prompt + completion) per "
+    score_max_tokens: int = Field(1024, ge=0, description="padded tokens (rows × longest prompt + completion) per "
                                                           "teacher-forced forward: rows are sorted by length and "
                                                           "scored in groups within this budget, so short rows are not "
                                                           "padded to the longest (the K agreement contexts); 0 scores "
-                                                          "each call in one forward (benchmarks/step_throughput.py). "
+                                                          "each call in one forward (docs/performance.md). "
                                                           "Not applied under FSDP2, nor to a DDP student")
+    share_prompt_prefix: bool = Field(True, description="the teacher runs the prompt prefix that all rows of a scoring "
+                                                        "call share (the chat template's system turn, the agreement "
+                                                        "contexts' header) once and continues every row from its "
+                                                        "key/value cache (docs/performance.md); not under FSDP2")
     max_bad_steps: PositiveInt = Field(3, description="consecutive non-finite steps before the run stops with a checkpoint")
 
 
