@@ -18,8 +18,10 @@ warm-up and is not counted. Configurations:
 - ``sdft-jsd-gc-unmerged``: ``sdft-jsd-gc`` decoding through the unmerged LoRA layers (no merged
   copy of the weights during ``generate``), and ``sdft-jsd-gc-vllm`` with the vLLM backend (needs
   ``vllm``; not in the default list),
-- ``unisd-star-one-forward``: ``unisd-star`` with ``training.score_max_tokens=0`` (each scoring
-  call in one forward, every row padded to the longest),
+- ``unisd-star-unshared``: ``unisd-star`` with ``training.share_prompt_prefix=false`` (the teacher
+  runs every row's whole prompt), and ``unisd-star-one-forward``: that, with
+  ``training.score_max_tokens=0`` too (each scoring call in one forward, every row padded to the
+  longest),
 - ``trl-sdft``: TRL's ``SDFTTrainer`` on the same model, prompts and batch, when ``trl`` is
   importable (not a dependency; ``pip install trl``), else reported as not run.
 
@@ -56,7 +58,8 @@ CONFIGS = {
                                   "generation.backend=vllm"]),
     "vanilla": ("vanilla", []),
     "unisd-star": ("unisd-star", []),
-    "unisd-star-one-forward": ("unisd-star", ["training.score_max_tokens=0"]),
+    "unisd-star-unshared": ("unisd-star", ["training.share_prompt_prefix=false"]),
+    "unisd-star-one-forward": ("unisd-star", ["training.score_max_tokens=0", "training.share_prompt_prefix=false"]),
 }
 
 
@@ -145,8 +148,8 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--data", default="../shared/data/gsm8k")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--configs", default="sdft-naive,sdft,sdft-no-gc,sdft-jsd-gc,vanilla,unisd-star,unisd-star-one-forward,"
-                                        "trl-sdft")
+    p.add_argument("--configs", default="sdft-naive,sdft,sdft-no-gc,sdft-jsd-gc,vanilla,unisd-star,unisd-star-unshared,"
+                                        "unisd-star-one-forward,trl-sdft")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
