@@ -12,9 +12,12 @@ when the contrastive term trains through them). Each measurement runs in a
 fresh process; "peak" is the growth of the process's maximum resident memory over the inputs
 (hidden states, head weights) during that pass. The loss and the gradient of the blocks are
 compared with the naive ones (max |difference|). Nothing is asserted: a table is printed.
+``--device cuda`` runs the same passes on the GPU, "peak" being the growth of
+``torch.cuda.max_memory_allocated`` over the inputs, and times them with the device synchronised.
 
     python benchmarks/loss_memory.py                       # N = 4096, V = 49152 and 151936
     python benchmarks/loss_memory.py --tokens 1024,4096 --vocab 49152 --chunk 256,512
+    python benchmarks/loss_memory.py --device cuda --tokens 4096,16384 --hidden 1536 --chunk 256,1024
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(mode: str, n: int, v: int, chunk: int, hidden_size: int, divergence: str, grad_out: str, token_grad: bool) -> None:
+def child(mode: str, n: int, v: int, chunk: int, hidden_size: int, divergence: str, grad_out: str, token_grad: bool,
+          device: str) -> None:
     import torch
 
     from unisd.engine.vocab_chunks import block_logprobs, divergence_and_token_logprobs
@@ -48,7 +52,17 @@ def child(mode: str, n: int, v: int, chunk: int, hidden_size: int, divergence: s
     w = torch.randn(v, hidden_size, generator=g) / hidden_size ** 0.5
     wt = w + 0.01 * torch.randn(v, hidden_size, generator=g) / hidden_size ** 0.5
     ids = torch.randint(0, v, (1, n), generator=g)
+    hs, ht, w, wt, ids = (t.to(device) for t in (hs, ht, w, wt, ids))
+    hs = hs.detach().requires_grad_(True)
     tau = 0.7
+    cuda = device == "cuda"
+
+    def peak() -> float:
+        return torch.cuda.max_memory_allocated() / 2**20 if cuda else _rss_mb()
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
 
     def run():
         if mode == "naive":
@@ -61,24 +75,30 @@ def child(mode: str, n: int, v: int, chunk: int, hidden_size: int, divergence: s
         (grad,) = torch.autograd.grad(loss, hs)
         return float(loss), grad
 
-    base = _rss_mb()
+    sync()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    base = peak()
     t0 = time.perf_counter()
     loss, grad = run()
+    sync()
     first = time.perf_counter() - t0
-    peak = _rss_mb() - base
+    grown = peak() - base
     del grad
     t0 = time.perf_counter()
     loss, grad = run()
+    sync()
     second = time.perf_counter() - t0
-    torch.save(grad, grad_out)
-    print(json.dumps({"peak_mb": peak, "seconds": min(first, second), "loss": loss}))
+    torch.save(grad.cpu(), grad_out)
+    print(json.dumps({"peak_mb": grown, "seconds": min(first, second), "loss": loss}))
 
 
 def measure(mode, n, v, chunk, args, tmp: Path) -> dict:
     out = tmp / f"{mode}-{n}-{v}-{chunk}.pt"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     proc = subprocess.run([sys.executable, __file__, "--child", mode, str(n), str(v), str(chunk), str(args.hidden),
-                           args.divergence, str(out), str(int(args.token_grad))], capture_output=True, text=True, env=env)
+                           args.divergence, str(out), str(int(args.token_grad)), args.device],
+                          capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["killed"])[-1], "grad": None}
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), "grad": out}
@@ -95,11 +115,12 @@ def main() -> None:
     p.add_argument("--token-grad", action="store_true", help="also train through the student's token log-probs")
     p.add_argument("--naive-max-bytes", type=float, default=12e9,
                    help="skip the naive pass when 12 fp32 (N, V) tensors would exceed this (it would not fit)")
-    p.add_argument("--child", nargs=8, help=argparse.SUPPRESS)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--child", nargs=9, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        mode, n, v, chunk, h, div, out, token_grad = args.child
-        child(mode, int(n), int(v), int(chunk), int(h), div, out, token_grad == "1")
+        mode, n, v, chunk, h, div, out, token_grad, device = args.child
+        child(mode, int(n), int(v), int(chunk), int(h), div, out, token_grad == "1", device)
         return
 
     import torch

@@ -28,6 +28,13 @@ warm-up and is not counted. Configurations:
 Ratios are against ``sdft-naive`` and, when it ran, ``trl-sdft``. Nothing is asserted::
 
     python benchmarks/step_throughput.py --steps 4
+    python benchmarks/step_throughput.py --device cuda --model qwen2.5-1.5b --data synthetic --max-new-tokens 512
+
+``--model`` names the embedded model (the default), a shape of ``benchmarks/random_models.py``
+(randomly initialised, built once for every configuration: for GPU machines, which have no hub
+access) or a local model folder. ``--data synthetic`` uses synthetic records instead of GSM8K
+(a random model's samples are noise either way). With ``--device cuda`` the peak is
+``torch.cuda.max_memory_allocated``; on CPU it is the process's maximum resident memory.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from random_models import SHAPES, build_model, write_records  # benchmarks/random_models.py
 
 CONFIGS = {
     "sdft-naive": ("sdft", ["training.logit_chunk=0", "generation.backend={type: hf, merge_adapter: false}",
@@ -63,8 +72,15 @@ CONFIGS = {
 }
 
 
+def _dataset(args) -> str:
+    if args.data.endswith(".jsonl"):
+        return f"{{type: jsonl, path: '{args.data}'}}"
+    return f"{{type: gsm8k, path: '{args.data}'}}"
+
+
 def _common(args) -> list[str]:
-    return [f"data.dataset={{type: gsm8k, path: '{args.data}'}}", "data.max_samples=16", "data.shuffle=false",
+    model = [f"model.name_or_path='{args.model}'"] if args.model != "embedded" else []
+    return [*model, f"data.dataset={_dataset(args)}", "data.max_samples=16", "data.shuffle=false",
             "training.batch_size=4", "training.grad_accum=1", f"training.max_steps={args.steps}", "lora.r=16",
             "lora.alpha=32", f"generation.max_new_tokens={args.max_new_tokens}", "generation.temperature=0.7",
             "logging.progress_bar=false", "logging.tensorboard=false", "checkpoint.every_steps=1000",
@@ -86,6 +102,26 @@ def child_unisd(name: str, args) -> dict:
             "tokens_per_s": statistics.median(r["throughput/tokens_per_s"] for r in rows)}
 
 
+def _records(args) -> list[dict]:
+    if args.data.endswith(".jsonl"):
+        return [json.loads(line) for line in Path(args.data).read_text().splitlines()][:16]
+    from unisd.plugins import get_host
+
+    cls = get_host().registries.datasets.get("gsm8k")
+    return list(cls(cls.Config(type="gsm8k", path=args.data, split="train")).load())[:16]
+
+
+def _model_and_tokenizer(args):
+    if args.model == "embedded":
+        from unisd.evaluation.loading import load_for_eval
+
+        return load_for_eval("smollm2-135m-instruct")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32), AutoTokenizer.from_pretrained(args.model)
+
+
 def child_trl(args) -> dict:
     import torch
     from datasets import Dataset
@@ -95,18 +131,15 @@ def child_trl(args) -> dict:
     except ImportError:
         from trl import SDFTConfig, SDFTTrainer
 
-    from unisd.evaluation.loading import load_for_eval
-    from unisd.plugins import get_host
-
-    cls = get_host().registries.datasets.get("gsm8k")
-    records = list(cls(cls.Config(type="gsm8k", path=args.data, split="train")).load())[:16]
-    model, tok = load_for_eval("smollm2-135m-instruct")
+    records = _records(args)
+    model, tok = _model_and_tokenizer(args)
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
                              "privileged_context": r["gold"]} for r in records])
     with tempfile.TemporaryDirectory() as tmp:
         cfg = SDFTConfig(output_dir=tmp, per_device_train_batch_size=4, gradient_accumulation_steps=1,
                          max_steps=args.steps, max_completion_length=args.max_new_tokens, temperature=0.7,
-                         learning_rate=1e-4, logging_steps=1, report_to=[], save_strategy="no", use_cpu=True,
+                         learning_rate=1e-4, logging_steps=1, report_to=[], save_strategy="no",
+                         use_cpu=args.device == "cpu",
                          bf16=False, num_generations=1)
         trainer = SDFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok,
                               peft_config=LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM",
@@ -131,10 +164,21 @@ def child_trl(args) -> dict:
     return {"s_per_step": statistics.median(times), "tokens_per_s": None}
 
 
+def peak_mb(device: str) -> float:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_child(name: str, args) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    if args.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
     proc = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--data", args.data,
-                           "--max-new-tokens", str(args.max_new_tokens)], capture_output=True, text=True, env=env)
+                           "--max-new-tokens", str(args.max_new_tokens), "--device", args.device, "--model", args.model],
+                          capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["failed"])[-1]
@@ -148,21 +192,30 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--data", default="../shared/data/gsm8k")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--model", default="embedded", help=f"embedded, a local model folder, or a random model: {', '.join(SHAPES)}")
     p.add_argument("--configs", default="sdft-naive,sdft,sdft-no-gc,sdft-jsd-gc,vanilla,unisd-star,unisd-star-unshared,"
                                         "unisd-star-one-forward,trl-sdft")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         result = child_trl(args) if args.child == "trl-sdft" else child_unisd(args.child, args)
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_mb"] = peak_mb(args.device)
         print(json.dumps(result))
         return
     results = {}
-    for name in args.configs.split(","):
-        results[name] = run_child(name, args)
-        print(name, results[name], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.model in SHAPES:
+            args.model = str(build_model(args.model, Path(tmp) / args.model))
+        if args.data == "synthetic":
+            args.data = str(Path(tmp) / "records.jsonl")
+            write_records(Path(args.data), args.max_new_tokens)
+        for name in args.configs.split(","):
+            results[name] = run_child(name, args)
+            print(name, results[name], flush=True)
+    peak = "peak CUDA MB" if args.device == "cuda" else "peak RSS MB"
     ref, peer = results.get("sdft-naive", {}), results.get("trl-sdft", {})
-    print("\n| config | s / step | completion tokens / s | peak RSS MB | time vs sdft-naive | memory vs sdft-naive "
+    print(f"\n| config | s / step | completion tokens / s | {peak} | time vs sdft-naive | memory vs sdft-naive "
           "| time vs trl-sdft | memory vs trl-sdft |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
@@ -174,8 +227,8 @@ def main() -> None:
             return f"{r[key] / other[key]:.2f}" if other.get(key) else ""
 
         tps = f"{r['tokens_per_s']:.1f}" if r.get("tokens_per_s") else ""
-        print(f"| {name} | {r['s_per_step']:.2f} | {tps} | {r['peak_rss_mb']:.0f} | {ratio(ref, 's_per_step')} | "
-              f"{ratio(ref, 'peak_rss_mb')} | {ratio(peer, 's_per_step')} | {ratio(peer, 'peak_rss_mb')} |")
+        print(f"| {name} | {r['s_per_step']:.2f} | {tps} | {r['peak_mb']:.0f} | {ratio(ref, 's_per_step')} | "
+              f"{ratio(ref, 'peak_mb')} | {ratio(peer, 's_per_step')} | {ratio(peer, 'peak_mb')} |")
 
 
 if __name__ == "__main__":
