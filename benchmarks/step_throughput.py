@@ -18,7 +18,8 @@ warm-up and is not counted. Configurations:
 - ``sdft-jsd-gc-unmerged``: ``sdft-jsd-gc`` decoding through the unmerged LoRA layers (no merged
   copy of the weights during ``generate``), and ``sdft-jsd-gc-vllm`` with the vLLM backend (needs
   ``vllm``; not in the default list),
-- ``unisd-star-unshared``: ``unisd-star`` with ``training.share_prompt_prefix=false`` (the teacher
+- ``unisd-star-4096``: ``unisd-star`` with ``training.score_max_tokens=4096`` (the default before
+  1024), ``unisd-star-unshared``: ``unisd-star`` with ``training.share_prompt_prefix=false`` (the teacher
   runs every row's whole prompt), and ``unisd-star-one-forward``: that, with
   ``training.score_max_tokens=0`` too (each scoring call in one forward, every row padded to the
   longest),
@@ -68,6 +69,7 @@ CONFIGS = {
     "vanilla": ("vanilla", []),
     "unisd-star": ("unisd-star", []),
     "unisd-star-unshared": ("unisd-star", ["training.share_prompt_prefix=false"]),
+    "unisd-star-4096": ("unisd-star", ["training.score_max_tokens=4096"]),
     "unisd-star-one-forward": ("unisd-star", ["training.score_max_tokens=0", "training.share_prompt_prefix=false"]),
 }
 
