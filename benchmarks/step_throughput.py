@@ -101,6 +101,7 @@ def child_unisd(name: str, args) -> dict:
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "time/step_s" in r][1:]  # the first step warms up
     return {"s_per_step": statistics.median(r["time/step_s"] for r in rows),
+            "generate_s": statistics.median(r["time/generate_s"] for r in rows),
             "tokens_per_s": statistics.median(r["throughput/tokens_per_s"] for r in rows)}
 
 
@@ -217,19 +218,20 @@ def main() -> None:
             print(name, results[name], flush=True)
     peak = "peak CUDA MB" if args.device == "cuda" else "peak RSS MB"
     ref, peer = results.get("sdft-naive", {}), results.get("trl-sdft", {})
-    print(f"\n| config | s / step | completion tokens / s | {peak} | time vs sdft-naive | memory vs sdft-naive "
+    print(f"\n| config | s / step | of it sampling | completion tokens / s | {peak} | time vs sdft-naive | memory vs sdft-naive "
           "| time vs trl-sdft | memory vs trl-sdft |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         if "error" in r:
-            print(f"| {name} | not run: {r['error']} | | | | | | |")
+            print(f"| {name} | not run: {r['error']} | | | | | | | |")
             continue
 
         def ratio(other, key):
             return f"{r[key] / other[key]:.2f}" if other.get(key) else ""
 
         tps = f"{r['tokens_per_s']:.1f}" if r.get("tokens_per_s") else ""
-        print(f"| {name} | {r['s_per_step']:.2f} | {tps} | {r['peak_mb']:.0f} | {ratio(ref, 's_per_step')} | "
+        gen = f"{r['generate_s']:.2f}" if r.get("generate_s") is not None else ""
+        print(f"| {name} | {r['s_per_step']:.2f} | {gen} | {tps} | {r['peak_mb']:.0f} | {ratio(ref, 's_per_step')} | "
               f"{ratio(ref, 'peak_mb')} | {ratio(peer, 's_per_step')} | {ratio(peer, 'peak_mb')} |")
 
 

@@ -3,6 +3,7 @@ scoring, divergence → guards → weights → loss terms, or a cross-entropy)."
 
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import torch
@@ -32,6 +33,7 @@ class MicroStep:
         self.run, self.model, self.teacher, self.divergence, self.generator = run, model, teacher, divergence, generator
         self.objective = objective
         self.step = 0  # the optimizer step of the micro-batch being computed
+        self.generate_seconds = 0.0  # time spent sampling since the trainer last reset it (time/generate_s)
         self.recipe = run.recipe
         self.tok = run.tokenizer
         self.guards = [c for c in components if isinstance(c, StabilityGuard)]
@@ -73,7 +75,11 @@ class MicroStep:
     # -- completions -------------------------------------------------------------------------------
     def sample(self, prompt: Tokenized, *, use_base: bool = False) -> Rollout:
         """One sampled completion per prompt row from the student (``use_base``: its base weights)."""
-        return sample(self.generator, self.unwrapped, self.tok, prompt, self.recipe.generation, use_base=use_base)
+        start = time.perf_counter()
+        try:
+            return sample(self.generator, self.unwrapped, self.tok, prompt, self.recipe.generation, use_base=use_base)
+        finally:
+            self.generate_seconds += time.perf_counter() - start
 
     def gold(self, records: list[dict[str, Any]]) -> Rollout:
         """The records' reference completions (ending with EOS) as a rollout."""
