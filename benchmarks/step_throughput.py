@@ -102,6 +102,7 @@ def child_unisd(name: str, args) -> dict:
     rows = [r for r in rows if "time/step_s" in r][1:]  # the first step warms up
     return {"s_per_step": statistics.median(r["time/step_s"] for r in rows),
             "generate_s": statistics.median(r["time/generate_s"] for r in rows),
+            "teacher_s": statistics.median(r["time/teacher_s"] for r in rows),
             "tokens_per_s": statistics.median(r["throughput/tokens_per_s"] for r in rows)}
 
 
@@ -217,23 +218,25 @@ def main() -> None:
             results[name] = run_child(name, args)
             print(name, results[name], flush=True)
     peak = "peak CUDA MB" if args.device == "cuda" else "peak RSS MB"
-    ref, peer = results.get("sdft-naive", {}), results.get("trl-sdft", {})
-    print(f"\n| config | s / step | of it sampling | completion tokens / s | {peak} | time vs sdft-naive | memory vs sdft-naive "
-          "| time vs trl-sdft | memory vs trl-sdft |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    ref, peer, vanilla = results.get("sdft-naive", {}), results.get("trl-sdft", {}), results.get("vanilla", {})
+    print(f"\n| config | s / step | of it sampling | of it teacher scoring | completion tokens / s | {peak} "
+          "| time vs sdft-naive | memory vs sdft-naive | time vs trl-sdft | memory vs trl-sdft | time vs vanilla |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         if "error" in r:
-            print(f"| {name} | not run: {r['error']} | | | | | | | |")
+            print(f"| {name} | not run: {r['error']} |" + " |" * 9)
             continue
 
         def ratio(other, key):
             return f"{r[key] / other[key]:.2f}" if other.get(key) else ""
 
-        tps = f"{r['tokens_per_s']:.1f}" if r.get("tokens_per_s") else ""
-        gen = f"{r['generate_s']:.2f}" if r.get("generate_s") is not None else ""
-        print(f"| {name} | {r['s_per_step']:.2f} | {gen} | {tps} | {r['peak_mb']:.0f} | {ratio(ref, 's_per_step')} | "
-              f"{ratio(ref, 'peak_mb')} | {ratio(peer, 's_per_step')} | {ratio(peer, 'peak_mb')} |")
+        def seconds(key):
+            return f"{r[key]:.2f}" if r.get(key) is not None else ""
 
+        tps = f"{r['tokens_per_s']:.1f}" if r.get("tokens_per_s") else ""
+        print(f"| {name} | {r['s_per_step']:.2f} | {seconds('generate_s')} | {seconds('teacher_s')} | {tps} | "
+              f"{r['peak_mb']:.0f} | {ratio(ref, 's_per_step')} | {ratio(ref, 'peak_mb')} | {ratio(peer, 's_per_step')} | "
+              f"{ratio(peer, 'peak_mb')} | {ratio(vanilla, 's_per_step')} |")
 
 if __name__ == "__main__":
     main()

@@ -34,6 +34,7 @@ class MicroStep:
         self.objective = objective
         self.step = 0  # the optimizer step of the micro-batch being computed
         self.generate_seconds = 0.0  # time spent sampling since the trainer last reset it (time/generate_s)
+        self.teacher_seconds = 0.0  # time in teacher scoring calls since then (time/teacher_s)
         self.recipe = run.recipe
         self.tok = run.tokenizer
         self.guards = [c for c in components if isinstance(c, StabilityGuard)]
@@ -99,16 +100,20 @@ class MicroStep:
     # -- scoring -----------------------------------------------------------------------------------
     def score_teacher(self, texts: Sequence[str], completion_ids, present, *, temperature: float,
                       full_logprobs: bool, feature_layers: Sequence[str] = (), keep_hidden: bool = False) -> Scores:
+        start = time.perf_counter()
         prompt = tokenize_prompts(self.tok, list(texts))
         reps = len(texts) // completion_ids.shape[0]
         cids, pres = completion_ids.repeat(reps, 1), present.repeat(reps, 1)
-        with torch.no_grad(), self.teacher.teacher_forward() as fwd:
-            # a teacher that is a module of its own (a frozen copy, a full-weight model) carries the
-            # feature hooks itself; a plain callable runs the student's modules
-            hooked = fwd if isinstance(fwd, torch.nn.Module) else self.unwrapped
-            return score(fwd, hooked, prompt, cids, pres, temperature=temperature, full_logprobs=full_logprobs,
-                         feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden,
-                         max_tokens=self.teacher_max_tokens, share_prefix=self.teacher_share_prefix)
+        try:
+            with torch.no_grad(), self.teacher.teacher_forward() as fwd:
+                # a teacher that is a module of its own (a frozen copy, a full-weight model) carries the
+                # feature hooks itself; a plain callable runs the student's modules
+                hooked = fwd if isinstance(fwd, torch.nn.Module) else self.unwrapped
+                return score(fwd, hooked, prompt, cids, pres, temperature=temperature, full_logprobs=full_logprobs,
+                             feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden,
+                             max_tokens=self.teacher_max_tokens, share_prefix=self.teacher_share_prefix)
+        finally:
+            self.teacher_seconds += time.perf_counter() - start
 
     def divergence_of(self, student: Scores, teacher: Scores, ids: torch.Tensor) -> torch.Tensor:
         """The per-token divergence (B, T); fills in token log-probs left to the block computation."""

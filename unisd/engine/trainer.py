@@ -396,7 +396,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         tokens, bad_terms = 0, []
-        self.micro.generate_seconds = 0.0
+        self.micro.generate_seconds = self.micro.teacher_seconds = 0.0
         for j in range(ga):
             g = acc.process_index * ga + j
             seed = micro_seed(self.recipe.training.seed, step, g)
@@ -430,6 +430,7 @@ class Trainer:
         bad = reduced[:1]
         metrics: dict[str, Any] = dict(sums)
         metrics["time/generate_s"] = self.micro.generate_seconds  # of time/step_s, spent sampling
+        metrics["time/teacher_s"] = self.micro.teacher_seconds  # and in the teacher's scoring calls
         if float(bad) > 0:
             self.optimizer.zero_grad(set_to_none=True)
             self._bad_steps += 1
