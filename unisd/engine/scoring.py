@@ -8,6 +8,7 @@ Positions are computed from the attention mask, so left padding does not shift t
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from unisd.components.batch import Scores
-from unisd.engine.batching import Tokenized, pad_left
+from unisd.engine.batching import Tokenized
 from unisd.engine.modeling import base_model
 from unisd.engine.vocab_chunks import token_logprobs
 
@@ -196,27 +197,42 @@ class SharedPrefix:
         predicts the first completion token)."""
         if torch.is_grad_enabled():
             raise RuntimeError("a shared prompt prefix is for scoring without gradient (the teacher)")
-        rows = [ids[m > 0] for ids, m in zip(prompt.ids, prompt.mask)]
-        shortest = min(len(r) for r in rows)
-        if len(rows) < 2 or shortest - 1 < min_length:
+        ids, mask = prompt.ids, prompt.mask
+        B, P = ids.shape
+        lengths = mask.sum(-1)
+        shortest = int(lengths.min())  # one host sync: the shapes below depend on it
+        if B < 2 or shortest - 1 < min_length:
             return None
-        same = torch.stack([r[: shortest - 1] == rows[0][: shortest - 1] for r in rows[1:]]).all(0)
-        length = int(same.long().cumprod(0).sum())
+        # token k of row i is at column P − lengths[i] + k (left padding): compare the rows' first
+        # ``shortest − 1`` tokens with row 0's, on the device
+        cols = (P - lengths).unsqueeze(1) + torch.arange(shortest - 1, device=ids.device)
+        heads = ids.gather(1, cols)
+        length = int((heads == heads[:1]).all(0).long().cumprod(0).sum())
         if length < min_length:
             return None
-        cache_arg = "cache" if "cache" in inspect.signature(base_model(model_for_hooks).forward).parameters \
-            else "past_key_values"
-        head = rows[0][:length].unsqueeze(0).to(prompt.ids.device)
+        head = heads[:1, :length]
         out = forward(input_ids=head, attention_mask=torch.ones_like(head), logits_to_keep=1, use_cache=True)
+        cache_arg = _cache_keyword(type(base_model(model_for_hooks)))
         cache = out.cache if cache_arg == "cache" else out.past_key_values
-        rest = pad_left([r[length:].tolist() for r in rows], 0)  # the pad id is masked out
-        return cls(length, cache, cache_arg, Tokenized(rest.ids.to(prompt.ids.device), rest.mask.to(prompt.mask.device)))
+        # what follows the prefix, still left-padded: the last columns, with each row's prefix masked
+        width = int(lengths.max()) - length
+        start = P - width
+        rest_mask = mask[:, start:] * ((start + torch.arange(width, device=mask.device)).unsqueeze(0)
+                                       >= (P - lengths + length).unsqueeze(1))
+        return cls(length, cache, cache_arg, Tokenized(ids[:, start:], rest_mask.to(mask.dtype)))
 
     def cache_for(self, rows: int) -> Any:
         """A copy of the prefix's cache for ``rows`` rows (a forward appends to the cache it is given)."""
         cache = copy.deepcopy(self.cache)
         cache.batch_repeat_interleave(rows)
         return cache
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_keyword(model_type: type) -> str:
+    """The name of the key/value cache argument of a model's forward: ``cache`` (transformers
+    5.24 on) or ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(model_type.forward).parameters else "past_key_values"
 
 
 def length_groups(prompt_lengths: torch.Tensor, completion_lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
