@@ -16,6 +16,7 @@ vocabulary. Three sweeps, each around the default point (135M, K = 0, T = 128)::
 
     python benchmarks/step_scaling.py                       # K ∈ {0, 2, 4, 8}, T ∈ {64, 128, 256, 512}, 135M/360M/0.5B
     python benchmarks/step_scaling.py --device cuda --models smollm2-135m,qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-7b
+    python benchmarks/step_scaling.py --quick               # a few points in a few minutes (a smoke run)
 
 ``--device cuda`` reports ``torch.cuda.max_memory_allocated``; on CPU the peak is the process's
 maximum resident memory. Nothing is asserted.
@@ -90,6 +91,8 @@ def main() -> None:
     p.add_argument("--ks", default="0,2,4,8", help="agreement contexts K (0: no agreement)")
     p.add_argument("--lengths", default="64,128,256,512", help="completion tokens T")
     p.add_argument("--models", default="smollm2-135m,smollm2-360m,qwen2.5-0.5b")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run of every sweep in a few minutes: 2 steps, K ∈ {0, 2}, T ∈ {64, 128}, 135M only")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", default="smollm2-135m", help=argparse.SUPPRESS)
     p.add_argument("--k", type=int, default=0, help=argparse.SUPPRESS)
@@ -98,6 +101,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args)))
         return
+    if args.quick:
+        args.steps, args.ks, args.lengths, args.models = 2, "0,2", "64,128", "smollm2-135m"
     points = [("K", "smollm2-135m", int(k), 128) for k in args.ks.split(",")]
     points += [("T", "smollm2-135m", 0, int(t)) for t in args.lengths.split(",") if int(t) != 128]
     points += [("model", m, 0, 128) for m in args.models.split(",") if m != "smollm2-135m"]

@@ -29,6 +29,7 @@ warm-up and is not counted. Configurations:
 Ratios are against ``sdft-naive`` and, when it ran, ``trl-sdft``. Nothing is asserted::
 
     python benchmarks/step_throughput.py --steps 4
+    python benchmarks/step_throughput.py --quick     # every column in a few minutes (a smoke run)
     python benchmarks/step_throughput.py --device cuda --model qwen2.5-1.5b --data synthetic --max-new-tokens 512
 
 ``--model`` names the embedded model (the default), a shape of ``benchmarks/random_models.py``
@@ -200,8 +201,13 @@ def main() -> None:
     p.add_argument("--model", default="embedded", help=f"embedded, a local model folder, or a random model: {', '.join(SHAPES)}")
     p.add_argument("--configs", default="sdft-naive,sdft,sdft-no-gc,sdft-jsd-gc,vanilla,unisd-star,unisd-star-unshared,"
                                         "unisd-star-one-forward,trl-sdft")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run of the table in a few minutes: 2 steps (one timed) of ≤ 16 new tokens, "
+                        "configs sdft, vanilla, unisd-star and trl-sdft; its ratios are not a measurement")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.quick and not args.child:
+        args.steps, args.max_new_tokens, args.configs = 2, 16, "sdft,vanilla,unisd-star,trl-sdft"
     if args.child:
         result = child_trl(args) if args.child == "trl-sdft" else child_unisd(args.child, args)
         result["peak_mb"] = peak_mb(args.device)
