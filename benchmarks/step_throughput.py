@@ -67,6 +67,8 @@ CONFIGS = {
                                       "generation.backend={type: hf, merge_adapter: false}"]),
     "sdft-jsd-gc-vllm": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true",
                                   "generation.backend=vllm"]),
+    "sdft-jsd-gc-vllm-kv256m": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true",
+                                         "generation.backend={type: vllm, cpu_kv_cache_gib: 0.25}"]),
     "vanilla": ("vanilla", []),
     "unisd-star": ("unisd-star", []),
     "unisd-star-unshared": ("unisd-star", ["training.share_prompt_prefix=false"]),

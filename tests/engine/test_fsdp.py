@@ -208,7 +208,7 @@ def test_the_memory_check_counts_one_process_share_and_the_engines_reservation(t
     assert half["weights"] == whole["weights"] // 2 + 2 * whole["weights"] // layers
     assert half["trainable_state"] == whole["trainable_state"] // 2
     assert half["activations"] == whole["activations"]
-    reserved = VLLMConfig(type="vllm", cpu_kv_cache_gib=3).reserved_memory("cpu")
-    assert reserved == 3 << 30
+    assert VLLMConfig(type="vllm", cpu_kv_cache_gib=3).reserved_memory("cpu") == 3 << 30
+    assert VLLMConfig(type="vllm", cpu_kv_cache_gib=0.25).reserved_memory("cpu") == 1 << 28
     with pytest.raises(InsufficientMemoryError, match="GiB that generation.backend=vllm reserves"):
         check_fits(model, 2, 64, lora=False, reserved=10**15, reserved_by="generation.backend=vllm")

@@ -39,7 +39,9 @@ class VLLMConfig(GeneratorConfig):
     gpu_memory_utilization: float = Field(0.3, gt=0.0, lt=1.0, description="GPU: share of the device's memory vLLM "
                                                                            "takes for weights and KV cache; training "
                                                                            "keeps the rest")
-    cpu_kv_cache_gib: PositiveInt = Field(1, description="CPU: GiB of memory for vLLM's KV cache (VLLM_CPU_KVCACHE_SPACE)")
+    cpu_kv_cache_gib: float = Field(1.0, gt=0.0, description="CPU: GiB of memory for vLLM's KV cache (its "
+                                                               "kv_cache_memory_bytes); it must hold one prompt + "
+                                                               "completion of max_model_len tokens at least")
     max_model_len: PositiveInt | None = Field(None, description="longest prompt + completion the engine holds; "
                                                                 "default: data.max_prompt_length + "
                                                                 "generation.max_new_tokens")
@@ -53,7 +55,7 @@ class VLLMConfig(GeneratorConfig):
         if device.type == "cuda":
             index = device.index if device.index is not None else torch.cuda.current_device()
             return int(self.gpu_memory_utilization * torch.cuda.get_device_properties(index).total_memory)
-        return self.cpu_kv_cache_gib << 30
+        return int(self.cpu_kv_cache_gib * 2**30)
 
 
 class VLLMGenerate(GenerationBackend):
@@ -93,7 +95,10 @@ class VLLMGenerate(GenerationBackend):
         if device.type == "cuda":
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         else:
-            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kv_cache_gib)
+            kwargs["kv_cache_memory_bytes"] = int(cfg.cpu_kv_cache_gib * 2**30)
+            if os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+                log.warning("VLLM_CPU_KVCACHE_SPACE=%s is set: vLLM takes it over generation.backend.cpu_kv_cache_gib",
+                            os.environ["VLLM_CPU_KVCACHE_SPACE"])
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
             # one engine per training process, on its device, inside the launcher's process group
             kwargs["distributed_executor_backend"] = "external_launcher"
