@@ -95,7 +95,7 @@ class VLLMGenerate(GenerationBackend):
         if device.type == "cuda":
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         else:
-            kwargs["kv_cache_memory_bytes"] = int(cfg.cpu_kv_cache_gib * 2**30)
+            kwargs["kv_cache_memory_bytes"] = cfg.reserved_memory(device)  # cpu_kv_cache_gib, in bytes
             if os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
                 log.warning("VLLM_CPU_KVCACHE_SPACE=%s is set: vLLM takes it over generation.backend.cpu_kv_cache_gib",
                             os.environ["VLLM_CPU_KVCACHE_SPACE"])
