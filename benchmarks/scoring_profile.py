@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import os
 import tempfile
 import time
 from collections import defaultdict
@@ -30,16 +29,16 @@ import torch
 from step_throughput import _common  # benchmarks/step_throughput.py: the same configuration
 
 
-def linear_weights_per_layer(cfg) -> int:
+def attention_widths(cfg) -> tuple[int, int]:
+    """The widths of the query and of each of the key/value projections."""
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    q, kv = cfg.num_attention_heads * head_dim, cfg.num_key_value_heads * head_dim
-    return cfg.hidden_size * (2 * q + 2 * kv) + 3 * cfg.hidden_size * cfg.intermediate_size
+    return cfg.num_attention_heads * head_dim, cfg.num_key_value_heads * head_dim
 
 
 def forward_flops(cfg, rows: int, tokens: int, cached: int) -> float:
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    width = cfg.num_attention_heads * head_dim
-    per_layer = 2 * rows * tokens * linear_weights_per_layer(cfg) + 4 * rows * tokens * (tokens + cached) * width
+    q, kv = attention_widths(cfg)
+    linear = cfg.hidden_size * (2 * q + 2 * kv) + 3 * cfg.hidden_size * cfg.intermediate_size
+    per_layer = 2 * rows * tokens * linear + 4 * rows * tokens * (tokens + cached) * q
     return float(per_layer * cfg.num_hidden_layers)
 
 
@@ -48,7 +47,7 @@ def caller_name() -> str:
     from unisd.components.base import Component
     from unisd.components.kinds import Objective
 
-    for frame in inspect.stack()[2:]:
+    for frame in inspect.stack(context=0)[2:]:  # no source lines read
         owner = frame.frame.f_locals.get("self")
         if isinstance(owner, Component) and not isinstance(owner, Objective):
             return owner.name
@@ -75,7 +74,6 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], help="a further recipe override (repeatable)")
     args = p.parse_args()
     args.model = "embedded"
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     torch.set_num_threads(args.threads)
 
     from unisd.engine import step as step_module
