@@ -1,5 +1,6 @@
 """EMA teacher (spec §2b, §7.1, §9): closed form after n syncs, fp32, reference no-op, state round trip."""
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
@@ -89,11 +90,35 @@ def test_state_round_trips_through_checkpoint_hooks(tiny_model_dir, make_recipe)
     a = EMATeacher(EMAConfig(type="ema", beta=0.5, every=2))
     a.setup(_Run(model))
     _perturb(model, 1)
-    a.unisd_on_step_end(None, 1)  # not a sync step
-    assert a.syncs == 0
-    a.unisd_on_step_end(None, 2)
+    logged = {}
+    a.unisd_on_step_end(None, 1, logged)  # not a sync step
+    assert a.syncs == 0 and logged["ema/syncs"] == 0 and logged["ema/dist_base"] == 0
+    a.unisd_on_step_end(None, 2, logged)
+    assert logged["ema/syncs"] == 1 and logged["ema/dist_base"] > 0
     state = a.unisd_checkpoint_state(None)
     b = EMATeacher(EMAConfig(type="ema", beta=0.5, every=2))
     b.setup(_Run(model))
     b.unisd_load_checkpoint_state(None, state)
     assert b.syncs == 1 and all(torch.equal(a.ema[k], b.ema[k]) for k in a.ema)
+
+
+def test_distances_place_the_ema_teacher_between_base_and_student(tiny_model_dir, make_recipe):
+    model = _student(tiny_model_dir, make_recipe)
+    t = EMATeacher(EMAConfig(type="ema", beta=0.75, every=1))
+    t.setup(_Run(model))
+    _perturb(model, 5)
+    assert t.distances()["dist_base"] == 0  # no sync yet: the teacher is the base model
+    t.sync()
+    d = t.distances()
+    # one sync from E = 0: E = (1 − β)·Δ, so ‖E‖ = 0.25‖Δ‖ and ‖E − Δ‖ = 0.75‖Δ‖
+    assert d["dist_base"] == pytest.approx(0.25 * d["student_dist_base"], rel=1e-5)
+    assert d["dist_student"] == pytest.approx(0.75 * d["student_dist_base"], rel=1e-5)
+
+
+def test_inert_reasons_name_the_setting():
+    t = EMATeacher(EMAConfig(type="ema", beta=0.9, every=10))
+    assert t.inert_reason([{"step": 8, "ema/syncs": 0.0}], 8) == \
+        "EMA syncs every 10 steps, run has 8: the teacher was the base model throughout"
+    assert t.inert_reason([{"step": 20, "ema/dist_base": 0.3}], 20) is None
+    ref = EMATeacher(EMAConfig(type="ema", mode="reference"))
+    assert "mode: reference" in ref.inert_reason([], 100)

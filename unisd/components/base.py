@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -91,6 +91,9 @@ class Component(abc.ABC):
     Config: ClassVar[type[ComponentConfig]] = ComponentConfig
     #: record fields this component reads beyond the core schema, validated when records load
     record_slots: ClassVar[Mapping[str, RecordSlot]] = {}
+    #: the metrics (logged as ``<name>/<key>``) that show whether this component acts; ``unisd inspect``,
+    #: the run summary and ``unisd replicate`` tabulate them (:mod:`unisd.engine.activity`)
+    activity_metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ComponentConfig) -> None:
         self.config = config
@@ -106,6 +109,20 @@ class Component(abc.ABC):
 
     def setup(self, run: "Run") -> None:
         """Called once before training with the live run (model, tokenizer, data, recipe)."""
+
+    def diagnose(self, batch: Any) -> dict[str, float]:
+        """Measurements too costly for every micro-batch that show this component acting (an EMA
+        teacher's KL to the base model), logged as ``<name>/<key>``. The engine calls it on the
+        first micro-batch of every ``logging.diagnostics_every``-th step with the
+        :class:`~unisd.components.batch.DistillBatch`. Default: nothing."""
+        return {}
+
+    def inert_reason(self, history: Sequence[Mapping[str, Any]], steps: int) -> str | None:
+        """Why this component did nothing over a run, naming the setting responsible (e.g. "EMA
+        syncs every 10 steps, run has 8"), or ``None`` when it acted or cannot tell. ``history``
+        holds the run's logged metric rows, ``steps`` its optimizer steps. Called after training
+        on a component built from its config alone (no ``setup``)."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"

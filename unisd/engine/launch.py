@@ -233,6 +233,13 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
         if rows:
             summary["first"] = {k: v for k, v in rows[0].items() if k.startswith("loss/")}
             summary["last"] = {k: v for k, v in rows[-1].items() if k.startswith("loss/")}
+        from unisd.engine.activity import run_activity, warnings
+
+        activity = run_activity(recipe, rows, trainer.host.registries)
+        if activity:
+            summary["mechanisms"] = activity
+            for line in warnings(activity):
+                log.warning(line)
         paths = save_final(student, trainer.run.tokenizer, output_dir / "final",
                            merged=recipe.checkpoint.save_merged)
         summary["model"] = {k: str(v) for k, v in paths.items() if not k.startswith("_")}
@@ -315,6 +322,12 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         fmt = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"
         print(f"  held-out accuracy on {h['n']} {h['split']} records: before {fmt(h['accuracy_before'])}, "
               f"after {fmt(h['accuracy_after'])}")
+    if summary.get("mechanisms"):
+        from unisd.engine.activity import activity_lines
+
+        print("  mechanisms (mean over the logged steps):")
+        for line in activity_lines(summary["mechanisms"]):
+            print(line)
     if "model" in summary:
         for k, v in summary["model"].items():
             print(f"  {k}: {v}")

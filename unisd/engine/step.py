@@ -33,6 +33,7 @@ class MicroStep:
         self.run, self.model, self.teacher, self.divergence, self.generator = run, model, teacher, divergence, generator
         self.objective = objective
         self.step = 0  # the optimizer step of the micro-batch being computed
+        self.diagnose = False  # run the components' costly diagnostics on this micro-batch (set by the trainer)
         self.generate_seconds = 0.0  # time spent sampling since the trainer last reset it (time/generate_s)
         self.teacher_seconds = 0.0  # time in teacher scoring calls since then (time/teacher_s)
         self.recipe = run.recipe
@@ -40,6 +41,7 @@ class MicroStep:
         self.guards = [c for c in components if isinstance(c, StabilityGuard)]
         self.measures = [c for c in components if isinstance(c, DisagreementMeasure)]
         self.losses = [c for c in components if isinstance(c, AuxiliaryLoss)]
+        self.diagnosed = list(dict.fromkeys([teacher, *components]))  # every component whose diagnose() may run
         req = None
         for c in components:
             req = c.requirements() if req is None else req.merge(c.requirements())
@@ -189,6 +191,10 @@ class MicroStep:
             terms[aux.name] = term.value
             logs.update({f"{aux.name}/{k}": v for k, v in term.logs.items()})
         total = sum(w * terms[name] for name, w in self.term_weights)  # a weight of 0 keeps the graph, adds 0
+        logs.update(loss_shares(terms, dict(self.term_weights)))
+        if self.diagnose:
+            for c in self.diagnosed:
+                logs.update({f"{c.name}/{k}": v for k, v in c.diagnose(batch).items()})
         logs.update(batch.logs)
         logs["divergence/mean"] = _masked_avg(div.detach(), roll.loss_mask)
         if token_w is not None:
@@ -208,6 +214,34 @@ class MicroStep:
         prompt.ids, prompt.mask = prompt.ids.to(device), prompt.mask.to(device)
         self.step = step
         return self.objective.loss(self, records, prompt, step_rng)
+
+
+def loss_shares(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> dict[str, float]:
+    """``share/loss/<term>``: each weighted term's part of the sum of their magnitudes (none for a
+    single term, whose share is 1)."""
+    if len(terms) < 2:
+        return {}
+    sizes = {n: abs(weights.get(n, 1.0) * float(t.detach())) for n, t in terms.items()}
+    total = sum(sizes.values())
+    return {f"share/loss/{n}": (v / total if total > 0 else 0.0) for n, v in sizes.items()}
+
+
+def gradient_shares(terms: dict[str, torch.Tensor], weights: dict[str, float], params: Sequence[torch.Tensor]) -> dict[str, float]:
+    """``grad/<term>_norm`` and ``share/grad/<term>``: the gradient norm of each weighted term alone
+    (one extra backward per term, the graph kept for the real one) and its part of their sum."""
+    if len(terms) < 2:
+        return {}
+    norms = {}
+    for n, t in terms.items():
+        w = weights.get(n, 1.0)
+        if w == 0 or not t.requires_grad:
+            norms[n] = 0.0
+            continue
+        grads = torch.autograd.grad(w * t, params, retain_graph=True, allow_unused=True)
+        norms[n] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None) or torch.zeros(())))
+    total = sum(norms.values())
+    return {**{f"grad/{n}_norm": v for n, v in norms.items()},
+            **{f"share/grad/{n}": (v / total if total > 0 else 0.0) for n, v in norms.items()}}
 
 
 def _masked_avg(x: torch.Tensor, mask: torch.Tensor) -> float:

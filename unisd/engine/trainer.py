@@ -26,7 +26,7 @@ from unisd.engine.data import Schedule, filter_long_prompts, load_records
 from unisd.engine.metrics import MetricsLog
 from unisd.engine.modeling import build_optimizer, build_student, trainable_parameters, unwrap
 from unisd.engine.run import Run
-from unisd.engine.step import MicroStep
+from unisd.engine.step import MicroStep, gradient_shares
 from unisd.errors import UserError
 
 log = logging.getLogger("unisd.train")
@@ -395,9 +395,13 @@ class Trainer:
         model.train()
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
+        seen: dict[str, int] = {}  # micro-batches that logged each key (diagnostics come from the first only)
         tokens, bad_terms = 0, []
         self.micro.generate_seconds = self.micro.teacher_seconds = 0.0
+        every = self.recipe.logging.diagnostics_every
+        due = bool(every) and (step == 0 or (step + 1) % every == 0)
         for j in range(ga):
+            self.micro.diagnose = due and j == 0
             g = acc.process_index * ga + j
             seed = micro_seed(self.recipe.training.seed, step, g)
             torch.manual_seed(seed)
@@ -415,12 +419,20 @@ class Trainer:
                 for name, value in {**res.terms, "total": res.loss}.items():
                     if not torch.isfinite(value.detach()).all():
                         bad_terms.append(name)
+                if self.micro.diagnose and acc.num_processes == 1 and not bad_terms:
+                    # one process only: an extra backward through a DDP or FSDP2 module would run its collectives
+                    res.logs.update(gradient_shares(res.terms, dict(self.micro.term_weights),
+                                                    [p for p in model.parameters() if p.requires_grad]))
                 acc.backward(res.loss / ga)
                 maybe_kill("backward", step + 1)
             tokens += res.tokens
             for k, v in {**{f"loss/{n}": float(t.detach()) for n, t in res.terms.items()},
                          "loss/total": float(res.loss.detach()), **res.logs}.items():
                 sums[k] = sums.get(k, 0.0) + v / ga
+                seen[k] = seen.get(k, 0) + 1
+        for k, n in seen.items():  # a value logged by some micro-batches only: the mean over those
+            if n < ga:
+                sums[k] *= ga / n
         grads_ok = all(torch.isfinite(sharding.local(p.grad)).all() for p in model.parameters() if p.grad is not None)
         keys = sorted(k for k in sums if k.startswith("loss/")) if acc.num_processes > 1 else []
         reduced = torch.tensor([0.0 if (grads_ok and not bad_terms) else 1.0, *(sums[k] for k in keys)], device=acc.device)

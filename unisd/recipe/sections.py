@@ -146,6 +146,10 @@ class LoggingConfig(StrictModel):
     tensorboard: bool = True
     log_every: PositiveInt = 1
     progress_bar: bool = True
+    diagnostics_every: int = Field(5, ge=0, description="every N optimizer steps (and at step 1), on the step's first "
+                                   "micro-batch, measure what costs extra forwards or backwards: each loss term's "
+                                   "share of the gradient norm and the components' diagnostics (an EMA teacher's "
+                                   "KL to the base model and to the student); 0: never")
 
 
 class CheckpointConfig(StrictModel):

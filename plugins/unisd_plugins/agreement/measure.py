@@ -21,6 +21,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from unisd.components.base import ComponentConfig, Requirements
 from unisd.components.batch import DistillBatch
 from unisd.components.kinds import DisagreementMeasure, Weights
+from unisd.engine.activity import series
 
 
 class AgreementConfig(ComponentConfig):
@@ -64,6 +65,21 @@ class Agreement(DisagreementMeasure):
     :meth:`token_statistic` / :meth:`sequence_statistic` for a new disagreement statistic."""
 
     Config: ClassVar = AgreementConfig
+    activity_metrics: ClassVar = ("weight_mean", "weight_std", "weight_min", "below_0.9", "disagreement_mean")
+
+    def inert_reason(self, history, steps):
+        c = self.config
+        if c.granularity == "sequence" and c.normalization == "reference":
+            return "normalization: reference — sequence weights cancel in the per-sequence mean (spec §7.2)"
+        if c.gamma == 0:
+            return "gamma 0: every weight is 1"
+        lowest = series(history, f"{self.name}/weight_min")
+        if lowest and min(lowest) >= INERT_WEIGHT:
+            why = f"every {c.granularity} weight stayed ≥ {min(lowest):.3f}"
+            if c.granularity == "token":  # the smallest weight the formula can give, floor aside
+                why += f" (gamma {c.gamma:g} bounds them at ≥ 1/(1 + gamma·cap) = {1 / (1 + c.gamma * c.cap):.3f})"
+            return why
+        return None
 
     def requirements(self) -> Requirements:
         return Requirements(record_fields=frozenset({"aux_contexts"}), prompt_fields=frozenset({"aux_contexts"}))
@@ -111,12 +127,11 @@ class Agreement(DisagreementMeasure):
                 w = (1.0 / (1.0 + self.config.gamma * d_tilde)).clamp(min=self.config.floor)
             else:
                 w = torch.ones_like(d)
-            return Weights(token=w, logs={"disagreement_mean": _avg(d, mask), "weight_mean": _avg(w, mask),
-                                          "weight_min": float(w[valid].min()) if valid.any() else 1.0})
+            return Weights(token=w, logs={"disagreement_mean": _avg(d, mask), **_spread_logs(w[valid])})
         seq = (A * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)  # (K, B)
         D = self.sequence_statistic(seq)
         w_b = torch.exp(-self.config.gamma * D).clamp(min=1e-6)
-        logs = {"disagreement_mean": float(D.mean()), "weight_mean": float(w_b.mean()), "weight_min": float(w_b.min())}
+        logs = {"disagreement_mean": float(D.mean()), **_spread_logs(w_b)}
         if self.config.normalization == "reference":
             return Weights(token=w_b.unsqueeze(-1) * mask, logs=logs)
         return Weights(sequence=w_b, logs=logs)
@@ -134,6 +149,19 @@ def _spread(x: torch.Tensor, statistic: str, unbiased: bool) -> torch.Tensor:
         ent = -(q * torch.log(q.clamp(min=1e-30))).sum(0)
         return math.log(x.shape[0]) - ent
     raise ValueError(f"unknown statistic {statistic!r}")
+
+
+#: weights that never fall below this leave the loss as it was: the measure is inert
+INERT_WEIGHT = 0.99
+
+
+def _spread_logs(w: torch.Tensor) -> dict[str, float]:
+    """Mean, standard deviation, minimum and share below 0.9 of the weights given (token or sequence)."""
+    if w.numel() == 0:
+        return {"weight_mean": 1.0, "weight_std": 0.0, "weight_min": 1.0, "below_0.9": 0.0}
+    w = w.detach().float()
+    return {"weight_mean": float(w.mean()), "weight_std": float(w.std(unbiased=False)), "weight_min": float(w.min()),
+            "below_0.9": float((w < 0.9).float().mean())}
 
 
 def _avg(x: torch.Tensor, mask: torch.Tensor) -> float:

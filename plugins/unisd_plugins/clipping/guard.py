@@ -18,6 +18,7 @@ from pydantic import Field
 
 from unisd.components.base import ComponentConfig
 from unisd.components.kinds import StabilityGuard
+from unisd.engine.activity import series
 
 
 class ClipConfig(ComponentConfig):
@@ -34,6 +35,7 @@ class DivergenceClip(StabilityGuard):
     """Hard cap on per-token divergences: clipped tokens get no gradient."""
 
     Config: ClassVar = ClipConfig
+    activity_metrics: ClassVar = ("fraction", "mass_removed", "cap", "max_divergence")
 
     def setup(self, run) -> None:
         div = run.divergence
@@ -62,7 +64,23 @@ class DivergenceClip(StabilityGuard):
     def transform_divergence(self, divergence, mask, batch):
         cap = self.cap_for(divergence, mask)
         clipped = divergence > cap
-        batch.logs["clip/fraction"] = float((clipped.float() * mask).sum() / mask.sum().clamp(min=1))
-        batch.logs["clip/cap"] = float(cap)
         cap = torch.as_tensor(cap, dtype=divergence.dtype, device=divergence.device)
-        return torch.where(clipped, cap, divergence)
+        out = torch.where(clipped, cap, divergence)
+        d = divergence.detach() * mask
+        mass = float(d.sum())
+        batch.logs.update({f"{self.name}/{k}": v for k, v in {
+            "fraction": float((clipped.float() * mask).sum() / mask.sum().clamp(min=1)),
+            "mass_removed": float((d - out.detach() * mask).sum()) / mass if mass > 0 else 0.0,
+            "cap": float(cap), "max_divergence": float(d.max()) if d.numel() else 0.0}.items()})
+        return out
+
+    def inert_reason(self, history, steps):
+        clipped = series(history, f"{self.name}/fraction")
+        if clipped and max(clipped) == 0:
+            largest = series(history, f"{self.name}/max_divergence")
+            seen = f" (the largest per-token divergence logged: {max(largest):.3g})" if largest else ""
+            how = {"static": f"cap {self.config.cap:g}", "quantile": f"quantile {self.config.quantile:g}",
+                   "relative": f"factor {self.config.factor:g} × the batch mean",
+                   "fraction": f"fraction {self.config.fraction:g} of the bound"}[self.config.mode]
+            return f"nothing was clipped: {how} (mode {self.config.mode}) was never reached{seen}"
+        return None

@@ -17,6 +17,7 @@ from pydantic import Field, StrictStr
 
 from unisd.components.base import RecordSlot, Requirements
 from unisd.components.kinds import AuxiliaryLoss, AuxiliaryLossConfig, LossTerm
+from unisd.engine.activity import series
 from unisd.engine.reduction import masked_mean
 from unisd_plugins.contrastive.negatives import NegativesCache, cache_key, choose, generate_negatives, hf_generator
 
@@ -38,6 +39,7 @@ class TokenContrastive(AuxiliaryLoss):
     """Hinge on the distance to the good teacher versus a bad teacher, per token."""
 
     Config: ClassVar = ContrastiveConfig
+    activity_metrics: ClassVar = ("active", "margin", "pos_dist", "neg_dist")
     record_slots: ClassVar = {
         "negative_prompt": RecordSlot(StrictStr, rendered_from="negative_reference",
                                       description="the bad teacher's user turn (generated when absent)"),
@@ -92,4 +94,12 @@ class TokenContrastive(AuxiliaryLoss):
         return LossTerm(self.name, masked_mean(hinge, mask), {
             "pos_dist": float((pos_d.detach() * mask).sum() / denom),
             "neg_dist": float((neg_d.detach() * mask).sum() / denom),
+            "margin": float(((neg_d - pos_d).detach() * mask).sum() / denom),  # achieved: neg − pos, the hinge wants ≥ μ
             "active": float(((hinge.detach() > 0).float() * mask).sum() / denom)})
+
+    def inert_reason(self, history, steps):
+        active = series(history, f"{self.name}/active")
+        if active and max(active) == 0:
+            return (f"the hinge was never active: on every token the student sat closer to the good teacher than to "
+                    f"the bad one by more than margin {self.config.margin:g}")
+        return None

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from unisd.components.base import ComponentConfig
 from unisd.components.kinds import TeacherProvider
+from unisd.engine.activity import series
 from unisd_plugins.teachers.providers import eval_mode
 
 
@@ -39,10 +40,12 @@ class EMATeacher(TeacherProvider):
     """A teacher that trails the student by an exponential moving average."""
 
     Config: ClassVar = EMAConfig
+    activity_metrics: ClassVar = ("syncs", "dist_base", "dist_student", "student_dist_base", "kl_base", "kl_student")
 
     def setup(self, run) -> None:
         self.model = run.model
         self.syncs = 0
+        self.view = "ema"  # the weights teacher_forward runs: "ema", or "base"/"student" for a diagnostic
         self.lora = hasattr(self.model, "disable_adapter")
         self.ema: dict[str, torch.Tensor] = {}
         # the student is sharded after setup: the per-shard state is built at first use
@@ -159,6 +162,10 @@ class EMATeacher(TeacherProvider):
 
     @contextmanager
     def teacher_forward(self):
+        if self.view != "ema":  # a diagnostic's comparison: the base weights, or the live student
+            with eval_mode(self.model), (self.model.disable_adapter() if self.view == "base" else nullcontext()):
+                yield self.model
+            return
         if self.sharded:
             with self._teacher_shards(), eval_mode(self.model), (self.model.disable_adapter() if self.lora else nullcontext()):
                 yield self.model
@@ -176,10 +183,75 @@ class EMATeacher(TeacherProvider):
             with eval_mode(model):
                 yield forward
 
+    # -- is it acting? --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def distances(self) -> dict[str, float]:
+        """Frobenius distances over the weights the EMA covers (LoRA): of the EMA teacher from the base
+        (‖E‖), from the student (‖E − Δ‖), and of the student from the base (‖Δ‖, for scale); under
+        full fine-tuning only the distance from the student (no base copy is kept)."""
+        if self.config.mode == "reference" or self.sharded or not self.ema:
+            return {}
+        if self.lora:
+            base = student = own = 0.0
+            for name, module in self._lora_layers():
+                e, delta = self.ema[f"{name}.base_layer.weight"], self.lora_delta(module)
+                base += float(e.pow(2).sum())
+                student += float((e - delta).pow(2).sum())
+                own += float(delta.pow(2).sum())
+            return {"dist_base": base ** 0.5, "dist_student": student ** 0.5, "student_dist_base": own ** 0.5}
+        params = dict(self.model.named_parameters())
+        return {"dist_student": sum(float((e - params[n].detach().float()).pow(2).sum()) for n, e in self.ema.items()) ** 0.5}
+
+    @contextmanager
+    def viewing(self, view: str):
+        """Teacher forwards run the ``base`` weights or the live ``student`` inside this block."""
+        self.view = view
+        try:
+            yield
+        finally:
+            self.view = "ema"
+
+    def diagnose(self, batch) -> dict[str, float]:
+        """KL(EMA teacher ‖ base) and KL(EMA teacher ‖ student), both shown the teacher prompt, per
+        completion token of the batch (two extra teacher forwards)."""
+        if self.config.mode == "reference" or self.sharded:
+            return {}
+        from unisd.engine.vocab_chunks import block_logprobs
+
+        def logprobs(scores):
+            full = scores.logprobs if scores.logprobs is not None else block_logprobs(scores.hidden, *scores.head,
+                                                                                        batch.temperature)
+            return full.detach().float()
+
+        texts = batch.record_field("teacher_prompt")
+        teacher = batch.teacher
+        ema = logprobs(teacher) if (teacher.logprobs is not None or teacher.hidden is not None) else logprobs(
+            batch.score_contexts(texts, temperature=batch.temperature, full_logprobs=True))
+        mask = batch.completion_mask
+        out = {}
+        for view in (("base", "student") if self.lora else ("student",)):
+            with self.viewing(view):
+                other = logprobs(batch.score_contexts(texts, temperature=batch.temperature, full_logprobs=True))
+            kl = (ema.exp() * (ema - other)).sum(-1)
+            out[f"kl_{view}"] = float((kl * mask).sum() / mask.sum().clamp(min=1))
+        return out
+
+    def inert_reason(self, history, steps):
+        c = self.config
+        if c.mode == "reference":
+            return "mode: reference keeps the teacher at the base weights (the authors' no-op under LoRA, spec §7.1)"
+        if steps < c.every:
+            return f"EMA syncs every {c.every} steps, run has {steps}: the teacher was the base model throughout"
+        moved = series(history, f"{self.name}/dist_base") or series(history, f"{self.name}/dist_student")
+        if moved and max(moved) == 0:
+            return "the EMA teacher never left the base weights (the student did not move)"
+        return None
+
     # -- runtime hooks ---------------------------------------------------------------------------------------
-    def unisd_on_step_end(self, run, step: int) -> None:
+    def unisd_on_step_end(self, run, step: int, metrics) -> None:
         if step % self.config.every == 0:
             self.sync()
+        metrics.update({f"{self.name}/{k}": v for k, v in {"syncs": float(self.syncs), **self.distances()}.items()})
 
     def unisd_checkpoint_state(self, run):
         if self.sharded:  # this process's rows as DTensors (the trainer saves them with DCP)

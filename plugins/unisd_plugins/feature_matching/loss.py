@@ -45,6 +45,7 @@ class FeatureMatching(AuxiliaryLoss):
     """Per-token feature distance, per-sequence mean over completion tokens, averaged over layers."""
 
     Config: ClassVar = FeatureMatchingConfig
+    activity_metrics: ClassVar = ("distance",)
 
     def setup(self, run) -> None:
         paths = []
@@ -89,6 +90,7 @@ class FeatureMatching(AuxiliaryLoss):
             term = masked_mean(e, mask)
             logs[f"{path}"] = float(term.detach())
             total = total + term
+        logs["distance"] = float(total.detach()) / len(self.paths)  # the term itself: the mean over layers
         return LossTerm(self.name, total / len(self.paths), logs)
 
     def unisd_checkpoint_state(self, run):
