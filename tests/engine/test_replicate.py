@@ -105,3 +105,24 @@ def test_base_is_scored_once_and_shared_and_workers_run_in_parallel(tmp_path, ti
     shutil.rmtree(out / "gsm8k" / "sft")
     run_replication(exp2, out, progress=False)
     assert len(json.loads((out / "gsm8k" / "base" / "heldout.json").read_text())["key"]["ids"]) == 2
+
+
+def test_the_table_reports_each_mechanisms_activity_and_names_the_inert(tmp_path, tiny_model_dir, shared_data):
+    (tmp_path / "ema-late.yaml").write_text("extends: unisd-ema\nname: ema-late\n")  # syncs every 10 steps; runs have 2
+    (tmp_path / "ema-each.yaml").write_text("extends: unisd-ema\nname: ema-each\ncomponents: [{type: ema, every: 1}]\n")
+    path = _experiment(tmp_path, tiny_model_dir, shared_data)
+    text = path.read_text().replace("methods: [base, sft, vanilla]", f"methods: [base, sft, {tmp_path / 'ema-late.yaml'}, "
+                                    f"{tmp_path / 'ema-each.yaml'}]").replace("seeds: [1, 2]", "seeds: [1]")
+    path.write_text(text)
+    out = tmp_path / "out"
+    res = run_replication(load_experiment(str(path)), out, progress=False)
+    methods = res["tasks"]["gsm8k"]["methods"]
+    (late,) = methods[str(tmp_path / "ema-late.yaml")]["activity"]
+    (each,) = methods[str(tmp_path / "ema-each.yaml")]["activity"]
+    assert late["statuses"] == {"inert": 1} and late["reasons"] == [
+        "EMA syncs every 10 steps, run has 2: the teacher was the base model throughout"]
+    assert each["statuses"] == {"active": 1} and each["metrics"]["syncs"] == pytest.approx(1.5)  # 1 then 2
+    assert methods["sft"]["activity"] == []
+    table = (out / "table.md").read_text()
+    assert "| ema (ema) | syncs 0; dist_base 0;" in table and "inert 1/1: EMA syncs every 10 steps, run has 2" in table
+    assert (out / "mechanisms_gsm8k.png").stat().st_size > 0

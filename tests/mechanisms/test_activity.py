@@ -99,3 +99,14 @@ def test_run_activity_builds_every_recipe_component_from_its_config(make_recipe)
     recipe = make_recipe("unisd-star-reference")
     names = [a["name"] for a in run_activity(recipe, [], get_registries())]
     assert names == [c.name or c.type for c in recipe.components]
+
+
+def test_inspect_reports_the_activity_of_a_finished_run(make_recipe, tmp_path, capsys):
+    from unisd.cli.main import main
+
+    train(make_recipe("unisd-clip", "training.max_steps=2", "components.clip.cap=1000"), tmp_path / "run")
+    assert main(["inspect", str(tmp_path / "run"), "--mechanisms"]) == 0
+    out = capsys.readouterr().out
+    assert "| clip (clip) | fraction | 0 |" in out
+    assert "warning: clip (clip) was inert over the run: nothing was clipped: cap 1000 (mode static)" in out
+    assert (tmp_path / "run" / "inspect" / "mechanisms.png").stat().st_size > 0

@@ -112,3 +112,104 @@ def activity_markdown(activity: Sequence[Mapping[str, Any]]) -> str:
             tail = [share(a["loss_share"]), share(a["grad_share"]), status] if i == 0 else ["", "", ""]
             lines.append("| " + " | ".join(head + cells + tail) + " |")
     return "\n".join(lines) + "\n"
+
+
+def activity_keys(activity: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The metric keys behind an activity summary: each component's metrics, then the term shares."""
+    keys = [f"{a['name']}/{k}" for a in activity for k in a["metrics"]]
+    return keys + [f"share/grad/{a['name']}" for a in activity if a["grad_share"] is not None]
+
+
+def plot_activity(curves: Mapping[str, Sequence[Mapping[str, Any]]], keys: Sequence[str], path: Any,
+                  title: str = "") -> bool:
+    """Small multiples, one panel per metric key, one line per label of ``curves`` (label → logged
+    rows) over optimizer steps; written to ``path``. False (and nothing written) without matplotlib
+    or without any logged value."""
+    keys = [k for k in keys if any(series(rows, k) for rows in curves.values())]
+    if not keys:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    cols = min(4, len(keys))
+    nrows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.6 * nrows), squeeze=False)
+    styles = line_styles(list(curves))
+    for ax, key in zip(axes.flat, keys):
+        for label, rows in curves.items():
+            points = [(int(r["step"]), float(r[key])) for r in rows if isinstance(r.get(key), (int, float))]
+            if points:
+                ax.plot(*zip(*points), label=label, linewidth=1.2, markersize=3, **styles[label])
+        ax.set_title(key, fontsize="small")
+        ax.set_xlabel("optimizer step", fontsize="x-small")
+        ax.tick_params(labelsize="x-small")
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if len(curves) > 1:
+        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize="x-small")
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    fig.tight_layout(rect=(0, 0.06 if len(curves) > 1 else 0, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def line_styles(labels: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """A colour and marker of its own for every label (20 colours × 10 markers before any pair repeats)."""
+    import matplotlib
+
+    colours = [matplotlib.colormaps["tab20"](i) for i in range(20)]
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+    return {label: {"color": colours[i % 20], "marker": markers[i % len(markers)]} for i, label in enumerate(labels)}
+
+
+def merge_runs(runs: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """The activity of several runs of one recipe (its seeds) as one summary per component: each
+    metric's run means and the shares averaged over runs, ``statuses`` counted, reasons kept once."""
+    merged: dict[str, dict[str, Any]] = {}
+    for activity in runs:
+        for a in activity:
+            m = merged.setdefault(a["name"], {"name": a["name"], "type": a["type"], "kind": a["kind"], "metrics": {},
+                                              "loss_share": [], "grad_share": [], "statuses": {}, "reasons": []})
+            for k, st in a["metrics"].items():
+                m["metrics"].setdefault(k, []).append(st["mean"])
+            for what in ("loss_share", "grad_share"):
+                if a[what] is not None:
+                    m[what].append(a[what])
+            m["statuses"][a["status"]] = m["statuses"].get(a["status"], 0) + 1
+            if a["reason"] and a["reason"] not in m["reasons"]:
+                m["reasons"].append(a["reason"])
+    mean = lambda v: sum(v) / len(v) if v else None  # noqa: E731
+    for m in merged.values():
+        m["metrics"] = {k: mean(v) for k, v in m["metrics"].items()}
+        m["loss_share"], m["grad_share"] = mean(m["loss_share"]), mean(m["grad_share"])
+    return list(merged.values())
+
+
+def merged_cells(m: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(metrics, gradient share, status) cells of a :func:`merge_runs` entry for a Markdown table."""
+    metrics = "; ".join(f"{k} {_fmt(v)}" for k, v in m["metrics"].items()) or "–"
+    grad = "–" if m["grad_share"] is None else f"{100 * m['grad_share']:.1f}%"
+    runs = sum(m["statuses"].values())
+    status = ", ".join(f"{s} {n}/{runs}" for s, n in sorted(m["statuses"].items()))
+    if m["reasons"]:
+        status += ": " + " / ".join(m["reasons"])
+    return metrics, grad, status
+
+
+def mean_rows(histories: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Several runs' metric rows averaged step by step (numeric values only), for plotting seeds as one line."""
+    sums: dict[int, dict[str, list[float]]] = {}
+    for rows in histories:
+        for r in rows:
+            slot = sums.setdefault(int(r.get("step", 0)), {})
+            for k, v in r.items():
+                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    slot.setdefault(k, []).append(float(v))
+    return [{"step": s, **{k: sum(v) / len(v) for k, v in slot.items()}} for s, slot in sorted(sums.items())]

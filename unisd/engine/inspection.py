@@ -227,10 +227,32 @@ def inspect_run(run_dir: Path, *, records: int = 64, split: str = "train", openi
     report["heldout_curve"] = heldout_curve(run_dir)
     out = run_dir / "inspect"
     out.mkdir(exist_ok=True)
+    report["mechanisms"] = mechanism_report(run_dir, out, recipe=recipe)
     (out / "inspect.json").write_text(json.dumps(report, indent=2))
     (out / "inspect.md").write_text(report_markdown(report))
     plot_report(report, out)
     return report
+
+
+def mechanism_report(run_dir: Path, out: Path | None = None, *, recipe=None) -> list[dict[str, Any]]:
+    """The run's per-mechanism activity from ``metrics.jsonl`` (:mod:`unisd.engine.activity`; no model
+    is loaded); with ``out``, also ``out/mechanisms.png`` (each activity metric over the steps)."""
+    from unisd.engine.activity import activity_keys, plot_activity, run_activity
+    from unisd.engine.metrics import read_metrics
+    from unisd.plugins import get_host
+    from unisd.recipe import load_recipe
+
+    run_dir = Path(run_dir)
+    if recipe is None:
+        if not (run_dir / "recipe.yaml").is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run directory (no recipe.yaml)")
+        recipe = load_recipe(run_dir / "recipe.yaml")
+    rows = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
+    activity = run_activity(recipe, rows, get_host().registries)
+    if out is not None and activity:
+        out.mkdir(parents=True, exist_ok=True)
+        plot_activity({recipe.name: rows}, activity_keys(activity), out / "mechanisms.png", title=f"{run_dir.name}: mechanism activity")
+    return activity
 
 
 def _bar(total: int, enabled: bool):
@@ -263,6 +285,11 @@ def report_markdown(report: dict[str, Any]) -> str:
     if curve:
         lines += ["## held-out accuracy over training", "", "| step | accuracy |", "|---|---|"]
         lines += [f"| {p['step']} | {_pct(p['accuracy'])} |" for p in curve]
+    if report.get("mechanisms"):
+        from unisd.engine.activity import activity_markdown
+
+        lines += ["", "## mechanism activity (mean over the logged steps; `mechanisms.png` shows them over steps)", "",
+                  activity_markdown(report["mechanisms"])]
     return "\n".join(lines) + "\n"
 
 

@@ -329,7 +329,8 @@ def _pct_pairs(a: list[float], b: list[float], better) -> float:
 
 def collect(exp: Experiment, out: Path) -> dict[str, Any]:
     """Every number of the table from the run directories."""
-    from unisd.engine.inspection import heldout_curve
+    from unisd.engine.activity import merge_runs
+    from unisd.engine.inspection import heldout_curve, mechanism_report
 
     res: dict[str, Any] = {"experiment": exp.name, "seeds": exp.seeds, "tasks": {}}
     for task in exp.tasks:
@@ -346,9 +347,11 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
                 ret = json.loads((run_dir / "retention.json").read_text())
                 per_seed[seed] = {"before": h["accuracy_before"], "after": h["accuracy_after"], "n": h["n"],
                                   "curve": heldout_curve(run_dir), "jsd": ret["jsd"],
-                                  "base_logp": ret["base_logp_of_model_completion"]}
+                                  "base_logp": ret["base_logp_of_model_completion"],
+                                  "activity": summary.get("mechanisms") or mechanism_report(run_dir)}
                 before_any = h["accuracy_before"] if before_any is None else before_any
-            t["methods"][method] = {"per_seed": per_seed}
+            t["methods"][method] = {"per_seed": per_seed,
+                                    "activity": merge_runs([v["activity"] for v in per_seed.values()])}
         t["base"] = before_any
         base_file = out / task.name / "base" / "heldout.json"
         if base_file.is_file():  # the fixed held-out items every run of the task is scored on
@@ -385,7 +388,9 @@ def _cell(mean: float | None, ci: float | None, signed: bool = False) -> str:
 
 
 def table_markdown(exp: Experiment, res: dict[str, Any]) -> str:
-    """The paper-shaped table plus the paired-difference and retention tables."""
+    """The paper-shaped table plus the paired-difference, retention and mechanism-activity tables."""
+    from unisd.engine.activity import merged_cells
+
     tasks = list(res["tasks"])
     lines = [f"# {exp.name}", "", f"Seeds {exp.seeds}; accuracy (%) on each task's held-out split, mean ± 95% CI "
              "(Student t over seeds).", "", "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
@@ -418,11 +423,21 @@ def table_markdown(exp: Experiment, res: dict[str, Any]) -> str:
             cells += ["–", "–"] if not r else [_cell(r["jsd_lower"], None), _cell(r["base_logp_higher"], None)]
         if any(c != "–" for c in cells):
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "Mechanism activity: each component's activity metrics (mean over seeds of each run's mean over its logged "
+              "steps), its term's share of the gradient norm, and in how many seeds it was active, weak or inert (with "
+              "the reason). `mechanisms_<task>.png` shows them over steps.", "",
+              "| task | method | component | metrics | grad share | status |", "|---|---|---|---|---|---|"]
+    for t in tasks:
+        for m in methods:
+            for a in res["tasks"][t]["methods"].get(m, {}).get("activity", []):
+                lines.append(f"| {t} | {m} | {a['name']} ({a['type']}) | " + " | ".join(merged_cells(a)) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot_results(exp: Experiment, res: dict[str, Any], out: Path) -> None:
-    """``accuracy_vs_step.png`` (mean over seeds) and ``jsd_to_base.png`` (per-sample distributions)."""
+    """``accuracy_vs_step.png`` (mean over seeds with its 95% t-interval as a band, every method its own
+    colour and marker), ``jsd_to_base.png`` (per-sample distributions) and ``mechanisms_<task>.png``
+    (each mechanism's activity metrics over steps, seeds averaged)."""
     try:
         import matplotlib
 
@@ -431,25 +446,45 @@ def plot_results(exp: Experiment, res: dict[str, Any], out: Path) -> None:
     except ImportError:
         log.warning("matplotlib is not installed: no plots (pip install matplotlib)")
         return
+    from unisd.engine.activity import activity_keys, line_styles, mean_rows, plot_activity
+    from unisd.engine.metrics import read_metrics
+
     tasks = list(res["tasks"])
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(7 * len(tasks), 4.5), squeeze=False)
     for ax, t in zip(axes[0], tasks):
-        for m, e in res["tasks"][t]["methods"].items():
+        methods = res["tasks"][t]["methods"]
+        styles = line_styles(list(methods))
+        for m, e in methods.items():
             curves = [v.get("curve") for v in e["per_seed"].values() if v.get("curve")]
             if not curves:
                 continue
             steps = sorted({p["step"] for c in curves for p in c})
-            ys = [100 * sum(p["accuracy"] for c in curves for p in c if p["step"] == s) / sum(1 for c in curves for p in c if p["step"] == s)
-                  for s in steps]
-            ax.plot(steps, ys, marker=".", label=m)
+            stats = [mean_ci([p["accuracy"] for c in curves for p in c if p["step"] == s]) for s in steps]
+            ys = [100 * mu for mu, _ in stats]
+            ax.plot(steps, ys, label=m, linewidth=1.3, markersize=4, **styles[m])
+            lo = [100 * (mu - (0 if math.isnan(ci) else ci)) for mu, ci in stats]
+            hi = [100 * (mu + (0 if math.isnan(ci) else ci)) for mu, ci in stats]
+            ax.fill_between(steps, lo, hi, color=styles[m]["color"], alpha=0.12, linewidth=0)
         ax.axhline(100 * (res["tasks"][t]["base"] or 0), color="grey", linestyle=":", label="base")
-        ax.set_title(t)
+        ax.set_title(f"{t} (mean over seeds, band: 95% CI)")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("held-out accuracy (%)")
-    axes[0][-1].legend(fontsize="x-small", ncol=2)
+        ax.legend(fontsize="x-small", ncol=2)
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_step.png", dpi=110)
     plt.close(fig)
+
+    for t in tasks:
+        curves, keys = {}, []
+        for m, e in res["tasks"][t]["methods"].items():
+            histories = [read_metrics(f) for s in e["per_seed"]
+                         if (f := out / t / _folder(m) / f"s{s}" / "metrics.jsonl").is_file()]
+            if histories and e.get("activity"):
+                curves[m] = mean_rows(histories)
+                keys += activity_keys(e["activity"])
+        if curves:
+            plot_activity(curves, list(dict.fromkeys(keys)), out / f"mechanisms_{t}.png",
+                          title=f"{t}: mechanism activity over steps (mean over seeds)")
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, t in zip(axes[0], tasks):
