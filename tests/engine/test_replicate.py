@@ -126,3 +126,22 @@ def test_the_table_reports_each_mechanisms_activity_and_names_the_inert(tmp_path
     table = (out / "table.md").read_text()
     assert "| ema (ema) | syncs 0; dist_base 0;" in table and "inert 1/1: EMA syncs every 10 steps, run has 2" in table
     assert (out / "mechanisms_gsm8k.png").stat().st_size > 0
+
+
+def test_a_grid_trains_one_row_per_combination_of_values(tmp_path, tiny_model_dir, shared_data):
+    path = _experiment(tmp_path, tiny_model_dir, shared_data, extra=textwrap.dedent("""\
+        grid:
+          vanilla: {optim.lr: [1.0e-4, 3.0e-4], divergence.type: [forward_kl, reverse_kl]}
+        """))
+    exp = load_experiment(str(path))
+    assert exp.labels == ["base", "sft", "vanilla[lr=0.0001,type=forward_kl]", "vanilla[lr=0.0001,type=reverse_kl]",
+                          "vanilla[lr=0.0003,type=forward_kl]", "vanilla[lr=0.0003,type=reverse_kl]"]
+    runs = {(r["method"], r["seed"]): r for r in plan(exp)}
+    r = runs[("vanilla[lr=0.0003,type=reverse_kl]", 2)]
+    assert r["recipe"].optim.lr == 3e-4 and r["recipe"].divergence.type == "reverse_kl" and r["recipe"].name == "vanilla"
+    assert str(r["dir"]) == "gsm8k/vanilla[lr=0.0003,type=reverse_kl]/s2"
+    for bad, message in (("grid: {ssd: {optim.lr: [0.1]}}", "ssd not in methods"),
+                         ("grid: {vanilla: {optim.lr: []}}", "every field needs at least one value")):
+        path.write_text(path.read_text().split("grid:")[0] + bad + "\n")
+        with pytest.raises(UserError, match=message):
+            load_experiment(str(path))

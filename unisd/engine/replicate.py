@@ -17,13 +17,14 @@ Every recipe is built and validated before anything trains.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from unisd.components.base import StrictModel
 from unisd.engine.stats import mean_ci
@@ -82,6 +83,9 @@ class Experiment(StrictModel):
     set: list[str] = Field(default_factory=list, description="recipe overrides for every run (the shared budget)")
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
     quick: QuickSpec = Field(default_factory=QuickSpec)
+    grid: dict[str, dict[str, list[Any]]] = Field(
+        default_factory=dict, description="method → {recipe field: [values]}: the method is trained once per combination "
+        "of values, each its own row labelled method[field=value,…] (to choose a setting on a validation split)")
 
     @field_validator("methods", "seeds")
     @classmethod
@@ -90,6 +94,43 @@ class Experiment(StrictModel):
         if dup:
             raise ValueError(f"listed more than once: {', '.join(dup)}")
         return v
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_values(cls, v: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
+        for method, axes in v.items():
+            if method == BASE:
+                raise ValueError("'base' trains nothing: it has no settings to grid")
+            empty = [k for k, values in axes.items() if not values]
+            if not axes or empty:
+                raise ValueError(f"{method}: every field needs at least one value ({', '.join(empty) or 'no field given'})")
+        return v
+
+    @model_validator(mode="after")
+    def _grid_methods_listed(self) -> "Experiment":
+        unlisted = [m for m in self.grid if m not in self.methods]
+        if unlisted:
+            raise ValueError(f"grid: {', '.join(unlisted)} not in methods (a grid varies a listed method)")
+        return self
+
+    def variants(self) -> list[tuple[str, str, list[str]]]:
+        """``(label, method, overrides)`` per row: a method with a grid gives one per combination of values."""
+        out = []
+        for method in self.methods:
+            axes = self.grid.get(method)
+            if not axes:
+                out.append((method, method, []))
+                continue
+            for combo in itertools.product(*axes.values()):
+                values = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in zip(axes, combo)]
+                label = f"{method}[" + ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values) + "]"
+                out.append((label, method, [f"{k}={v}" for k, v in values]))
+        return out
+
+    @property
+    def labels(self) -> list[str]:
+        """Every row of the table: the methods, a gridded one replaced by its variants."""
+        return [label for label, _, _ in self.variants()]
 
     def only_tasks(self, names: list[str]) -> "Experiment":
         unknown = [n for n in names if n not in {t.name for t in self.tasks}]
@@ -146,26 +187,29 @@ def plan(exp: Experiment) -> list[dict[str, Any]]:
 
     runs = []
     for task in exp.tasks:
-        for method in exp.methods:
+        for label, method, variant in exp.variants():
             if method == BASE:
                 continue
             for seed in exp.seeds:
-                overrides = [*exp.set, *task.set, f"training.seed={seed}", f"evaluation.heldout={task.heldout}",
+                overrides = [*exp.set, *task.set, *variant, f"training.seed={seed}", f"evaluation.heldout={task.heldout}",
                              f"evaluation.heldout_split={task.heldout_split}"]
                 try:
                     recipe = load_recipe(method, overrides, data={"dataset": task.data})
                 except RecipeError as exc:
-                    raise UserError(f"experiment: task {task.name!r}, method {method!r}: {exc}") from None
-                runs.append({"task": task.name, "method": method, "seed": seed, "recipe": recipe,
+                    raise UserError(f"experiment: task {task.name!r}, method {label!r}: {exc}") from None
+                runs.append({"task": task.name, "method": label, "seed": seed, "recipe": recipe,
                              "build": (method, overrides, {"dataset": task.data}),
-                             "dir": Path(task.name) / _folder(method) / f"s{seed}"})
+                             "dir": Path(task.name) / _folder(label) / f"s{seed}"})
     if not runs:
         raise UserError("experiment: no method to train (besides 'base'); the base score comes from the trained runs' 'before' check")
     return runs
 
 
-def _folder(method: str) -> str:
-    return Path(method).stem if method.endswith((".yaml", ".yml", ".json")) else method
+def _folder(label: str) -> str:
+    """A row's folder: a recipe file's stem, a grid variant's values kept (``unisd-ema[every=1]``)."""
+    method, bracket, values = label.partition("[")
+    stem = Path(method).stem if method.endswith((".yaml", ".yml", ".json")) else method
+    return stem + (bracket + values.replace("/", "_") if bracket else "")
 
 
 def run_replication(exp: Experiment, out: Path, *, progress: bool = True, workers: int = 1) -> dict[str, Any]:
@@ -336,7 +380,7 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
     for task in exp.tasks:
         t: dict[str, Any] = {"methods": {}}
         before_any = None
-        for method in exp.methods:
+        for method in exp.labels:
             if method == BASE:
                 continue
             per_seed = {}
@@ -358,7 +402,7 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
             t["heldout_ids"] = json.loads(base_file.read_text())["key"]["ids"]
         if BASE in exp.methods:
             t["methods"][BASE] = {"per_seed": {s: {"before": before_any, "after": before_any} for s in exp.seeds}}
-            t["methods"] = {m: t["methods"][m] for m in exp.methods}  # the experiment's order: base where listed
+            t["methods"] = {m: t["methods"][m] for m in exp.labels}  # the experiment's order: base where listed
         for m in t["methods"].values():
             after = [v["after"] for v in m["per_seed"].values()]
             m["mean"], m["ci"] = mean_ci(after)
