@@ -145,3 +145,44 @@ def test_a_grid_trains_one_row_per_combination_of_values(tmp_path, tiny_model_di
         path.write_text(path.read_text().split("grid:")[0] + bad + "\n")
         with pytest.raises(UserError, match=message):
             load_experiment(str(path))
+
+
+def test_forgetting_probes_score_every_run_and_the_base_item_by_item(tmp_path, tiny_model_dir, shared_data):
+    extra = textwrap.dedent(f"""\
+        forgetting:
+          - name: chain_sum
+            data: {{type: reasoning_gym, task: chain_sum, size: 16, validation_size: 4}}
+            heldout: 4
+            max_new_tokens: 4
+          - name: cose_options
+            lm_eval: unisd_cose_options
+            metric: acc
+            limit: 4
+            data_dir: '{shared_data}'
+        """)
+    path = _experiment(tmp_path, tiny_model_dir, shared_data, extra=extra)
+    path.write_text(path.read_text().replace("methods: [base, sft, vanilla]", "methods: [base, sft]"))
+    out = tmp_path / "out"
+    res = run_replication(load_experiment(str(path)), out, progress=False)
+    base = json.loads((out / "base-forgetting.json").read_text())
+    assert len(base["cose_options"]["ids"]) == 4 and base["cose_options"]["key"]["model"] == str(tiny_model_dir)
+    assert res["forgetting_base"]["chain_sum"] == base["chain_sum"]["accuracy"]
+    change = res["tasks"]["gsm8k"]["methods"]["sft"]["forgetting"]["cose_options"]
+    runs = [json.loads((out / "gsm8k" / "sft" / f"s{s}" / "forgetting.json").read_text())["cose_options"] for s in (1, 2)]
+    afters = [sum(r["correct"]) / 4 for r in runs]
+    assert change["n"] == 4 and change["per_seed_after"] == pytest.approx(afters)
+    assert change["change"] == pytest.approx(sum(afters) / 2 - base["cose_options"]["accuracy"])
+    assert "| gsm8k | sft |" in (out / "table.md").read_text().split("Forgetting:")[1]
+    # a probe whose settings change is scored again; the others are reused
+    stamp = (out / "base-forgetting.json").stat().st_mtime_ns
+    run_replication(load_experiment(str(path)), out, progress=False)
+    assert (out / "base-forgetting.json").stat().st_mtime_ns == stamp
+
+
+def test_a_probe_names_exactly_one_source():
+    from unisd.engine.forgetting import ProbeSpec
+
+    with pytest.raises(ValueError, match="exactly one of data"):
+        ProbeSpec(name="x")
+    with pytest.raises(ValueError, match="exactly one of data"):
+        ProbeSpec(name="x", data={"type": "gsm8k"}, lm_eval="unisd_cose_mc")

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from unisd.components.base import StrictModel
+from unisd.engine.forgetting import ProbeSpec, paired_change, score_probes
 from unisd.engine.stats import mean_ci
 from unisd.errors import UserError
 
@@ -82,6 +83,8 @@ class Experiment(StrictModel):
     tasks: list[TaskSpec] = Field(min_length=1)
     set: list[str] = Field(default_factory=list, description="recipe overrides for every run (the shared budget)")
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    forgetting: list[ProbeSpec] = Field(default_factory=list, description="capabilities no task trains: every run and "
+                                        "the base model are scored on them item by item (forgetting.json)")
     quick: QuickSpec = Field(default_factory=QuickSpec)
     grid: dict[str, dict[str, list[Any]]] = Field(
         default_factory=dict, description="method → {recipe field: [values]}: the method is trained once per combination "
@@ -227,10 +230,14 @@ def run_replication(exp: Experiment, out: Path, *, progress: bool = True, worker
     out.mkdir(parents=True, exist_ok=True)
     bases = {task.name: _base_heldout(next(r["recipe"] for r in runs if r["task"] == task.name), out / task.name / "base")
              for task in exp.tasks}
-    todo = [r for r in runs if not ((out / r["dir"] / "summary.json").is_file() and (out / r["dir"] / "retention.json").is_file())]
+    model = runs[0]["recipe"].model.name_or_path
+    if exp.forgetting:
+        _base_forgetting(model, exp.forgetting, out)
+    outputs = ("summary.json", "retention.json", *(("forgetting.json",) if exp.forgetting else ()))
+    todo = [r for r in runs if not all((out / r["dir"] / f).is_file() for f in outputs)]
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=f"replicate {exp.name}", unit="run",
                disable=not progress, position=0)
-    jobs = [(r["build"], str(out / r["dir"]), bases[r["task"]], exp.retention.records) for r in todo]
+    jobs = [(r["build"], str(out / r["dir"]), bases[r["task"]], exp.retention.records, exp.forgetting) for r in todo]
     if workers <= 1 or len(jobs) <= 1:
         for r, job in zip(todo, jobs):
             bar.set_postfix_str(f"{r['task']}/{r['method']}/s{r['seed']}")
@@ -260,6 +267,18 @@ def check_same_runs(runs: list[dict[str, Any]], out: Path) -> None:
                         "recipe.yaml differs); replicate into another --output-dir, or move that one away")
 
 
+def _base_forgetting(model: str, probes: list[ProbeSpec], out: Path) -> dict[str, Any]:
+    """The base model's probe results (cached in ``out/base-forgetting.json``), the "before" of forgetting."""
+    path = out / "base-forgetting.json"
+    cached = json.loads(path.read_text()) if path.is_file() else {}
+    if all(cached.get(p.name, {}).get("key") == {**p.key(), "model": model} for p in probes):
+        return cached
+    from unisd.evaluation.loading import load_for_eval
+
+    base, tok = load_for_eval(model)
+    return score_probes(base, tok, probes, path, model_name=model)
+
+
 def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
     """The base model's greedy held-out result for a task (cached in ``folder/heldout.json``)."""
     from unisd.engine.heldout import heldout_max_new_tokens, heldout_records, recipe_heldout_accuracy
@@ -282,8 +301,9 @@ def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
     return result
 
 
-def _run_one(build, run_dir: str, base: dict[str, Any], retention_records: int, cache: dict[str, Any] | None = None) -> None:
-    """Train (or resume, or reuse) one run, then its retention statistics."""
+def _run_one(build, run_dir: str, base: dict[str, Any], retention_records: int, probes: list[ProbeSpec] = (),
+             cache: dict[str, Any] | None = None) -> None:
+    """Train (or resume, or reuse) one run, then its retention statistics and forgetting probes."""
     from unisd.engine.launch import train
     from unisd.recipe import load_recipe
 
@@ -293,8 +313,15 @@ def _run_one(build, run_dir: str, base: dict[str, Any], retention_records: int, 
     if not (run_dir / "summary.json").is_file():
         resume = "auto" if (run_dir / "checkpoints").exists() else None
         train(recipe, run_dir, resume=resume, overwrite=resume is None and run_dir.exists(), heldout_before=base)
+        for stale in ("retention.json", "forgetting.json"):  # scored on a model this training replaced
+            (run_dir / stale).unlink(missing_ok=True)
     if not (run_dir / "retention.json").is_file():
         _retention(run_dir, recipe, retention_records, _MODELS if cache is None else cache)
+    if probes and not (run_dir / "forgetting.json").is_file():
+        from unisd.evaluation.loading import load_for_eval
+
+        trained, tok = load_for_eval(str(run_dir))
+        score_probes(trained, tok, list(probes), run_dir / "forgetting.json", model_name=recipe.model.name_or_path)
 
 
 _MODELS: dict[str, Any] = {}  # the base model for retention scoring, kept per process
@@ -377,6 +404,10 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
     from unisd.engine.inspection import heldout_curve, mechanism_report
 
     res: dict[str, Any] = {"experiment": exp.name, "seeds": exp.seeds, "tasks": {}}
+    base_file = out / "base-forgetting.json"
+    base_probes = json.loads(base_file.read_text()) if exp.forgetting and base_file.is_file() else {}
+    if base_probes:
+        res["forgetting_base"] = {p.name: base_probes[p.name]["accuracy"] for p in exp.forgetting}
     for task in exp.tasks:
         t: dict[str, Any] = {"methods": {}}
         before_any = None
@@ -396,6 +427,11 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
                 before_any = h["accuracy_before"] if before_any is None else before_any
             t["methods"][method] = {"per_seed": per_seed,
                                     "activity": merge_runs([v["activity"] for v in per_seed.values()])}
+            if base_probes:
+                runs = [json.loads((out / task.name / _folder(method) / f"s{s}" / "forgetting.json").read_text())
+                        for s in exp.seeds]
+                t["methods"][method]["forgetting"] = {p.name: paired_change(base_probes[p.name], [r[p.name] for r in runs])
+                                                      for p in exp.forgetting}
         t["base"] = before_any
         base_file = out / task.name / "base" / "heldout.json"
         if base_file.is_file():  # the fixed held-out items every run of the task is scored on
@@ -429,6 +465,15 @@ def _cell(mean: float | None, ci: float | None, signed: bool = False) -> str:
         return "–"
     v = f"{100 * mean:+.1f}" if signed else f"{100 * mean:.1f}"
     return v if ci is None or math.isnan(ci) else f"{v} ± {100 * ci:.1f}"
+
+
+def _change_cell(c: dict[str, Any]) -> str:
+    """``41.0 → 39.5: -1.5 ± 2.0 [-4.1, +1.0]`` for a :func:`paired_change`."""
+    if not c.get("n"):
+        return "–"
+    lo, hi = c["bootstrap"]
+    return (f"{100 * c['before']:.1f} → {100 * c['after']:.1f}: {_cell(c['change'], c['change_ci'], True)} "
+            f"[{100 * lo:+.1f}, {100 * hi:+.1f}]")
 
 
 def table_markdown(exp: Experiment, res: dict[str, Any]) -> str:
@@ -467,6 +512,19 @@ def table_markdown(exp: Experiment, res: dict[str, Any]) -> str:
             cells += ["–", "–"] if not r else [_cell(r["jsd_lower"], None), _cell(r["base_logp_higher"], None)]
         if any(c != "–" for c in cells):
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if res.get("forgetting_base"):
+        probes = list(res["forgetting_base"])
+        lines += ["", "Forgetting: accuracy (%) on capabilities no task trains, the base model → after training (mean over "
+                  "seeds), and the change in points ± 95% CI over seeds [paired bootstrap over items]; beside it the "
+                  "method's gain on the task it trained on.", "",
+                  "| task | method | gain on the task | " + " | ".join(probes) + " |", "|---|---|---|" + "---|" * len(probes)]
+        for t in tasks:
+            for m in methods:
+                e = res["tasks"][t]["methods"].get(m, {})
+                if "forgetting" not in e:
+                    continue
+                gain = _cell(e["vs_base"]["mean"], e["vs_base"]["ci"], True)
+                lines.append(f"| {t} | {m} | {gain} | " + " | ".join(_change_cell(e["forgetting"][p]) for p in probes) + " |")
     lines += ["", "Mechanism activity: each component's activity metrics (mean over seeds of each run's mean over its logged "
               "steps), its term's share of the gradient norm, and in how many seeds it was active, weak or inert (with "
               "the reason). `mechanisms_<task>.png` shows them over steps.", "",

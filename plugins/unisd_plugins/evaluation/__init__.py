@@ -3,7 +3,8 @@
 Generation tasks (student prompt, chat template, greedy): ``unisd_scienceqa``, ``unisd_gpqa``,
 ``unisd_mbpp``, ``unisd_humaneval``, ``unisd_cose``, ``unisd_toolalpaca`` (group ``unisd-six``);
 log-likelihood variants of the MCQA tasks: ``unisd_scienceqa_mc``, ``unisd_gpqa_mc``,
-``unisd_cose_mc`` (group ``unisd-mc``). Each is a :class:`~unisd.evaluation.spec.TaskSpec` (or
+``unisd_cose_mc`` (group ``unisd-mc``), and ``unisd_cose_options`` (each option's text scored, as
+lm-eval scores CommonsenseQA). Each is a :class:`~unisd.evaluation.spec.TaskSpec` (or
 ``GroupSpec``) in :mod:`unisd_plugins.evaluation.specs`, registered lazily in ``registry.evaluators``.
 """
 
@@ -23,6 +24,7 @@ _ENTRIES = {
     "unisd_scienceqa_mc": "ScienceQA, log-likelihood of the option letters; metric acc",
     "unisd_gpqa_mc": "GPQA, log-likelihood of the option letters; metric acc",
     "unisd_cose_mc": "CoS-E, log-likelihood of the option letters; metric acc",
+    "unisd_cose_options": "CoS-E, log-likelihood of each option's text; metric acc_norm",
     "unisd-six": "group: the six generation tasks",
     "unisd-mc": "group: the three log-likelihood tasks",
 }

@@ -63,6 +63,15 @@ def mc_prompt(doc: dict) -> str:
             f"{options}\n\nAnswer with the letter of the correct option.")
 
 
+def options_prompt(doc: dict) -> str:
+    """Prompt of the option-text variant (lm-eval's CommonsenseQA format): the options are not shown."""
+    return f"Question: {doc['question']}\nAnswer:"
+
+
+def option_texts(doc: dict) -> list[str]:
+    return list(doc["options"])
+
+
 def mc_choices(doc: dict) -> list[str]:
     return list(doc["letters"])
 

@@ -39,6 +39,8 @@ unisd_scienceqa_mc = _task("unisd_scienceqa_mc", "scienceqa", "acc", mc=True, br
 unisd_gpqa_mc = _task("unisd_gpqa_mc", "gpqa", "acc", mc=True, breakdown="domain", write_samples=False,
                       description="GPQA, log-likelihood of the option letters")
 unisd_cose_mc = _task("unisd_cose_mc", "cose", "acc", mc=True, description="CoS-E, log-likelihood of the option letters")
+unisd_cose_options = _task("unisd_cose_options", "cose", "acc_norm", mc=True,
+                           description="CoS-E, log-likelihood of each option's text (lm-eval's CommonsenseQA way)")
 
 unisd_six = GroupSpec("unisd-six", ("unisd_scienceqa", "unisd_gpqa", "unisd_mbpp", "unisd_humaneval", "unisd_cose",
                                     "unisd_toolalpaca"), description="the six UniSD benchmarks, generated answers")
