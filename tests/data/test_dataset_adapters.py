@@ -257,3 +257,13 @@ def test_reasoning_gym_validation_split_is_carved_from_train_and_disjoint(regist
     # the train records are the same as without a validation split
     assert [r["id"] for r in load(registry, "reasoning_gym", task="chain_sum", size=40, options=opts)] == [r["id"] for r in train]
     assert train[0]["reference"] == train[0]["gold"] and "negative_reference" in train[0]
+
+
+def test_reasoning_gym_answers_its_scorer_cannot_read_are_wrong_not_a_crash(registry: Registries) -> None:
+    pytest.importorskip("reasoning_gym")
+    cls = registry.datasets.get("reasoning_gym")
+    adapter = cls(cls.Config(type="reasoning_gym", task="prime_factorization", size=8, split="test",
+                             options={"min_value": 2, "max_value": 100}))
+    rec = list(adapter.load())[0]
+    assert not adapter.is_correct(rec, "Answer: 12 = 2")  # the task's scorer raises ValueError on this
+    assert adapter.is_correct(rec, f"Answer: {rec['answer']}")

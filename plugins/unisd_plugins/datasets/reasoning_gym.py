@@ -178,7 +178,12 @@ class ReasoningGymAdapter(BaseAdapter):
 
             stated = _ANSWER.findall(completion)
             return last_number(stated[-1] if stated else completion) == last_number(record["answer"])
-        return self._scorer().score_answer(answer=final_answer(completion), entry=record["meta"]["entry"]) >= 1.0
+        try:
+            return self._scorer().score_answer(answer=final_answer(completion), entry=record["meta"]["entry"]) >= 1.0
+        except (ValueError, TypeError, KeyError, IndexError, ArithmeticError, AttributeError):
+            # the task's own scorer parses the answer and raises on text it cannot read ("12 = 2" for a
+            # prime factorisation): an answer it cannot read is not a correct one
+            return False
 
     def _scorer(self):
         if not hasattr(self, "_scoring_ds"):
