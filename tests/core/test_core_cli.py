@@ -27,7 +27,7 @@ BUILTIN_KINDS = {
     "recipe": set(SHIPPED),
     "experiment": {"mini-table"},
     "evaluator": {"unisd_scienceqa", "unisd_gpqa", "unisd_mbpp", "unisd_humaneval", "unisd_cose", "unisd_toolalpaca",
-                  "unisd_scienceqa_mc", "unisd_gpqa_mc", "unisd_cose_mc", "unisd-six", "unisd-mc"},
+                  "unisd_scienceqa_mc", "unisd_gpqa_mc", "unisd_cose_mc", "unisd_cose_options", "unisd-six", "unisd-mc"},
 }
 
 

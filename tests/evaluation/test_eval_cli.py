@@ -24,7 +24,7 @@ def eval_dir(tiny_model_dir: Path, shared_data: Path, tmp_path_factory: pytest.T
     old = os.environ.get("UNISD_EVAL_MAX_GEN_TOKS")
     os.environ["UNISD_EVAL_MAX_GEN_TOKS"] = "24"
     try:
-        rc = main(["eval", "--model", str(tiny_model_dir), "--tasks", "unisd-six,unisd-mc", "--limit", "2",
+        rc = main(["eval", "--model", str(tiny_model_dir), "--tasks", "unisd-six,unisd-mc,unisd_cose_options", "--limit", "2",
                    "--batch-size", "4", "--data-dir", str(shared_data), "--output-dir", str(out)])
     finally:
         os.environ.pop("UNISD_EVAL_MAX_GEN_TOKS") if old is None else os.environ.__setitem__("UNISD_EVAL_MAX_GEN_TOKS", old)

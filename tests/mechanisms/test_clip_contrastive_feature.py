@@ -99,7 +99,8 @@ def test_feature_matching_layers_by_index_and_path_cosine_and_projection(tiny_mo
     same = fm.compute(DistillBatch([{}], cids, cmask, s, s, 1.0, 0, None)).value
     assert same.item() == pytest.approx(0.0, abs=1e-5)  # identical features: zero cosine distance
     term = fm.compute(DistillBatch([{}], cids, cmask, s, t, 1.0, 0, None))
-    assert term.value.item() > 0 and set(term.logs) == {"model.layers.1", "model.norm"}
+    assert term.value.item() > 0 and set(term.logs) == {"model.layers.1", "model.norm", "distance"}
+    assert term.logs["distance"] == pytest.approx(term.value.item())
     term.value.backward()
     assert all(p.grad is not None for p in fm.trainable_parameters())
     state = fm.unisd_checkpoint_state(None)

@@ -8,7 +8,8 @@ import pytest
 from unisd.engine.launch import train
 
 RECIPES = ["vanilla", "sdft", "opsd", "gkd", "ssd", "sft", "unisd-agreement", "unisd-agreement-seq", "unisd-ema",
-           "unisd-contrastive", "unisd-feature", "unisd-feature-only", "unisd-clip", "unisd-star", "unisd-star-reference"]
+           "unisd-contrastive", "unisd-feature", "unisd-feature-only", "unisd-clip", "unisd-star", "unisd-star-reference",
+           "token-clip"]
 
 
 @pytest.mark.parametrize("name", RECIPES)
