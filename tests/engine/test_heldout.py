@@ -21,7 +21,8 @@ def test_run_reports_heldout_accuracy_before_and_after(make_recipe, tmp_path, sh
 
 
 @pytest.mark.parametrize("text,expected", [("The answer is 1,234.", "1234"), ("#### 72", "72"), ("x = 3.0", "3"), ("none", None),
-                                              ("1. It is 7.\n2. Then", "7"), ("1.5 and\n2) 4 more", "4")])
+                                              ("1. It is 7.\n2. Then", "7"), ("1.5 and\n2) 4 more", "4"),
+                                              ("180.708000", "180.708"), ("-2.50", "-2.5"), ("100", "100"), ("30.00", "30")])
 def test_last_number(text, expected):
     assert last_number(text) == expected
 

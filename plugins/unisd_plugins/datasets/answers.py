@@ -14,14 +14,15 @@ _LIST_MARKER = re.compile(r"^[ \t]*\d+[.)][ \t]+(?=\S)", re.MULTILINE)
 
 
 def last_number(text: str) -> str | None:
-    """The last number in ``text`` (commas dropped, trailing ``.0`` removed), after ``####`` if
-    present; list numbering (``3. The answer is``) does not count as a number."""
+    """The last number in ``text`` (commas dropped, a decimal's trailing zeros removed: ``180.7080``
+    and ``180.708`` are one number, ``36.0`` is ``36``), after ``####`` if present; list numbering
+    (``3. The answer is``) does not count as a number."""
     text = text.split("####")[-1] if "####" in text else text
     found = _NUMBER.findall(_LIST_MARKER.sub("", text))
     if not found:
         return None
     n = found[-1].replace(",", "")
-    return n[:-2] if n.endswith(".0") else n
+    return n.rstrip("0").rstrip(".") if "." in n else n
 
 
 def is_correct(record: dict[str, Any], completion: str) -> bool | None:
