@@ -49,6 +49,16 @@ def test_shipped_experiment_and_its_quick_variant_validate():
     assert len(full.tasks) >= 2 and quick.seeds == [1] and all(t.heldout == 8 for t in quick.tasks)
 
 
+def test_the_mechanisms_grid_validates_every_run_on_a_validation_split():
+    exp = load_experiment("mechanisms-grid")
+    runs = plan(exp)
+    assert all(r["recipe"].evaluation.heldout_split == "validation" for r in runs)  # settings are never chosen on test
+    assert all(len(values) <= 4 for axes in exp.grid.values() for values in axes.values())
+    steps = {r["recipe"].training.max_steps for r in runs}
+    assert steps == {12} and all(r["recipe"].components[0].every == 1 for r in runs if r["recipe"].name == "unisd-ema")
+    assert len(plan(load_experiment("mechanisms-grid", quick=True))) == 1 + 4  # vanilla and the EMA grid
+
+
 def test_replication_trains_tabulates_and_resumes(tmp_path, tiny_model_dir, shared_data):
     exp = load_experiment(str(_experiment(tmp_path, tiny_model_dir, shared_data)))
     out = tmp_path / "out"
