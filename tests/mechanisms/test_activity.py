@@ -110,3 +110,9 @@ def test_inspect_reports_the_activity_of_a_finished_run(make_recipe, tmp_path, c
     assert "| clip (clip) | fraction | 0 |" in out
     assert "warning: clip (clip) was inert over the run: nothing was clipped: cap 1000 (mode static)" in out
     assert (tmp_path / "run" / "inspect" / "mechanisms.png").stat().st_size > 0
+
+
+def test_components_with_nothing_to_report_are_left_out(make_recipe):
+    recipe = make_recipe("sdft")  # its one component is the plain base teacher
+    assert [c.type for c in recipe.components] == ["base"]
+    assert run_activity(recipe, [], get_registries()) == []

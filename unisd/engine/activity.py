@@ -61,12 +61,14 @@ def component_activity(component: Any, history: Sequence[Mapping[str, Any]], ste
 
 def run_activity(recipe: Any, history: Sequence[Mapping[str, Any]], registries: Any) -> list[dict[str, Any]]:
     """The activity of every component of ``recipe`` (built from its config, not set up) over
-    ``history`` (the run's ``metrics.jsonl`` rows), in recipe order."""
+    ``history`` (the run's ``metrics.jsonl`` rows), in recipe order. A component that names no
+    activity metric and adds no loss term (a plain ``base`` teacher) has nothing to report."""
     steps = max((int(r.get("step", 0)) for r in history), default=0)
     out = []
     for cfg in recipe.components:
         component = registries.component_class(cfg.type)(cfg)
-        out.append(component_activity(component, history, steps))
+        if component.activity_metrics or component.kind == "loss":
+            out.append(component_activity(component, history, steps))
     return out
 
 
