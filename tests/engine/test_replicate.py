@@ -2,11 +2,14 @@
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from unisd.engine.replicate import load_experiment, plan, run_replication
 from unisd.errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _experiment(tmp_path, tiny_model_dir, shared_data, extra=""):
@@ -150,6 +153,19 @@ def test_a_grid_trains_one_row_per_combination_of_values(tmp_path, tiny_model_di
     r = runs[("vanilla[lr=0.0003,type=reverse_kl]", 2)]
     assert r["recipe"].optim.lr == 3e-4 and r["recipe"].divergence.type == "reverse_kl" and r["recipe"].name == "vanilla"
     assert str(r["dir"]) == "gsm8k/vanilla[lr=0.0003,type=reverse_kl]/s2"
+    from unisd.engine.replicate import collect
+
+    fake = {"sft": 0.5, "vanilla[lr=0.0001,type=forward_kl]": 0.7}  # a gridded baseline competes by its variants
+    for label, after in fake.items():
+        for seed in (1, 2):
+            run = tmp_path / "out" / "gsm8k" / label / f"s{seed}"
+            run.mkdir(parents=True)
+            (run / "summary.json").write_text(json.dumps({"heldout": {"accuracy_before": 0.4, "accuracy_after": after, "n": 3}}))
+            (run / "retention.json").write_text(json.dumps({"jsd": [], "base_logp_of_model_completion": []}))
+            (run / "recipe.yaml").write_text((REPO / "plugins/unisd_plugins/recipes/sft.yaml").read_text())
+    baselined = exp.model_copy(update={"methods": ["sft", "vanilla"], "baselines": ["sft", "vanilla"],
+                                       "grid": {"vanilla": {"optim.lr": [1.0e-4], "divergence.type": ["forward_kl"]}}})
+    assert collect(baselined, tmp_path / "out")["tasks"]["gsm8k"]["best_baseline"] == "vanilla[lr=0.0001,type=forward_kl]"
     for bad, message in (("grid: {ssd: {optim.lr: [0.1]}}", "ssd not in methods"),
                          ("grid: {vanilla: {optim.lr: []}}", "every field needs at least one value")):
         path.write_text(path.read_text().split("grid:")[0] + bad + "\n")

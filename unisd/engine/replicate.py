@@ -443,7 +443,8 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
             after = [v["after"] for v in m["per_seed"].values()]
             m["mean"], m["ci"] = mean_ci(after)
             m["vs_base"] = dict(zip(("mean", "ci"), mean_ci([a - before_any for a in after])))
-        present = [b for b in exp.baselines if b in t["methods"]]
+        # a gridded baseline competes with each of its variants
+        present = [label for label, method, _ in exp.variants() if method in exp.baselines and label in t["methods"]]
         best = max(present, key=lambda b: t["methods"][b]["mean"]) if present else None
         t["best_baseline"] = best
         ref = exp.retention.reference if exp.retention.reference in t["methods"] else None
