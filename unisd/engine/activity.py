@@ -151,12 +151,15 @@ def plot_activity(curves: Mapping[str, Sequence[Mapping[str, Any]]], keys: Seque
         ax.tick_params(labelsize="x-small")
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend: dict[str, Any] = {}  # every label once, from whichever panel drew it
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
     if len(curves) > 1:
-        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize="x-small")
+        fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(4, len(legend)), fontsize="x-small")
     if title:
         fig.suptitle(title, fontsize="medium")
-    fig.tight_layout(rect=(0, 0.06 if len(curves) > 1 else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.02 + 0.012 * math.ceil(len(curves) / 4) if len(curves) > 1 else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
