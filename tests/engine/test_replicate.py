@@ -52,6 +52,13 @@ def test_shipped_experiment_and_its_quick_variant_validate():
     assert len(full.tasks) >= 2 and quick.seeds == [1] and all(t.heldout == 8 for t in quick.tasks)
 
 
+@pytest.mark.parametrize("name", ["mechanisms-budget", "mechanisms-grid"])
+def test_the_study_chooses_its_settings_on_a_validation_split(name):
+    runs = plan(load_experiment(name))
+    assert all(r["recipe"].evaluation.heldout_split == "validation" for r in runs)  # settings are never chosen on test
+    assert {r["recipe"].training.max_steps for r in runs} == {12}  # the budget every method of the study shares
+
+
 def test_the_mechanisms_grid_validates_every_run_on_a_validation_split():
     exp = load_experiment("mechanisms-grid")
     runs = plan(exp)
