@@ -116,3 +116,16 @@ def test_components_with_nothing_to_report_are_left_out(make_recipe):
     recipe = make_recipe("sdft")  # its one component is the plain base teacher
     assert [c.type for c in recipe.components] == ["base"]
     assert run_activity(recipe, [], get_registries()) == []
+
+
+def test_the_diagnostics_do_not_change_what_is_trained(make_recipe, tmp_path):
+    """Extra backwards per term and the EMA's extra forwards leave the weights bit-identical."""
+    from safetensors.torch import load_file
+
+    weights = []
+    for every in (0, 1):
+        train(make_recipe("unisd-star", *STAR[:2], f"logging.diagnostics_every={every}", "training.max_steps=2"),
+              tmp_path / f"every{every}")
+        weights.append(load_file(str(tmp_path / f"every{every}" / "final" / "adapter" / "adapter_model.safetensors")))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
