@@ -237,8 +237,8 @@ def gradient_shares(terms: dict[str, torch.Tensor], weights: dict[str, float], p
         if w == 0 or not t.requires_grad:
             norms[n] = 0.0
             continue
-        grads = torch.autograd.grad(w * t, params, retain_graph=True, allow_unused=True)
-        norms[n] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None) or torch.zeros(())))
+        grads = [g for g in torch.autograd.grad(w * t, params, retain_graph=True, allow_unused=True) if g is not None]
+        norms[n] = float(torch.stack([g.float().pow(2).sum() for g in grads]).sum().sqrt()) if grads else 0.0
     total = sum(norms.values())
     return {**{f"grad/{n}_norm": v for n, v in norms.items()},
             **{f"share/grad/{n}": (v / total if total > 0 else 0.0) for n, v in norms.items()}}
