@@ -12,7 +12,7 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import Field, model_validator
 
@@ -81,20 +81,22 @@ def score_probe(model: Any, tokenizer: Any, probe: ProbeSpec, *, registries: Any
     return {"ids": ids, "correct": correct, "accuracy": sum(correct) / len(correct) if correct else None}
 
 
-def score_probes(model: Any, tokenizer: Any, probes: list[ProbeSpec], path: Path, *, model_name: str = "",
+def score_probes(load: Callable[[], tuple[Any, Any]], probes: list[ProbeSpec], path: Path, *, model_name: str = "",
                  registries: Any = None) -> dict[str, Any]:
     """Every probe's result, cached in ``path`` (a probe whose settings or ``model_name`` changed is
-    scored again)."""
+    scored again). ``load()`` gives ``(model, tokenizer)``; it is called only when a probe needs scoring."""
     cached = json.loads(path.read_text()) if path.is_file() else {}
-    out = {}
+    out: dict[str, Any] = {}
+    loaded: tuple[Any, Any] | None = None
     for probe in probes:
         key = {**probe.key(), "model": model_name}
         hit = cached.get(probe.name)
         if hit and hit.get("key") == key:
             out[probe.name] = hit
             continue
+        loaded = loaded or load()
         log.info("forgetting probe %s", probe.name)
-        out[probe.name] = {"key": key, **score_probe(model, tokenizer, probe, registries=registries)}
+        out[probe.name] = {"key": key, **score_probe(*loaded, probe, registries=registries)}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({**cached, **out}, indent=2))
     return out

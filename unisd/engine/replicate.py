@@ -269,14 +269,9 @@ def check_same_runs(runs: list[dict[str, Any]], out: Path) -> None:
 
 def _base_forgetting(model: str, probes: list[ProbeSpec], out: Path) -> dict[str, Any]:
     """The base model's probe results (cached in ``out/base-forgetting.json``), the "before" of forgetting."""
-    path = out / "base-forgetting.json"
-    cached = json.loads(path.read_text()) if path.is_file() else {}
-    if all(cached.get(p.name, {}).get("key") == {**p.key(), "model": model} for p in probes):
-        return cached
     from unisd.evaluation.loading import load_for_eval
 
-    base, tok = load_for_eval(model)
-    return score_probes(base, tok, probes, path, model_name=model)
+    return score_probes(lambda: load_for_eval(model), probes, out / "base-forgetting.json", model_name=model)
 
 
 def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
@@ -320,8 +315,8 @@ def _run_one(build, run_dir: str, base: dict[str, Any], retention_records: int, 
     if probes and not (run_dir / "forgetting.json").is_file():
         from unisd.evaluation.loading import load_for_eval
 
-        trained, tok = load_for_eval(str(run_dir))
-        score_probes(trained, tok, list(probes), run_dir / "forgetting.json", model_name=recipe.model.name_or_path)
+        score_probes(lambda: load_for_eval(str(run_dir)), list(probes), run_dir / "forgetting.json",
+                     model_name=recipe.model.name_or_path)
 
 
 _MODELS: dict[str, Any] = {}  # the base model for retention scoring, kept per process

@@ -224,9 +224,7 @@ class EMATeacher(TeacherProvider):
             return full.detach().float()
 
         texts = batch.record_field("teacher_prompt")
-        teacher = batch.teacher
-        ema = logprobs(teacher) if (teacher.logprobs is not None or teacher.hidden is not None) else logprobs(
-            batch.score_contexts(texts, temperature=batch.temperature, full_logprobs=True))
+        ema = logprobs(batch.teacher)  # the main teacher call's scores: full log-probs, or the head input in blocks
         mask = batch.completion_mask
         out = {}
         for view in (("base", "student") if self.lora else ("student",)):
