@@ -114,9 +114,15 @@ def test_full_fine_tuning_shards_the_student_and_its_teacher(recipe, tiny_model_
 
 @pytest.mark.slow
 def test_every_mechanism_runs_sharded(tiny_model_dir, records_file, tmp_path):
-    """UniSD*: agreement contexts, EMA teacher, contrastive negative, feature matching and clipping."""
-    _train(tiny_model_dir, records_file, tmp_path / "two", 2, recipe="unisd-star")
-    _train(tiny_model_dir, records_file, tmp_path / "one", 1, recipe="unisd-star")
+    """UniSD*: agreement contexts, EMA teacher, contrastive negative, feature matching and clipping.
+
+    At lr 1e-3, not 1e-2: the tiny model's K contexts give log-probs that differ by ~1e-3 nats, so the
+    agreement's quantile-scaled variance carries ~1e-3 relative noise from last-bit (4.8e-7) differences
+    between the two layouts' forwards; its token weights pass that on, and four Adam steps at 1e-2
+    grow it past the tolerance (1.1e-3 on one lora_B; 6.9e-6 at 1e-3; the contexts and log-probs
+    themselves were checked equal across layouts to that last bit)."""
+    _train(tiny_model_dir, records_file, tmp_path / "two", 2, "optim.lr=1e-3", recipe="unisd-star")
+    _train(tiny_model_dir, records_file, tmp_path / "one", 1, "optim.lr=1e-3", recipe="unisd-star")
     _same_run(tmp_path / "two", tmp_path / "one", OTHER_COUNT)
 
 
