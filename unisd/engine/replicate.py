@@ -44,6 +44,8 @@ class TaskSpec(StrictModel):
     heldout: int = Field(128, ge=1, description="held-out records scored per run")
     heldout_split: str = Field("test", description="the split they come from (never the one settings were chosen on)")
     set: list[str] = Field(default_factory=list, description="recipe overrides for this task's runs")
+    methods: list[str] | None = Field(None, description="the experiment's methods run on this task (names or grid "
+                                                        "labels; a gridded name keeps all its variants); default all")
 
     @field_validator("name")
     @classmethod
@@ -122,11 +124,11 @@ class Experiment(StrictModel):
         for method in self.methods:
             axes = self.grid.get(method)
             if not axes:
-                out.append((method, method, []))
+                out.append((_name(method), method, []))
                 continue
             for combo in itertools.product(*axes.values()):
                 values = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in zip(axes, combo)]
-                label = f"{method}[" + ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values) + "]"
+                label = f"{_name(method)}[" + ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values) + "]"
                 out.append((label, method, [f"{k}={v}" for k, v in values]))
         return out
 
@@ -134,6 +136,21 @@ class Experiment(StrictModel):
     def labels(self) -> list[str]:
         """Every row of the table: the methods, a gridded one replaced by its variants."""
         return [label for label, _, _ in self.variants()]
+
+    def task_variants(self, task: TaskSpec) -> list[tuple[str, str, list[str]]]:
+        """The rows of :meth:`variants` that ``task`` runs (its ``methods``, else all)."""
+        if task.methods is None:
+            return self.variants()
+        return [v for v in self.variants() if v[0] in task.methods or _name(v[1]) in task.methods]
+
+    @model_validator(mode="after")
+    def _task_methods_listed(self) -> "Experiment":
+        known = {n for label, method, _ in self.variants() for n in (label, _name(method))}
+        for task in self.tasks:
+            unknown = [m for m in task.methods or () if m not in known]
+            if unknown:
+                raise ValueError(f"task {task.name!r}: methods {', '.join(unknown)} are not among the experiment's methods")
+        return self
 
     def only_tasks(self, names: list[str]) -> "Experiment":
         unknown = [n for n in names if n not in {t.name for t in self.tasks}]
@@ -178,7 +195,7 @@ def load_experiment(name_or_path: str, *, quick: bool = False) -> Experiment:
     path = resolve_experiment(name_or_path)
     try:
         data, located = read_document(path)
-        exp = validate(data, str(path), Locator([located]), model=Experiment)
+        exp = validate(_local_recipes(data, path.parent), str(path), Locator([located]), model=Experiment)
     except RecipeError as exc:
         raise ExperimentError(str(exc).replace("invalid recipe", "invalid experiment", 1)) from None
     return exp.quickened() if quick else exp
@@ -190,7 +207,7 @@ def plan(exp: Experiment) -> list[dict[str, Any]]:
 
     runs = []
     for task in exp.tasks:
-        for label, method, variant in exp.variants():
+        for label, method, variant in exp.task_variants(task):
             if method == BASE:
                 continue
             for seed in exp.seeds:
@@ -208,11 +225,40 @@ def plan(exp: Experiment) -> list[dict[str, Any]]:
     return runs
 
 
+_RECIPE_FILE = (".yaml", ".yml", ".json")
+
+
+def _name(method: str) -> str:
+    """A method's name in the table: a recipe file's stem, else the recipe's name."""
+    return Path(method).stem if method.endswith(_RECIPE_FILE) else method
+
+
 def _folder(label: str) -> str:
-    """A row's folder: a recipe file's stem, a grid variant's values kept (``unisd-ema[every=1]``)."""
+    """A row's folder: its label, a grid variant's values kept (``unisd-ema[every=1]``)."""
     method, bracket, values = label.partition("[")
-    stem = Path(method).stem if method.endswith((".yaml", ".yml", ".json")) else method
-    return stem + (bracket + values.replace("/", "_") if bracket else "")
+    return _name(method) + (bracket + values.replace("/", "_") if bracket else "")
+
+
+def _local_recipes(data: Any, folder: Path) -> Any:
+    """An experiment's relative recipe files (in ``methods``, ``baselines`` and ``grid``'s keys) as paths
+    beside the experiment file, where one is there, so that a shipped experiment carries its recipes."""
+    if not isinstance(data, dict):
+        return data
+
+    def here(m: Any) -> Any:
+        if isinstance(m, str) and m.endswith(_RECIPE_FILE) and not Path(m).is_absolute() and (folder / m).is_file():
+            return str((folder / m).resolve())
+        return m
+
+    out = dict(data)
+    for key in ("methods", "baselines"):
+        if isinstance(out.get(key), list):
+            out[key] = [here(m) for m in out[key]]
+    if isinstance(out.get("grid"), dict):
+        out["grid"] = {here(m): axes for m, axes in out["grid"].items()}
+    if isinstance(out.get("quick"), dict) and isinstance(out["quick"].get("methods"), list):
+        out["quick"] = {**out["quick"], "methods": [here(m) for m in out["quick"]["methods"]]}
+    return out
 
 
 def run_replication(exp: Experiment, out: Path, *, progress: bool = True, workers: int = 1) -> dict[str, Any]:
@@ -406,7 +452,8 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
     for task in exp.tasks:
         t: dict[str, Any] = {"methods": {}}
         before_any = None
-        for method in exp.labels:
+        labels = [label for label, _, _ in exp.task_variants(task)]
+        for method in labels:
             if method == BASE:
                 continue
             per_seed = {}
@@ -431,15 +478,16 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
         base_file = out / task.name / "base" / "heldout.json"
         if base_file.is_file():  # the fixed held-out items every run of the task is scored on
             t["heldout_ids"] = json.loads(base_file.read_text())["key"]["ids"]
-        if BASE in exp.methods:
+        if BASE in labels:
             t["methods"][BASE] = {"per_seed": {s: {"before": before_any, "after": before_any} for s in exp.seeds}}
-            t["methods"] = {m: t["methods"][m] for m in exp.labels}  # the experiment's order: base where listed
+            t["methods"] = {m: t["methods"][m] for m in labels}  # the experiment's order: base where listed
         for m in t["methods"].values():
             after = [v["after"] for v in m["per_seed"].values()]
             m["mean"], m["ci"] = mean_ci(after)
             m["vs_base"] = dict(zip(("mean", "ci"), mean_ci([a - before_any for a in after])))
         # a gridded baseline competes with each of its variants
-        present = [label for label, method, _ in exp.variants() if method in exp.baselines and label in t["methods"]]
+        present = [label for label, method, _ in exp.task_variants(task)
+                   if (method in exp.baselines or _name(method) in exp.baselines) and label in t["methods"]]
         best = max(present, key=lambda b: t["methods"][b]["mean"]) if present else None
         t["best_baseline"] = best
         ref = exp.retention.reference if exp.retention.reference in t["methods"] else None
