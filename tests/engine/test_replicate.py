@@ -69,6 +69,70 @@ def test_the_mechanisms_grid_validates_every_run_on_a_validation_split():
     assert len(plan(load_experiment("mechanisms-grid", quick=True))) == 1 + 2  # vanilla and the EMA grid
 
 
+def test_the_mechanisms_study_reports_on_test_with_the_settings_chosen_on_validation():
+    import yaml
+
+    exp = load_experiment("mechanisms")
+    runs = plan(exp)
+    assert all(r["recipe"].evaluation.heldout_split == "test" for r in runs)  # the study only reports on test
+    assert {r["recipe"].training.max_steps for r in runs} == {12} and len(exp.seeds) >= 3
+    by_task = {t.name: {r["method"] for r in runs if r["task"] == t.name} for t in exp.tasks}
+    singles = {"agreement", "ema", "contrastive", "feature", "clip", "unisd-star-tuned"}
+    assert len(by_task) >= 3 and all(singles | {"sft-lr3e-4", "sdft"} <= m for m in by_task.values())
+    assert {"opsd", "gkd", "ssd", "token-clip-lr3e-4", "vanilla-lr3e-4"} <= by_task["basic_arithmetic"]
+    # each mechanism's recipe holds a value mechanisms-grid tried, on the budget it was tried with
+    grid = load_experiment("mechanisms-grid")
+    tried = {axis.rsplit(".", 1)[-1]: set(values) for axes in grid.grid.values() for axis, values in axes.items()}
+    chosen = {r["method"]: r["recipe"] for r in runs if r["task"] == "basic_arithmetic" and r["seed"] == 1}
+    gridded = {r["method"]: r["recipe"] for r in plan(grid)}
+    for name in singles - {"unisd-star-tuned"}:
+        recipe = chosen[name]
+        assert recipe.divergence.type == "reverse_kl" and recipe.optim.lr == 1e-4
+        fields = recipe.components[0].model_dump()
+        assert any(fields[k] in v for k, v in tried.items() if k in fields and k != "every"), name
+        twin = next(g for label, g in gridded.items() if label.startswith(f"unisd-{name}[") and
+                    g.components[0].model_dump() == fields)  # the very configuration the grid trained
+        assert twin.training == recipe.training and twin.generation == recipe.generation and twin.lora == recipe.lora
+    star = [c.model_dump() for c in chosen["unisd-star-tuned"].components]
+    assert star == [chosen[n].components[0].model_dump() for n in ("agreement", "contrastive", "feature", "ema", "clip")]
+    recipes = Path(load_experiment.__globals__["resolve_experiment"]("mechanisms")).parent / "mechanisms"
+    assert {p.stem for p in recipes.glob("*.yaml")} == {yaml.safe_load(p.read_text())["name"] for p in recipes.glob("*.yaml")}
+    quick = plan(load_experiment("mechanisms", quick=True))
+    assert {r["task"] for r in quick} == {"basic_arithmetic"} and {r["recipe"].training.max_steps for r in quick} == {2}
+
+
+def test_recipe_files_beside_an_experiment_and_per_task_methods(tmp_path, tiny_model_dir, shared_data):
+    path = _experiment(tmp_path, tiny_model_dir, shared_data)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "slow-sft.yaml").write_text("extends: sft\nname: slow-sft\noptim: {lr: 1.0e-5}\n")
+    text = path.read_text().replace("methods: [base, sft, vanilla]", "methods: [base, mine/slow-sft.yaml, vanilla]")
+    text = text.replace("baselines: [sft]", "baselines: [slow-sft]").replace("reference: sft", "reference: slow-sft")
+    other = f"  - name: other\n    data: {{type: gsm8k, path: '{shared_data / 'gsm8k'}'}}\n    heldout: 3\n    methods: [base, slow-sft]\n"
+    path.write_text(text.replace("retention:", other + "retention:"))
+    exp = load_experiment(str(path))  # read from another directory: the file is found beside the experiment
+    assert exp.labels == ["base", "slow-sft", "vanilla"] and exp.methods[1] == str((tmp_path / "mine" / "slow-sft.yaml").resolve())
+    runs = plan(exp)
+    assert sorted({(r["task"], r["method"]) for r in runs}) == [("gsm8k", "slow-sft"), ("gsm8k", "vanilla"),
+                                                                 ("other", "slow-sft")]
+    r = next(r for r in runs if r["task"] == "other")
+    assert r["recipe"].optim.lr == 1e-5 and str(r["dir"]) == "other/slow-sft/s1"
+    from unisd.engine.replicate import collect, table_markdown
+
+    for r in runs:  # what finished runs leave, enough for the table
+        run = tmp_path / "out" / r["dir"]
+        run.mkdir(parents=True)
+        after = 0.6 if r["method"] == "vanilla" else 0.5
+        (run / "summary.json").write_text(json.dumps({"heldout": {"accuracy_before": 0.4, "accuracy_after": after, "n": 3}}))
+        (run / "retention.json").write_text(json.dumps({"jsd": [0.1], "base_logp_of_model_completion": [-1.0]}))
+        (run / "recipe.yaml").write_text((REPO / "plugins/unisd_plugins/recipes/sft.yaml").read_text())
+    res = collect(exp, tmp_path / "out")
+    assert list(res["tasks"]["other"]["methods"]) == ["base", "slow-sft"] and res["tasks"]["other"]["best_baseline"] == "slow-sft"
+    assert "| vanilla | 60.0 ± 0.0 | – |" in table_markdown(exp, res)
+    path.write_text(path.read_text().replace("methods: [base, slow-sft]", "methods: [base, slow_sft]"))
+    with pytest.raises(UserError, match="task 'other': methods slow_sft are not among the experiment's methods"):
+        load_experiment(str(path))
+
+
 def test_replication_trains_tabulates_and_resumes(tmp_path, tiny_model_dir, shared_data):
     exp = load_experiment(str(_experiment(tmp_path, tiny_model_dir, shared_data)))
     out = tmp_path / "out"
