@@ -150,6 +150,7 @@ def test_replication_trains_tabulates_and_resumes(tmp_path, tiny_model_dir, shar
     assert 0.0 <= v["retention_vs_reference"]["jsd_lower"] <= 1.0
     table = (out / "table.md").read_text()
     assert "| vanilla |" in table and "JSD lower" in table
+    assert v["step_s"] > 0 and "Cost: seconds per optimizer step" in table  # step 2 ran no diagnostics
     for name in ("results.json", "accuracy_vs_step.png", "jsd_to_base.png"):
         assert (out / name).is_file()
     # a finished replication is reused; a run that lost its summary is resumed, not retrained from scratch

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import statistics
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Sequence
@@ -143,6 +144,15 @@ def greedy_accuracy(model, tokenizer, adapter, records, max_new_tokens: int, *, 
     with adapter_disabled(model) if (use_base or teacher) else nullcontext():
         result = heldout_accuracy(model, tokenizer, adapter, rows, max_new_tokens)
     return {"accuracy": result["accuracy"], "n": result["n"], "examples": result["answers"][:8]}
+
+
+def step_seconds(run_dir: Path) -> float:
+    """Median wall time of a run's optimizer steps (``time/step_s``), leaving out the steps that also
+    ran the diagnostics (an extra backward per loss term: their rows carry ``share/grad/…``)."""
+    metrics = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+    times = [r["time/step_s"] for r in rows if "time/step_s" in r and not any(k.startswith("share/grad/") for k in r)]
+    return statistics.median(times) if times else math.nan
 
 
 def heldout_curve(run_dir: Path) -> list[dict[str, Any]]:

@@ -442,7 +442,7 @@ def _pct_pairs(a: list[float], b: list[float], better) -> float:
 def collect(exp: Experiment, out: Path) -> dict[str, Any]:
     """Every number of the table from the run directories."""
     from unisd.engine.activity import merge_runs
-    from unisd.engine.inspection import heldout_curve, mechanism_report
+    from unisd.engine.inspection import heldout_curve, mechanism_report, step_seconds
 
     res: dict[str, Any] = {"experiment": exp.name, "seeds": exp.seeds, "tasks": {}}
     base_file = out / "base-forgetting.json"
@@ -464,7 +464,7 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
                 ret = json.loads((run_dir / "retention.json").read_text())
                 per_seed[seed] = {"before": h["accuracy_before"], "after": h["accuracy_after"], "n": h["n"],
                                   "curve": heldout_curve(run_dir), "jsd": ret["jsd"],
-                                  "base_logp": ret["base_logp_of_model_completion"],
+                                  "base_logp": ret["base_logp_of_model_completion"], "step_s": step_seconds(run_dir),
                                   "activity": summary.get("mechanisms") or mechanism_report(run_dir)}
                 before_any = h["accuracy_before"] if before_any is None else before_any
             t["methods"][method] = {"per_seed": per_seed,
@@ -485,6 +485,8 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
             after = [v["after"] for v in m["per_seed"].values()]
             m["mean"], m["ci"] = mean_ci(after)
             m["vs_base"] = dict(zip(("mean", "ci"), mean_ci([a - before_any for a in after])))
+            secs = [v["step_s"] for v in m["per_seed"].values() if not math.isnan(v.get("step_s", math.nan))]
+            m["step_s"] = sum(secs) / len(secs) if secs else None
         # a gridded baseline competes with each of its variants
         present = [label for label, method, _ in exp.task_variants(task)
                    if (method in exp.baselines or _name(method) in exp.baselines) and label in t["methods"]]
@@ -569,6 +571,17 @@ def table_markdown(exp: Experiment, res: dict[str, Any]) -> str:
                     continue
                 gain = _cell(e["vs_base"]["mean"], e["vs_base"]["ci"], True)
                 lines.append(f"| {t} | {m} | {gain} | " + " | ".join(_change_cell(e["forgetting"][p]) for p in probes) + " |")
+    lines += ["", "Cost: seconds per optimizer step (median over a run's steps without diagnostics, mean over seeds; runs "
+              "that shared the machine, side by side) and its ratio to the fastest method of the task.", "",
+              "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for m in methods:
+        cells = []
+        for t in tasks:
+            sec = res["tasks"][t]["methods"].get(m, {}).get("step_s")
+            fastest = min((v["step_s"] for v in res["tasks"][t]["methods"].values() if v.get("step_s") is not None), default=None)
+            cells.append("–" if sec is None or math.isnan(sec) else f"{sec:.1f} s ({sec / fastest:.2f}×)")
+        if any(c != "–" for c in cells):
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", "Mechanism activity: each component's activity metrics (mean over seeds of each run's mean over its logged "
               "steps), its term's share of the gradient norm, and in how many seeds it was active, weak or inert (with "
               "the reason). `mechanisms_<task>.png` shows them over steps.", "",
