@@ -18,11 +18,12 @@ import json
 import logging
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from unisd.errors import UserError
-from unisd.files import free_name
+from unisd.files import free_name, hold_directory
 from unisd.recipe import dump_recipe, load_recipe
 
 log = logging.getLogger("unisd.train")
@@ -174,25 +175,26 @@ def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: boo
     from unisd.engine.trainer import Trainer
 
     output_dir = Path(output_dir)
-    processes = _processes()  # under torchrun: the main process alone prepares the directory
-    undo = _nothing
-    if processes.is_main_process:
-        check_resume_path(resume)
-        undo = prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite)
-    processes.wait_for_everyone()
-    trainer = Trainer(recipe, output_dir, resume=resume, model=model, tokenizer=tokenizer,
-                      allow_recipe_change=allow_recipe_change)
-    try:
+    processes = _processes()  # under torchrun: the main process alone prepares (and holds) the directory
+    with hold_directory(output_dir) if processes.is_main_process else nullcontext():
+        undo = _nothing
+        if processes.is_main_process:
+            check_resume_path(resume)
+            undo = prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite)
+        processes.wait_for_everyone()
+        trainer = Trainer(recipe, output_dir, resume=resume, model=model, tokenizer=tokenizer,
+                          allow_recipe_change=allow_recipe_change)
         try:
-            trainer.setup()  # data, model, components: everything is validated before a run is replaced for good
-        except BaseException:
-            undo()
-            raise
-        if heldout_before is not None and not (output_dir / "heldout-before.json").exists():
-            (output_dir / "heldout-before.json").write_text(json.dumps(heldout_before, indent=2))
-        return _train(trainer, recipe, output_dir)
-    finally:
-        trainer.close()
+            try:
+                trainer.setup()  # data, model, components: everything is validated before a run is replaced for good
+            except BaseException:
+                undo()
+                raise
+            if heldout_before is not None and not (output_dir / "heldout-before.json").exists():
+                (output_dir / "heldout-before.json").write_text(json.dumps(heldout_before, indent=2))
+            return _train(trainer, recipe, output_dir)
+        finally:
+            trainer.close()
 
 
 def _nothing() -> None:

@@ -30,6 +30,7 @@ from unisd.components.base import StrictModel
 from unisd.engine.forgetting import ProbeSpec, paired_change, score_probes
 from unisd.engine.stats import mean_ci
 from unisd.errors import UserError
+from unisd.files import hold_directory
 
 log = logging.getLogger("unisd.replicate")
 
@@ -269,10 +270,15 @@ def run_replication(exp: Experiment, out: Path, *, progress: bool = True, worker
     separate processes, splitting the CPU threads between them (on a small CPU, two single-thread
     runs get through more work than one two-thread run).
     """
+    runs = plan(exp)
+    with hold_directory(out, "replication"):
+        check_same_runs(runs, out)
+        return _replicate(exp, runs, out, progress=progress, workers=workers)
+
+
+def _replicate(exp: Experiment, runs: list[dict[str, Any]], out: Path, *, progress: bool, workers: int) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    runs = plan(exp)
-    check_same_runs(runs, out)
     out.mkdir(parents=True, exist_ok=True)
     bases = {task.name: _base_heldout(next(r["recipe"] for r in runs if r["task"] == task.name), out / task.name / "base")
              for task in exp.tasks}

@@ -16,6 +16,7 @@ from typing import Any
 
 
 from unisd.errors import UserError
+from unisd.files import hold_directory
 
 
 def expand(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -37,7 +38,7 @@ def expand(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from unisd.engine.launch import recipe_from_args, stored_recipe_differs, train
+    from unisd.engine.launch import recipe_from_args, stored_recipe_differs
     from unisd.recipe import dump_recipe
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -57,6 +58,13 @@ def run_sweep(args: argparse.Namespace) -> int:
         if (run_dir / "summary.json").exists() and stored_recipe_differs(run_dir, dump_recipe(recipe)):
             raise UserError(f"sweep run {r['label']}: {run_dir} holds a finished run of another recipe (see "
                             f"{run_dir / 'recipe.yaml'}); its result would be reused silently; use another --output-dir")
+    with hold_directory(out, "sweep"):
+        return _sweep(runs, recipes, out)
+
+
+def _sweep(runs: list[dict[str, Any]], recipes: list[Any], out: Path) -> int:
+    from unisd.engine.launch import train
+
     rows = []
     for r, recipe in zip(runs, recipes):
         run_dir = out / r["label"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from unisd.evaluation.sandbox import SandboxUnavailable
 from unisd.evaluation.tasks import describe_tasks, select_tasks
+from unisd.files import hold_directory
 
 
 def _default_output(model: str) -> Path:
@@ -81,11 +82,17 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    output_dir = Path(args.output_dir) if args.output_dir else _default_output(args.model)
+    with hold_directory(output_dir, "evaluation"):
+        return _evaluate_into(args, selection, tasks, output_dir)
+
+
+def _evaluate_into(args: argparse.Namespace, selection, tasks, output_dir: Path) -> int:
+    """The rest of ``unisd eval``, with ``output_dir`` held."""
     from unisd.evaluation.loading import load_for_eval, resolve_model_source
     from unisd.evaluation.runner import evaluate_model
     from unisd.models.errors import ModelLoadError
 
-    output_dir = Path(args.output_dir) if args.output_dir else _default_output(args.model)
     earlier = earlier_results(output_dir)
     if earlier and not getattr(args, "overwrite", False):
         print(f"error: {output_dir} already holds the results of an evaluation ({', '.join(p.name for p in earlier)}); "
