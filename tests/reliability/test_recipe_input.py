@@ -61,3 +61,32 @@ def test_exit_codes_and_debug(monkeypatch, capsys, tmp_path):
     assert "unexpected KeyError" in capsys.readouterr().err
     with pytest.raises(KeyError):
         main(["--debug", "recipe", "list"])
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    lines = ["extends: vanilla", 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once_naming_the_line(tmp_path, capsys):
+    import time
+
+    f = tmp_path / "laughs.yaml"
+    f.write_text(_alias_bomb())  # 9**9 strings once expanded, from under 800 bytes
+    start = time.perf_counter()
+    assert main(["recipe", "validate", str(f)]) == 1  # invalid
+    assert time.perf_counter() - start < 1.0
+    captured = capsys.readouterr()
+    assert "line 3, column 10: YAML alias *a0 is not accepted" in captured.out + captured.err
+    with pytest.raises(RecipeError, match=r"(?s)--set.*YAML alias \*x is not accepted"):
+        load_recipe("vanilla", ["components=[&x {type: ema}, *x]"])
+
+
+def test_a_recipe_file_over_the_size_limit_is_refused(tmp_path):
+    from unisd.recipe.loading import MAX_RECIPE_BYTES
+
+    f = tmp_path / "huge.yaml"
+    f.write_text("extends: vanilla\n" + "#" * MAX_RECIPE_BYTES + "\n")
+    with pytest.raises(RecipeError, match=r"bytes: larger than a recipe can be"):
+        load_recipe(f)

@@ -76,10 +76,10 @@ def stored_recipe_differs(run_dir: Path, recipe_text: str, *, ignore: tuple[str,
         return False
     if not ignore:
         return True
-    import yaml
+    from unisd.recipe.loading import safe_yaml
 
     def without(text: str):
-        data = yaml.safe_load(text) or {}
+        data = safe_yaml(text, str(run_dir / "recipe.yaml")) or {}
         for name in ignore:
             section, _, key = name.partition(".")
             if isinstance(data.get(section), dict):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,9 @@ def _recipe_base(run_dir: Path) -> str | None:
     recipe = run_dir / "recipe.yaml"
     if not recipe.is_file():
         return None
-    data = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+    from unisd.recipe.loading import safe_yaml
+
+    data = safe_yaml(recipe.read_text(encoding="utf-8"), str(recipe)) or {}
     return ((data.get("model") or {}).get("name_or_path")) or None
 
 

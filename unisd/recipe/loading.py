@@ -81,9 +81,35 @@ class Locator:
         return f"{doc.path.name}, line {line}: "
 
 
+#: the largest recipe or experiment file read (the shipped ones are a few KiB)
+MAX_RECIPE_BYTES = 1 << 20
+
+
+def refuse_aliases(text: str, where: str) -> None:
+    """Refuse YAML anchors' aliases (``*name``), naming the line: a few hundred bytes of nested
+    aliases expand into billions of nodes for whatever walks the result. No shipped recipe uses them."""
+    try:
+        for event in yaml.parse(text):
+            if isinstance(event, yaml.AliasEvent):
+                m = event.start_mark
+                raise RecipeError(where, [f"line {m.line + 1}, column {m.column + 1}: YAML alias *{event.anchor} is not "
+                                          "accepted (aliases can expand a small file without bound); write the value out"])
+    except yaml.YAMLError:
+        return  # a syntax error: the parser proper reports it with its line
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` of a recipe-like text, aliases refused (:func:`refuse_aliases`)."""
+    refuse_aliases(text, where)
+    return yaml.safe_load(text)
+
+
 def read_document(path: Path) -> tuple[dict[str, Any], _Located]:
     """Parse a YAML or JSON recipe file; syntax errors name the line."""
     try:
+        size = path.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise RecipeError(str(path), [f"{size} bytes: larger than a recipe can be ({MAX_RECIPE_BYTES} bytes)"])
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not content
     except UnicodeDecodeError as exc:
         raise RecipeError(str(path), [f"not UTF-8 text (byte {exc.start}): {exc.reason}"]) from None
@@ -96,7 +122,7 @@ def read_document(path: Path) -> tuple[dict[str, Any], _Located]:
             raise RecipeError(str(path), [f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"]) from None
     else:
         try:
-            data = yaml.safe_load(text)
+            data = safe_yaml(text, str(path))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -196,7 +222,7 @@ def parse_override(expr: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise RecipeError("--set", [f"{expr!r}: expected KEY=VALUE, e.g. optim.lr=1e-5"])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_yaml(raw, "--set") if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise RecipeError("--set", [f"{expr!r}: value is not valid YAML: {exc}"]) from None
     if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
