@@ -31,6 +31,11 @@ BAD_LINES = {
     "empty prompt": (_line(prompt=""), "prompt", "must not be empty"),
     "duplicate id": (_line(id="a"), "id", "duplicate id 'a' (first seen at line 1)"),
     "not an object": (b"[1, 2]", None, "must be a JSON object"),
+    # valid JSON escapes that are not text: the tokenizer would fail on them far from the file
+    "lone surrogate": (_line(prompt="a\ud800b"), "prompt", "character 2 is U+D800, a lone surrogate: not text"),
+    "NUL": (_line(gold="1\x00"), "gold", "character 2 is U+0000, a control character: not text"),
+    "control character in an extra field": (_line(meta={"notes": ["ok", "\x1b[31m"]}), "meta.notes[1]",
+                                            "character 1 is U+001B, a control character"),
 }
 
 
@@ -98,3 +103,9 @@ def test_component_slots_are_typed_when_declared(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_jsonl_records(tmp_path / "nope.jsonl")
+
+
+def test_tabs_newlines_and_any_script_are_text() -> None:
+    text = "a\tb\nc\r\nd — é 漢字 😀 \u200b"
+    loaded = validate_records([{**GOOD, "prompt": text, "meta": {"k": [text]}}])
+    assert loaded.records[0]["prompt"] == text

@@ -256,3 +256,13 @@ def test_sigterm_during_setup_is_reported_and_puts_the_old_run_back(tiny_model_d
     assert "terminated by SIGTERM" in capsys.readouterr().err
     assert {f: (run / f).read_bytes() for f in _files(run)} == before and not list(tmp_path.glob("run.replaced-*"))
     assert signal.getsignal(signal.SIGTERM) is previous  # the CLI restores the handler it replaced
+
+
+def test_a_record_that_is_not_text_is_one_line_naming_file_line_and_field(tiny_model_dir, tmp_path, capsys):
+    good = {"id": "a", "prompt": "What is 2+2?", "teacher_prompt": "t", "gold": "4", "answer": "4"}
+    data = tmp_path / "recs.jsonl"
+    data.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "b", "prompt": "2+\ud8002?"}) + "\n")
+    assert _cli_train(tiny_model_dir, data, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert f"{data}, line 2: field 'prompt': character 3 is U+D800, a lone surrogate: not text" in err
+    assert "likely a bug" not in err and "Traceback" not in err and not (tmp_path / "out").exists()

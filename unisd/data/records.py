@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Literal, Mapping, NamedTuple, Optional
 
@@ -40,6 +41,29 @@ log = logging.getLogger(__name__)
 OnBadRecord = Literal["error", "skip"]
 #: Fields that must be non-empty strings.
 NON_EMPTY = ("id", "prompt", "teacher_prompt", "gold", "answer")
+
+
+#: what a text field may not hold: control characters other than tab, newline and carriage return,
+#: and lone surrogates (valid JSON escapes, but not text: a tokenizer cannot encode them)
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def text_problem(value: Any, path: str = "") -> tuple[str, str] | None:
+    """``(field, reason)`` for the first string in ``value`` (nested dicts and lists too) that is not
+    valid text, else None."""
+    if isinstance(value, str):
+        m = _NOT_TEXT.search(value)
+        if m is None:
+            return None
+        ch = m.group()
+        kind = "a lone surrogate" if "\ud800" <= ch <= "\udfff" else "a control character"
+        return path, f"character {m.start() + 1} is U+{ord(ch):04X}, {kind}: not text"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = text_problem(item, f"{path}.{key}" if path and isinstance(key, str) else f"{path}[{key}]" if path else str(key))
+        if found:
+            return found
+    return None
 
 
 class BadRecordError(ValueError):
@@ -169,7 +193,7 @@ class _Checker:
                 self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
                 self._sink = self.rejects_path.open("a", encoding="utf-8")
             entry = {"source": self.source, "where": where, "field": field, "reason": text, "raw": raw}
-            self._sink.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            self._sink.write(json.dumps(entry, ensure_ascii=text_problem(raw) is not None) + "\n")  # escaped if not text
 
     def check(self, obj: Any, where: str, raw: Any) -> None:
         if not isinstance(obj, dict):
@@ -180,6 +204,10 @@ class _Checker:
         except ValidationError as exc:
             field, message = _describe_error(exc)
             self.bad(where, field, message, raw)
+            return
+        found = text_problem(obj)
+        if found:
+            self.bad(where, *found, raw)
             return
         first = self.seen.get(rec.id)
         if first is not None:
