@@ -266,3 +266,12 @@ def test_a_record_that_is_not_text_is_one_line_naming_file_line_and_field(tiny_m
     err = capsys.readouterr().err
     assert f"{data}, line 2: field 'prompt': character 3 is U+D800, a lone surrogate: not text" in err
     assert "likely a bug" not in err and "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_data_naming_a_directory_is_one_line_naming_it(tiny_model_dir, tmp_path, capsys):
+    folder = tmp_path / "my-data"
+    folder.mkdir()
+    assert _cli_train(tiny_model_dir, folder, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert f"--data {folder} is a directory" in err and f"gsm8k:{folder}" in err and "unknown type" not in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()

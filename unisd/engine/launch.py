@@ -50,7 +50,10 @@ def _with_data(recipe, spec: str):
     from unisd.recipe import validate
 
     data = recipe.model_dump(mode="json")
-    if spec.endswith(".jsonl") and ":" not in spec.split("/")[0]:
+    if Path(spec).is_dir():
+        raise UserError(f"--data {spec} is a directory; give a records file (JSON Lines), a dataset name, or "
+                        f"NAME:PATH for a dataset read from a directory (e.g. --data gsm8k:{spec})")
+    if (spec.endswith(".jsonl") and ":" not in spec.split("/")[0]) or Path(spec).is_file():
         ds = {"type": "jsonl", "path": spec}
     else:
         name, _, path = spec.partition(":")
