@@ -275,3 +275,20 @@ def test_data_naming_a_directory_is_one_line_naming_it(tiny_model_dir, tmp_path,
     err = capsys.readouterr().err
     assert f"--data {folder} is a directory" in err and f"gsm8k:{folder}" in err and "unknown type" not in err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_a_finished_run_trains_longer_with_a_higher_max_steps(tiny_model_dir, records_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    sets = ["checkpoint.every_steps=1", "training.epochs=3"]
+    assert _cli_train(tiny_model_dir, records_file, out, *[a for s in sets for a in ("--set", s)]) == 0  # 1 step
+    lr = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["lr"]
+    longer = ["--max-steps", "3", "--resume", "auto", *[a for s in sets for a in ("--set", s)]]
+    assert _cli_train(tiny_model_dir, records_file, out, *longer) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3] and rows[0]["lr"] == lr
+    assert json.loads((out / "summary.json").read_text())["steps"] == 3
+    # a change that matters is still refused, and the message says how to force it
+    capsys.readouterr()
+    assert _cli_train(tiny_model_dir, records_file, out, *longer, "--set", "optim.lr=0.5") == 2
+    err = capsys.readouterr().err
+    assert "optim.lr: 2e-05 → 0.5" in err and "--allow-recipe-change" in err

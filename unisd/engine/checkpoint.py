@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -145,6 +146,61 @@ def _write_payload(tmp: Path, step: int, payload: dict[str, Any], meta: dict[str
     maybe_kill("checkpoint_write", step)
 
 
+def _numpy_array_globals() -> list[Any]:
+    """What a pickled numpy array (numpy's RNG state) names: constructors of plain data, no code."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, *{type(np.dtype(t)) for t in ("uint32", "int64", "float64")}]
+
+
+def read_torch(path: Path) -> Any:
+    """``torch.load`` that never runs code: ``weights_only`` (tensors, containers, numbers, strings)
+    plus numpy arrays' constructors; a file naming anything else is refused with the names."""
+    try:
+        with torch.serialization.safe_globals(_numpy_array_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # noqa: BLE001 - not even a readable archive
+            names = []
+        what = f" it names {', '.join(names[:5])}" if names else ""
+        raise CheckpointError(f"{path} is not plain state:{what or ' ' + str(exc).splitlines()[0]}; checkpoints "
+                              "hold tensors, numbers and strings only, and nothing in them is executed") from None
+
+
+#: what torch.distributed.checkpoint's ``.metadata`` pickle names (torch 2.13): data classes of the
+#: checkpoint's layout, and values (paths, sizes, dtypes, layouts) built from plain data
+_DCP_MODULES = ("torch.distributed.checkpoint.metadata",)
+_DCP_NAMES = {("pathlib", "PosixPath"), ("pathlib", "PurePosixPath"), ("torch", "Size"),
+              ("torch.distributed.checkpoint.filesystem", "_StorageInfo"), ("torch.serialization", "_get_layout")}
+
+
+class _LayoutOnly(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        obj = super().find_class(module, name) if module.split(".")[0] in ("torch", "pathlib") else None
+        if module in _DCP_MODULES or (module, name) in _DCP_NAMES or (module == "torch" and isinstance(obj, torch.dtype)):
+            return obj
+        raise pickle.UnpicklingError(f"{module}.{name}")
+
+
+def check_sharded_metadata(state_dir: Path) -> None:
+    """Read a DCP checkpoint's ``.metadata`` (a pickle DCP loads with plain ``pickle.load``) with an
+    unpickler that builds nothing but the checkpoint's layout; anything else is refused before DCP
+    reads it."""
+    path = Path(state_dir) / ".metadata"
+    try:
+        with path.open("rb") as fh:
+            _LayoutOnly(fh).load()
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path} is not a checkpoint layout: it names {exc}; nothing in a checkpoint is "
+                              "executed") from None
+    except (OSError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path} cannot be read as a checkpoint layout: {exc}") from None
+
+
 def write_torch(path: Path, obj: Any) -> None:
     """``torch.save`` to ``path``, flushed to the disk."""
     with path.open("wb") as fh:
@@ -222,8 +278,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify, then load every top-level payload file and the trainer state (sharded state, in a
     subdirectory, is read by :mod:`unisd.engine.sharding`)."""
     manifest = verify(path)
-    payload = {name[:-3]: torch.load(path / name, map_location="cpu", weights_only=False)
-               for name in manifest["files"] if name.endswith(".pt") and "/" not in name}
+    payload = {name[:-3]: read_torch(path / name) for name in manifest["files"] if name.endswith(".pt") and "/" not in name}
     meta = json.loads((path / "trainer_state.json").read_text())
     return payload, meta
 

@@ -68,31 +68,29 @@ class OutputDirError(UserError):
     """The output directory holds another run."""
 
 
-def stored_recipe_differs(run_dir: Path, recipe_text: str, *, ignore: tuple[str, ...] = ()) -> bool:
-    """Whether ``run_dir`` holds a ``recipe.yaml`` other than ``recipe_text`` (a run of other settings);
-    ``ignore``: ``section.field`` names left out of the comparison."""
+def stored_recipe_changes(run_dir: Path, recipe_text: str, *, ignore: tuple[str, ...] = ()) -> list[tuple[str, Any, Any]]:
+    """``(field, stored value, given value)`` where ``run_dir``'s ``recipe.yaml`` differs from
+    ``recipe_text`` (none when there is no recipe.yaml); ``ignore``: field names or prefixes
+    (``"logging."``) left out of the comparison."""
+    from unisd.recipe.loading import flat_fields, safe_yaml
+
     stored = Path(run_dir) / "recipe.yaml"
     if not stored.is_file():
-        return False
+        return []
     old = stored.read_text(encoding="utf-8")
     if old == recipe_text:
-        return False
-    if not ignore:
-        return True
-    from unisd.recipe.loading import safe_yaml
-
-    def without(text: str):
-        data = safe_yaml(text, str(run_dir / "recipe.yaml")) or {}
-        for name in ignore:
-            section, _, key = name.partition(".")
-            if isinstance(data.get(section), dict):
-                data[section].pop(key, None)
-        return data
-
-    return without(old) != without(recipe_text)
+        return []
+    a, b = (flat_fields(safe_yaml(t, str(stored)) or {}) for t in (old, recipe_text))
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and not k.startswith(ignore)]
 
 
-def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overwrite: bool):
+def stored_recipe_differs(run_dir: Path, recipe_text: str, *, ignore: tuple[str, ...] = ()) -> bool:
+    """Whether ``run_dir`` holds a ``recipe.yaml`` other than ``recipe_text`` (a run of other settings)."""
+    return bool(stored_recipe_changes(run_dir, recipe_text, ignore=ignore))
+
+
+def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overwrite: bool,
+                       allow_recipe_change: bool = False):
     """Refuse to mix two runs in one directory unless resuming the same recipe or told to.
 
     A directory "holds a run" once it has metrics or checkpoints; a recipe.yaml alone (a run that
@@ -111,11 +109,16 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
         if not resume:
             raise OutputDirError(f"{out} already holds a run; use --resume auto to continue it, --overwrite to "
                                  "replace it, or another --output-dir")
-        # grad_accum may change with the number of processes; the checkpoint checks that the
-        # micro-batches per step over all processes stay the same
-        if stored_recipe_differs(out, recipe_text, ignore=("training.grad_accum",)):
-            raise OutputDirError(f"--resume: the recipe differs from the one the run in {out} started with "
-                                 f"(see {existing}); resume with the same recipe and overrides")
+        from unisd.engine.trainer import RESUME_FREE
+
+        # grad_accum may change with the number of processes (the checkpoint checks that the micro-batches
+        # per step over all processes stay the same), and what does not change the state may change
+        changes = stored_recipe_changes(out, recipe_text, ignore=("training.grad_accum", *RESUME_FREE))
+        if changes and not allow_recipe_change:
+            shown = "; ".join(f"{k}: {a!r} → {b!r}" for k, a, b in changes[:8]) + (" …" if len(changes) > 8 else "")
+            raise OutputDirError(f"--resume: the recipe differs from the one the run in {out} started with ({shown}; "
+                                 f"see {existing}); resume with the same recipe and overrides, or pass "
+                                 "--allow-recipe-change to continue it under the new one")
     aside, created = None, not out.exists()
     if overwrite and out.exists() and any(out.iterdir()):
         aside = free_name(out, ".replaced")
@@ -183,7 +186,8 @@ def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: boo
         undo = _nothing
         if processes.is_main_process:
             check_resume_path(resume)
-            undo = prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite)
+            undo = prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite,
+                                      allow_recipe_change=allow_recipe_change)
         processes.wait_for_everyone()
         trainer = Trainer(recipe, output_dir, resume=resume, model=model, tokenizer=tokenizer,
                           allow_recipe_change=allow_recipe_change)

@@ -119,6 +119,9 @@ def load_state(path: Path, model: torch.nn.Module, optimizer, components: dict[s
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import set_state_dict
 
+    from unisd.engine.checkpoint import check_sharded_metadata
+
+    check_sharded_metadata(path)  # DCP unpickles it unrestricted
     target = state(model, optimizer, components)
     dcp.load(target, checkpoint_id=str(path))  # raises when the checkpoint lacks a key of the target
     set_state_dict(model, _plain_optimizer(optimizer), model_state_dict=target["model"],

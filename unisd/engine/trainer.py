@@ -28,6 +28,7 @@ from unisd.engine.modeling import build_optimizer, build_student, trainable_para
 from unisd.engine.run import Run
 from unisd.engine.step import MicroStep, gradient_shares
 from unisd.errors import UserError
+from unisd.recipe.loading import flat_fields
 
 log = logging.getLogger("unisd.train")
 
@@ -508,7 +509,7 @@ def _merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # settings that may differ between a checkpoint and the run resuming it (they do not change the state)
-_RESUME_FREE = ("logging.", "checkpoint.", "evaluation.", "description", "training.max_steps")
+RESUME_FREE = ("logging.", "checkpoint.", "evaluation.", "description", "training.max_steps")
 
 
 def recipe_fields(recipe, processes: int | None = None) -> dict[str, Any]:
@@ -517,16 +518,7 @@ def recipe_fields(recipe, processes: int | None = None) -> dict[str, Any]:
     With ``processes``, ``training.grad_accum`` is replaced by the micro-batches per optimizer step
     over all processes, so a run resumed on another number of processes with the grad_accum that
     keeps the step the same (2 processes × 2 ↔ 1 × 4) counts as the same recipe."""
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}{k}.", v)
-        else:
-            out[prefix[:-1]] = value
-
-    walk("", recipe.model_dump(mode="json"))
+    out = flat_fields(recipe.model_dump(mode="json"))
     return out if processes is None else _per_step(out, processes)
 
 
@@ -554,4 +546,4 @@ def changed_fields(saved: dict[str, Any] | None, current: dict[str, Any]) -> lis
         return []
     keys = sorted(set(saved) | set(current))
     return [(k, saved.get(k), current.get(k)) for k in keys
-            if k in saved and saved.get(k) != current.get(k) and not k.startswith(_RESUME_FREE)]
+            if k in saved and saved.get(k) != current.get(k) and not k.startswith(RESUME_FREE)]

@@ -212,6 +212,21 @@ def load_raw(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[di
     return data, Locator(docs), path
 
 
+def flat_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's nested mapping as flat ``section.field`` → value (lists are values)."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}{k}.", v)
+        else:
+            out[prefix[:-1]] = value
+
+    walk("", data)
+    return out
+
+
 # -- overrides -------------------------------------------------------------------------------------
 _SEGMENT = re.compile(r"[^.\[\]]+|\[[^\]]*\]")
 

@@ -136,7 +136,14 @@ def encode_sentences(texts: list[str], encoder: str, batch_size: int = 64, cache
     key = hashlib.sha256(json.dumps([encoder, texts]).encode()).hexdigest()[:24]
     path = cache_dir / f"{key}.pt" if cache_dir else None
     if path is not None and path.exists():
-        return torch.load(path)
+        try:  # tensors only: a cache file never runs code; one that is not this embedding is recomputed
+            cached = torch.load(path, map_location="cpu", weights_only=True)
+            problem = None if isinstance(cached, torch.Tensor) and cached.shape[:1] == (len(texts),) else "not this embedding"
+        except Exception as exc:  # noqa: BLE001 - any unreadable cache is recomputed
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if problem is None:
+            return cached
+        log.warning("sentence-embedding cache %s is unusable (%s); recomputing it", path, problem)
     from transformers import AutoModel, AutoTokenizer
 
     source = resolve_encoder(encoder)
