@@ -38,6 +38,11 @@ def test_unisd_star_logs_what_shows_each_mechanism_acting(make_recipe, tmp_path)
     by_name = {a["name"]: a for a in summary["mechanisms"]}
     assert list(by_name) == ["agreement", "contrastive", "feature_matching", "ema", "clip"]
     assert by_name["ema"]["status"] == "active" and by_name["ema"]["metrics"]["syncs"]["last"] == 3
+    assert by_name["ema"]["metrics"]["syncs"]["value"] == 3  # a count: its last value, not the mean of 1, 2, 3
+    from unisd.engine.activity import merge_runs
+
+    merged = {m["name"]: m for m in merge_runs([summary["mechanisms"], summary["mechanisms"]])}
+    assert merged["ema"]["metrics"]["syncs"] == 3
     assert by_name["contrastive"]["grad_share"] is not None
 
 

@@ -94,6 +94,8 @@ class Component(abc.ABC):
     #: the metrics (logged as ``<name>/<key>``) that show whether this component acts; ``unisd inspect``,
     #: the run summary and ``unisd replicate`` tabulate them (:mod:`unisd.engine.activity`)
     activity_metrics: ClassVar[tuple[str, ...]] = ()
+    #: those of them that count up over a run (a number of updates): summarised by their last value
+    cumulative_metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ComponentConfig) -> None:
         self.config = config

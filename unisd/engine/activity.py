@@ -30,9 +30,12 @@ def series(history: Iterable[Mapping[str, Any]], key: str) -> list[float]:
     return out
 
 
-def _stats(values: Sequence[float]) -> dict[str, float]:
-    return {"mean": sum(values) / len(values), "first": values[0], "last": values[-1], "min": min(values),
-            "max": max(values), "points": len(values)}
+def _stats(values: Sequence[float], cumulative: bool = False) -> dict[str, float]:
+    """Summary statistics of a metric over the logged steps; ``value`` is the one a table shows: the
+    mean, or for a cumulative count the last."""
+    mean = sum(values) / len(values)
+    return {"value": values[-1] if cumulative else mean, "mean": mean, "first": values[0], "last": values[-1],
+            "min": min(values), "max": max(values), "points": len(values)}
 
 
 def component_activity(component: Any, history: Sequence[Mapping[str, Any]], steps: int) -> dict[str, Any]:
@@ -40,7 +43,8 @@ def component_activity(component: Any, history: Sequence[Mapping[str, Any]], ste
     the logged steps), its term's loss and gradient shares, and ``status`` (``active``, ``weak`` or
     ``inert``) with the ``reason``."""
     name = component.name
-    metrics = {k: _stats(v) for k in component.activity_metrics if (v := series(history, f"{name}/{k}"))}
+    metrics = {k: _stats(v, k in component.cumulative_metrics) for k in component.activity_metrics
+               if (v := series(history, f"{name}/{k}"))}
     entry: dict[str, Any] = {"name": name, "type": component.config.type, "kind": component.kind, "metrics": metrics}
     for what in ("loss", "grad"):
         values = series(history, f"share/{what}/{name}")
@@ -82,7 +86,7 @@ def activity_lines(activity: Sequence[Mapping[str, Any]]) -> list[str]:
     """The console form: one line per component (its metrics' means over the run and its shares)."""
     lines = []
     for a in activity:
-        values = [f"{k} {_fmt(st['mean'])}" for k, st in a["metrics"].items()]
+        values = [f"{k} {_fmt(st.get('value', st['mean']))}" for k, st in a["metrics"].items()]
         values += [f"{what} share {100 * a[f'{what}_share']:.1f}%" for what in ("loss", "grad") if a[f"{what}_share"] is not None]
         head = f"  {a['name']:<18} {a['status']}"
         lines.append(head + (f" ({', '.join(values)})" if values else ""))
@@ -102,14 +106,14 @@ def activity_markdown(activity: Sequence[Mapping[str, Any]]) -> str:
     the component's loss and gradient shares and its status."""
     if not activity:
         return "No mechanism component in this recipe.\n"
-    lines = ["| component | metric | mean | first → last | loss share | grad share | status |",
+    lines = ["| component | metric | over the run (mean; a count: its last) | first → last | loss share | grad share | status |",
              "|---|---|---|---|---|---|---|"]
     for a in activity:
         status = a["status"] if not a.get("reason") else f"{a['status']}: {a['reason']}"
         share = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         rows = list(a["metrics"].items()) or [("(none logged)", None)]
         for i, (key, st) in enumerate(rows):
-            cells = ["–", "–"] if st is None else [_fmt(st["mean"]), f"{_fmt(st['first'])} → {_fmt(st['last'])}"]
+            cells = ["–", "–"] if st is None else [_fmt(st.get("value", st["mean"])), f"{_fmt(st['first'])} → {_fmt(st['last'])}"]
             head = [f"{a['name']} ({a['type']})", key]
             tail = [share(a["loss_share"]), share(a["grad_share"]), status] if i == 0 else ["", "", ""]
             lines.append("| " + " | ".join(head + cells + tail) + " |")
@@ -183,7 +187,7 @@ def merge_runs(runs: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, An
             m = merged.setdefault(a["name"], {"name": a["name"], "type": a["type"], "kind": a["kind"], "metrics": {},
                                               "loss_share": [], "grad_share": [], "statuses": {}, "reasons": []})
             for k, st in a["metrics"].items():
-                m["metrics"].setdefault(k, []).append(st["mean"])
+                m["metrics"].setdefault(k, []).append(st.get("value", st["mean"]))  # summaries written before "value": the mean
             for what in ("loss_share", "grad_share"):
                 if a[what] is not None:
                     m[what].append(a[what])

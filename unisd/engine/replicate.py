@@ -471,7 +471,7 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
                 per_seed[seed] = {"before": h["accuracy_before"], "after": h["accuracy_after"], "n": h["n"],
                                   "curve": heldout_curve(run_dir), "jsd": ret["jsd"],
                                   "base_logp": ret["base_logp_of_model_completion"], "step_s": step_seconds(run_dir),
-                                  "activity": summary.get("mechanisms") or mechanism_report(run_dir)}
+                                  "activity": mechanism_report(run_dir)}  # recomputed: as today's code summarises
                 before_any = h["accuracy_before"] if before_any is None else before_any
             t["methods"][method] = {"per_seed": per_seed,
                                     "activity": merge_runs([v["activity"] for v in per_seed.values()])}

@@ -41,6 +41,7 @@ class EMATeacher(TeacherProvider):
 
     Config: ClassVar = EMAConfig
     activity_metrics: ClassVar = ("syncs", "dist_base", "dist_student", "student_dist_base", "kl_base", "kl_student")
+    cumulative_metrics: ClassVar = ("syncs",)
 
     def setup(self, run) -> None:
         self.model = run.model
