@@ -276,3 +276,80 @@ def test_evaluation_refuses_without_kernel_layers(monkeypatch: pytest.MonkeyPatc
 ])
 def test_plain_value_checks(solution: str, checks: str, passes: bool) -> None:
     assert scores(solution + "\n", checks + "\n").passed is passes
+
+
+# ------------------------------------------------------------------------------ forged verdicts
+
+FORGE = textwrap.dedent("""\
+    class _Any:
+        def __eq__(s, o): return True
+        def __ne__(s, o): return False
+        __lt__ = __le__ = __gt__ = __ge__ = __contains__ = __eq__
+        def __bool__(s): return True
+        def __call__(s, *a, **k): return s
+        def __getattr__(s, n): return s
+        def __iter__(s): return iter(())
+        def __len__(s): return 0
+        def __hash__(s): return 0
+        def __abs__(s): return 0
+        def __sub__(s, o): return s
+        __rsub__ = __add__ = __radd__ = __mul__ = __rmul__ = __truediv__ = __sub__
+    _ANY = _Any()
+    """)
+
+
+def _forgeries(shared_data: Path) -> list[tuple[str, object]]:
+    """For every module attribute and built-in any MBPP or HumanEval check uses (found in the checks
+    themselves), and for the standard-library classes the old plain-value rule trusted: a wrong
+    program for a task whose checks use it, which replaces it with an object equal to everything
+    and defines the task's functions to return that object."""
+    import ast
+    import builtins
+
+    from unisd_plugins.evaluation.sources import load_docs
+
+    tasks = [("mbpp", d, "\n".join([d["test_setup"], *d["tests"]]), M.defined_names(d["gold_code"]))
+             for d in load_docs("mbpp", shared_data)]
+    tasks += [("humaneval", d, d["test"], (d["entry_point"],)) for d in load_docs("humaneval", shared_data)]
+    targets: dict[str, tuple] = {}
+    for kind, doc, checks, names in tasks:
+        for node in ast.walk(ast.parse(checks)):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ("math", "copy", "random", "string"):
+                targets.setdefault(f"{node.value.id}.{node.attr}", (kind, doc, names))
+            elif isinstance(node, ast.Name) and hasattr(builtins, node.id):
+                targets.setdefault(f"builtins.{node.id}", (kind, doc, names))
+    first = tasks[0]
+    for cls in ("collections.Counter.__eq__", "collections.OrderedDict.__eq__", "fractions.Fraction.__eq__",
+                "builtins.AssertionError", "builtins.isinstance", "builtins.bool"):
+        targets.setdefault(cls, first[:2] + (first[3],))
+    out = []
+    for target, (kind, doc, names) in sorted(targets.items()):
+        module, _, attr = target.rpartition(".")
+        wrong = FORGE + f"import {module.split('.')[0]}\nsetattr({module}, {attr!r}, _ANY)\n"
+        wrong += "".join(f"def {n}(*a, **k):\n    return _ANY\n" for n in names)
+        if kind == "mbpp":
+            program = M.mbpp_program(wrong, doc["tests"], doc["test_imports"], doc["test_setup"], doc["gold_code"])
+        else:
+            program = M.humaneval_program(wrong, doc["test"], doc["entry_point"], doc["original_prompt"])
+        out.append((target, program))
+    return out
+
+
+def test_a_wrong_program_that_replaces_what_the_checks_use_never_passes(shared_data: Path) -> None:
+    forgeries = _forgeries(shared_data)
+    assert len(forgeries) >= 20 and {"math.isclose", "builtins.abs", "builtins.set", "builtins.sum"} <= {t for t, _ in forgeries}
+    scores = M.code_pass_at_1([p for _, p in forgeries], timeout_s=4)
+    assert {t: s for (t, _), s in zip(forgeries, scores) if s} == {}
+
+
+def test_the_checks_reach_the_program_only_through_data() -> None:
+    # the program sees no check: it cannot read the expected values, and what it sends back is data
+    spy = "import sys\ndef square(x):\n    print(sorted(k for k in globals() if not k.startswith('__')))\n    return x * x\n"
+    res = scores(spy)
+    assert res.passed and "CHECKS" not in res.stdout_tail and "assert" not in res.stdout_tail
+    # a reply forged on the channel before the solution ends is not a verdict
+    fake = ("import os\nfor fd in range(3, 4096):\n    try:\n        os.write(fd, b'{\"ready\": true}\\n{\"id\": 1, \"ok\": 9}\\n')\n"
+            "    except OSError:\n        pass\n")
+    assert not scores(fake + "def square(x):\n    return 0\n", "assert square(3) == 9\n").passed
+    assert scores(fake + SQUARE, "assert square(3) == 9\n").passed is False  # the forged lines end the run
+    assert scores(SQUARE, "assert square(3) == 9\n").passed

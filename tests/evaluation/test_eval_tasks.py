@@ -102,7 +102,7 @@ def test_gpqa_shuffle_is_deterministic_and_balanced(shared_data: Path) -> None:
 def test_gold_solutions_pass_and_wrong_ones_fail(shared_data: Path) -> None:
     mbpp = load_docs("mbpp", shared_data)[:4]
     he = load_docs("humaneval", shared_data)[:4]
-    progs = [M.mbpp_program(M.extract_code(gold_completion(d)), d["tests"], d["test_imports"], d["test_setup"]) for d in mbpp]
+    progs = [M.mbpp_program(M.extract_code(gold_completion(d)), d["tests"], d["test_imports"], d["test_setup"], d["gold_code"]) for d in mbpp]
     progs += [M.humaneval_program(M.extract_code(gold_completion(d)), d["test"], d["entry_point"], d["original_prompt"]) for d in he]
     progs.append(M.humaneval_program("def x():\n    pass", he[0]["test"], he[0]["entry_point"], he[0]["original_prompt"]))
     assert M.code_pass_at_1(progs, timeout_s=10) == [1.0] * 8 + [0.0]
@@ -152,6 +152,6 @@ def test_all_gold_solutions_pass_in_the_sandbox(shared_data: Path) -> None:
     """Backs docs/evaluation.md: every MBPP (sanitized test) and HumanEval gold solution passes."""
     mbpp, he = load_docs("mbpp", shared_data), load_docs("humaneval", shared_data)
     assert (len(mbpp), len(he)) == (257, 164)
-    progs = [M.mbpp_program(M.extract_code(gold_completion(d)), d["tests"], d["test_imports"], d["test_setup"]) for d in mbpp]
+    progs = [M.mbpp_program(M.extract_code(gold_completion(d)), d["tests"], d["test_imports"], d["test_setup"], d["gold_code"]) for d in mbpp]
     progs += [M.humaneval_program(M.extract_code(gold_completion(d)), d["test"], d["entry_point"], d["original_prompt"]) for d in he]
     assert M.code_pass_at_1(progs, timeout_s=10) == [1.0] * len(progs)

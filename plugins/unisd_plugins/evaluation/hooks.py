@@ -102,7 +102,8 @@ def _run(program: str) -> float:
 
 def mbpp_results(doc: dict, results: list[str]) -> dict[str, float]:
     code = metrics.extract_code(results[0])
-    return {"pass@1": _run(metrics.mbpp_program(code, doc["tests"], doc["test_imports"], doc["test_setup"]))}
+    return {"pass@1": _run(metrics.mbpp_program(code, doc["tests"], doc["test_imports"], doc["test_setup"],
+                                                reference=doc.get("gold_code", "")))}
 
 
 def humaneval_results(doc: dict, results: list[str]) -> dict[str, float]:

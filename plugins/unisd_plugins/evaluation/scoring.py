@@ -7,6 +7,7 @@ plugin score with these; the core knows none of them.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -124,19 +125,35 @@ def extract_code(text: str) -> str:
     return text
 
 
-def mbpp_program(code: str, tests: Sequence[str], test_imports: Sequence[str] = (), test_setup: str = ""):
+def defined_names(code: str) -> tuple[str, ...]:
+    """The functions and classes a (reference) solution defines at its top level."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ()
+    return tuple(n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+
+
+def mbpp_program(code: str, tests: Sequence[str], test_imports: Sequence[str] = (), test_setup: str = "",
+                 reference: str = ""):
     """MBPP: the test imports and the candidate code are the solution; the setup code and the
-    asserts are the checks (a :class:`~unisd.evaluation.sandbox.CheckedProgram`)."""
+    asserts are the checks, run by the judge after the imports (a
+    :class:`~unisd.evaluation.sandbox.CheckedProgram`). ``reference``: the gold solution, whose
+    functions are taken from the candidate even where a built-in has the name (a task's ``sum``);
+    without it only names no built-in has are."""
     from unisd.evaluation.sandbox import CheckedProgram
 
-    solution = "\n\n".join(p for p in ("\n".join(test_imports), code) if p and p.strip()) + "\n"
+    imports = "\n".join(test_imports)
+    solution = "\n\n".join(p for p in (imports, code) if p and p.strip()) + "\n"
     checks = "\n\n".join(p for p in (test_setup, "\n".join(tests)) if p and p.strip()) + "\n"
-    return CheckedProgram(solution, checks)
+    return CheckedProgram(solution, checks, trusted=imports, calls=defined_names(reference) if reference else ())
 
 
 def humaneval_program(code: str, test: str, entry_point: str, prompt: str = ""):
     """HumanEval: the candidate code is the solution; the ``test`` block and ``check(entry_point)``
-    are the checks.
+    are the checks. The judge runs the prompt first, so that helpers the checks use (``poly``,
+    ``encode_cyclic``) are the task's, not the candidate's; ``entry_point`` always comes from the
+    candidate.
 
     When the candidate does not define ``entry_point`` (a body-only answer) the original
     prompt is prepended, which is the only way such an answer can pass.
@@ -145,7 +162,7 @@ def humaneval_program(code: str, test: str, entry_point: str, prompt: str = ""):
 
     if prompt and not re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.MULTILINE):
         code = prompt + code
-    return CheckedProgram(f"{code}\n", f"{test}\n\ncheck({entry_point})\n")
+    return CheckedProgram(f"{code}\n", f"{test}\n\ncheck({entry_point})\n", trusted=prompt, calls=(entry_point,))
 
 
 def code_pass_at_1(programs: Sequence[Any], timeout_s: float = 10.0, max_workers: int = 2) -> list[float]:

@@ -10,10 +10,10 @@ capabilities, Landlock, seccomp, and Python-level guards (an audit hook and path
 process of the chain dies with the evaluator (``PR_SET_PDEATHSIG``) and is killed when the
 wall-clock timeout passes.
 
-A pass is proven by the harness, not assumed from the exit code: the harness's ``checks`` run
-after the candidate's code, and only if both complete does the runner write a per-run secret
-(given on stdin, never on disk) to a pipe; the harness counts a pass only when it reads exactly
-that secret. See ``docs/evaluation.md`` (containment table) for what each layer stops.
+The verdict is not the child's: the harness's ``checks`` run in this interpreter (``judge.py``)
+and reach the candidate only through requests whose arguments and results cross as plain data,
+so nothing the candidate can patch takes part in them. See ``docs/evaluation.md`` (threat model
+and containment table).
 """
 
 from __future__ import annotations
@@ -67,10 +67,15 @@ class SandboxLimits:
 
 @dataclass(frozen=True)
 class CheckedProgram:
-    """A candidate ``solution`` and the harness's ``checks`` that must run after it."""
+    """A candidate ``solution`` (run in the sandbox) and the harness's ``checks`` (run by the judge
+    outside it, after the solution ran to its end). ``trusted``: the task's own code the checks need
+    (imports, helpers), run by the judge before them; ``calls``: names the program must define,
+    always taken from it (the entry point, even where ``trusted`` has a stub of it)."""
 
     solution: str
     checks: str = ""
+    trusted: str = ""
+    calls: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
@@ -122,13 +127,14 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def _classify(rc: int | None, timed_out: bool, stderr: str, proven: bool) -> Status:
+def _classify(rc: int | None, timed_out: bool, stderr: str) -> Status:
+    """The status of a program that ended before the judge's verdict (or had no checks)."""
     # the runner's chain reports a signal n as 128 + n
     sig = -rc if rc is not None and rc < 0 else rc - 128 if rc is not None and rc > 128 else None
     if timed_out or sig in (signal.SIGXCPU, signal.SIGKILL):
         return "timeout"
     if rc == 0:
-        return "passed" if proven else "failed"
+        return "failed"  # ended without saying the solution ran to its end
     if rc == 3 or (rc == 1 and stderr.rstrip().endswith("MemoryError")):
         return "oom"
     if rc == 1 or sig == signal.SIGXFSZ:
@@ -185,25 +191,29 @@ def _alive(pid: int) -> bool:
 
 
 def run_program(program: str | CheckedProgram, limits: SandboxLimits | None = None) -> SandboxResult:
-    """Execute ``program`` in the sandbox. A :class:`CheckedProgram` passes only when its checks ran
-    to their end after its solution (proven by the runner's secret); a plain string passes when it
-    ran to its end."""
+    """Execute ``program`` in the sandbox. A :class:`CheckedProgram` passes only when its solution ran
+    to its end and then the judge ran every check to its end (``extra["proven"]``); a plain string
+    (or one without checks) passes when its solution ran to its end."""
+    from unisd.evaluation.sandbox.judge import CandidateTimeout, Channel, ChannelClosed, run_checks
+
     limits = limits or SandboxLimits()
     program = program if isinstance(program, CheckedProgram) else CheckedProgram(program)
     _sweep_stale_dirs()
     _install_signal_cleanup()
-    secret = secrets.token_hex(24)
     # the home when namespaces are off or unavailable (the runner creates it then; with namespaces
     # the home is a tmpfs that vanishes with the program, and nothing is written on the host)
     fallback = os.path.join(tempfile.gettempdir(), f"unisd-sandbox-{os.getpid()}-{secrets.token_hex(6)}")
-    proof_r, proof_w = os.pipe()
+    call_r, call_w = os.pipe()
+    reply_r, reply_w = os.pipe()
+    fds = {"call_r": call_r, "call_w": call_w, "reply_r": reply_r, "reply_w": reply_w}
     start = time.monotonic()
     proc = None
     try:
         cfg = {
             "read_roots": _read_roots(),
             "fallback_home": fallback,
-            "proof_fd": proof_w,
+            "call_fd": call_r,
+            "reply_fd": reply_w,
             "cpu_s": limits.cpu_s or math.ceil(limits.timeout_s) + 1,
             "memory_bytes": limits.memory_bytes,
             "file_size_bytes": limits.file_size_bytes,
@@ -216,62 +226,71 @@ def run_program(program: str | CheckedProgram, limits: SandboxLimits | None = No
             "python_guard": limits.python_guard,
             "report_layers": True,
         }
-        payload = json.dumps({"config": cfg, "secret": secret, "solution": program.solution, "checks": program.checks})
+        nonce = secrets.token_hex(16)
+        payload = json.dumps({"config": cfg, "solution": program.solution, "nonce": nonce})
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
         cmd = [sys.executable, "-I", "-S", "-B", str(RUNNER)]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
                 proc = subprocess.Popen(cmd, cwd="/", env=env, stdin=subprocess.PIPE, stdout=out, stderr=err,
-                                        start_new_session=True, close_fds=True, pass_fds=(proof_w,))
+                                        start_new_session=True, close_fds=True, pass_fds=(call_r, reply_w))
             except OSError as exc:
                 return SandboxResult("error", None, 0.0, stderr_tail=f"cannot start sandbox: {exc}")
             with _LIVE_LOCK:
                 _LIVE.add(proc)
-            os.close(proof_w)
-            proof_w = -1
-            timed_out = False
+            for end in ("call_r", "reply_w"):  # the child's ends
+                os.close(fds.pop(end))
             try:
-                try:
-                    proc.stdin.write(payload.encode())
-                    proc.stdin.close()
-                except (BrokenPipeError, OSError):
-                    pass
-                rc = proc.wait(timeout=limits.timeout_s)
-            except subprocess.TimeoutExpired:
+                proc.stdin.write(payload.encode())
+                proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            channel = Channel(fds["call_w"], fds["reply_r"], start + limits.timeout_s, nonce)
+            verdict, timed_out, failure = None, False, ""
+            try:
+                channel.ready()
+                if program.checks.strip():
+                    run_checks(channel, program.trusted, program.checks, program.calls)
+                verdict = "passed"
+            except CandidateTimeout:
                 timed_out = True
+            except ChannelClosed as exc:
+                failure = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a failed check: an assert, or an error of the program's answers
+                verdict, failure = ("oom" if channel.out_of_memory else "failed"), _check_failure(exc)
+            os.close(fds.pop("call_w"))  # the child's server ends; it exits
+            try:
+                rc = proc.wait(timeout=0 if timed_out else max(0.5, start + limits.timeout_s - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = verdict is None or timed_out
                 _kill_group(proc)
                 rc = proc.wait()
             _kill_group(proc)  # nothing may outlive the program
-            proof = _read_proof(proof_r, len(secret))
             stderr = _tail(err, limits.tail_chars)
-            status = _classify(rc, timed_out, stderr, proof == secret.encode())
+            if failure:
+                stderr = (stderr + ("\n" if stderr else "") + f"checks failed: {failure}")[-limits.tail_chars:]
+            status = verdict or _classify(rc, timed_out, stderr)
             problems = [ln[len("[sandbox] "):] for ln in stderr.splitlines() if ln.startswith("[sandbox] ")]
             return SandboxResult(status, rc, time.monotonic() - start, _tail(out, limits.tail_chars), stderr,
-                                 {"layer_problems": problems, "proven": proof == secret.encode()})
+                                 {"layer_problems": problems, "proven": verdict == "passed"})
     finally:
         if proc is not None:
             _kill_group(proc)
             with _LIVE_LOCK:
                 _LIVE.discard(proc)
-        for fd in (proof_r, proof_w):
-            if fd >= 0:
-                os.close(fd)
+        for fd in fds.values():
+            os.close(fd)
         shutil.rmtree(fallback, ignore_errors=True)
 
 
-def _read_proof(fd: int, size: int) -> bytes:
-    """What the runner wrote to the proof pipe (at most a little more than the secret)."""
-    os.set_blocking(fd, False)
-    data = b""
-    try:
-        while len(data) <= size:
-            chunk = os.read(fd, size + 1 - len(data))
-            if not chunk:
-                break
-            data += chunk
-    except BlockingIOError:
-        pass
-    return data
+def _check_failure(exc: BaseException) -> str:
+    """Type, message and line of the check that failed."""
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename in ("<checks>", "<task code>"):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"{type(exc).__name__}" + (f" at line {line}" if line else "") + (f": {exc}" if str(exc) else "")
 
 
 def run_many(programs: Sequence[str | CheckedProgram], limits: SandboxLimits | None = None,

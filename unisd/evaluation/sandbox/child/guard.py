@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 # audit events refused once the candidate runs: frame and object-graph introspection (which could
-# reach the runner's proof), tracing, ctypes, process creation, sockets
+# reach the runner's state or its nonce), tracing, ctypes, process creation, sockets
 _DENIED_EVENTS = frozenset({
     "sys._getframe", "sys._current_frames", "sys._current_exceptions", "sys.settrace", "sys.setprofile",
     "gc.get_objects", "gc.get_referrers", "gc.get_referents", "os.fork", "os.forkpty", "os.exec",

@@ -1,7 +1,7 @@
 """Entry point of the sandbox child (stdlib only; run as ``python -I -S -B run.py``).
 
-The harness writes one JSON payload to stdin: the limits, the candidate ``solution``, the harness's
-own ``checks`` and a per-run secret. The runner reads it, stdin becomes ``/dev/null``, and it
+The harness writes one JSON payload to stdin: the limits and the candidate ``solution``. The runner
+reads it, stdin becomes ``/dev/null``, and it
 locks itself down in layers before anything of the candidate runs (each layer reported on failure;
 ``strict`` makes any failure fatal):
 
@@ -20,11 +20,12 @@ locks itself down in layers before anything of the candidate runs (each layer re
    tracing, process spawning and socket creation (sockets are refused when created, so modules
    such as ``asyncio`` and ``ssl`` import), and path checks on the file functions.
 
-A pass is proven, not assumed: the runner runs the solution, then the checks (their ``assert``
-statements compare with plain values only, see :func:`strict_asserts`), and only if both ran to
-their end writes the secret to the proof descriptor. The harness counts a pass only when it reads
-exactly that, so exiting early (``os._exit(0)``, a fresh ``posix`` module, the runner's own exit
-function) never scores.
+The checks do not run here. Once the solution has run to its end the runner says ``ready`` on the
+reply descriptor (with a nonce the judge gave on stdin) and serves the judge's requests from the call descriptor, one JSON line each:
+call a name the solution defined (or an object it returned earlier), read an attribute, compare
+two of its objects, list an iterable. Arguments and results cross as plain data
+(:mod:`wire`); the judge, in the evaluator's own interpreter, runs the checks on what comes back.
+Nothing the program does here can change them.
 
 Exit codes: 0 completed; 1 the program raised (incl. ``SystemExit``); 3 ``MemoryError``;
 2 the runner itself failed. A signal ``n`` that kills the program exits the chain with 128 + n.
@@ -40,20 +41,80 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling modules (-I leaves them out)
 
-from checks import strict_asserts, plain_value_checks  # noqa: E402
 from guard import audit_guard, python_guard  # noqa: E402
 from isolation import HOME, enter_namespaces  # noqa: E402
 from kernel import apply_rlimits, die_with_parent, landlock, no_new_privs_and_drop_caps, seccomp  # noqa: E402
+from wire import decode, encode  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_RUNNER, EXIT_OOM = 0, 1, 2, 3
 
 
-def _emitter(secret: bytes, fd: int):
-    write = os.write
+#: the largest request the runner reads (the judge's arguments are small)
+MAX_REQUEST = 64 << 20
 
-    def emit() -> None:
-        write(fd, secret)
-    return emit
+
+def _server(namespace: dict, call_fd: int, reply_fd: int, nonce: str):
+    """The loop that answers the judge, with every function it uses taken before the program runs
+    (a program that breaks them only loses its own answers)."""
+    read, write, loads, dumps, text = os.read, os.write, json.loads, json.dumps, BaseException.__str__
+    refs: list = []
+
+    def resolve(index: int, _type: str):
+        if not 0 <= index < len(refs):
+            raise ValueError(f"no object {index}")
+        return refs[index]
+
+    def answer(req: dict):
+        op, target = req["op"], req["target"]
+        if "ref" in target:
+            obj = resolve(target["ref"], "")
+        elif target["name"] in namespace:
+            obj = namespace[target["name"]]
+        else:
+            raise NameError(f"name {target['name']!r} is not defined by the program")
+        if op == "call":
+            args = decode(req["args"], resolve)
+            kwargs = {k: v for k, v in decode(req["kwargs"], resolve)}
+            return obj(*args, **kwargs)
+        if op == "attr":
+            return getattr(obj, req["name"])
+        if op == "eq":
+            return bool(obj == decode(req["other"], resolve))
+        if op == "list":
+            return list(obj)
+        raise ValueError(f"unknown request {op!r}")
+
+    def send(message: dict) -> None:
+        data = (dumps(message) + "\n").encode()
+        while data:
+            data = data[write(reply_fd, data):]
+
+    def serve() -> None:
+        send({"ready": nonce})  # the judge's nonce (from stdin, gone before the program ran): no earlier line counts
+        buffer = b""
+        while True:
+            while b"\n" not in buffer:
+                chunk = read(call_fd, 1 << 16)
+                if not chunk:
+                    return
+                buffer += chunk
+                if len(buffer) > MAX_REQUEST:
+                    return
+            line, buffer = buffer.split(b"\n", 1)
+            req = loads(line)
+            try:
+                reply = {"id": req["id"], "ok": encode(answer(req), refs)}
+            except MemoryError:
+                reply = {"id": req["id"], "raise": "MemoryError", "msg": ""}
+            except BaseException as exc:  # noqa: BLE001 - the program's exceptions go back to the checks
+                try:
+                    msg = text(exc)[:500]
+                except BaseException:  # noqa: BLE001
+                    msg = ""
+                reply = {"id": req["id"], "raise": type(exc).__name__ if type(type(exc).__name__) is str else "Exception",
+                         "msg": msg if type(msg) is str else ""}
+            send(reply)
+    return serve
 
 
 def _describe(exc: BaseException) -> str:
@@ -73,8 +134,7 @@ def main() -> None:
         os.dup2(devnull, 0)
         os.close(devnull)
         cfg = payload["config"]
-        emit = _emitter(payload.pop("secret").encode(), cfg["proof_fd"])
-        solution, checks = payload.pop("solution"), payload.pop("checks")
+        solution, nonce = payload.pop("solution"), payload.pop("nonce")
         die_with_parent()
         roots, home, problems = cfg["read_roots"], HOME, []
         if cfg.get("namespaces", True):
@@ -105,12 +165,11 @@ def main() -> None:
             python_guard(roots, home)
         filename = os.path.join(home, "program.py")
         linecache.cache[filename] = (len(solution), None, solution.splitlines(True), filename)
-        checks_code = strict_asserts(checks, "<checks>", "__unisd_operand__", "__unisd_truth__") if checks.strip() else None
-        pristine_builtins = dict(builtins.__dict__)
-        operand, truth = plain_value_checks()
-        run, fresh_dict, builtins_module, compile_ = exec, dict, builtins, compile
+        run, builtins_module, compile_ = exec, builtins, compile
         program_module = type(sys)("__main__")
         sys.modules["__main__"] = program_module  # the program's module, not the runner's
+        serve = _server(program_module.__dict__, cfg["call_fd"], cfg["reply_fd"], nonce)
+        del payload, nonce
     except BaseException:  # noqa: BLE001
         import traceback
 
@@ -125,13 +184,8 @@ def main() -> None:
         namespace = program_module.__dict__
         namespace["__builtins__"] = builtins_module
         run(compile_(solution, filename, "exec", dont_inherit=True, optimize=0), namespace)
-        if checks_code is not None:
-            stage = "checks"
-            builtins_module.__dict__.clear()  # the checks see the real built-ins, whatever the program did
-            builtins_module.__dict__.update(pristine_builtins)
-            scope = fresh_dict(namespace)
-            scope.update(__builtins__=builtins_module, __unisd_operand__=operand, __unisd_truth__=truth)
-            run(checks_code, scope)
+        stage = "serving the checks"
+        serve()
     except MemoryError:
         status = EXIT_OOM
         write(2, b"MemoryError\n")
@@ -150,8 +204,6 @@ def main() -> None:
         sys.stderr.flush()
     except BaseException:  # noqa: BLE001
         pass
-    if status == EXIT_OK:
-        emit()
     exit_now(status)
 
 

@@ -1,0 +1,203 @@
+"""What crosses between the sandboxed candidate and the trusted judge: plain data as tagged JSON.
+
+Used on both sides (standard library only). A value is encoded from what the built-in types
+themselves hold, read through the built-ins' own methods (``list.__getitem__``, ``dict.items``…),
+never through a method the candidate's class may override: an ``int`` subclass crosses as its
+integer, a ``tuple`` subclass (a namedtuple) as its items, a ``dict`` subclass (``Counter``) as a
+dict; the judge rebuilds exact built-ins from it. ``Fraction``, ``Decimal``, ``datetime`` values,
+``range`` and ``deque`` cross as their defining numbers or items (an integer of more than 12,000
+bits in hex). A finished iterator (a
+generator's items, at most ``MAX_ITEMS``) crosses as its items and is rebuilt as an iterator. Any
+other object stays in the sandbox and crosses as a reference (``{"ref": n}``), which the judge can
+pass back into a call but never compares equal to data.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import decimal
+import fractions
+import math
+
+MAX_DEPTH = 100
+MAX_ITEMS = 1_000_000
+
+
+class WireError(ValueError):
+    """A message that is not well-formed data."""
+
+
+_ITERATORS = tuple({type(iter(x)) for x in ([], (), {}, set(), "", b"", range(1), {}.keys(), {}.values(),
+                                              {}.items(), bytearray())}
+                   | {type(x) for x in (map(abs, []), filter(None, []), zip(), enumerate([]), reversed([]),
+                                         (i for i in ()), iter(lambda: 0, 0))})
+
+
+def encode(value, refs: list, depth: int = 0, other=None):
+    """``value`` as JSON-able tagged data; objects that are not data are appended to ``refs`` and
+    sent as ``{"ref": index, "type": name}`` (or, given ``other``, become ``other(value)``). Types
+    are the real ones (``type``, ``issubclass``: a ``__class__`` property does not count)."""
+    if other is not None and depth == 0:
+        return _encode_with(value, other)
+    if depth > MAX_DEPTH:
+        raise WireError("nested too deeply (or a cycle)")
+    t = type(value)
+    if value is None or t is bool or t is str:
+        return value
+    if issubclass(t, int):  # int subclasses (IntEnum, IntFlag) as their integer; a huge one in hex, which has no digit limit
+        v = int.__index__(value)
+        return v if v.bit_length() < 12_000 else {"int": hex(v)}
+    if issubclass(t, float):
+        v = float.__float__(value)
+        return v if math.isfinite(v) else {"float": repr(v)}
+    if issubclass(t, str):
+        return str.__str__(value)
+    if issubclass(t, complex):
+        return {"complex": [encode(_REAL.__get__(value), refs, depth + 1), encode(_IMAG.__get__(value), refs, depth + 1)]}
+    if issubclass(t, (bytes, bytearray)):
+        return {"bytes" if issubclass(t, bytes) else "bytearray": list(bytes(memoryview(value)))}
+    if issubclass(t, (list, tuple)):
+        base = list if issubclass(t, list) else tuple
+        n = base.__len__(value)
+        if n > MAX_ITEMS:
+            raise WireError(f"more than {MAX_ITEMS} items")
+        items = [encode(base.__getitem__(value, i), refs, depth + 1) for i in range(n)]
+        return items if base is list else {"tuple": items}
+    if issubclass(t, dict):  # Counter, OrderedDict, defaultdict: their items
+        return {"dict": [[encode(k, refs, depth + 1), encode(v, refs, depth + 1)] for k, v in dict.items(value)]}
+    if issubclass(t, (set, frozenset)):
+        base = set if issubclass(t, set) else frozenset
+        return {base.__name__: [encode(v, refs, depth + 1) for v in base.__iter__(value)]}
+    if t is range:
+        return {"range": [value.start, value.stop, value.step]}
+    if t is collections.deque:
+        return {"deque": [encode(v, refs, depth + 1) for v in collections.deque.__iter__(value)]}
+    if t is fractions.Fraction:
+        return {"fraction": [int.__index__(value.numerator), int.__index__(value.denominator)]}
+    if t is decimal.Decimal:
+        return {"decimal": decimal.Decimal.__str__(value)}
+    if t in (datetime.date, datetime.datetime, datetime.time):
+        return {t.__name__: t.isoformat(value)}
+    if t is datetime.timedelta:
+        return {"timedelta": [value.days, value.seconds, value.microseconds]}
+    if t in _ITERATORS:
+        items = []
+        for item in value:
+            if len(items) >= MAX_ITEMS:
+                raise WireError(f"an iterator of more than {MAX_ITEMS} items")
+            items.append(encode(item, refs, depth + 1))
+        return {"iter": items}
+    refs.append(value)
+    name = type.__dict__["__name__"].__get__(t)
+    return {"ref": len(refs) - 1, "type": name}
+
+
+class _Other(list):
+    """The ``refs`` of :func:`encode` when a side sends no references of its own: what is not data
+    goes through ``other`` (the judge: a sandbox object's reference, or an error)."""
+
+    def __init__(self, other) -> None:
+        super().__init__()
+        self.other = other
+
+
+def _encode_with(value, other):
+    refs = _Other(other)
+    data = encode(value, refs, 0)
+    return _replace_refs(data, refs) if refs else data
+
+
+def _replace_refs(data, refs: _Other):
+    if type(data) is list:
+        return [_replace_refs(v, refs) for v in data]
+    if type(data) is dict:
+        if "ref" in data and len(data) == 2:
+            return refs.other(refs[data["ref"]])
+        return {k: _replace_refs(v, refs) for k, v in data.items()}
+    return data
+
+
+_REAL, _IMAG = complex.__dict__["real"], complex.__dict__["imag"]
+
+
+def decode(data, ref, depth: int = 0):
+    """The value ``data`` encodes, built from exact built-ins; ``ref(index, type_name)`` makes what a
+    reference stands for on this side."""
+    if depth > MAX_DEPTH:
+        raise WireError("nested too deeply")
+    if data is None or type(data) in (bool, int, str):
+        return data
+    if type(data) is float:
+        return data
+    if type(data) is list:
+        return [decode(v, ref, depth + 1) for v in data]
+    if type(data) is not dict or len(data) not in (1, 2):
+        raise WireError(f"not wire data: {type(data).__name__}")
+    (tag, body), *rest = data.items()
+    items = (lambda: [decode(v, ref, depth + 1) for v in _list(body)])
+    if tag == "ref" and type(body) is int and rest and rest[0][0] == "type" and type(rest[0][1]) is str:
+        return ref(body, rest[0][1])
+    if rest:
+        raise WireError(f"unexpected keys {sorted(data)}")
+    if tag == "tuple":
+        return tuple(items())
+    if tag == "dict":
+        return {decode(k, ref, depth + 1): decode(v, ref, depth + 1) for k, v in (_pair(p) for p in _list(body))}
+    if tag == "set":
+        return set(items())
+    if tag == "frozenset":
+        return frozenset(items())
+    if tag == "iter":
+        return iter(items())
+    if tag == "deque":
+        return collections.deque(items())
+    if tag == "int" and type(body) is str:
+        return int(body, 16)
+    if tag == "float" and body in ("nan", "inf", "-inf"):
+        return float(body)
+    if tag == "complex":
+        re_, im = _list(body)
+        return complex(_number(re_), _number(im))
+    if tag in ("bytes", "bytearray"):
+        raw = bytes(_list(body))
+        return raw if tag == "bytes" else bytearray(raw)
+    if tag == "range":
+        return range(*(_int(v) for v in _list(body)))
+    if tag == "fraction":
+        n, d = _list(body)
+        return fractions.Fraction(_int(n), _int(d))
+    if tag == "decimal" and type(body) is str:
+        return decimal.Decimal(body)
+    if tag in ("date", "datetime", "time") and type(body) is str:
+        return getattr(datetime, tag).fromisoformat(body)
+    if tag == "timedelta":
+        d, s, us = (_int(v) for v in _list(body))
+        return datetime.timedelta(days=d, seconds=s, microseconds=us)
+    raise WireError(f"unknown tag {tag!r}")
+
+
+def _list(v) -> list:
+    if type(v) is not list:
+        raise WireError("expected a list")
+    return v
+
+
+def _pair(v) -> list:
+    if type(v) is not list or len(v) != 2:
+        raise WireError("expected a key-value pair")
+    return v
+
+
+def _int(v) -> int:
+    if type(v) is not int:
+        raise WireError("expected an integer")
+    return v
+
+
+def _number(v) -> float:
+    if type(v) in (int, float):
+        return v
+    if type(v) is dict and list(v) == ["float"] and v["float"] in ("nan", "inf", "-inf"):
+        return float(v["float"])
+    raise WireError("expected a number")
