@@ -90,3 +90,29 @@ def test_a_recipe_file_over_the_size_limit_is_refused(tmp_path):
     f.write_text("extends: vanilla\n" + "#" * MAX_RECIPE_BYTES + "\n")
     with pytest.raises(RecipeError, match=r"bytes: larger than a recipe can be"):
         load_recipe(f)
+
+
+def test_the_exported_schema_accepts_every_shipped_recipe_and_refuses_what_validation_refuses(tmp_path, capsys):
+    """What an editor checks with ``unisd recipe schema``: every shipped recipe (most ``extends``
+    another) and the shipped experiments' recipes pass; an unknown key, a wrong type or an unknown
+    component type fail, as ``recipe validate`` says."""
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    import yaml
+
+    out = tmp_path / "schema.json"
+    assert main(["recipe", "schema", "--output", str(out)]) == 0
+    validator = jsonschema.Draft202012Validator(json.loads(out.read_text()))
+    plugins = Path(__file__).resolve().parents[2] / "plugins" / "unisd_plugins"
+    files = sorted([*plugins.glob("recipes/*.yaml"), *plugins.glob("experiments/*/*.yaml")])
+    assert len(files) > 20
+    for f in files:
+        assert not list(validator.iter_errors(yaml.safe_load(f.read_text()))), f
+    for bad in ({"extends": "vanilla", "optim": {"lrr": 1e-4}}, {"optim": {"lr": "fast"}},
+                {"components": [{"type": "emaa"}]}, {"extends": 3}):
+        assert list(validator.iter_errors(bad)), bad
+        f = tmp_path / "bad.yaml"
+        f.write_text(yaml.safe_dump(bad))
+        assert main(["recipe", "validate", str(f)]) == 1

@@ -78,9 +78,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
-    from unisd.recipe import recipe_model
+    from unisd.recipe import recipe_json_schema
 
-    text = json.dumps(recipe_model().model_json_schema(), indent=2)
+    text = json.dumps(recipe_json_schema(), indent=2)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")

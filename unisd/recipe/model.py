@@ -156,6 +156,19 @@ def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
     return model
 
 
+def recipe_json_schema(registries: Registries | None = None) -> dict:
+    """The JSON Schema of a recipe *file*, for editors: the recipe model's schema (every field
+    optional, unknown keys refused) plus ``extends``, which names the recipe the file builds on."""
+    schema = recipe_model(registries).model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "UniSD recipe"
+    schema["properties"] = {"extends": {"type": "string", "title": "Extends", "description":
+                                        "a shipped recipe name or a recipe file (relative to this one) whose fields "
+                                        "this file starts from; mappings merge, lists are replaced"},
+                            **schema["properties"]}
+    return schema
+
+
 def recipe_model(registries: Registries | None = None) -> type[RecipeBase]:
     """The recipe model for the loaded plugins (cached)."""
     if registries is None:
