@@ -64,9 +64,9 @@ def test_plugins_list_kind_filter(kind, capsys):
 
 
 def test_plugins_list_unknown_kind(capsys):
-    assert main(["plugins", "list", "--kind", "teachers"]) == 1
-    out = capsys.readouterr().out
-    assert out.startswith("no components of kind 'teachers'; kinds: ")
+    assert main(["plugins", "list", "--kind", "teachers"]) == 2  # bad input (docs/reliability.md, exit codes)
+    out = capsys.readouterr().err
+    assert out.startswith("error: no components of kind 'teachers'; kinds: ")
     kinds = out.strip().split("kinds: ")[1].split(", ")
     assert set(BUILTIN_KINDS) | {"evaluator"} == set(kinds)
 
@@ -124,7 +124,7 @@ def test_recipe_validate_summary_line(capsys):
 def test_recipe_validate_broken_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\noptimm: {lr: 1}\noptim:\n  scheduler: cosin\n", encoding="utf-8")
-    assert main(["recipe", "validate", "vanilla", str(bad), "sdft"]) == 1
+    assert main(["recipe", "validate", "vanilla", str(bad), "sdft"]) == 2
     cap = capsys.readouterr()
     assert cap.out.splitlines()[0].startswith("ok: vanilla ")
     assert cap.out.splitlines()[1].startswith("ok: sdft ")
@@ -138,15 +138,15 @@ def test_recipe_validate_with_set(capsys):
     assert main(["recipe", "validate", "unisd-star", "--set", "components.agreement.gamma=0.5",
                  "--set", "divergence={type: jsd}"]) == 0
     assert "divergence jsd" in capsys.readouterr().out
-    assert main(["recipe", "validate", "unisd-star", "--set", "components.agreemnt.gamma=0.5"]) == 1
+    assert main(["recipe", "validate", "unisd-star", "--set", "components.agreemnt.gamma=0.5"]) == 2
     err = capsys.readouterr().err
     assert "error: invalid recipe --set (1 problem)" in err and "Did you mean 'agreement'?" in err
-    assert main(["recipe", "validate", "vanilla", "--set", "training.max_steps=0"]) == 1
+    assert main(["recipe", "validate", "vanilla", "--set", "training.max_steps=0"]) == 2
     assert "training.max_steps: Input should be greater than 0" in capsys.readouterr().err
 
 
 def test_recipe_validate_unknown_name_and_missing_file(tmp_path, capsys):
-    assert main(["recipe", "validate", "vanila", str(tmp_path / "nope.yaml")]) == 1
+    assert main(["recipe", "validate", "vanila", str(tmp_path / "nope.yaml")]) == 2
     err = capsys.readouterr().err
     assert "unknown recipe 'vanila'. Did you mean 'vanilla'?" in err
     assert f"error: invalid recipe {tmp_path / 'nope.yaml'} (1 problem):\n  - file not found" in err

@@ -135,7 +135,7 @@ def test_recipes_using_it_validate_and_bad_values_are_rejected(tmp_path: Path) -
             center: mode
     """))
     res = run_cli("recipe", "validate", "unisd-mad", str(good), str(bad))
-    assert res.returncode == 1  # one of the three is invalid
+    assert res.returncode == 2  # one of the three is invalid
     assert "ok: unisd-mad (unisd-mad: distill, divergence forward_kl; agreement_mad)" in res.stdout
     assert f"ok: {good} (mine: distill, divergence forward_kl; agreement_mad)" in res.stdout
     assert f"invalid recipe {bad} (1 problem)" in res.stderr

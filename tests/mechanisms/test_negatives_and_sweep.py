@@ -93,3 +93,21 @@ def test_sweep_rejects_a_malformed_grid():
 
     with pytest.raises(UserError, match="KEY=V1,V2"):
         expand(argparse.Namespace(recipes="vanilla", seeds="1", grid=["optim.lr"], overrides=[]))
+
+
+def test_sweep_seeds_and_grid_values_are_parsed_as_input(capsys):
+    from unisd.engine.sweep import expand
+    from unisd.errors import UserError
+
+    ns = lambda **kw: argparse.Namespace(**{"recipes": "vanilla", "seeds": "1", "grid": [], "overrides": [], **kw})  # noqa: E731
+    with pytest.raises(UserError, match=r"--seeds '1,x': 'x' is not an integer"):
+        expand(ns(seeds="1,x"))
+    runs = expand(ns(grid=['lora.target_modules=[[q_proj], [q_proj, v_proj]]', "optim.lr=1e-4,1e-3"]))
+    assert len(runs) == 4 and runs[0]["overrides"] == ['lora.target_modules=["q_proj"]', "optim.lr=1e-4"]
+    from unisd.cli.main import main
+
+    # a bad grid value is named as one, not as a --set the user never typed; exit code 2 (bad input)
+    assert main(["sweep", "-r", "vanilla", "--grid", "optim.lr=1e-4,fast", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "--grid value optim.lr=fast" in err and "--set optim.lr" not in err
+    assert main(["sweep", "-r", "vanilla", "--seeds", "1,x", "--dry-run"]) == 2

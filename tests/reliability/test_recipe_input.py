@@ -75,7 +75,7 @@ def test_a_yaml_alias_bomb_is_refused_at_once_naming_the_line(tmp_path, capsys):
     f = tmp_path / "laughs.yaml"
     f.write_text(_alias_bomb())  # 9**9 strings once expanded, from under 800 bytes
     start = time.perf_counter()
-    assert main(["recipe", "validate", str(f)]) == 1  # invalid
+    assert main(["recipe", "validate", str(f)]) == 2  # invalid input
     assert time.perf_counter() - start < 1.0
     captured = capsys.readouterr()
     assert "line 3, column 10: YAML alias *a0 is not accepted" in captured.out + captured.err
@@ -115,4 +115,4 @@ def test_the_exported_schema_accepts_every_shipped_recipe_and_refuses_what_valid
         assert list(validator.iter_errors(bad)), bad
         f = tmp_path / "bad.yaml"
         f.write_text(yaml.safe_dump(bad))
-        assert main(["recipe", "validate", str(f)]) == 1
+        assert main(["recipe", "validate", str(f)]) == 2

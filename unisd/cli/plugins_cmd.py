@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,8 +40,8 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     if not data:
         kinds = sorted({r.kind for r in get_host().registries})
-        print(f"no components of kind {args.kind!r}; kinds: {', '.join(kinds)}")
-        return 1
+        print(f"error: no components of kind {args.kind!r}; kinds: {', '.join(kinds)}", file=sys.stderr)
+        return 2
     widths = [max(len(r[k]) for r in data) for k in ("kind", "name", "package", "version")]
     header = ("KIND", "NAME", "PACKAGE", "VERSION")
     widths = [max(w, len(h)) for w, h in zip(widths, header)]

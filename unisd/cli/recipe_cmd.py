@@ -45,7 +45,7 @@ def run_validate(args: argparse.Namespace) -> int:
             continue
         kinds = ", ".join(c.type for c in recipe.components) or "no components"
         print(f"ok: {name} ({recipe.name}: {recipe.objective.type}, divergence {recipe.divergence.type}; {kinds})")
-    return 1 if failed else 0
+    return 2 if failed else 0  # bad input, as every command (docs/reliability.md, exit codes)
 
 
 def run_show(args: argparse.Namespace) -> int:

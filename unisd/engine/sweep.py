@@ -22,23 +22,47 @@ from unisd.files import hold_directory
 def expand(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The runs of the sweep: label, recipe, seed and the overrides of each."""
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
-    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
-    axes = []
-    for g in args.grid:
-        key, sep, values = g.partition("=")
-        if not sep or not values:
-            raise UserError(f"--grid {g!r}: expected KEY=V1,V2 (e.g. components.agreement.gamma=0.001,0.01)")
-        axes.append([(key, v) for v in values.split(",")])
+    seeds = []
+    for s in str(args.seeds).split(","):
+        try:
+            seeds += [int(s)] if s.strip() else []
+        except ValueError:
+            raise UserError(f"--seeds {args.seeds!r}: {s.strip()!r} is not an integer (e.g. --seeds 1,2,3)") from None
+    if not seeds:
+        raise UserError(f"--seeds {args.seeds!r}: no seed given (e.g. --seeds 1,2,3)")
+    axes = [[(key, v) for v in values] for key, values in (_grid_axis(g) for g in args.grid)]
     runs = []
     for recipe, seed, combo in itertools.product(recipes, seeds, itertools.product(*axes) if axes else [()]):
         parts = [Path(recipe).stem, f"s{seed}"] + [f"{k.split('.')[-1]}={v}" for k, v in combo]
-        runs.append({"label": "-".join(parts), "recipe": recipe, "seed": seed,
-                     "overrides": [*args.overrides, *(f"{k}={v}" for k, v in combo)], "grid": dict(combo)})
+        runs.append({"label": "-".join(parts).replace("/", "_").replace(" ", ""), "recipe": recipe, "seed": seed,
+                     "overrides": [*args.overrides, *(f"{k}={v}" for k, v in combo)], "grid": dict(combo),
+                     "grid_exprs": [f"{k}={v}" for k, v in combo]})
     return runs
+
+
+def _grid_axis(spec: str) -> tuple[str, list[str]]:
+    """``KEY=V1,V2`` or ``KEY=[V1, V2]`` (a JSON/YAML list, whose values may be lists themselves) →
+    the key and each value as the text of a ``--set`` value."""
+    key, sep, values = spec.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        raise UserError(f"--grid {spec!r}: expected KEY=V1,V2 or KEY=[V1, V2] (e.g. components.agreement.gamma=0.001,0.01 "
+                        "or lora.target_modules='[[q_proj], [q_proj, v_proj]]')")
+    if not values.lstrip().startswith("["):
+        return key.strip(), [v.strip() for v in values.split(",") if v.strip()]
+    from unisd.recipe.loading import safe_yaml
+
+    try:
+        parsed = safe_yaml(values, "--grid")
+    except Exception as exc:  # noqa: BLE001 - any parse problem is the user's input
+        raise UserError(f"--grid {spec!r}: the values are not a valid list: {exc}") from None
+    if not isinstance(parsed, list) or not parsed:
+        raise UserError(f"--grid {spec!r}: expected a non-empty list of values")
+    return key.strip(), [v if isinstance(v, str) else json.dumps(v) for v in parsed]
 
 
 def run_sweep(args: argparse.Namespace) -> int:
     from unisd.engine.launch import recipe_from_args, stored_recipe_differs
+    from unisd.recipe import RecipeError
     from unisd.recipe import dump_recipe
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -48,7 +72,13 @@ def run_sweep(args: argparse.Namespace) -> int:
     for r in runs:  # validate every run before training any
         ns = argparse.Namespace(recipe=r["recipe"], overrides=r["overrides"], model=args.model, data=args.data,
                                 max_steps=args.max_steps, seed=r["seed"], on_bad_record=None)
-        recipes.append(recipe_from_args(ns))
+        try:
+            recipes.append(recipe_from_args(ns))
+        except RecipeError as exc:  # a grid value is the user's --grid, not a --set they typed
+            msg = str(exc)
+            for expr in r["grid_exprs"]:
+                msg = msg.replace(f"--set {expr}", f"--grid value {expr}").replace(f"{expr!r}", f"--grid value {expr!r}")
+            raise UserError(f"sweep run {r['label']}: {msg.replace('invalid recipe --set', 'invalid --grid/--set value')}") from None
     if args.dry_run:
         for r in runs:
             print(f"{r['label']}: --recipe {r['recipe']} --seed {r['seed']} " + " ".join(f"--set {o}" for o in r["overrides"]))

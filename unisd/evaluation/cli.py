@@ -124,7 +124,7 @@ def _evaluate_into(args: argparse.Namespace, selection, tasks, output_dir: Path)
         _retention(args, model, tokenizer, tasks, output_dir)
     if not report["summary"]:
         print("error: no task could be evaluated (see 'data unavailable' above)", file=sys.stderr)
-        return 1
+        return 2
     return 0
 
 
