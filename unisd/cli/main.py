@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "unisd.cli.sweep_cmd:add_parser",
     "inspect": "unisd.cli.inspect_cmd:add_parser",
     "replicate": "unisd.cli.replicate_cmd:add_parser",
+    "push": "unisd.cli.push_cmd:add_parser",
 }
 
 

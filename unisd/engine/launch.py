@@ -218,7 +218,7 @@ def _processes():
 
 
 def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
-    from unisd.engine.export import save_final
+    from unisd.engine.export import save_final, write_model_cards
 
     before = _heldout(trainer, output_dir, "before") if recipe.evaluation.heldout else None
     if before is not None and recipe.evaluation.heldout_every:
@@ -259,6 +259,7 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
                                   "split": recipe.evaluation.heldout_split}
         if recipe.evaluation.tasks:
             summary["evaluation"] = _evaluate(trainer, output_dir)
+        write_model_cards(output_dir / "final", recipe, summary)
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
