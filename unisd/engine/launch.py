@@ -280,7 +280,8 @@ def _heldout(trainer, output_dir: Path, when: str | None, model=None) -> dict[st
     if when is not None:
         log.info("held-out check (%s training): %d %s records", when, len(records), recipe.evaluation.heldout_split)
     result = recipe_heldout_accuracy(model if model is not None else unwrap(trainer.ddp_model), trainer.run.tokenizer,
-                                     adapter, records, recipe, device=trainer.accelerator.device)
+                                     adapter, records, recipe, device=trainer.accelerator.device,
+                                     when=when if trainer.accelerator.is_main_process else None)
     if when is not None and trainer.accelerator.is_main_process:
         path.write_text(json.dumps(result, indent=2))
     return result

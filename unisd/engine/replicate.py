@@ -342,7 +342,7 @@ def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
             return cached["result"]
     log.info("base model: held-out check of %s (%d records)", folder.parent.name, len(records))
     model, tok = load_for_eval(recipe.model.name_or_path)
-    result = recipe_heldout_accuracy(model, tok, adapter, records, recipe)
+    result = recipe_heldout_accuracy(model, tok, adapter, records, recipe, when="of the base model")
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"key": key, "result": result}, indent=2))
     return result

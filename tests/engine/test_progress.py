@@ -1,0 +1,25 @@
+"""Long phases show progress like the training bar: the held-out checks before and after training."""
+
+from __future__ import annotations
+
+import tqdm.auto
+
+from unisd.engine.launch import train
+
+
+def test_the_held_out_checks_show_a_progress_bar(make_recipe, tmp_path, monkeypatch):
+    bars = []
+    real = tqdm.auto.tqdm
+
+    class Recorder(real):
+        def __init__(self, *a, **k):
+            bars.append(k)
+            super().__init__(*a, **{**k, "disable": True})
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    train(make_recipe("vanilla", "training.max_steps=1", "evaluation.heldout=3", "logging.progress_bar=true"), tmp_path / "run")
+    shown = [(b.get("desc"), b.get("total"), b.get("disable")) for b in bars if b.get("unit") == "answer"]
+    assert ("held-out check before", 3, None) in shown and ("held-out check after", 3, None) in shown  # None: on a terminal
+    bars.clear()
+    train(make_recipe("vanilla", "training.max_steps=1", "evaluation.heldout=3"), tmp_path / "quiet")  # progress_bar=false
+    assert all(b.get("disable") is True for b in bars if b.get("unit") == "answer")
