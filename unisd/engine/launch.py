@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from unisd.errors import UserError
+from unisd.engine.trackers import check_trackers
 from unisd.files import free_name, hold_directory
 from unisd.recipe import dump_recipe, load_recipe
 
@@ -186,6 +187,7 @@ def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: boo
         undo = _nothing
         if processes.is_main_process:
             check_resume_path(resume)
+            check_trackers(recipe.logging.report_to)  # before the directory is touched
             undo = prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite,
                                       allow_recipe_change=allow_recipe_change)
         processes.wait_for_everyone()

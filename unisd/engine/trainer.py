@@ -27,6 +27,7 @@ from unisd.engine.metrics import MetricsLog
 from unisd.engine.modeling import build_optimizer, build_student, trainable_parameters, unwrap
 from unisd.engine.run import Run
 from unisd.engine.step import MicroStep, gradient_shares
+from unisd.engine.trackers import check_trackers, end_trackers, log_step, start_trackers
 from unisd.errors import UserError
 from unisd.recipe.loading import flat_fields
 
@@ -58,7 +59,9 @@ class Trainer:
         self.host = host or get_host()
         self.resume = resume
         self.allow_recipe_change = allow_recipe_change
-        self.accelerator = Accelerator(mixed_precision=recipe.precision.mixed_precision)
+        check_trackers(recipe.logging.report_to)  # before anything loads: a missing tracker stops the run at once
+        self.accelerator = Accelerator(mixed_precision=recipe.precision.mixed_precision,
+                                       log_with=recipe.logging.report_to or None, project_dir=str(self.output_dir))
         self._given = (model, tokenizer)
         self._stop_signal: int | None = None
         self._registered: list[str] = []
@@ -358,6 +361,7 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, initial=start, desc=f"train {self.recipe.name}", unit="step", dynamic_ncols=True)
+        start_trackers(acc, self.recipe, self.output_dir)
         old_handlers = self._install_signal_handlers()
         last: dict[str, Any] = {}
         try:
@@ -373,6 +377,7 @@ class Trainer:
                     last["heldout/accuracy"] = self.heldout_probe()
                 if (step + 1) % self.recipe.logging.log_every == 0 or step + 1 == total:
                     self.metrics.log(step + 1, last)
+                    log_step(acc, self.recipe, step + 1, last)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{last.get('loss/total', float('nan')):.4f}")
@@ -384,6 +389,7 @@ class Trainer:
                     return {"stopped_by_signal": self._stop_signal, "step": step + 1, **last}
         finally:
             self._restore_signal_handlers(old_handlers)
+            end_trackers(acc, self.recipe)
             if bar is not None:
                 bar.close()
         self.host.call("unisd_on_train_end", run=self.run)

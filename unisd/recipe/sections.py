@@ -142,8 +142,16 @@ class DistributedConfig(StrictModel):
                                                           "forward (least memory; gathers them again for backward)")
 
 
+#: experiment trackers accelerate drives (``Accelerator(log_with=...)``), TensorBoard aside (``tensorboard``)
+TRACKERS = ("wandb", "mlflow", "trackio", "comet_ml", "aim", "clearml", "dvclive", "swanlab")
+
+
 class LoggingConfig(StrictModel):
     tensorboard: bool = True
+    report_to: list[Literal[TRACKERS]] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="experiment trackers (through accelerate) that also get every step's "
+                                          "metrics and the recipe: wandb, mlflow, trackio, comet_ml, aim, clearml, "
+                                          "dvclive, swanlab (TensorBoard: the tensorboard field)")
     log_every: PositiveInt = 1
     progress_bar: bool = True
     diagnostics_every: int = Field(5, ge=0, description="every N optimizer steps (and at step 1), on the step's first "
