@@ -25,7 +25,7 @@ BUILTIN_KINDS = {
     "dataset": {"gsm8k", "mbpp", "cose", "scienceqa", "toolalpaca", "jsonl", "reasoning_gym"},
     "generator": {"hf", "vllm"},
     "recipe": set(SHIPPED),
-    "experiment": {"mini-table", "mechanisms-grid", "mechanisms-budget"},
+    "experiment": {"mini-table", "mechanisms-grid", "mechanisms-budget", "mechanisms"},
     "evaluator": {"unisd_scienceqa", "unisd_gpqa", "unisd_mbpp", "unisd_humaneval", "unisd_cose", "unisd_toolalpaca",
                   "unisd_scienceqa_mc", "unisd_gpqa_mc", "unisd_cose_mc", "unisd_cose_options", "unisd-six", "unisd-mc"},
 }

@@ -574,7 +574,10 @@ def test_schema_cli_stdout_and_file(tmp_path, capsys):
 
     assert main(["recipe", "schema"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out == recipe_model().model_json_schema()
+    from unisd.recipe import recipe_json_schema
+
+    assert out == recipe_json_schema() and out["$defs"] == recipe_model().model_json_schema()["$defs"]
+    assert "extends" in out["properties"]
     target = tmp_path / "schema.json"
     assert main(["recipe", "schema", "-o", str(target)]) == 0
     assert capsys.readouterr().out == ""
