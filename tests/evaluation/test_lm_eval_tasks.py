@@ -40,7 +40,49 @@ metric_list:
     aggregation: mean
     higher_is_better: true
 """)
+    (tasks / "tiny_choice.yaml").write_text(f"""task: tiny_choice
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_choice: ["2", "3", "4", "6", "7", "8", "9"]
+doc_to_target: "{{{{['2', '3', '4', '6', '7', '8', '9'].index(answer)}}}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+""")
     return tasks
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["lm-eval defaults", "--apply-chat-template"])
+def test_unisd_eval_gives_lm_evals_numbers_on_its_tasks(yaml_tasks, tiny_model_dir, tmp_path, chat):
+    """The same YAML tasks (a generated answer and a log-likelihood choice) through lm-eval's own
+    Python API and through ``unisd eval`` with the same flags: the same metrics."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    names = ["tiny_arith", "tiny_choice"]
+    theirs = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={tiny_model_dir},dtype=float32", tasks=names,
+                                     task_manager=TaskManager(include_path=str(yaml_tasks)), batch_size=4, device="cpu",
+                                     apply_chat_template=chat, gen_kwargs="max_gen_toks=8")["results"]
+    out = tmp_path / "out"
+    argv = ["eval", "--model", str(tiny_model_dir), "--tasks", ",".join(names), "--include_path", str(yaml_tasks),
+            "--batch_size", "4", "--gen_kwargs", "max_gen_toks=8", "--output_path", str(out)]
+    assert main(argv + (["--apply_chat_template"] if chat else [])) == 0
+    report = json.loads((out / "results.json").read_text())
+    for task, metric in (("tiny_arith", "exact_match,none"), ("tiny_choice", "acc,none")):
+        assert report["results"][task][metric] == theirs[task][metric], task
+        assert report["unisd"]["settings"][task]["apply_chat_template"] is chat
+        assert report["unisd"]["settings"][task]["conventions"] == "lm-eval"
+
+
+def test_an_alias_never_shadows_lm_evals_task_of_that_name():
+    sel = select_tasks("mbpp,unisd_mbpp")
+    assert sel.registered == ["unisd_mbpp"] and sel.lm_eval == ["mbpp"]
 
 
 def test_a_plain_lm_eval_yaml_task_runs_with_no_python(yaml_tasks, tiny_model_dir, tmp_path, capsys):

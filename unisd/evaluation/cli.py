@@ -63,6 +63,13 @@ def run_eval(args: argparse.Namespace) -> int:
     if getattr(args, "list_tasks", False):
         print(describe_tasks())
         return 0
+    if getattr(args, "model_args", None):  # lm-eval's spelling: --model hf --model_args pretrained=PATH
+        pairs = dict(kv.split("=", 1) for kv in args.model_args.split(",") if "=" in kv)
+        if "pretrained" not in pairs or set(pairs) - {"pretrained"}:
+            print(f"error: --model_args {args.model_args!r}: give pretrained=PATH only (other lm-eval model arguments "
+                  "are not taken)", file=sys.stderr)
+            return 2
+        args.model = pairs["pretrained"]
     if not getattr(args, "model", None):
         print("error: --model is required (a model directory, hub id, run directory or 'smollm2-135m-instruct')",
               file=sys.stderr)
@@ -114,6 +121,8 @@ def _evaluate_into(args: argparse.Namespace, selection, tasks, output_dir: Path)
             batch_size=args.batch_size, seed=args.seed, max_gen_toks=int(max_gen) if max_gen else None,
             log_samples=bool(getattr(args, "log_samples", False)), model_name=source.describe(),
             mcqa_rule=getattr(args, "mcqa_rule", "fixed"),
+            apply_chat_template=getattr(args, "apply_chat_template", None), num_fewshot=getattr(args, "num_fewshot", None),
+            gen_kwargs=getattr(args, "gen_kwargs", None),
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -58,16 +58,21 @@ def _make_lm(model: Any, tokenizer: Any, batch_size: int, max_gen_toks: int | No
     return lm
 
 
+#: lm-eval's own defaults (``simple_evaluate``), used for its tasks so that the numbers are lm_eval's
+LM_EVAL_SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234, "fewshot_random_seed": 1234}
+LM_EVAL_BOOTSTRAP = 100_000
+
+
 def evaluate_model(
     model: Any,
     tokenizer: Any,
     tasks: str | Iterable[str] | TaskSelection = "unisd-six",
-    limit: int | None = None,
+    limit: int | float | None = None,
     data_dir: str | Path | None = None,
     output_dir: str | Path | None = None,
     *,
-    batch_size: int = 8,
-    seed: int = 42,
+    batch_size: int | str = 8,
+    seed: int | None = None,
     max_gen_toks: int | None = None,
     code_timeout_s: float = 10.0,
     mcqa_rule: str = "fixed",
@@ -75,6 +80,9 @@ def evaluate_model(
     model_name: str | None = None,
     registries: Registries | None = None,
     include_path: Iterable[str] = (),
+    apply_chat_template: bool | None = None,
+    num_fewshot: int | None = None,
+    gen_kwargs: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate an in-memory HF model on registered tasks; optionally write ``results.json``/``results.md``.
 
@@ -84,7 +92,13 @@ def evaluate_model(
     with its stock tasks and ``include_path`` (directories of plain lm-eval YAML tasks). ``max_gen_toks`` overrides the tasks' 1024;
     left unset with a model context of at most 1088 tokens, half the context is used. Tasks whose
     data cannot be loaded are skipped and reported. Returns ``{"summary", "breakdown", "skipped",
-    "lm_eval"}`` (lm-eval's results, without samples).
+    "lm_eval", "settings"}`` (lm-eval's results, without samples; the settings of each task).
+
+    UniSD's tasks run with the paper's settings (the chat template when the tokenizer has one, ``seed``
+    or 42 for every seed). lm-eval's own tasks (stock, or plain YAML under ``include_path``) run as
+    ``lm_eval`` runs them: no chat template unless ``apply_chat_template``, lm-eval's seeds unless
+    ``seed``, its generation settings unless ``gen_kwargs`` (lm-eval's ``k=v,k=v`` string) or
+    ``max_gen_toks``, so that the numbers are lm-eval's.
     """
     import lm_eval
 
@@ -101,6 +115,7 @@ def evaluate_model(
     summary: dict[str, Any] = {}
     details: dict[str, Any] = {}
     raw: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
     if names or stock:
         data = str(Path(data_dir).expanduser().resolve()) if data_dir else None
         manager = lm_eval_task_manager([*include_paths(names, registries), *selection.include_path],
@@ -113,14 +128,27 @@ def evaluate_model(
                 gen_tokens = lm.max_length // 2
                 log.warning("context length %d is short: generating at most %d tokens", lm.max_length, gen_tokens)
             model.eval()
+            runs = []
+            if names:  # UniSD's tasks: the paper's settings
+                chat = bool(getattr(tokenizer, "chat_template", None)) if apply_chat_template is None else apply_chat_template
+                kwargs = gen_kwargs or ({"max_gen_toks": gen_tokens} if gen_tokens else None)
+                runs.append((names, {"apply_chat_template": chat, "gen_kwargs": kwargs, "num_fewshot": num_fewshot,
+                                     **{k: 42 if seed is None else seed for k in LM_EVAL_SEEDS}, "bootstrap_iters": 1000}))
+            if stock:  # lm-eval's tasks: lm-eval's defaults unless told otherwise
+                kwargs = gen_kwargs or ({"max_gen_toks": max_gen_toks} if max_gen_toks else None)
+                runs.append((stock, {"apply_chat_template": bool(apply_chat_template), "gen_kwargs": kwargs,
+                                     "num_fewshot": num_fewshot, "bootstrap_iters": LM_EVAL_BOOTSTRAP,
+                                     **(LM_EVAL_SEEDS if seed is None else {k: seed for k in LM_EVAL_SEEDS})}))
             with eval_settings(code_timeout_s=code_timeout_s, mcqa_rule=mcqa_rule):
-                raw = lm_eval.simple_evaluate(
-                    model=lm, tasks=names + stock, task_manager=manager, limit=limit,
-                    apply_chat_template=bool(getattr(tokenizer, "chat_template", None)),
-                    gen_kwargs={"max_gen_toks": gen_tokens} if gen_tokens else None,
-                    log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-                    fewshot_random_seed=seed, bootstrap_iters=1000,
-                ) or {}
+                for task_names, options in runs:
+                    part = lm_eval.simple_evaluate(model=lm, tasks=task_names, task_manager=manager, limit=limit,
+                                                   log_samples=True, **options) or {}
+                    raw = _merge(raw, part)
+                    for name in part.get("results", {}):
+                        settings[name] = {"apply_chat_template": options["apply_chat_template"], "limit": limit,
+                                          "num_fewshot": (part.get("n-shot") or {}).get(name, num_fewshot),
+                                          "gen_kwargs": options["gen_kwargs"], "seeds": {k: options[k] for k in LM_EVAL_SEEDS},
+                                          "conventions": "unisd" if task_names is names else "lm-eval"}
         finally:
             if was_training:
                 model.train()
@@ -128,12 +156,25 @@ def evaluate_model(
         summary, details = summarize(raw), breakdown(samples, registries)
         if log_samples and output_dir:
             _write_samples(Path(output_dir), samples, registries)
-    report = {"summary": summary, "breakdown": details, "skipped": skipped, "lm_eval": raw,
+    report = {"summary": summary, "breakdown": details, "skipped": skipped, "lm_eval": raw, "settings": settings,
               "model": model_name or getattr(getattr(model, "config", None), "_name_or_path", ""),
               "limit": limit, "data_dir": str(data_dir) if data_dir else None}
     if output_dir:
         write_report(report, Path(output_dir), registries)
     return report
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two ``simple_evaluate`` results as one: their per-task tables joined, the rest from the first."""
+    if not a:
+        return b
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        elif key not in out:
+            out[key] = value
+    return out
 
 
 def _write_samples(out: Path, samples: dict[str, list[dict[str, Any]]], registries: Registries | None = None) -> None:
@@ -157,7 +198,7 @@ def write_report(report: dict[str, Any], out: Path, registries: Registries | Non
 
     out.mkdir(parents=True, exist_ok=True)
     payload = dict(report.get("lm_eval") or {})
-    payload["unisd"] = {k: report[k] for k in ("summary", "breakdown", "skipped", "model", "limit", "data_dir")}
+    payload["unisd"] = {k: report.get(k) for k in ("summary", "breakdown", "skipped", "model", "limit", "data_dir", "settings")}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=handle_non_serializable), encoding="utf-8")
     title = f"Evaluation of {report.get('model') or 'model'}" + (f" (limit {report['limit']})" if report.get("limit") else "")
     (out / "results.md").write_text(results_markdown(report["summary"], report["skipped"], report["breakdown"], title,

@@ -185,8 +185,9 @@ def _task_manager(paths: tuple[str, ...], defaults: bool, metadata: str | None):
 def select_tasks(spec: str | Iterable[str], include_path: Iterable[str] = (),
                  registries: "Registries | None" = None) -> TaskSelection:
     """Resolve ``spec`` (comma-separated names, groups, aliases): registered tasks first, then the
-    YAML tasks under ``include_path``, then lm-eval's shipped ones. A name none of them knows
-    raises :class:`UnknownTaskError` with suggestions from all."""
+    YAML tasks under ``include_path``, then lm-eval's shipped ones; a registered task's alias
+    (``mbpp``) that is also an lm-eval task name means lm-eval's task (UniSD's is ``unisd_mbpp``).
+    A name none of them knows raises :class:`UnknownTaskError` with suggestions from all."""
     import difflib
 
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
@@ -196,7 +197,12 @@ def select_tasks(spec: str | Iterable[str], include_path: Iterable[str] = (),
             raise ValueError(f"--include-path {path}: no such directory")
     registered: list[str] = []
     unknown: list[tuple[str, UnknownTaskError]] = []
+    cat = catalog(registries)
     for item in items:
+        exact = any(n in cat.tasks or n in cat.groups for n in (item, item.replace("-", "_")))
+        if not exact and _lm_eval_has(item, paths):  # an alias never shadows lm-eval's task of that name
+            unknown.append((item, UnknownTaskError(f"unknown task {item!r}")))
+            continue
         try:
             registered += [n for n in resolve_tasks([item], registries) if n not in registered]
         except UnknownTaskError as exc:
@@ -212,6 +218,11 @@ def select_tasks(spec: str | Iterable[str], include_path: Iterable[str] = (),
                 "; lm-eval has no such task either (give --include-path DIR for a directory of lm-eval YAML tasks)")
         raise UnknownTaskError(f"{exc}{hint}")
     return TaskSelection(registered, [item for item, _ in unknown], paths, stock=bool(rest))
+
+
+def _lm_eval_has(name: str, paths: list[str]) -> bool:
+    """Whether lm-eval (its shipped tasks, or the YAML tasks under ``paths``) knows ``name``."""
+    return name in set(lm_eval_task_manager(paths).all_tasks)
 
 
 def include_paths(tasks: Iterable[str] | None = None, registries: "Registries | None" = None) -> list[str]:
