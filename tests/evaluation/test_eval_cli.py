@@ -104,7 +104,7 @@ def test_evaluate_model_in_process_keeps_gpqa_samples_off_disk(tiny_model_dir: P
 
     model, tok = load_for_eval(str(tiny_model_dir))
     model.train()
-    report = evaluate_model(model, tok, "gpqa,toolalpaca", limit=1, data_dir=shared_data, output_dir=tmp_path,
+    report = evaluate_model(model, tok, "unisd_gpqa,toolalpaca", limit=1, data_dir=shared_data, output_dir=tmp_path,
                             max_gen_toks=8, log_samples=True)
     assert model.training  # the caller's mode is restored
     assert set(report["summary"]) == {"unisd_gpqa", "unisd_toolalpaca"}
@@ -139,11 +139,11 @@ def test_eval_reports_the_sandbox_layers_or_refuses(monkeypatch: pytest.MonkeyPa
     for name in sandbox.ALLOW_ENV:
         monkeypatch.delenv(name, raising=False)
     # refused before the model is even loaded (the model path does not exist)
-    assert main(["eval", "--model", str(tmp_path / "nope"), "--tasks", "mbpp"]) == 2
+    assert main(["eval", "--model", str(tmp_path / "nope"), "--tasks", "unisd_mbpp"]) == 2
     err = capsys.readouterr().err
     assert "refusing to execute model-written code" in err and "landlock: unavailable" in err and "UNISD_ALLOW_UNSAFE_CODE=1" in err
     monkeypatch.setenv("UNISD_ALLOW_UNSAFE_CODE", "1")
-    assert main(["eval", "--model", str(tmp_path / "nope"), "--tasks", "mbpp"]) == 2  # now it gets to the model
+    assert main(["eval", "--model", str(tmp_path / "nope"), "--tasks", "unisd_mbpp"]) == 2  # now it gets to the model
     err = capsys.readouterr().err
     assert "code sandbox for unisd_mbpp: namespaces, seccomp active" in err and "cannot load model" in err
 
