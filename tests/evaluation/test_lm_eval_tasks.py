@@ -78,6 +78,18 @@ def test_unisd_eval_gives_lm_evals_numbers_on_its_tasks(yaml_tasks, tiny_model_d
         assert report["results"][task][metric] == theirs[task][metric], task
         assert report["unisd"]["settings"][task]["apply_chat_template"] is chat
         assert report["unisd"]["settings"][task]["conventions"] == "lm-eval"
+    (stamped,) = out.glob("results_*.json")  # lm-eval's file name too
+    assert json.loads(stamped.read_text())["results"] == report["results"]
+
+
+def test_compare_reads_an_lm_eval_output_directory(tmp_path, capsys):
+    run = tmp_path / "lm-eval-out" / "my__model"
+    run.mkdir(parents=True)
+    for stamp, acc in (("2026-12-01T10-00-00.000001", 0.25), ("2026-12-02T10-00-00.000001", 0.5)):
+        (run / f"results_{stamp}.json").write_text(json.dumps({"results": {"tiny_choice": {"acc,none": acc}},
+                                                               "n-samples": {"tiny_choice": {"effective": 6}}}))
+    assert main(["compare", str(tmp_path / "lm-eval-out"), "-o", str(tmp_path / "cmp")]) == 0
+    assert "50.0" in (tmp_path / "cmp" / "comparison.md").read_text()  # the newest of lm_eval's files
 
 
 def test_an_alias_never_shadows_lm_evals_task_of_that_name():

@@ -20,7 +20,7 @@ def _default_output(model: str) -> Path:
 
 
 #: what an evaluation writes into its output directory.
-RESULT_FILES = ("results.json", "results.md", "retention.json", "samples_*.jsonl")
+RESULT_FILES = ("results.json", "results_*.json", "results.md", "retention.json", "samples_*.jsonl")
 
 
 def earlier_results(out: Path) -> list[Path]:

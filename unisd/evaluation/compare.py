@@ -12,16 +12,20 @@ from unisd.evaluation.tasks import primary_metric
 
 
 def find_results(path: Path) -> Path:
-    """The ``results.json`` of a result directory, a run directory (``eval/``) or the file itself."""
+    """The results file of a ``unisd eval`` directory (``results.json``), a run directory (``eval/``),
+    an ``lm_eval --output_path`` directory (its newest ``<model>/results_<time>.json``) or the file itself."""
     if path.is_file():
         return path
     for cand in (path / "results.json", path / "eval" / "results.json"):
         if cand.is_file():
             return cand
     found = sorted(path.glob("**/results.json"))
-    if not found:
-        raise FileNotFoundError(f"no results.json under {path} (run 'unisd eval' first)")
-    return found[0]
+    if found:
+        return found[0]
+    stamped = sorted(path.glob("**/results_*.json"), key=lambda p: (p.name, str(p)))  # lm-eval's names sort by time
+    if not stamped:
+        raise FileNotFoundError(f"no results.json or lm-eval results_*.json under {path} (run 'unisd eval' or lm_eval first)")
+    return stamped[-1]
 
 
 def _label(path: Path, taken: set[str]) -> str:

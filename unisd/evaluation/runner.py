@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -199,7 +201,12 @@ def write_report(report: dict[str, Any], out: Path, registries: Registries | Non
     out.mkdir(parents=True, exist_ok=True)
     payload = dict(report.get("lm_eval") or {})
     payload["unisd"] = {k: report.get(k) for k in ("summary", "breakdown", "skipped", "model", "limit", "data_dir", "settings")}
-    (out / "results.json").write_text(json.dumps(payload, indent=2, default=handle_non_serializable), encoding="utf-8")
+    text = json.dumps(payload, indent=2, default=handle_non_serializable)
+    (out / "results.json").write_text(text, encoding="utf-8")
+    # lm-eval's own name for the same file, so that its tooling (and `lm_eval`-style scripts) read the directory
+    stamp = payload.get("date") or time.time()
+    name = f"results_{datetime.datetime.fromtimestamp(float(stamp)).strftime('%Y-%m-%dT%H-%M-%S.%f')}.json"
+    (out / name).write_text(text, encoding="utf-8")  # `unisd eval` moves earlier results aside before writing
     title = f"Evaluation of {report.get('model') or 'model'}" + (f" (limit {report['limit']})" if report.get("limit") else "")
     (out / "results.md").write_text(results_markdown(report["summary"], report["skipped"], report["breakdown"], title,
                                                      registries=registries), encoding="utf-8")
