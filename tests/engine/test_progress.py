@@ -23,3 +23,21 @@ def test_the_held_out_checks_show_a_progress_bar(make_recipe, tmp_path, monkeypa
     bars.clear()
     train(make_recipe("vanilla", "training.max_steps=1", "evaluation.heldout=3"), tmp_path / "quiet")  # progress_bar=false
     assert all(b.get("disable") is True for b in bars if b.get("unit") == "answer")
+
+
+def test_the_retention_scores_show_a_progress_bar(tiny_model_dir, monkeypatch):
+    from unisd.evaluation.loading import load_for_eval
+    from unisd.evaluation.retention import score_completions
+
+    bars = []
+    real = tqdm.auto.tqdm
+
+    class Recorder(real):
+        def __init__(self, *a, **k):
+            bars.append(k)
+            super().__init__(*a, **{**k, "disable": True})
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    model, tok = load_for_eval(str(tiny_model_dir))
+    score_completions(model, tok, ["a", "b", "c"], ["x", "y", "z"])
+    assert [(b["desc"], b["total"], b["disable"]) for b in bars] == [("retention scores", 3, None)]

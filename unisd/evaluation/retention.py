@@ -80,12 +80,17 @@ def token_jsd(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def score_completions(model: Any, tokenizer: Any, prompts: Sequence[str], completions: Sequence[str],
                       other: Any | None = None, *, batch_size: int = 2, max_prompt_tokens: int | None = None,
-                      chat: bool = True) -> Scored:
-    """Mean log p_model(completion | prompt) per example; with ``other``, also JSD and its log p."""
+                      chat: bool = True, progress: str | None = "retention scores") -> Scored:
+    """Mean log p_model(completion | prompt) per example; with ``other``, also JSD and its log p.
+    ``progress``: a progress bar's description (shown on a terminal; None: none)."""
+    from tqdm.auto import tqdm
+
     if len(prompts) != len(completions):
         raise ValueError("prompts and completions must have the same length")
     out = Scored([], [] if other is not None else None, [] if other is not None else None)
+    bar = tqdm(total=len(prompts), desc=progress, unit="example", dynamic_ncols=True, disable=None if progress else True)
     for ids, mask, spans in _batches(prompts, completions, tokenizer, batch_size, max_prompt_tokens, chat):
+        bar.update(len(spans))
         rows_a = _completion_logps(model, ids, mask, spans)
         rows_b = _completion_logps(other, ids, mask, spans) if other is not None else None
         for i, (p_len, c_len) in enumerate(spans):
@@ -96,6 +101,7 @@ def score_completions(model: Any, tokenizer: Any, prompts: Sequence[str], comple
                 lq = rows_b[i].gather(-1, target[:, None]).squeeze(-1) if c_len else torch.empty(0)
                 out.mean_logp_b.append(float(lq.mean()) if c_len else float("nan"))  # type: ignore[union-attr]
                 out.jsd.append(float(token_jsd(rows_a[i], rows_b[i]).mean()) if c_len else float("nan"))  # type: ignore[union-attr]
+    bar.close()
     return out
 
 
