@@ -286,3 +286,14 @@ def test_component_name_used_by_two_kinds_is_named_precisely(cross_kind):
 def test_cross_kind_name_clash_is_a_clean_cli_error(cross_kind, capsys):
     assert main(["recipe", "validate", "vanilla"]) == 2
     assert "error: component name 'clip'" in capsys.readouterr().err
+
+
+def test_the_cli_and_the_component_api_load_without_torch():
+    """``unisd --help`` and ``import unisd`` (a plugin's component classes) do not pay torch's ~2 s import."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport unisd\nfrom unisd.cli.main import build_parser\nbuild_parser().format_help()\n"
+            "from unisd import Divergence, DistillBatch, Weights\nprint('torch' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "False", res.stderr[-2000:]

@@ -8,9 +8,10 @@ Log-probabilities are fp32.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
-import torch
+if TYPE_CHECKING:  # pragma: no cover  (annotations only: importing the component API costs no torch)
+    import torch
 
 
 @dataclass

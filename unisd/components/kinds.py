@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Mapping, Sequence
 
-import torch
 
 from pydantic import Field
 
@@ -20,6 +19,8 @@ from unisd.components.base import Component, ComponentConfig, RecordSlot, Strict
 from unisd.components.batch import DistillBatch, MicroResult
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
     from unisd.components.context import RunContext as Run
 
 
