@@ -21,6 +21,7 @@ import torch
 from unisd.engine import checkpoint as ckpt
 from unisd.engine import sharding
 from unisd.engine.sharding import strategy_of
+from unisd.engine.aggregation import StepMetrics
 from unisd.engine.faults import maybe_kill
 from unisd.engine.data import Schedule, filter_long_prompts, load_records
 from unisd.engine.metrics import MetricsLog
@@ -401,8 +402,7 @@ class Trainer:
         ga = self.recipe.training.grad_accum
         model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        sums: dict[str, float] = {}
-        seen: dict[str, int] = {}  # micro-batches that logged each key (diagnostics come from the first only)
+        step_metrics = StepMetrics()  # each key over the micro-batches that logged it: mean, or min/max by its name
         tokens, bad_terms = 0, []
         self.micro.generate_seconds = self.micro.teacher_seconds = 0.0
         every = self.recipe.logging.diagnostics_every
@@ -435,11 +435,8 @@ class Trainer:
             tokens += res.tokens
             for k, v in {**{f"loss/{n}": float(t.detach()) for n, t in res.terms.items()},
                          "loss/total": float(res.loss.detach()), **res.logs}.items():
-                sums[k] = sums.get(k, 0.0) + v / ga
-                seen[k] = seen.get(k, 0) + 1
-        for k, n in seen.items():  # a value logged by some micro-batches only: the mean over those
-            if n < ga:
-                sums[k] *= ga / n
+                step_metrics.add(k, v)
+        sums = step_metrics.result()
         grads_ok = all(torch.isfinite(sharding.local(p.grad)).all() for p in model.parameters() if p.grad is not None)
         keys = sorted(k for k in sums if k.startswith("loss/")) if acc.num_processes > 1 else []
         reduced = torch.tensor([0.0 if (grads_ok and not bad_terms) else 1.0, *(sums[k] for k in keys)], device=acc.device)
