@@ -62,8 +62,8 @@ def model_card(recipe, summary: dict, kind: str) -> str:
     base = recipe.model.name_or_path
     meta = {"library_name": "peft" if kind == "adapter" else "transformers",
             "tags": ["unisd", "self-distillation", recipe.name], "pipeline_tag": "text-generation"}
-    if _base_model_id(base):
-        meta["base_model"] = _base_model_id(base)
+    if hub_id := _base_model_id(base):
+        meta["base_model"] = hub_id
     ds = recipe.data.dataset.model_dump(mode="json")
     data = ", ".join(f"{k}={json.dumps(v)}" for k, v in ds.items() if v not in (None, {}, []) and k != "name")
     h = summary.get("heldout")
@@ -72,7 +72,8 @@ def model_card(recipe, summary: dict, kind: str) -> str:
     load = ("from peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(\"PATH\")" if kind == "adapter"
             else "from transformers import AutoModelForCausalLM, AutoTokenizer\nmodel = AutoModelForCausalLM.from_pretrained(\"PATH\")\n"
                  "tokenizer = AutoTokenizer.from_pretrained(\"PATH\")")
-    what = "A LoRA adapter" if kind == "adapter" else "A model (LoRA merged into the base weights)"
+    what = ("A LoRA adapter" if kind == "adapter" else
+            "A model (LoRA merged into the base weights)" if recipe.lora.enabled else "A fully fine-tuned model")
     return (f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n# {recipe.name}\n\n"
             f"{what} trained with UniSD {__version__}, self-distillation: the model learns from "
             f"its own samples scored by a copy of itself that sees the reference answer.\n\n"

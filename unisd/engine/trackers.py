@@ -13,17 +13,12 @@ from typing import Any
 
 from unisd.errors import UserError
 
-#: the module each tracker imports, where it differs from its name
-_MODULES = {"comet_ml": "comet_ml", "aim": "aim", "clearml": "clearml", "dvclive": "dvclive"}
-
-
 def check_trackers(names: list[str]) -> None:
     """Refuse, before training, a tracker that is not installed, or W&B with neither a login nor an
     offline mode."""
-    for name in names:
-        module = _MODULES.get(name, name)
-        if importlib.util.find_spec(module) is None:
-            raise UserError(f"logging.report_to: {name!r} is not installed (pip install {module.replace('_', '-')}), "
+    for name in names:  # each tracker's module has its name
+        if importlib.util.find_spec(name) is None:
+            raise UserError(f"logging.report_to: {name!r} is not installed (pip install {name.replace('_', '-')}), "
                             "or remove it from logging.report_to")
     if "wandb" in names and os.environ.get("WANDB_MODE", "").lower() not in ("offline", "disabled", "dryrun"):
         import wandb

@@ -102,7 +102,7 @@ class Channel:
                 return {"ref": obj._target["ref"], "type": obj._type}
             raise WireError(f"a {type(obj).__name__} cannot be sent to the program")
 
-        return encode(value, [], 0, other)
+        return encode(value, other)
 
 
 def _no_constant(name: str) -> Any:

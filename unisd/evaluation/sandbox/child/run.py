@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling mo
 from guard import audit_guard, python_guard  # noqa: E402
 from isolation import HOME, enter_namespaces  # noqa: E402
 from kernel import apply_rlimits, die_with_parent, landlock, no_new_privs_and_drop_caps, seccomp  # noqa: E402
-from wire import decode, encode  # noqa: E402
+from wire import decode, encode, keeper  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_RUNNER, EXIT_OOM = 0, 1, 2, 3
 
@@ -58,6 +58,7 @@ def _server(namespace: dict, call_fd: int, reply_fd: int, nonce: str):
     (a program that breaks them only loses its own answers)."""
     read, write, loads, dumps, text = os.read, os.write, json.loads, json.dumps, BaseException.__str__
     refs: list = []
+    keep = keeper(refs)
 
     def resolve(index: int, _type: str):
         if not 0 <= index < len(refs):
@@ -103,7 +104,7 @@ def _server(namespace: dict, call_fd: int, reply_fd: int, nonce: str):
             line, buffer = buffer.split(b"\n", 1)
             req = loads(line)
             try:
-                reply = {"id": req["id"], "ok": encode(answer(req), refs)}
+                reply = {"id": req["id"], "ok": encode(answer(req), keep)}
             except MemoryError:
                 reply = {"id": req["id"], "raise": "MemoryError", "msg": ""}
             except BaseException as exc:  # noqa: BLE001 - the program's exceptions go back to the checks

@@ -34,12 +34,10 @@ _ITERATORS = tuple({type(iter(x)) for x in ([], (), {}, set(), "", b"", range(1)
                                          (i for i in ()), iter(lambda: 0, 0))})
 
 
-def encode(value, refs: list, depth: int = 0, other=None):
-    """``value`` as JSON-able tagged data; objects that are not data are appended to ``refs`` and
-    sent as ``{"ref": index, "type": name}`` (or, given ``other``, become ``other(value)``). Types
-    are the real ones (``type``, ``issubclass``: a ``__class__`` property does not count)."""
-    if other is not None and depth == 0:
-        return _encode_with(value, other)
+def encode(value, keep, depth: int = 0):
+    """``value`` as JSON-able tagged data; an object that is not data becomes ``keep(value)`` (the
+    sandbox: a reference to it, see :func:`keeper`; the judge: its own reference, or an error).
+    Types are the real ones (``type``, ``issubclass``: a ``__class__`` property does not count)."""
     if depth > MAX_DEPTH:
         raise WireError("nested too deeply (or a cycle)")
     t = type(value)
@@ -54,7 +52,7 @@ def encode(value, refs: list, depth: int = 0, other=None):
     if issubclass(t, str):
         return str.__str__(value)
     if issubclass(t, complex):
-        return {"complex": [encode(_REAL.__get__(value), refs, depth + 1), encode(_IMAG.__get__(value), refs, depth + 1)]}
+        return {"complex": [encode(_REAL.__get__(value), keep, depth + 1), encode(_IMAG.__get__(value), keep, depth + 1)]}
     if issubclass(t, (bytes, bytearray)):
         return {"bytes" if issubclass(t, bytes) else "bytearray": list(bytes(memoryview(value)))}
     if issubclass(t, (list, tuple)):
@@ -62,17 +60,17 @@ def encode(value, refs: list, depth: int = 0, other=None):
         n = base.__len__(value)
         if n > MAX_ITEMS:
             raise WireError(f"more than {MAX_ITEMS} items")
-        items = [encode(base.__getitem__(value, i), refs, depth + 1) for i in range(n)]
+        items = [encode(base.__getitem__(value, i), keep, depth + 1) for i in range(n)]
         return items if base is list else {"tuple": items}
     if issubclass(t, dict):  # Counter, OrderedDict, defaultdict: their items
-        return {"dict": [[encode(k, refs, depth + 1), encode(v, refs, depth + 1)] for k, v in dict.items(value)]}
+        return {"dict": [[encode(k, keep, depth + 1), encode(v, keep, depth + 1)] for k, v in dict.items(value)]}
     if issubclass(t, (set, frozenset)):
         base = set if issubclass(t, set) else frozenset
-        return {base.__name__: [encode(v, refs, depth + 1) for v in base.__iter__(value)]}
+        return {base.__name__: [encode(v, keep, depth + 1) for v in base.__iter__(value)]}
     if t is range:
         return {"range": [value.start, value.stop, value.step]}
     if t is collections.deque:
-        return {"deque": [encode(v, refs, depth + 1) for v in collections.deque.__iter__(value)]}
+        return {"deque": [encode(v, keep, depth + 1) for v in collections.deque.__iter__(value)]}
     if t is fractions.Fraction:
         return {"fraction": [int.__index__(value.numerator), int.__index__(value.denominator)]}
     if t is decimal.Decimal:
@@ -86,36 +84,18 @@ def encode(value, refs: list, depth: int = 0, other=None):
         for item in value:
             if len(items) >= MAX_ITEMS:
                 raise WireError(f"an iterator of more than {MAX_ITEMS} items")
-            items.append(encode(item, refs, depth + 1))
+            items.append(encode(item, keep, depth + 1))
         return {"iter": items}
-    refs.append(value)
-    name = type.__dict__["__name__"].__get__(t)
-    return {"ref": len(refs) - 1, "type": name}
+    return keep(value)
 
 
-class _Other(list):
-    """The ``refs`` of :func:`encode` when a side sends no references of its own: what is not data
-    goes through ``other`` (the judge: a sandbox object's reference, or an error)."""
-
-    def __init__(self, other) -> None:
-        super().__init__()
-        self.other = other
-
-
-def _encode_with(value, other):
-    refs = _Other(other)
-    data = encode(value, refs, 0)
-    return _replace_refs(data, refs) if refs else data
-
-
-def _replace_refs(data, refs: _Other):
-    if type(data) is list:
-        return [_replace_refs(v, refs) for v in data]
-    if type(data) is dict:
-        if "ref" in data and len(data) == 2:
-            return refs.other(refs[data["ref"]])
-        return {k: _replace_refs(v, refs) for k, v in data.items()}
-    return data
+def keeper(refs: list):
+    """The sandbox's ``keep`` for :func:`encode`: the object stays in ``refs``; its index and type
+    name cross."""
+    def keep(value) -> dict:
+        refs.append(value)
+        return {"ref": len(refs) - 1, "type": type.__dict__["__name__"].__get__(type(value))}
+    return keep
 
 
 _REAL, _IMAG = complex.__dict__["real"], complex.__dict__["imag"]
