@@ -116,6 +116,7 @@ def main() -> None:
     p.add_argument("--naive-max-bytes", type=float, default=12e9,
                    help="skip the naive pass when 12 fp32 (N, V) tensors would exceed this (it would not fit)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--child", nargs=9, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -144,6 +145,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(_line(r))
+    if args.json:
+        for r in rows:
+            for mode in ("naive", "blocks"):
+                r[mode] = {k: v for k, v in r[mode].items() if k != "grad"}
+        Path(args.json).write_text(json.dumps({"device": args.device, "hidden": args.hidden, "rows": rows}, indent=1))
 
 
 def _line(r: dict) -> str:

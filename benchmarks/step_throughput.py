@@ -89,7 +89,7 @@ def _common(args) -> list[str]:
             "training.batch_size=4", "training.grad_accum=1", f"training.max_steps={args.steps}", "lora.r=16",
             "lora.alpha=32", f"generation.max_new_tokens={args.max_new_tokens}", "generation.temperature=0.7",
             "logging.progress_bar=false", "logging.tensorboard=false", "checkpoint.every_steps=1000",
-            "checkpoint.save_merged=false", "evaluation.heldout=0",
+            "checkpoint.save_merged=false", "evaluation.heldout=0", f"precision.mixed_precision={args.precision}",
             "data.teacher_template=\"{prompt}\\n\\n{reference}\""]  # TRL SDFT's teacher_prompt_template
 
 
@@ -147,7 +147,7 @@ def child_trl(args) -> dict:
                          max_steps=args.steps, max_completion_length=args.max_new_tokens, temperature=0.7,
                          learning_rate=1e-4, logging_steps=1, report_to=[], save_strategy="no",
                          use_cpu=args.device == "cpu",
-                         bf16=False, num_generations=1)
+                         bf16=args.precision == "bf16", num_generations=1)
         trainer = SDFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok,
                               peft_config=LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM",
                                                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
@@ -184,7 +184,8 @@ def run_child(name: str, args) -> dict:
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     proc = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--data", args.data,
-                           "--max-new-tokens", str(args.max_new_tokens), "--device", args.device, "--model", args.model],
+                           "--max-new-tokens", str(args.max_new_tokens), "--device", args.device, "--model", args.model,
+                           "--precision", args.precision],
                           capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -200,6 +201,8 @@ def main() -> None:
     p.add_argument("--data", default="../shared/data/gsm8k")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--precision", choices=["no", "bf16"], default="no", help="precision.mixed_precision (TRL: bf16)")
+    p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--model", default="embedded", help=f"embedded, a local model folder, or a random model: {', '.join(SHAPES)}")
     p.add_argument("--configs", default="sdft-naive,sdft,sdft-no-gc,sdft-jsd-gc,vanilla,unisd-star,unisd-star-unshared,"
                                         "unisd-star-one-forward,trl-sdft")
@@ -245,6 +248,9 @@ def main() -> None:
         print(f"| {name} | {r['s_per_step']:.2f} | {seconds('generate_s')} | {seconds('teacher_s')} | {tps} | "
               f"{r['peak_mb']:.0f} | {ratio(ref, 's_per_step')} | {ratio(ref, 'peak_mb')} | {ratio(peer, 's_per_step')} | "
               f"{ratio(peer, 'peak_mb')} | {ratio(vanilla, 's_per_step')} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": args.device, "precision": args.precision, "steps": args.steps,
+                                               "max_new_tokens": args.max_new_tokens, "results": results}, indent=1))
 
 if __name__ == "__main__":
     main()
