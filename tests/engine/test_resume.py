@@ -31,15 +31,17 @@ def _losses(out: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["loss/total"]) for r in rows]
 
 
-def test_sigkill_and_resume_reproduce_the_loss_curve(tiny_model_dir, records_file, tmp_path):
+@pytest.mark.parametrize("rollout_per_step", ["false", "true"])
+def test_sigkill_and_resume_reproduce_the_loss_curve(tiny_model_dir, records_file, tmp_path, rollout_per_step):
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     full = tmp_path / "full"
-    subprocess.run(_cmd(tiny_model_dir, records_file, full), check=True, env=env, capture_output=True, timeout=300)
+    option = ("--set", f"generation.rollout_per_step={rollout_per_step}")
+    subprocess.run(_cmd(tiny_model_dir, records_file, full, *option), check=True, env=env, capture_output=True, timeout=300)
     reference = _losses(full)
     assert [s for s, _ in reference] == [1, 2, 3, 4, 5]
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(tiny_model_dir, records_file, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_cmd(tiny_model_dir, records_file, killed, *option), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while time.time() < deadline:
         m = killed / "metrics.jsonl"
@@ -51,7 +53,7 @@ def test_sigkill_and_resume_reproduce_the_loss_curve(tiny_model_dir, records_fil
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert ckpt.latest_complete(killed / "checkpoints") is not None
-    res = subprocess.run(_cmd(tiny_model_dir, records_file, killed, "--resume", "auto"), env=env, capture_output=True, timeout=300)
+    res = subprocess.run(_cmd(tiny_model_dir, records_file, killed, *option, "--resume", "auto"), env=env, capture_output=True, timeout=300)
     assert res.returncode == 0, res.stderr.decode()[-3000:]
     resumed = _losses(killed)
     assert [s for s, _ in resumed] == [1, 2, 3, 4, 5]

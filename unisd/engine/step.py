@@ -4,7 +4,7 @@ scoring, divergence → guards → weights → loss terms, or a cross-entropy)."
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -12,9 +12,13 @@ from unisd.components.batch import DistillBatch, MicroResult, Scores
 from unisd.components.kinds import AuxiliaryLoss, DisagreementMeasure, StabilityGuard
 from unisd.engine.batching import Tokenized, pad_right, pad_token_id, tokenize_completions, tokenize_prompts
 from unisd.engine.reduction import masked_mean
-from unisd.engine.rollout import Rollout, sample
+from unisd.engine.rollout import Rollout, sample, sample_together
 from unisd.engine.scoring import score
 from unisd.engine.vocab_chunks import block_logprobs, divergence_and_token_logprobs
+
+
+class PlannedSample(Exception):
+    """Ends an objective early while the trainer collects what it will sample (:meth:`MicroStep.plan`)."""
 
 
 def score_temperature(recipe) -> float:
@@ -36,6 +40,9 @@ class MicroStep:
         self.diagnose = False  # run the components' costly diagnostics on this micro-batch (set by the trainer)
         self.generate_seconds = 0.0  # time spent sampling since the trainer last reset it (time/generate_s)
         self.teacher_seconds = 0.0  # time in teacher scoring calls since then (time/teacher_s)
+        self.micro_index = 0  # which micro-batch of the optimizer step is being computed
+        self._planned: list[tuple[int, Tokenized, bool]] | None = None  # requests collected by plan()
+        self._ready: dict[int, tuple[Tokenized, bool, Rollout]] = {}  # rollouts plan() sampled, by micro-batch
         self.recipe = run.recipe
         self.tok = run.tokenizer
         self.guards = [c for c in components if isinstance(c, StabilityGuard)]
@@ -77,7 +84,14 @@ class MicroStep:
 
     # -- completions -------------------------------------------------------------------------------
     def sample(self, prompt: Tokenized, *, use_base: bool = False) -> Rollout:
-        """One sampled completion per prompt row from the student (``use_base``: its base weights)."""
+        """One sampled completion per prompt row from the student (``use_base``: its base weights);
+        the rollout :meth:`plan` already sampled for this micro-batch when it asked for the same."""
+        if self._planned is not None:
+            self._planned.append((self.micro_index, prompt, use_base))
+            raise PlannedSample
+        ready = self._ready.pop(self.micro_index, None)
+        if ready is not None and ready[1] == use_base and torch.equal(ready[0].ids, prompt.ids):
+            return ready[2]
         start = time.perf_counter()
         try:
             return sample(self.generator, self.unwrapped, self.tok, prompt, self.recipe.generation, use_base=use_base)
@@ -203,6 +217,37 @@ class MicroStep:
         if seq_w is not None:
             logs["weights/sequence_mean"] = float(seq_w.mean())
         return MicroResult(total, terms, logs, tokens)
+
+    def plan(self, step: int, count: int, prepare: Callable[[int], tuple[list[dict[str, Any]], torch.Generator]]) -> None:
+        """Sample the rollouts of a whole optimizer step together (``generation.rollout_per_step``).
+
+        ``prepare(j)`` sets up micro-batch ``j`` of ``count`` as training will (its seeds set) and
+        returns its ``(records, rng)``. Each micro-batch's objective runs up to its first :meth:`sample`
+        call, which is recorded instead; then every recorded request (per ``use_base``) is sampled
+        in one generation call (``generation.max_batch_rows`` rows at most) and kept for the
+        training pass, where the same call returns it."""
+        self._ready.clear()
+        requests: list[tuple[int, Tokenized, bool]] = []
+        self._planned = requests
+        try:
+            for j in range(count):
+                self.micro_index = j
+                records, rng = prepare(j)
+                try:
+                    self(records, step, rng)
+                except PlannedSample:
+                    pass
+        finally:
+            self._planned = None
+        gen = self.recipe.generation
+        for use_base in sorted({r[2] for r in requests}):
+            asked = [r for r in requests if r[2] == use_base]
+            start = time.perf_counter()
+            rolls = sample_together(self.generator, self.unwrapped, self.tok, [r[1] for r in asked], gen,
+                                    use_base=use_base, max_rows=gen.max_batch_rows)
+            self.generate_seconds += time.perf_counter() - start
+            for (j, prompt, _), roll in zip(asked, rolls, strict=True):
+                self._ready[j] = (prompt, use_base, roll)
 
     # -- the micro-step ----------------------------------------------------------------------------
     def __call__(self, records: list[dict[str, Any]], step: int, step_rng: torch.Generator) -> MicroResult:

@@ -182,7 +182,17 @@ class Trainer:
         check_fits(model if model is not None else recipe.model, recipe.training.batch_size, seq_len, recipe.lora,
                    device=acc.device, gradient_checkpointing=recipe.training.gradient_checkpointing,
                    teacher_copies=teacher_copies, shards=acc.num_processes if self.sharded else 1,
+                   rollout_rows=self._rollout_rows(),
                    reserved=backend.reserved_memory(acc.device), reserved_by=f"generation.backend={backend.type}")
+
+    def _rollout_rows(self) -> int:
+        """Rows one generation call decodes when ``generation.rollout_per_step`` joins a step's
+        micro-batches (0 otherwise: a micro-batch's rows, counted with its training pass)."""
+        gen, training = self.recipe.generation, self.recipe.training
+        if not gen.rollout_per_step or training.grad_accum == 1:
+            return 0
+        rows = training.batch_size * gen.num_generations * training.grad_accum
+        return min(rows, gen.max_batch_rows or rows)
 
     def _teacher_class(self):
         """The class of the recipe's teacher provider, or of the registry's default one."""
@@ -397,6 +407,16 @@ class Trainer:
         self.metrics.close()
         return {"step": total, **last}
 
+    def _micro_batch(self, step: int, j: int) -> tuple[list[dict[str, Any]], torch.Generator]:
+        """Micro-batch ``j`` of optimizer step ``step`` on this process: its records and its generator,
+        the global random state seeded for it (a function of the seed, the step and the micro-batch
+        alone, so a resumed run repeats it)."""
+        g = self.accelerator.process_index * self.recipe.training.grad_accum + j
+        seed = micro_seed(self.recipe.training.seed, step, g)
+        torch.manual_seed(seed)
+        random.seed(seed)
+        return [self.run.records[i] for i in self.schedule.micro_batch(step, g)], torch.Generator().manual_seed(seed)
+
     def train_step(self, step: int) -> dict[str, Any]:
         acc, model = self.accelerator, self.ddp_model
         ga = self.recipe.training.grad_accum
@@ -407,14 +427,13 @@ class Trainer:
         self.micro.generate_seconds = self.micro.teacher_seconds = 0.0
         every = self.recipe.logging.diagnostics_every
         due = bool(every) and (step == 0 or (step + 1) % every == 0)
+        if self.recipe.generation.rollout_per_step and ga > 1 and type(self.micro.objective.config).samples:
+            self.micro.diagnose = False
+            self.micro.plan(step, ga, lambda j: self._micro_batch(step, j))
         for j in range(ga):
             self.micro.diagnose = due and j == 0
-            g = acc.process_index * ga + j
-            seed = micro_seed(self.recipe.training.seed, step, g)
-            torch.manual_seed(seed)
-            random.seed(seed)
-            rng = torch.Generator().manual_seed(seed)
-            rows = [self.run.records[i] for i in self.schedule.micro_batch(step, g)]
+            self.micro.micro_index = j
+            rows, rng = self._micro_batch(step, j)
             if self.sharded:
                 sharding.gradient_sync(model, j == ga - 1)
                 ctx = nullcontext()

@@ -9,6 +9,8 @@ The estimate is deliberately simple and errs on the high side:
   attention probabilities ``heads * seq_len``, and with LoRA the adapters' dropped-out inputs
   ``6*hidden + intermediate`` (with gradient checkpointing: one layer's worth plus each layer's input);
 * logits: student logits, log-softmax and its gradient, teacher log-probs — 4 fp32 ``B*S*V`` tensors;
+* with ``generation.rollout_per_step``: the key/value cache of the rows decoded together, where it
+  exceeds the activations and logits (it is freed before the micro-batches train);
 * 20 % overhead for the allocator, the optimizer's temporaries and the framework.
 
 Sharded over ``shards`` processes (FSDP2), each process holds ``1/shards`` of the weights and of
@@ -78,8 +80,13 @@ def memory_breakdown(
     gradient_checkpointing: bool = False,
     teacher_copies: int = 0,
     shards: int = 1,
+    rollout_rows: int = 0,
 ) -> dict[str, int]:
-    """The estimate of :func:`estimate_memory` for one process, split into named parts (bytes)."""
+    """The estimate of :func:`estimate_memory` for one process, split into named parts (bytes).
+
+    ``rollout_rows``: rows decoded in one generation call (``generation.rollout_per_step``); their
+    key/value cache is counted where it exceeds the training pass's activations and logits, which it
+    never coexists with."""
     import torch
 
     if isinstance(model_or_config, torch.nn.Module):
@@ -111,6 +118,11 @@ def memory_breakdown(
         "activations": activations * dtype_bytes,
         "logits": tokens * vocab * 4 * 4,
     }
+    if rollout_rows:
+        kv_heads = int(getattr(cfg, "num_key_value_heads", 0) or heads)
+        head_dim = int(getattr(cfg, "head_dim", 0) or (hidden // max(heads, 1)))
+        kv_cache = rollout_rows * seq_len * layers * 2 * kv_heads * head_dim * dtype_bytes
+        parts["rollout_kv_cache"] = max(0, kv_cache - parts["activations"] - parts["logits"])
     parts["overhead"] = int(sum(parts.values()) * (_OVERHEAD - 1))
     return parts
 

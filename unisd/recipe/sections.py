@@ -63,6 +63,15 @@ class GenerationConfig(StrictModel):
                                                         "num_generations completions, each scored against its own "
                                                         "prompt's teacher")
     mask_truncated: bool = Field(False, description="zero the loss of completions that hit max_new_tokens without EOS")
+    rollout_per_step: bool = Field(False, description="sample the completions of all training.grad_accum micro-batches "
+                                                      "of an optimizer step in one generation call, then train the "
+                                                      "micro-batches from them: decoding reads every weight once per "
+                                                      "token for all the rows of a call, so fewer, wider calls are "
+                                                      "faster. Greedy decoding gives the same tokens; sampling draws "
+                                                      "from another random stream (docs/performance.md)")
+    max_batch_rows: PositiveInt | None = Field(None, description="with rollout_per_step: at most this many rows per "
+                                                                 "generation call (rows sorted by prompt length); "
+                                                                 "default: all the step's rows in one call")
 
     @field_validator("backend", mode="before")
     @classmethod
