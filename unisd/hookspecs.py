@@ -26,8 +26,8 @@ def unisd_register(registry: "Registries") -> None:
     """Add components to the registries.
 
     ``registry`` has one :class:`~unisd.registry.Registry` per extension point: ``teachers``,
-    ``disagreements``, ``losses``, ``guards``, ``divergences``, ``context_builders``, ``datasets``,
-    ``evaluators``, ``generators`` and ``recipes``. Register lazily (``"module:Class"``) so that
+    ``disagreements``, ``losses``, ``guards``, ``divergences``, ``objectives``, ``context_builders``,
+    ``datasets``, ``evaluators``, ``generators``, ``recipes`` and ``experiments``. Register lazily (``"module:Class"``) so that
     heavy imports happen only when a recipe uses the component::
 
         @hookimpl

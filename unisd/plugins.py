@@ -28,12 +28,15 @@ import sys
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from unisd import hookspecs
 from unisd.registries import Registries
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unisd.components.context import RunContext as Run
 
 ENTRY_POINT_GROUP = "unisd"
 BUILTIN_DISTRIBUTION = "unisd"
@@ -62,9 +65,14 @@ def _env_list(name: str) -> list[str]:
     return [p.strip() for p in os.environ.get(name, "").split(",") if p.strip()]
 
 
+#: the options pluggy's own ``@hookimpl`` marker gives an unadorned implementation
+_PLAIN_IMPL = getattr(hookspecs.hookimpl(lambda: None), f"{hookspecs.PROJECT}_impl")
+
+
 class UniSDPluginManager(pluggy.PluginManager):
     """A pluggy manager that also accepts component objects whose ``unisd_*`` methods are hooks
-    (no marker needed on methods of :class:`~unisd.components.base.Component` subclasses)."""
+    (no marker needed on methods of :class:`~unisd.components.base.Component` subclasses: they get
+    the options of a bare ``@hookimpl``)."""
 
     def parse_hookimpl_opts(self, plugin: Any, name: str):  # type: ignore[override]
         opts = super().parse_hookimpl_opts(plugin, name)
@@ -72,8 +80,7 @@ class UniSDPluginManager(pluggy.PluginManager):
             from unisd.components.base import Component
 
             if isinstance(plugin, Component) and inspect.isroutine(getattr(plugin, name, None)):
-                opts = {"wrapper": False, "hookwrapper": False, "optionalhook": False,
-                        "tryfirst": False, "trylast": False, "specname": None}
+                opts = dict(_PLAIN_IMPL)
         return opts
 
 
@@ -209,6 +216,22 @@ class PluginHost:
         if isinstance(result, list):
             return [r for r in result if r is not None]
         return [] if result is None else [result]
+
+    # one typed method per runtime hook of unisd.hookspecs (a test checks they match)
+    def on_train_start(self, run: "Run") -> None:
+        self.call("unisd_on_train_start", run=run)
+
+    def on_step_end(self, run: "Run", step: int, metrics: dict[str, Any]) -> None:
+        self.call("unisd_on_step_end", run=run, step=step, metrics=metrics)
+
+    def checkpoint_state(self, run: "Run") -> list[dict[str, Any]]:
+        return self.call("unisd_checkpoint_state", run=run)
+
+    def load_checkpoint_state(self, run: "Run", state: dict[str, Any]) -> None:
+        self.call("unisd_load_checkpoint_state", run=run, state=state)
+
+    def on_train_end(self, run: "Run") -> None:
+        self.call("unisd_on_train_end", run=run)
 
     def origin_version(self, package: str) -> str:
         for info in self.plugins.values():

@@ -227,11 +227,31 @@ def test_every_hookspec_has_a_docstring():
 
 
 def test_every_hookspec_is_invoked_by_the_engine():
-    source = "\n".join(p.read_text(encoding="utf-8") for p in ENGINE_SOURCES)
-    missing = [n for n in _specs()
-               if not re.search(rf"""["']{n}["']|\.hook\.{n}\b""", source)]
-    assert not missing, (f"hookspecs never invoked in {[p.name for p in ENGINE_SOURCES]}: {missing} "
+    """unisd_register by the plugin host; every runtime hook through its typed host method, called
+    from the engine."""
+    engine = "\n".join(p.read_text(encoding="utf-8") for p in ENGINE_SOURCES if p.name != "plugins.py")
+    assert "hook.unisd_register" in (ROOT / "unisd" / "plugins.py").read_text(encoding="utf-8")
+    missing = [n for n in _specs() if n != "unisd_register"
+               and not re.search(rf"host\.{n.removeprefix('unisd_')}\(", engine)]
+    assert not missing, (f"hookspecs never invoked in the engine: {missing} "
                          "(a hook nobody calls is a broken promise to plugin authors)")
+
+
+def test_every_runtime_hook_has_a_typed_host_method(host, monkeypatch):
+    """``host.on_step_end(run, step, metrics)`` and the like: the spec's arguments, in its order,
+    handed to that hook and no other."""
+    seen = []
+    monkeypatch.setattr(host, "call", lambda hook, **kwargs: seen.append((hook, kwargs)) or [])
+    for name, spec in _specs().items():
+        if name == "unisd_register":
+            continue
+        method = getattr(PluginHost, name.removeprefix("unisd_"), None)
+        assert method is not None, f"PluginHost has no typed method for {name}"
+        params = list(inspect.signature(spec).parameters)
+        assert list(inspect.signature(method).parameters)[1:] == params, name
+        seen.clear()
+        getattr(host, name.removeprefix("unisd_"))(*[f"<{p}>" for p in params])
+        assert seen == [(name, {p: f"<{p}>" for p in params})]
 
 
 def _host_calls() -> list[tuple[str, str, int, str, set[str]]]:
@@ -295,3 +315,11 @@ def test_runtime_hooks_go_through_the_plugin_manager(host):
         host.call("unisd_on_step_end", run=None, step=4, metrics={})
     for p in (wrapper, comp, broken):
         host.pm.unregister(p)
+
+
+def test_the_register_hook_names_every_registry():
+    from unisd.registries import Registries
+
+    doc = inspect.getdoc(hookspecs.unisd_register)
+    missing = [name for name in vars(Registries()) if f"``{name}``" not in doc]
+    assert not missing, f"unisd_register's docstring does not name the registries {missing}"

@@ -255,7 +255,7 @@ class Trainer:
         meta = {"step": step, "total_steps": self.schedule.total_steps, "recipe": self.recipe.name,
                 "recipe_fields": recipe_fields(self.recipe), "processes": acc.num_processes,
                 "records": len(self.run.records), "bad_steps": self._bad_steps}
-        components = _merge_states(self.host.call("unisd_checkpoint_state", run=self.run))
+        components = _merge_states(self.host.checkpoint_state(self.run))
         if self.strategy == "fsdp2":  # component state may be sharded too (DTensors): it goes through DCP
             def write_shards(tmp: Path) -> None:
                 sharding.save_state(tmp / ckpt.SHARDED_STATE, self.ddp_model, self.optimizer, components)
@@ -319,7 +319,7 @@ class Trainer:
                                        "pass --allow-recipe-change to load it anyway")
         if (path / ckpt.SHARDED_STATE).is_dir():
             # the components' current state is the template DCP loads into (with its sharding)
-            components = _merge_states(self.host.call("unisd_checkpoint_state", run=self.run))
+            components = _merge_states(self.host.checkpoint_state(self.run))
             sharding.load_state(path / ckpt.SHARDED_STATE, self.ddp_model, self.optimizer, components)
             rng = payload.get(f"rng-rank{self.accelerator.process_index}")
         else:
@@ -328,7 +328,7 @@ class Trainer:
         self.scheduler.load_state_dict(payload["scheduler"])
         if rng is not None:  # absent for a process that the writing run did not have (every micro-batch reseeds)
             ckpt.set_rng_state(rng)
-        self.host.call("unisd_load_checkpoint_state", run=self.run, state=components)
+        self.host.load_checkpoint_state(self.run, components)
         self._bad_steps = int(meta.get("bad_steps", 0))
         self.metrics.truncate_after(meta["step"])
         log.info("resumed from %s (step %d)", path, meta["step"])
@@ -364,7 +364,7 @@ class Trainer:
             self.setup()
         start = self.restore()
         self.run.step = start
-        self.host.call("unisd_on_train_start", run=self.run)
+        self.host.on_train_start(self.run)
         total = self.schedule.total_steps
         acc = self.accelerator
         bar = None
@@ -382,7 +382,7 @@ class Trainer:
                 self.run.step = step + 1
                 last["time/step_s"] = time.perf_counter() - t0
                 last["throughput/tokens_per_s"] = last.pop("_tokens") / max(last["time/step_s"], 1e-9)
-                self.host.call("unisd_on_step_end", run=self.run, step=step + 1, metrics=last)
+                self.host.on_step_end(self.run, step + 1, last)
                 every = self.recipe.evaluation.heldout_every
                 if self.heldout_probe is not None and every and (step + 1) % every == 0 and step + 1 < total:
                     last["heldout/accuracy"] = self.heldout_probe()
@@ -403,7 +403,7 @@ class Trainer:
             end_trackers(acc, self.recipe)
             if bar is not None:
                 bar.close()
-        self.host.call("unisd_on_train_end", run=self.run)
+        self.host.on_train_end(self.run)
         self.metrics.close()
         return {"step": total, **last}
 
