@@ -10,8 +10,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", help="model directory, hub id, run directory (LoRA merged) or 'smollm2-135m-instruct' "
                                          "(or lm-eval's 'hf' with --model_args pretrained=...)")
     p.add_argument("--model-args", "--model_args", help="lm-eval's model arguments: pretrained=PATH (the model to load)")
-    p.add_argument("--tasks", "-t", default="unisd-six",
-                   help="comma-separated task names or groups (default: unisd-six); a name no plugin registers is "
+    p.add_argument("--tasks", "-t",
+                   help="comma-separated task names or groups (default: the registered default group, built in: "
+                        "unisd-six); a name no plugin registers is "
                         "looked up among lm-eval's own tasks and the --include-path directories")
     p.add_argument("--include-path", "--include_path", action="append", metavar="DIR",
                    help="a directory of plain lm-eval YAML tasks (repeatable), as lm-eval's --include_path")

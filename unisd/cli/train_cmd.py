@@ -11,7 +11,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train a model with a recipe",
         description="Train with a recipe. The recipe says everything; the flags override its common fields.",
     )
-    p.add_argument("--recipe", "-r", default="demo", help="shipped recipe name or .yaml/.json file (default: demo, the embedded real model and task)")
+    p.add_argument("--recipe", "-r", help="shipped recipe name or .yaml/.json file (default: the registered default "
+                                          "recipe, built in: demo, the embedded real model and task)")
     p.add_argument("--model", help="override model.name_or_path (hub id, local dir, or 'smollm2-135m-instruct')")
     p.add_argument("--data", help="override the dataset: a registered adapter name, NAME:PATH for local files, or a .jsonl of records")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -30,6 +30,16 @@ from unisd.recipe import dump_recipe, load_recipe
 log = logging.getLogger("unisd.train")
 
 
+def default_recipe() -> str:
+    """The recipe a plugin registered with ``default=True`` (what ``unisd train`` runs without ``--recipe``)."""
+    from unisd.plugins import get_host
+
+    name = get_host().registries.recipes.default
+    if name is None:
+        raise UserError("no plugin registers a default recipe: name one with --recipe")
+    return name
+
+
 def recipe_from_args(args: argparse.Namespace):
     overrides = list(getattr(args, "overrides", []) or [])
     if getattr(args, "model", None):
@@ -40,7 +50,7 @@ def recipe_from_args(args: argparse.Namespace):
         overrides.append(f"training.seed={args.seed}")
     if getattr(args, "on_bad_record", None):
         overrides.append(f"data.on_bad_record={args.on_bad_record}")
-    recipe = load_recipe(args.recipe, overrides)
+    recipe = load_recipe(args.recipe or default_recipe(), overrides)
     if getattr(args, "data", None):
         recipe = _with_data(recipe, args.data)
     return recipe

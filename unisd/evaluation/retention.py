@@ -178,7 +178,7 @@ def paired_stats(method: dict[str, Any], reference: dict[str, Any]) -> dict[str,
             "base_logp_higher_pct": pct(m.get("base_logp_of_model_completion"), r.get("base_logp_of_model_completion"), lower=False)}
 
 
-def retention_for_tasks(model: Any, base_model: Any, tokenizer: Any, tasks: str | Sequence[str] = "unisd-six",
+def retention_for_tasks(model: Any, base_model: Any, tokenizer: Any, tasks: str | Sequence[str] | None = None,
                         data_dir: str | None = None, limit: int | None = 50, *, max_new_tokens: int = 256,
                         batch_size: int = 2, max_prompt_tokens: int | None = 2048,
                         registries: Any = None) -> dict[str, Any]:

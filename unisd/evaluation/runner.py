@@ -68,7 +68,7 @@ LM_EVAL_BOOTSTRAP = 100_000
 def evaluate_model(
     model: Any,
     tokenizer: Any,
-    tasks: str | Iterable[str] | TaskSelection = "unisd-six",
+    tasks: str | Iterable[str] | TaskSelection | None = None,
     limit: int | float | None = None,
     data_dir: str | Path | None = None,
     output_dir: str | Path | None = None,

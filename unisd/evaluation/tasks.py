@@ -115,11 +115,21 @@ def _unknown(item: str, reg: "Registry") -> UnknownTaskError:
     return UnknownTaskError(message)
 
 
-def resolve_tasks(spec: str | Iterable[str], registries: "Registries | None" = None) -> list[str]:
-    """Expand a comma-separated list of tasks, groups and aliases (``mbpp``) to task names.
+def default_tasks(registries: "Registries | None" = None) -> str:
+    """The evaluator a plugin registered with ``default=True`` (what ``unisd eval`` runs without ``--tasks``)."""
+    name = _evaluators(registries).default
+    if name is None:
+        raise UnknownTaskError("no plugin registers a default evaluation task or group: name the tasks (--tasks)")
+    return name
+
+
+def resolve_tasks(spec: str | Iterable[str] | None, registries: "Registries | None" = None) -> list[str]:
+    """Expand a comma-separated list of tasks, groups and aliases (``mbpp``) to task names
+    (``None``: :func:`default_tasks`).
 
     An item is looked up as a task or group name, then with ``-`` read as ``_``, then as an alias
     (``TaskSpec.aliases``). Unknown items raise :class:`UnknownTaskError` (a ``ValueError``)."""
+    spec = default_tasks(registries) if spec is None else spec
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     cat: Catalog | None = None
     out: list[str] = []
@@ -182,7 +192,7 @@ def _task_manager(paths: tuple[str, ...], defaults: bool, metadata: str | None):
                        metadata=json.loads(metadata) if metadata else None)
 
 
-def select_tasks(spec: str | Iterable[str], include_path: Iterable[str] = (),
+def select_tasks(spec: str | Iterable[str] | None, include_path: Iterable[str] = (),
                  registries: "Registries | None" = None) -> TaskSelection:
     """Resolve ``spec`` (comma-separated names, groups, aliases): registered tasks first, then the
     YAML tasks under ``include_path``, then lm-eval's shipped ones; a registered task's alias
@@ -190,6 +200,7 @@ def select_tasks(spec: str | Iterable[str], include_path: Iterable[str] = (),
     A name none of them knows raises :class:`UnknownTaskError` with suggestions from all."""
     import difflib
 
+    spec = default_tasks(registries) if spec is None else spec
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     paths = [str(Path(p).expanduser().resolve()) for p in include_path]
     for path in paths:

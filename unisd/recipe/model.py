@@ -113,6 +113,15 @@ def _tagged_all(reg: Registry, kind: str) -> list[type]:
     return [_tagged(n, reg.get(n), kind) for n in reg.names()]
 
 
+def _registered_default(reg: Registry, description: str) -> Any:
+    """``{"type": <the registry's default>}`` when a plugin registered one (``default=True``), else
+    the field is required: the core names no built-in."""
+    name = reg.default
+    if name is None:
+        return Field(..., description=f"{description} (no plugin registers a default {reg.kind})")
+    return Field(default_factory=lambda: {"type": name}, validate_default=True, description=description)
+
+
 @functools.lru_cache(maxsize=8)
 def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
     component_models: list[type] = []
@@ -131,14 +140,13 @@ def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
     data_model = create_model(
         "Data", __base__=DataConfig,
         dataset=(_union(_tagged_all(registries.datasets, "dataset")),
-                 Field(default_factory=lambda: {"type": "reasoning_gym"}, validate_default=True,
-                       description="a dataset adapter config; 'type' names the adapter")),
+                 _registered_default(registries.datasets, "a dataset adapter config; 'type' names the adapter")),
     )
     generation_model = create_model(
         "Generation", __base__=GenerationConfig,
         backend=(_union(_tagged_all(registries.generators, "generator")),
-                 Field(default_factory=lambda: {"type": "hf"}, validate_default=True,
-                       description="generation backend; 'type' names it, a bare name stands for its defaults")),
+                 _registered_default(registries.generators,
+                                     "generation backend; 'type' names it, a bare name stands for its defaults")),
     )
     divergences = _tagged_all(registries.divergences, "divergence")
     objectives = _tagged_all(registries.objectives, "objective")
@@ -146,10 +154,9 @@ def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
         "Recipe", __base__=RecipeBase,
         data=(data_model, Field(default_factory=data_model)),
         generation=(generation_model, Field(default_factory=generation_model)),
-        objective=(_union(objectives), Field(default_factory=lambda: {"type": "distill"}, validate_default=True,
-                                             description="what the student learns from; 'type' names the objective")),
-        divergence=(_union(divergences), Field(default_factory=lambda: {"type": "forward_kl"}, validate_default=True,
-                                               description="per-token divergence; 'type' names it")),
+        objective=(_union(objectives), _registered_default(registries.objectives,
+                                                           "what the student learns from; 'type' names the objective")),
+        divergence=(_union(divergences), _registered_default(registries.divergences, "per-token divergence; 'type' names it")),
         components=(list[_union(component_models)], Field(default_factory=list, description="components in the order they act; 'type' names each")),
     )
     model.registries = registries

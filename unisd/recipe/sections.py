@@ -26,7 +26,8 @@ class ModelConfig(StrictModel):
 class DataConfig(StrictModel):
     """Where training records come from and how they are prepared."""
 
-    dataset: dict = Field(default_factory=lambda: {"type": "reasoning_gym"}, description="a dataset adapter config; 'type' names the adapter")
+    dataset: dict = Field(default_factory=dict, description="a dataset adapter config; 'type' names the adapter (the "
+                                                        "recipe model fills the registered default)")
     max_prompt_length: PositiveInt = Field(1024, description="rows whose student, teacher or auxiliary prompt is longer are dropped (counted and logged)")
     max_samples: PositiveInt | None = Field(None, description="use at most this many training records (after shuffling)")
     shuffle: bool = Field(True, description="shuffle the records with the run seed (the reference never shuffles)")
@@ -51,9 +52,9 @@ class DataConfig(StrictModel):
 class GenerationConfig(StrictModel):
     """Student rollouts."""
 
-    backend: Any = Field(default_factory=lambda: {"type": "hf"}, description="generation backend config; 'type' "
-                                                                             "names it (built in: 'hf', 'vllm'); a "
-                                                                             "bare name stands for its defaults")
+    backend: Any = Field(default_factory=dict, description="generation backend config; 'type' names it (built in: "
+                                                           "'hf', 'vllm'); a bare name stands for its defaults (the "
+                                                           "recipe model fills the registered default)")
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int | None = Field(None, ge=1)

@@ -19,5 +19,5 @@ def unisd_register(registry):
         description="GSM8K math word problems, '#### n' answers (local: train.jsonl / test.jsonl)")
     add("jsonl", "unisd_plugins.datasets.jsonl:JsonlAdapter",
         description="your own training records (JSONL in the unisd.data.records schema)")
-    add("reasoning_gym", "unisd_plugins.datasets.reasoning_gym:ReasoningGymAdapter",
+    add("reasoning_gym", "unisd_plugins.datasets.reasoning_gym:ReasoningGymAdapter", default=True,
         description="procedural tasks from the reasoning-gym package (the embedded default; no hub)")

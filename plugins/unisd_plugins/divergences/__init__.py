@@ -5,7 +5,7 @@ from unisd import hookimpl
 
 @hookimpl
 def unisd_register(registry):
-    registry.divergences.add("forward_kl", "unisd_plugins.divergences.functions:ForwardKL",
+    registry.divergences.add("forward_kl", "unisd_plugins.divergences.functions:ForwardKL", default=True,
                              description="KL(teacher ‖ student), mean-seeking (reference default, α=0)")
     registry.divergences.add("reverse_kl", "unisd_plugins.divergences.functions:ReverseKL",
                              description="KL(student ‖ teacher), mode-seeking (SDFT)")

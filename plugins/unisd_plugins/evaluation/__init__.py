@@ -11,6 +11,7 @@ lm-eval scores CommonsenseQA). Each is a :class:`~unisd.evaluation.spec.TaskSpec
 from unisd import hookimpl
 
 _SPECS = "unisd_plugins.evaluation.specs"
+DEFAULT_GROUP = "unisd-six"  # what `unisd eval` runs when no --tasks is given
 
 # registry name → description; the spec is the attribute of specs.py named like it ('-' → '_').
 # Kept here so that registering imports nothing.
@@ -33,4 +34,5 @@ _ENTRIES = {
 @hookimpl
 def unisd_register(registry):
     for name, description in _ENTRIES.items():
-        registry.evaluators.add(name, f"{_SPECS}:{name.replace('-', '_')}", description=description)
+        registry.evaluators.add(name, f"{_SPECS}:{name.replace('-', '_')}", description=description,
+                                default=name == DEFAULT_GROUP)

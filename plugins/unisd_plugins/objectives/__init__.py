@@ -5,7 +5,7 @@ from unisd import hookimpl
 
 @hookimpl
 def unisd_register(registry):
-    registry.objectives.add("distill", "unisd_plugins.objectives.builtin:Distill",
+    registry.objectives.add("distill", "unisd_plugins.objectives.builtin:Distill", default=True,
                             description="on-policy self-distillation: the student samples, the teacher scores, the "
                                         "divergence is minimised (on_policy_fraction < 1: GKD's mixture with gold "
                                         "completions)")

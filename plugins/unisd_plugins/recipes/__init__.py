@@ -5,12 +5,13 @@ from pathlib import Path
 from unisd import hookimpl
 
 HERE = Path(__file__).parent
+DEFAULT_RECIPE = "demo"  # what `unisd train` runs when no --recipe is given
 
 
 @hookimpl
 def unisd_register(registry):
     for path in sorted(HERE.glob("*.yaml")):
-        registry.recipes.add(path.stem, path, description=_summary(path))
+        registry.recipes.add(path.stem, path, description=_summary(path), default=path.stem == DEFAULT_RECIPE)
 
 
 def _summary(path: Path) -> str:
