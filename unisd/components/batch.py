@@ -15,6 +15,29 @@ if TYPE_CHECKING:  # pragma: no cover  (annotations only: importing the componen
 
 
 @dataclass
+class Tokenized:
+    """Left-padded prompt ids and mask of shape (B, P)."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.mask.sum(-1)
+
+
+@dataclass
+class Rollout:
+    """Completions: ids (B, T) right-padded, ``present`` (tokens that exist, incl. EOS),
+    ``loss_mask`` (present, minus truncated rows when masking them), and ``truncated`` (B,)."""
+
+    ids: torch.Tensor
+    present: torch.Tensor
+    loss_mask: torch.Tensor
+    truncated: torch.Tensor
+
+
+@dataclass
 class Scores:
     """A model's view of ``context ⊕ completion`` at the completion positions."""
 

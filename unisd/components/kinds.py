@@ -21,7 +21,9 @@ from unisd.components.batch import DistillBatch, MicroResult
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from unisd.components.batch import Tokenized
     from unisd.components.context import RunContext as Run
+    from unisd.components.stages import Stages
 
 
 # -- divergences ---------------------------------------------------------------------------------
@@ -67,7 +69,8 @@ class Objective(Component):
     """What the student learns from, one micro-batch at a time.
 
     ``loss(step, records, prompt, rng)`` returns the micro-batch's :class:`MicroResult`. ``step``
-    is the engine's micro-step; it offers the stages an objective is built from: ``sample(prompt)``
+    is the engine's micro-step, typed by the :class:`~unisd.components.stages.Stages` protocol; it
+    offers the stages an objective is built from: ``sample(prompt)``
     (rollouts from the student, or its base weights), ``gold(records)`` (the reference completions
     as a rollout), ``score_student`` / ``score_teacher`` (teacher-forced log-probs),
     ``nll(prompt, rollout)``, and ``distill(records, prompt, rollout)`` (the divergence with every
@@ -79,7 +82,8 @@ class Objective(Component):
     Config: ClassVar[type[ComponentConfig]] = ObjectiveConfig
 
     @abc.abstractmethod
-    def loss(self, step: Any, records: Sequence[dict[str, Any]], prompt: Any, rng: torch.Generator) -> MicroResult:
+    def loss(self, step: "Stages", records: Sequence[dict[str, Any]], prompt: "Tokenized",
+             rng: torch.Generator) -> MicroResult:
         """The micro-batch's loss and logs."""
 
 

@@ -6,22 +6,14 @@ completion token at the same column for all rows (spec §1.2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
+from unisd.components.batch import Tokenized
 
-@dataclass
-class Tokenized:
-    """Left-padded ids and mask of shape (B, P)."""
-
-    ids: torch.Tensor
-    mask: torch.Tensor
-
-    @property
-    def lengths(self) -> torch.Tensor:
-        return self.mask.sum(-1)
+__all__ = ["Tokenized", "completion_mask_from_ids", "pad_left", "pad_right", "pad_token_id", "render_chat",
+           "token_lengths", "tokenize_completions", "tokenize_prompts"]
 
 
 def render_chat(tokenizer, user_text: str) -> str:

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 import torch
 
+from unisd.components.batch import Rollout
 from unisd.engine.batching import Tokenized, completion_mask_from_ids, pad_left, pad_right, pad_token_id
 from unisd.engine.decoding import adapter_disabled, eos_ids
 
 __all__ = ["Rollout", "adapter_disabled", "eos_ids", "sample", "sample_together"]
-
-
-@dataclass
-class Rollout:
-    """Sampled completions: ids (B, T) right-padded, ``present`` (tokens that exist, incl. EOS),
-    ``loss_mask`` (present, minus truncated rows when masking them), and ``truncated`` (B,)."""
-
-    ids: torch.Tensor
-    present: torch.Tensor
-    loss_mask: torch.Tensor
-    truncated: torch.Tensor
 
 
 def sample(backend, model, tokenizer, prompt: Tokenized, gen_cfg, *, use_base: bool = False) -> Rollout:

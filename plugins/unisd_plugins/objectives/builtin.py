@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import Field
 
 from unisd.components.kinds import Objective, ObjectiveConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unisd.components.batch import MicroResult, Tokenized
+    from unisd.components.stages import Stages
 
 
 class DistillConfig(ObjectiveConfig):
@@ -24,7 +28,8 @@ class Distill(Objective):
 
     Config: ClassVar = DistillConfig
 
-    def loss(self, step, records, prompt, rng):
+    def loss(self, step: "Stages", records: list[dict[str, Any]], prompt: "Tokenized",
+             rng: torch.Generator) -> "MicroResult":
         fraction = self.config.on_policy_fraction
         off = torch.rand(len(records), generator=rng) >= fraction if fraction < 1.0 else None
         if off is None or not off.any():  # every row sampled
@@ -52,7 +57,8 @@ class SFT(Objective):
 
     Config: ClassVar = SFTConfig
 
-    def loss(self, step, records, prompt, rng):
+    def loss(self, step: "Stages", records: list[dict[str, Any]], prompt: "Tokenized",
+             rng: torch.Generator) -> "MicroResult":
         return step.nll(prompt, step.gold(records))
 
     def describe(self, step) -> str:
@@ -62,7 +68,8 @@ class SFT(Objective):
 class SSD(Objective):
     """Simple self-distillation: cross-entropy on samples from the base weights, unverified."""
 
-    def loss(self, step, records, prompt, rng):
+    def loss(self, step: "Stages", records: list[dict[str, Any]], prompt: "Tokenized",
+             rng: torch.Generator) -> "MicroResult":
         return step.nll(prompt, step.sample(prompt, use_base=True))
 
     def describe(self, step) -> str:
