@@ -5,28 +5,38 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 
-def save_final(model: torch.nn.Module, tokenizer, out_dir: Path, *, merged: bool = True) -> dict[str, Path]:
-    """Write ``out_dir/adapter`` (LoRA only) and ``out_dir/merged``; returns the written paths.
+@dataclass
+class FinalModel:
+    """What :func:`save_final` wrote (``paths``: ``adapter`` under LoRA, ``merged``) and the merged
+    module itself (``None`` without ``merged``), for an in-process evaluation."""
 
-    Merging happens on the live model (``merge_and_unload``), so call this after training; the
-    returned merged module is what an in-process evaluation should use.
+    paths: dict[str, Path] = field(default_factory=dict)
+    model: torch.nn.Module | None = None
+
+
+def save_final(model: torch.nn.Module, tokenizer, out_dir: Path, *, merged: bool = True) -> FinalModel:
+    """Write ``out_dir/adapter`` (LoRA only) and ``out_dir/merged``.
+
+    Merging happens on the live model (``merge_and_unload``), so call this after training.
     """
-    paths: dict[str, Path] = {}
+    final = FinalModel()
     out_dir.mkdir(parents=True, exist_ok=True)
     is_peft = hasattr(model, "merge_and_unload")
     if is_peft:
-        paths["adapter"] = _atomic_save(out_dir / "adapter", lambda d: (model.save_pretrained(d), tokenizer.save_pretrained(d)))
+        final.paths["adapter"] = _atomic_save(out_dir / "adapter", lambda d: (model.save_pretrained(d), tokenizer.save_pretrained(d)))
     if merged:
         merged_model = model.merge_and_unload() if is_peft else model
         merged_model.config.use_cache = True  # training turns the cache off; a loaded model generates with it
-        paths["merged"] = _atomic_save(out_dir / "merged", lambda d: (merged_model.save_pretrained(d), tokenizer.save_pretrained(d)))
-        paths["_model"] = merged_model  # type: ignore[assignment]
-    return paths
+        final.paths["merged"] = _atomic_save(out_dir / "merged",
+                                             lambda d: (merged_model.save_pretrained(d), tokenizer.save_pretrained(d)))
+        final.model = merged_model
+    return final
 
 
 def _atomic_save(final: Path, write) -> Path:

@@ -232,11 +232,11 @@ def _processes():
 def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
     from unisd.engine.export import save_final, write_model_cards
 
-    before = _heldout(trainer, output_dir, "before") if recipe.evaluation.heldout else None
-    if before is not None and recipe.evaluation.heldout_every:
-        trainer.heldout_probe = lambda: _heldout(trainer, output_dir, None)["accuracy"]
+    check = HeldoutCheck(trainer, output_dir)
+    before = check("before") if recipe.evaluation.heldout else None
+    probe = (lambda: check(None)["accuracy"]) if before is not None and recipe.evaluation.heldout_every else None
     t0 = time.time()
-    result = trainer.train()
+    result = trainer.train(heldout_probe=probe)
     summary: dict[str, Any] = {"recipe": recipe.name, "steps": result.get("step"), "seconds": round(time.time() - t0, 1),
                                "records": len(trainer.run.records),
                                "records_loaded": trainer.records_loaded,
@@ -261,54 +261,59 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
             summary["mechanisms"] = activity
             for line in warnings(activity):
                 log.warning(line)
-        paths = save_final(student, trainer.run.tokenizer, output_dir / "final",
-                           merged=recipe.checkpoint.save_merged)
-        summary["model"] = {k: str(v) for k, v in paths.items() if not k.startswith("_")}
-        trainer.final_model = paths.get("_model")
+        final = save_final(student, trainer.run.tokenizer, output_dir / "final", merged=recipe.checkpoint.save_merged)
+        summary["model"] = {k: str(v) for k, v in final.paths.items()}
         if before is not None:
-            after = _heldout(trainer, output_dir, "after", model=trainer.final_model)
+            after = check("after", model=final.model)
             summary["heldout"] = {"n": after["n"], "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
                                   "split": recipe.evaluation.heldout_split}
         if recipe.evaluation.tasks:
-            summary["evaluation"] = _evaluate(trainer, output_dir)
+            summary["evaluation"] = _evaluate(trainer, final.model, output_dir)
         write_model_cards(output_dir / "final", recipe, summary)
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def _heldout(trainer, output_dir: Path, when: str | None, model=None) -> dict[str, Any]:
-    """Held-out accuracy (cached in heldout-<when>.json, so a resumed run keeps its "before");
-    ``when=None``: during training, not cached."""
-    from unisd.engine.heldout import heldout_records, recipe_heldout_accuracy
-    from unisd.engine.modeling import unwrap
+class HeldoutCheck:
+    """A run's held-out accuracy: its records loaded once, each named result cached in
+    heldout-<when>.json (so a resumed run keeps its "before"); ``when=None``: during training, not
+    cached."""
 
-    path = output_dir / f"heldout-{when}.json"
-    if when is not None and path.exists():
-        return json.loads(path.read_text())
-    recipe = trainer.recipe
-    if not hasattr(trainer, "_heldout_set"):
-        trainer._heldout_set = heldout_records(recipe, trainer.host.registries)
-    adapter, records = trainer._heldout_set
-    if when is not None:
-        log.info("held-out check (%s training): %d %s records", when, len(records), recipe.evaluation.heldout_split)
-    result = recipe_heldout_accuracy(model if model is not None else unwrap(trainer.ddp_model), trainer.run.tokenizer,
-                                     adapter, records, recipe, device=trainer.accelerator.device,
-                                     when=when if trainer.accelerator.is_main_process else None)
-    if when is not None and trainer.accelerator.is_main_process:
-        path.write_text(json.dumps(result, indent=2))
-    return result
+    def __init__(self, trainer, output_dir: Path) -> None:
+        self.trainer, self.output_dir = trainer, output_dir
+        self._records: tuple[Any, list[dict[str, Any]]] | None = None
+
+    def __call__(self, when: str | None, model=None) -> dict[str, Any]:
+        from unisd.engine.heldout import heldout_records, recipe_heldout_accuracy
+        from unisd.engine.modeling import unwrap
+
+        trainer, recipe = self.trainer, self.trainer.recipe
+        path = self.output_dir / f"heldout-{when}.json"
+        if when is not None and path.exists():
+            return json.loads(path.read_text())
+        if self._records is None:
+            self._records = heldout_records(recipe, trainer.host.registries)
+        adapter, records = self._records
+        if when is not None:
+            log.info("held-out check (%s training): %d %s records", when, len(records), recipe.evaluation.heldout_split)
+        result = recipe_heldout_accuracy(model if model is not None else unwrap(trainer.ddp_model), trainer.run.tokenizer,
+                                         adapter, records, recipe, device=trainer.accelerator.device,
+                                         when=when if trainer.accelerator.is_main_process else None)
+        if when is not None and trainer.accelerator.is_main_process:
+            path.write_text(json.dumps(result, indent=2))
+        return result
 
 
 def _count_lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()) if path.is_file() else 0
 
 
-def _evaluate(trainer, output_dir: Path) -> dict[str, Any]:
-    """lm-eval tasks of ``evaluation.tasks`` on the merged model, in process (no reload)."""
+def _evaluate(trainer, model, output_dir: Path) -> dict[str, Any]:
+    """lm-eval tasks of ``evaluation.tasks`` on the merged ``model``, in process (no reload)."""
     from unisd.evaluation.runner import evaluate_model
 
     e = trainer.recipe.evaluation
-    report = evaluate_model(trainer.final_model, trainer.run.tokenizer, e.tasks, limit=e.limit, data_dir=e.data_dir,
+    report = evaluate_model(model, trainer.run.tokenizer, e.tasks, limit=e.limit, data_dir=e.data_dir,
                             output_dir=output_dir / "eval", batch_size=e.batch_size, seed=trainer.recipe.training.seed,
                             max_gen_toks=e.max_gen_toks, mcqa_rule=e.mcqa_rule, model_name=str(output_dir))
     return report.get("summary", {})

@@ -14,7 +14,7 @@ import random
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -76,41 +76,20 @@ class Trainer:
 
     # -- setup -----------------------------------------------------------------------------------------
     def setup(self) -> Run:
+        """Build the run, in named steps: the tokenizer, the records, the student (each loaded once),
+        the run context, the components, the optimizer, the rollout backend and the micro-step."""
         recipe, acc = self.recipe, self.accelerator
         self.strategy = strategy_of(recipe, acc)
         self.sharded = self.strategy == "fsdp2" and acc.num_processes > 1
         torch.manual_seed(recipe.training.seed)
         random.seed(recipe.training.seed)
         model, tok = self._given
-        if tok is None:
-            from unisd.models.loading import load_tokenizer
-
-            tok = load_tokenizer(recipe.model)
-        if tok.pad_token_id is None:
-            tok.pad_token = tok.eos_token
-        tok.padding_side = "left"
+        path = None if model is not None else self._model_path()
+        tok = self._tokenizer(tok, path)
         reg = self.host.registries
-        adapter, records = load_records(recipe, reg, self.output_dir / "rejects.jsonl")
-        loaded = len(records)
-        records, dropped, longest = filter_long_prompts(records, tok, recipe.data.max_prompt_length)
-        if not records:
-            raise UserError(f"every record exceeds data.max_prompt_length={recipe.data.max_prompt_length} tokens (dropped by "
-                            f"field: {dropped}); raise data.max_prompt_length or shorten the prompts")
-        self._check_memory(model, longest + recipe.generation.max_new_tokens)
-        if model is None:
-            from unisd.models.loading import load_model_and_tokenizer
-
-            model, _ = load_model_and_tokenizer(recipe.model)
-        model = build_student(model, recipe).to(acc.device)
-        self.records_loaded, self.dropped_long_prompts = loaded, dropped
-        if recipe.data.shuffle:
-            random.Random(recipe.training.seed).shuffle(records)
-        if recipe.data.max_samples:
-            records = records[: recipe.data.max_samples]
-        pool = list(records)  # every usable record (donors for auxiliary contexts)
-        per_step = recipe.training.batch_size * recipe.training.grad_accum * acc.num_processes
-        if recipe.training.max_steps and recipe.training.max_steps * per_step < len(records):
-            records = records[: recipe.training.max_steps * per_step]  # only what the run will visit
+        adapter, records, pool, longest = self._records(tok)
+        self._check_memory(model, longest + recipe.generation.max_new_tokens, path)
+        model = self._student(model, tok, path)
         self.divergence = reg.divergences.get(recipe.divergence.type)(recipe.divergence)
         run = Run(recipe=recipe, model=model, tokenizer=tok, device=acc.device, output_dir=self.output_dir,
                   registries=reg, divergence=self.divergence, dataset_adapter=adapter, records=records,
@@ -133,7 +112,7 @@ class Trainer:
         if slots:
             run.records, extra, _ = filter_long_prompts(run.records, tok, recipe.data.max_prompt_length,
                                                      ("prompt", "teacher_prompt", *slots))
-            dropped.update({k: dropped.get(k, 0) + v for k, v in extra.items()})
+            self.dropped_long_prompts.update({k: self.dropped_long_prompts.get(k, 0) + v for k, v in extra.items()})
         self._check_record_fields(run, comps)
 
         self.schedule = Schedule(len(run.records), recipe.training.batch_size, recipe.training.grad_accum,
@@ -165,12 +144,61 @@ class Trainer:
         self.metrics = MetricsLog(self.output_dir, recipe.logging.tensorboard, enabled=acc.is_main_process)
         return run
 
+    def _model_path(self) -> str:
+        """The recipe's model, resolved once (a local folder, the hub cache, or the embedded model)."""
+        from unisd.models.loading import resolve_model_path
+
+        m = self.recipe.model
+        return resolve_model_path(m.name_or_path, m.revision, m.gguf_file)
+
+    def _tokenizer(self, tok, path: str | None):
+        """The given tokenizer, or the model's; left padding, with a pad token."""
+        if tok is None:
+            from unisd.models.loading import load_tokenizer
+
+            tok = load_tokenizer(self.recipe.model, path)
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        tok.padding_side = "left"
+        return tok
+
+    def _records(self, tok) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]], int]:
+        """The dataset adapter; the records the run visits (too-long prompts dropped, shuffled, cut to
+        ``data.max_samples`` and to what ``training.max_steps`` reaches); every usable record (the
+        pool auxiliary contexts draw donors from); the longest kept prompt in tokens."""
+        recipe, acc = self.recipe, self.accelerator
+        adapter, records = load_records(recipe, self.host.registries, self.output_dir / "rejects.jsonl")
+        loaded = len(records)
+        records, dropped, longest = filter_long_prompts(records, tok, recipe.data.max_prompt_length)
+        if not records:
+            raise UserError(f"every record exceeds data.max_prompt_length={recipe.data.max_prompt_length} tokens (dropped by "
+                            f"field: {dropped}); raise data.max_prompt_length or shorten the prompts")
+        self.records_loaded, self.dropped_long_prompts = loaded, dropped
+        if recipe.data.shuffle:
+            random.Random(recipe.training.seed).shuffle(records)
+        if recipe.data.max_samples:
+            records = records[: recipe.data.max_samples]
+        pool = list(records)
+        per_step = recipe.training.batch_size * recipe.training.grad_accum * acc.num_processes
+        if recipe.training.max_steps and recipe.training.max_steps * per_step < len(records):
+            records = records[: recipe.training.max_steps * per_step]  # only what the run will visit
+        return adapter, records, pool, longest
+
+    def _student(self, model, tok, path: str | None) -> torch.nn.Module:
+        """The given model, or the recipe's (loaded once, with the tokenizer already loaded), made the
+        student (LoRA or full fine-tuning) on the run's device."""
+        if model is None:
+            from unisd.models.loading import load_model_and_tokenizer
+
+            model, _ = load_model_and_tokenizer(self.recipe.model, path=path, tokenizer=tok)
+        return build_student(model, self.recipe).to(self.accelerator.device)
+
     def _shard(self, module: torch.nn.Module) -> torch.nn.Module:
         d = self.recipe.distributed
         return sharding.shard(module, reshard_after_forward=d.reshard_after_forward,
                               mixed_precision=self.recipe.precision.mixed_precision)
 
-    def _check_memory(self, model, seq_len: int) -> None:
+    def _check_memory(self, model, seq_len: int, path: str | None = None) -> None:
         """Estimate from the model config (before loading weights) whether a micro-batch of the
         longest prompts plus a full completion fits in this process's share (sharded weights under
         FSDP2, minus what the generation backend reserves); a clear error if not."""
@@ -179,7 +207,9 @@ class Trainer:
         recipe, acc = self.recipe, self.accelerator
         teacher_copies = self._teacher_class().model_copies(recipe)
         backend = recipe.generation.backend
-        check_fits(model if model is not None else recipe.model, recipe.training.batch_size, seq_len, recipe.lora,
+        resolved = {"name_or_path": path, "gguf_file": None} if path else {}  # the folder already resolved: no second lookup
+        sized = model if model is not None else recipe.model.model_copy(update=resolved)
+        check_fits(sized, recipe.training.batch_size, seq_len, recipe.lora,
                    device=acc.device, gradient_checkpointing=recipe.training.gradient_checkpointing,
                    teacher_copies=teacher_copies, shards=acc.num_processes if self.sharded else 1,
                    rollout_rows=self._rollout_rows(),
@@ -356,10 +386,10 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------------------
     _bad_steps = 0
-    #: optional callable returning held-out accuracy, run every ``evaluation.heldout_every`` steps
-    heldout_probe = None
 
-    def train(self) -> dict[str, Any]:
+    def train(self, heldout_probe: Callable[[], float] | None = None) -> dict[str, Any]:
+        """Train to the last step (from the latest checkpoint when resuming); ``heldout_probe``
+        returns held-out accuracy, logged every ``evaluation.heldout_every`` steps."""
         if not hasattr(self, "run"):
             self.setup()
         start = self.restore()
@@ -384,8 +414,8 @@ class Trainer:
                 last["throughput/tokens_per_s"] = last.pop("_tokens") / max(last["time/step_s"], 1e-9)
                 self.host.on_step_end(self.run, step + 1, last)
                 every = self.recipe.evaluation.heldout_every
-                if self.heldout_probe is not None and every and (step + 1) % every == 0 and step + 1 < total:
-                    last["heldout/accuracy"] = self.heldout_probe()
+                if heldout_probe is not None and every and (step + 1) % every == 0 and step + 1 < total:
+                    last["heldout/accuracy"] = heldout_probe()
                 if (step + 1) % self.recipe.logging.log_every == 0 or step + 1 == total:
                     self.metrics.log(step + 1, last)
                     log_step(acc, self.recipe, step + 1, last)

@@ -138,19 +138,23 @@ def load_tokenizer(model_config: "ModelConfig", path: str | None = None) -> "Pre
 
 
 def load_model_and_tokenizer(
-    model_config: "ModelConfig", *, device: "str | torch.device | None" = None
+    model_config: "ModelConfig", *, device: "str | torch.device | None" = None, path: str | None = None,
+    tokenizer: "PreTrainedTokenizerBase | None" = None,
 ) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
     """Load ``(model, tokenizer)`` as the recipe's model section describes.
 
     The tokenizer is checked first (chat template) so configuration errors surface before the
     weights are read. ``device=None`` leaves the model on the CPU (accelerate places it later).
+    ``path`` (the resolved model path) and ``tokenizer`` (already loaded from it) are not looked up
+    or loaded again.
     """
     import torch
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
-    path = resolve_model_path(model_config.name_or_path, model_config.revision, model_config.gguf_file)
-    tok = load_tokenizer(model_config, path)
+    if path is None:
+        path = resolve_model_path(model_config.name_or_path, model_config.revision, model_config.gguf_file)
+    tok = tokenizer if tokenizer is not None else load_tokenizer(model_config, path)
     kwargs: dict[str, Any] = {
         "revision": model_config.revision,
         "trust_remote_code": model_config.trust_remote_code,
