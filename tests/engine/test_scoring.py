@@ -133,8 +133,8 @@ def test_no_length_groups_where_processes_must_run_the_same_forwards(make_recipe
     student = torch.nn.Linear(1, 1)
 
     def budgets(model, sharded):
-        run = SimpleNamespace(recipe=recipe, tokenizer=None, model=student, sharded=sharded)
-        step = MicroStep(run, model, None, None, [], None, None)
+        run = SimpleNamespace(recipe=recipe, tokenizer=None, model=student, sharded=sharded, divergence=None, components=[])
+        step = MicroStep(run, model, None, None, None)
         return step.student_max_tokens, step.teacher_max_tokens
 
     assert budgets(student, False) == (1024, 1024)
@@ -188,8 +188,8 @@ def test_the_teacher_shares_prompt_prefixes_unless_sharded_or_switched_off(make_
     student = torch.nn.Linear(1, 1)
 
     def share(recipe, sharded):
-        run = SimpleNamespace(recipe=recipe, tokenizer=None, model=student, sharded=sharded)
-        return MicroStep(run, student, None, None, [], None, None).teacher_share_prefix
+        run = SimpleNamespace(recipe=recipe, tokenizer=None, model=student, sharded=sharded, divergence=None, components=[])
+        return MicroStep(run, student, None, None, None).teacher_share_prefix
 
     assert share(make_recipe("vanilla"), False) == 8
     assert share(make_recipe("vanilla"), True) == 0  # every process must run the same forwards

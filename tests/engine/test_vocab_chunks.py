@@ -119,8 +119,8 @@ def test_a_component_that_reads_full_logprobs_gets_them(make_recipe, tmp_path):
     guard.transform_divergence = spy
     from unisd.engine.step import MicroStep
 
-    micro = MicroStep(run, trainer.ddp_model, trainer.micro.teacher, trainer.divergence, [guard], trainer.micro.generator,
-                      trainer.micro.objective)
+    run.components = [guard]
+    micro = MicroStep(run, trainer.ddp_model, trainer.micro.teacher, trainer.micro.generator, trainer.micro.objective)
     assert micro.logit_chunk == 0 and trainer.micro.logit_chunk == 256
     micro([run.records[0], run.records[1]], 1, torch.Generator().manual_seed(0))
     assert seen == [(True, True)]

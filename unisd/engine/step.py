@@ -30,11 +30,14 @@ class MicroStep:
     """Runs one micro-batch: its prompts, then the recipe's objective (an ``Objective`` component),
     which calls the stages below.
 
-    Built once per run with the live components; ``__call__`` gets the micro-batch's records.
+    Built once per run; the divergence and the components are the run's (``run.divergence``,
+    ``run.components``); ``__call__`` gets the micro-batch's records.
     """
 
-    def __init__(self, run, model, teacher, divergence, components: Sequence[Any], generator, objective) -> None:
-        self.run, self.model, self.teacher, self.divergence, self.generator = run, model, teacher, divergence, generator
+    def __init__(self, run, model, teacher, generator, objective) -> None:
+        self.run, self.model, self.teacher, self.generator = run, model, teacher, generator
+        self.divergence = run.divergence
+        components: Sequence[Any] = run.components
         self.objective = objective
         self.step = 0  # the optimizer step of the micro-batch being computed
         self.diagnose = False  # run the components' costly diagnostics on this micro-batch (set by the trainer)

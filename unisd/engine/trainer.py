@@ -136,7 +136,7 @@ class Trainer:
         generator = reg.generators.get(recipe.generation.backend.type)(recipe.generation.backend)
         generator.setup(run)
         self._register(generator)
-        self.micro = MicroStep(run, self.ddp_model, teacher, self.divergence, comps, generator, objective)
+        self.micro = MicroStep(run, self.ddp_model, teacher, generator, objective)
         if acc.is_main_process:
             log.info("loss: %s", self.micro.describe_loss())
         self.teacher = teacher
