@@ -145,3 +145,34 @@ def test_the_core_code_names_no_plugin_slot_or_component():
                 if node.value in words:
                     found.append(f"{module}:{node.lineno}: {node.value!r}")
     assert not found, found
+
+
+def test_the_built_in_plugins_use_only_the_public_api():
+    """Built-in plugins import ``unisd``, ``unisd.api`` and ``unisd.components`` alone, as a third-party
+    plugin should (docs/plugins.md): the rest of ``unisd`` may move between releases."""
+    import unisd_plugins
+
+    public = ("unisd", "unisd.api", "unisd.components")
+    found = []
+    for path in Path(unisd_plugins.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            for name in names:
+                if (name == "unisd" or name.startswith("unisd.")) and not (
+                        name in public or name.startswith("unisd.components.")):
+                    found.append(f"{path.name}:{node.lineno}: {name}")
+    assert not found, found
+
+
+def test_the_plugin_api_names_resolve():
+    import unisd.api
+
+    for name in unisd.api.__all__:
+        assert getattr(unisd.api, name) is not None, name
+
+
+def test_the_plugin_api_lists_what_it_loads():
+    import unisd.api
+
+    assert sorted(unisd.api.__all__) == sorted(unisd.api._WHERE)

@@ -20,7 +20,7 @@ import torch
 from pydantic import Field
 
 from unisd.components.kinds import ContextBuilder, ContextBuilderConfig
-from unisd.files import write_atomically
+from unisd.api import write_atomically
 from unisd_plugins.datasets.prompts import aux_context_for_record
 
 log = logging.getLogger("unisd.agreement")

@@ -16,7 +16,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from unisd.components.kinds import ContextBuilder, ContextBuilderConfig
-from unisd.files import write_atomically
+from unisd.api import write_atomically
 from unisd_plugins.agreement.builders import donor_pool
 from unisd_plugins.datasets.prompts import build_induction_context
 
@@ -59,7 +59,7 @@ class InductionContexts(ContextBuilder):
         path = run.cache_dir / "induction" / f"{self.cache_key(records, run)}.json"
         if path.exists():
             return json.loads(path.read_text())
-        from unisd.engine.decoding import generate_texts
+        from unisd.api import generate_texts
 
         c = self.config
         rng = random.Random(c.seed)

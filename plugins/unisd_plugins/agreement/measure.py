@@ -21,7 +21,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from unisd.components.base import ComponentConfig, Requirements
 from unisd.components.batch import DistillBatch
 from unisd.components.kinds import DisagreementMeasure, Weights
-from unisd.engine.activity import series
+from unisd.api import series
 
 
 class AgreementConfig(ComponentConfig):
@@ -48,7 +48,7 @@ class AgreementConfig(ComponentConfig):
             raise ValueError("contexts needs a 'type' (a context builder name)")
         registries = (info.context or {}).get("registries")
         if registries is None:  # validated outside a recipe: the loaded plugins' registries
-            from unisd.plugins import get_registries
+            from unisd import get_registries
 
             registries = get_registries()
         builders = registries.context_builders

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from unisd.components.base import ComponentConfig
 from unisd.components.kinds import StabilityGuard
-from unisd.engine.activity import series
+from unisd.api import series
 
 
 class ClipConfig(ComponentConfig):

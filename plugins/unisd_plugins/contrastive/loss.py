@@ -17,8 +17,8 @@ from pydantic import Field, StrictStr
 
 from unisd.components.base import RecordSlot, Requirements
 from unisd.components.kinds import AuxiliaryLoss, AuxiliaryLossConfig, LossTerm
-from unisd.engine.activity import series
-from unisd.engine.reduction import masked_mean
+from unisd.api import series
+from unisd.api import masked_mean
 from unisd_plugins.contrastive.negatives import NegativesCache, cache_key, choose, generate_negatives, hf_generator
 
 log = logging.getLogger("unisd.contrastive")

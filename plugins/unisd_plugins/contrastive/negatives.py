@@ -10,7 +10,7 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from unisd.files import write_atomically
+from unisd.api import write_atomically
 
 
 log = logging.getLogger("unisd.contrastive")
@@ -81,7 +81,7 @@ def choose(records, negatives: dict[str, list[str]], seed: int) -> list[tuple[in
 def hf_generator(model, tokenizer, device, *, temperature: float, max_new_tokens: int, seed: int) -> Callable[[list[str]], list[str]]:
     """Sample from the base weights (LoRA adapter disabled) with the chat template; each call
     uses the next seed, so a resumed generation draws the same texts."""
-    from unisd.engine.decoding import generate_texts
+    from unisd.api import generate_texts
 
     calls = [0]
 

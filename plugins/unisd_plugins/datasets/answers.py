@@ -32,7 +32,7 @@ def is_correct(record: dict[str, Any], completion: str) -> bool | None:
         return last_number(completion) == last_number(str(record["answer"]))
     if task == "mcqa":
         from unisd_plugins.evaluation.scoring import extract_mcqa_letter
-        from unisd.evaluation.spec import current_settings
+        from unisd.api import current_settings
 
         letter, _ = extract_mcqa_letter(completion, int(meta.get("num_choices", 4)), current_settings().mcqa_rule)
         return letter == meta.get("correct_letter", record["answer"])

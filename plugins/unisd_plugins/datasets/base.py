@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Sequence
 
 from unisd.components.kinds import DatasetAdapter
-from unisd.data.records import validate_records
-from unisd.errors import UserError
+from unisd.api import validate_records
+from unisd.api import UserError
 from unisd_plugins.datasets import negatives, prompts
 
 

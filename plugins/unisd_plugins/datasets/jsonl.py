@@ -6,7 +6,7 @@ import itertools
 from typing import Any, ClassVar, Iterable
 
 from unisd.components.kinds import DatasetConfig
-from unisd.data.records import read_jsonl_records
+from unisd.api import read_jsonl_records
 from unisd_plugins.datasets.base import BaseAdapter, DatasetSourceError
 
 

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from unisd.components.base import ComponentConfig
 from unisd.components.kinds import TeacherProvider
-from unisd.engine.activity import series
+from unisd.api import series
 from unisd_plugins.teachers.providers import eval_mode
 
 
@@ -107,7 +107,7 @@ class EMATeacher(TeacherProvider):
     def _shard_targets(self):
         """``(name, weight, current)`` per weight the EMA covers: ``weight`` the student's parameter
         (a DTensor), ``current()`` this process's rows of what the EMA follows, in fp32."""
-        from unisd.engine.sharding import local
+        from unisd.api import local
 
         if self.lora:
             for name, module in self._lora_layers():
@@ -121,7 +121,7 @@ class EMATeacher(TeacherProvider):
                     yield name, p, lambda p=p: local(p.detach()).float()
 
     def _ensure_shards(self) -> None:
-        from unisd.engine.sharding import local
+        from unisd.api import local
 
         if self.ema or not self.sharded or self.config.mode == "reference":
             return
@@ -139,7 +139,7 @@ class EMATeacher(TeacherProvider):
         """The teacher weights written into this process's shards for one forward, then put back."""
         from torch.distributed.fsdp import FSDPModule
 
-        from unisd.engine.sharding import local
+        from unisd.api import local
 
         self._ensure_shards()
         units = [m for m in self.model.modules() if isinstance(m, FSDPModule)]
@@ -217,7 +217,7 @@ class EMATeacher(TeacherProvider):
         completion token of the batch (two extra teacher forwards)."""
         if self.config.mode == "reference" or self.sharded:
             return {}
-        from unisd.engine.vocab_chunks import block_logprobs
+        from unisd.api import block_logprobs
 
         def logprobs(scores):
             full = scores.logprobs if scores.logprobs is not None else block_logprobs(scores.hidden, *scores.head,
@@ -267,7 +267,7 @@ class EMATeacher(TeacherProvider):
         s = state.get("ema_teacher")
         if s is None:
             return
-        from unisd.engine.sharding import local
+        from unisd.api import local
 
         self._ensure_shards()
         self.syncs = int(s["syncs"])

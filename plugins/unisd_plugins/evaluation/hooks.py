@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from unisd_plugins.evaluation import scoring as metrics
-from unisd.evaluation.spec import current_settings
+from unisd.api import current_settings
 from unisd_plugins.evaluation.sources import load_docs
 
 

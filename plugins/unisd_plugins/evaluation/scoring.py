@@ -141,7 +141,7 @@ def mbpp_program(code: str, tests: Sequence[str], test_imports: Sequence[str] = 
     :class:`~unisd.evaluation.sandbox.CheckedProgram`). ``reference``: the gold solution, whose
     functions are taken from the candidate even where a built-in has the name (a task's ``sum``);
     without it only names no built-in has are."""
-    from unisd.evaluation.sandbox import CheckedProgram
+    from unisd.api import CheckedProgram
 
     imports = "\n".join(test_imports)
     solution = "\n\n".join(p for p in (imports, code) if p and p.strip()) + "\n"
@@ -158,7 +158,7 @@ def humaneval_program(code: str, test: str, entry_point: str, prompt: str = ""):
     When the candidate does not define ``entry_point`` (a body-only answer) the original
     prompt is prepended, which is the only way such an answer can pass.
     """
-    from unisd.evaluation.sandbox import CheckedProgram
+    from unisd.api import CheckedProgram
 
     if prompt and not re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.MULTILINE):
         code = prompt + code
@@ -169,7 +169,7 @@ def code_pass_at_1(programs: Sequence[Any], timeout_s: float = 10.0, max_workers
     """1.0 / 0.0 per program, executed in the sandbox; a pass needs the runner's proof that the
     checks ran to their end. Refuses (:class:`~unisd.evaluation.sandbox.SandboxUnavailable`) when
     the kernel layers are missing, unless ``UNISD_ALLOW_UNSAFE_CODE=1`` or ``HF_ALLOW_CODE_EVAL=1``."""
-    from unisd.evaluation.sandbox import SandboxLimits, require_isolation, run_many, unsafe_code_allowed
+    from unisd.api import SandboxLimits, require_isolation, run_many, unsafe_code_allowed
 
     if not programs:
         return []

@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from unisd.evaluation.spec import DataUnavailable
+from unisd.api import DataUnavailable
 from unisd_plugins.datasets import prompts
 from unisd_plugins.datasets.toolalpaca import api_tools, react_prompt
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unisd.evaluation.spec import GroupSpec, TaskSpec
+from unisd.api import GroupSpec, TaskSpec
 
 #: the folder holding the task YAMLs (lm-eval's include path)
 TASK_DIR = Path(__file__).resolve().parent

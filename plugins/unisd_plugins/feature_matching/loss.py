@@ -16,9 +16,9 @@ from pydantic import Field
 
 from unisd.components.base import Requirements
 from unisd.components.kinds import AuxiliaryLoss, AuxiliaryLossConfig, LossTerm
-from unisd.engine.reduction import masked_mean
-from unisd.engine.modeling import base_model
-from unisd.engine.scoring import LM_HEAD_INPUT
+from unisd.api import masked_mean
+from unisd.api import base_model
+from unisd.api import LM_HEAD_INPUT
 
 
 class FeatureMatchingConfig(AuxiliaryLossConfig):

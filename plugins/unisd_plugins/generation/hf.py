@@ -9,8 +9,8 @@ import torch
 from pydantic import Field
 
 from unisd.components.kinds import GenerationBackend, GeneratorConfig
-from unisd.engine.modeling import adapter_merged
-from unisd.engine.sharding import is_sharded
+from unisd.api import adapter_merged
+from unisd.api import is_sharded
 
 
 class HFGenerateConfig(GeneratorConfig):

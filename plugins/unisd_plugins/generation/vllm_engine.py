@@ -20,9 +20,9 @@ import torch
 from pydantic import Field, PositiveInt
 
 from unisd.components.kinds import GenerationBackend, GeneratorConfig
-from unisd.engine.modeling import base_model
-from unisd.errors import UserError
-from unisd.models.weights import adapters_disabled, effective_weights
+from unisd.api import base_model
+from unisd.api import UserError
+from unisd.api import adapters_disabled, effective_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from unisd.components.context import RunContext as Run

@@ -12,7 +12,7 @@ from typing import Iterator
 import torch
 
 from unisd.components.kinds import TeacherProvider
-from unisd.engine.modeling import base_model
+from unisd.api import base_model
 
 
 @contextmanager
