@@ -73,7 +73,9 @@ def main() -> None:
 
     run = _Run()
     run.model = build_student(model, recipe)
-    params = lambda m: sum(p.numel() * p.element_size() for p in m.parameters())
+    def params(m):
+        return sum(p.numel() * p.element_size() for p in m.parameters())
+
     student_bytes = params(run.model)
     base = BaseTeacher(BaseTeacher.Config(type="base"))
     base.setup(run)

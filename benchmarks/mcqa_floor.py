@@ -84,13 +84,13 @@ def main() -> None:
 
     def text_accuracy(prompts) -> dict:
         answers = generate_texts(model, tok, prompts, max_new_tokens=12, batch_size=32)
-        named = [named_option(r, a) for r, a in zip(records, answers)]
-        return {"accuracy": sum(n == r["answer"] for r, n in zip(records, named)) / len(records),
+        named = [named_option(r, a) for r, a in zip(records, answers, strict=True)]
+        return {"accuracy": sum(n == r["answer"] for r, n in zip(records, named, strict=True)) / len(records),
                 "option_named": sum(n is not None for n in named) / len(records), "max_new_tokens": 12}
 
     out["option_text_prompt"] = text_accuracy([text_prompt(r) for r in records])
     hints = [f"Hint: {r['meta'].get('explanation') or ''}\n" for r in records]
-    out["option_text_teacher_with_explanation"] = text_accuracy([text_prompt(r, h) for r, h in zip(records, hints)])
+    out["option_text_teacher_with_explanation"] = text_accuracy([text_prompt(r, h) for r, h in zip(records, hints, strict=True)])
     right = 0
     with torch.no_grad():
         for r in records:

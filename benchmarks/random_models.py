@@ -54,7 +54,7 @@ def build_model(name: str, out: Path) -> Path:
 
 def write_records(path: Path, completion_tokens: int, n: int = 16) -> None:
     """``n`` records whose gold completion is at least ``completion_tokens`` tokens (cut to T)."""
-    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
     with path.open("w", encoding="utf-8") as fh:
         for i in range(n):
             question = " ".join(words[(i + j) % len(words)] for j in range(PROMPT_WORDS))

@@ -238,10 +238,10 @@ def main() -> None:
             print(f"| {name} | not run: {r['error']} |" + " |" * 9)
             continue
 
-        def ratio(other, key):
+        def ratio(other, key, r=r):
             return f"{r[key] / other[key]:.2f}" if other.get(key) else ""
 
-        def seconds(key):
+        def seconds(key, r=r):
             return f"{r[key]:.2f}" if r.get(key) is not None else ""
 
         tps = f"{r['tokens_per_s']:.1f}" if r.get("tokens_per_s") else ""

@@ -89,7 +89,7 @@ def scan_task(model, tok, skill: str, task: str, options: dict, *, items: int, m
             "answer_tokens": sum(lengths) / len(lengths), "cut": sum(n >= max_new_tokens for n in lengths) / len(lengths),
             "gold_tokens": sum(gold) / len(gold), "seconds": time.perf_counter() - t0,
             "examples": [{"prompt": r["prompt"], "gold": r["gold"], "student": s["answer"], "teacher": t["answer"]}
-                         for r, s, t in list(zip(records, student["answers"], teacher["answers"]))[:3]]}
+                         for r, s, t in list(zip(records, student["answers"], teacher["answers"], strict=True))[:3]]}
 
 
 def qualifies(row: dict, lo: float, hi: float, adv: float) -> bool:

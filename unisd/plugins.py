@@ -117,7 +117,7 @@ class PluginHost:
             return
         raise PluginError(what + "; set UNISD_SKIP_BROKEN_PLUGINS=1 to skip it") from exc
 
-    def load(self) -> "PluginHost":
+    def load(self) -> PluginHost:
         blocked = set(_env_list("UNISD_BLOCK_PLUGINS"))
         autoload = not _env_flag("UNISD_DISABLE_PLUGIN_AUTOLOAD")
         eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (_dist_name(e) != BUILTIN_DISTRIBUTION, e.name))
@@ -218,19 +218,19 @@ class PluginHost:
         return [] if result is None else [result]
 
     # one typed method per runtime hook of unisd.hookspecs (a test checks they match)
-    def on_train_start(self, run: "Run") -> None:
+    def on_train_start(self, run: Run) -> None:
         self.call("unisd_on_train_start", run=run)
 
-    def on_step_end(self, run: "Run", step: int, metrics: dict[str, Any]) -> None:
+    def on_step_end(self, run: Run, step: int, metrics: dict[str, Any]) -> None:
         self.call("unisd_on_step_end", run=run, step=step, metrics=metrics)
 
-    def checkpoint_state(self, run: "Run") -> list[dict[str, Any]]:
+    def checkpoint_state(self, run: Run) -> list[dict[str, Any]]:
         return self.call("unisd_checkpoint_state", run=run)
 
-    def load_checkpoint_state(self, run: "Run", state: dict[str, Any]) -> None:
+    def load_checkpoint_state(self, run: Run, state: dict[str, Any]) -> None:
         self.call("unisd_load_checkpoint_state", run=run, state=state)
 
-    def on_train_end(self, run: "Run") -> None:
+    def on_train_end(self, run: Run) -> None:
         self.call("unisd_on_train_end", run=run)
 
     def origin_version(self, package: str) -> str:

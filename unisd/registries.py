@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from unisd.components.kinds import (
     AuxiliaryLoss,
@@ -58,7 +58,7 @@ class Registries:
         for reg in self:
             reg.freeze()
 
-    def with_origin(self, origin: str) -> "OriginView":
+    def with_origin(self, origin: str) -> OriginView:
         """A view whose ``add`` calls default ``origin`` to the registering plugin."""
         return OriginView(self, origin)
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
+from collections.abc import Iterator
 
 T = TypeVar("T")
 
@@ -54,7 +55,7 @@ class Entry(Generic[T]):
     def lazy_path(self) -> str | None:
         return None if self.loaded else self.target
 
-    def resolve(self, registry: "Registry[T]") -> T:
+    def resolve(self, registry: Registry[T]) -> T:
         if not self.loaded:
             module_name, _, attr = self.target.partition(":")
             if not attr:

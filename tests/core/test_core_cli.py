@@ -34,7 +34,7 @@ BUILTIN_KINDS = {
 def table_rows(out: str) -> list[list[str]]:
     lines = out.splitlines()
     assert lines[0].split()[:5] == ["KIND", "NAME", "PACKAGE", "VERSION", "DESCRIPTION"]
-    return [l.split(None, 4) for l in lines[1:] if l and not l.startswith("skipped:")]
+    return [ln.split(None, 4) for ln in lines[1:] if ln and not ln.startswith("skipped:")]
 
 
 # -- plugins list -----------------------------------------------------------------------------------
@@ -112,8 +112,8 @@ def test_plugin_errors_become_a_clean_cli_error(dists, unique_name, capsys):
 def test_recipe_validate_every_shipped_name(capsys):
     assert main(["recipe", "validate", *SHIPPED]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [l.split()[1] for l in out] == SHIPPED
-    assert all(l.startswith("ok: ") for l in out)
+    assert [ln.split()[1] for ln in out] == SHIPPED
+    assert all(ln.startswith("ok: ") for ln in out)
 
 
 def test_recipe_validate_summary_line(capsys):
@@ -195,9 +195,9 @@ def test_recipe_show_errors_exit_2(capsys):
 def test_recipe_list(capsys):
     assert main(["recipe", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    names = [l.split()[0] for l in lines]
+    names = [ln.split()[0] for ln in lines]
     assert set(SHIPPED) <= set(names) and names == sorted(names)
-    by_name = {l.split()[0]: l for l in lines}
+    by_name = {ln.split()[0]: ln for ln in lines}
     first = load_recipe("vanilla").description.strip().splitlines()[0]
     assert by_name["vanilla"].split(None, 1)[1] == first
 

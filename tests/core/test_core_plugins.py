@@ -230,9 +230,9 @@ def test_builtins_are_loaded_before_third_party_plugins(demo, monkeypatch, capsy
     d = demo(ep_name="aaaa_first_by_name")
     monkeypatch.setenv("UNISD_TRACE_PLUGINS", "1")
     PluginHost().load()
-    loads = [l for l in capsys.readouterr().err.splitlines() if l.startswith("[unisd-plugins] loading ")]
+    loads = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[unisd-plugins] loading ")]
     mine = loads.index(f"[unisd-plugins] loading aaaa_first_by_name = {d.plugin} from {d.name}")
-    builtin_idx = [i for i, l in enumerate(loads) if l.endswith(" from unisd")]
+    builtin_idx = [i for i, ln in enumerate(loads) if ln.endswith(" from unisd")]
     assert len(builtin_idx) == len(BUILTIN_PLUGINS) and max(builtin_idx) < mine
 
 
@@ -240,9 +240,9 @@ def test_builtins_run_unisd_register_before_third_party_plugins(demo, monkeypatc
     d = demo()
     monkeypatch.setenv("UNISD_TRACE_PLUGINS", "1")
     PluginHost().load()
-    regs = [l for l in capsys.readouterr().err.splitlines() if l.startswith("[unisd-plugins] unisd_register: ")]
+    regs = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[unisd-plugins] unisd_register: ")]
     mine = regs.index(f"[unisd-plugins] unisd_register: {d.ep} ({d.name})")
-    builtin_idx = [i for i, l in enumerate(regs) if l.endswith(" (unisd)")]
+    builtin_idx = [i for i, ln in enumerate(regs) if ln.endswith(" (unisd)")]
     assert max(builtin_idx) < mine
 
 
@@ -337,7 +337,7 @@ def test_unisd_plugins_loads_module_plugins(dists, unique_name, monkeypatch):
         mods.append(m)
     monkeypatch.setenv("UNISD_PLUGINS", f" {mods[0]} ,{mods[1]},")
     host = PluginHost().load()
-    for m, comp in zip(mods, ("env_guard_a", "env_guard_b")):
+    for m, comp in zip(mods, ("env_guard_a", "env_guard_b"), strict=True):
         info = host.plugins[m]
         assert info.module == m and info.builtin is False and info.package != "unisd"
         assert host.registries.guards.origin(comp) == info.package

@@ -141,9 +141,9 @@ def test_the_core_code_names_no_plugin_slot_or_component():
                 if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
                 and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
-                if node.value in words:
-                    found.append(f"{module}:{node.lineno}: {node.value!r}")
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+                    and node.value in words):
+                found.append(f"{module}:{node.lineno}: {node.value!r}")
     assert not found, found
 
 

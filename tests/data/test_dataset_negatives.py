@@ -26,7 +26,7 @@ def test_mcqa_round_robin_wrong_letters_and_render() -> None:
     assert len(wrong) == 4 and rec["answer"] not in wrong and wrong[3] == wrong[0] and len(set(wrong[:3])) == 3
     requests = GSM8KAdapter(GSM8KConfig()).negative_requests(rec)  # base-class method dispatches on meta.task
     assert len(requests) == 4
-    for letter, req in zip(wrong, requests):
+    for letter, req in zip(wrong, requests, strict=True):
         assert f"the answer is {letter} ({rec['meta']['choices'][letter]})" in req and '"answer": "' + letter in req
     # the assigned wrong letter is used, whatever the generator wrote
     gen = json.dumps({"reasoning": "Gamma sounds plausible.", "answer": rec["answer"]})
@@ -50,7 +50,7 @@ def test_mbpp_one_request_per_bug_type() -> None:
     rec = mbpp_record({"task_id": 700, "text": "Add numbers.", "code": "def add(a, b):\r\n    return a + b",
                        "test_list": ["assert add(1, 2) == 3"], "test_setup_code": ""})
     reqs = N.negative_requests(rec)
-    assert [bug in req for bug, req in zip(N.CODE_BUG_TYPES, reqs)] == [True] * 4
+    assert [bug in req for bug, req in zip(N.CODE_BUG_TYPES, reqs, strict=True)] == [True] * 4
     assert all("add(a, b)" in r and "assert add(1, 2) == 3" in r for r in reqs)
     assert all(r.count("You are simulating a programmer") == 1 for r in reqs)  # no stray duplicated line (§7.11)
     bad_code = "def add(a, b):\n    return a - b"
@@ -63,7 +63,7 @@ def test_tool_one_request_per_corruption() -> None:
     rec = tool_record({"id": "t/1", "prompt": prompt, "instruction": "Tell me a fact.",
                        "golden_answer": [{"Action": "getFact", "Action_Input": "{}"}], "golden_response": [""]})
     reqs = N.negative_requests(rec)
-    assert [kind in req for kind, req in zip(N.TOOL_CORRUPTIONS, reqs)] == [True] * 4
+    assert [kind in req for kind, req in zip(N.TOOL_CORRUPTIONS, reqs, strict=True)] == [True] * 4
     assert "(not getFact)" in reqs[0]
     gen = json.dumps({"reasoning": "I will list facts.", "answer": "Action: listFacts\nAction Input: {}"})
     bad = N.render_negative(rec, gen, 0)
@@ -76,7 +76,7 @@ def test_gsm8k_wrong_numbers() -> None:
     wrong = N.wrong_numbers(rec)
     assert len(set(wrong)) == 4 and "72" not in wrong
     reqs = N.negative_requests(rec)
-    assert all(f"WRONG final answer {w}" in r for w, r in zip(wrong, reqs))
+    assert all(f"WRONG final answer {w}" in r for w, r in zip(wrong, reqs, strict=True))
     assert N.render_negative(rec, "48 + 25 = 73\n#### 73", 0) == P.render_teacher_prompt("Q", f"#### {wrong[0]}", "48 + 25 = 73")
 
 

@@ -32,7 +32,7 @@ def test_mcqa_student_prompt_literals() -> None:
 
 def test_teacher_prompt_generic_and_tool_templates() -> None:
     sd = "Carefully study the reference solution, then solve the problem below with your own approach."
-    assert P.SD_INSTRUCTION == sd
+    assert sd == P.SD_INSTRUCTION
     with_r = P.render_teacher_prompt("STUDENT", "B", "Because.")
     assert with_r == f"\nSTUDENT\n\nThis is an example for a response to the question:\nReasoning: Because.\nAnswer: B\n\n\n{sd}\n"
     assert P.render_teacher_prompt("STUDENT", "def f(): pass") == f"\nSTUDENT\n\nThis is an example for a response to the question:\ndef f(): pass\n\n{sd}\n"

@@ -16,19 +16,19 @@ def _lp(x):
 
 
 def test_forward_kl_matches_hand_computation():
-    expected = sum(p * math.log(p / q) for p, q in zip(P, Q))
+    expected = sum(p * math.log(p / q) for p, q in zip(P, Q, strict=True))
     assert forward_kl(_lp(P), _lp(Q)).item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_reverse_kl_matches_hand_computation():
-    expected = sum(q * math.log(q / p) for p, q in zip(P, Q))
+    expected = sum(q * math.log(q / p) for p, q in zip(P, Q, strict=True))
     assert reverse_kl(_lp(P), _lp(Q)).item() == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize("beta", [0.1, 0.5, 0.9])
 def test_generalized_jsd_matches_hand_computation(beta):
-    m = [beta * p + (1 - beta) * q for p, q in zip(P, Q)]
-    expected = beta * sum(p * math.log(p / mi) for p, mi in zip(P, m)) + (1 - beta) * sum(q * math.log(q / mi) for q, mi in zip(Q, m))
+    m = [beta * p + (1 - beta) * q for p, q in zip(P, Q, strict=True)]
+    expected = beta * sum(p * math.log(p / mi) for p, mi in zip(P, m, strict=True)) + (1 - beta) * sum(q * math.log(q / mi) for q, mi in zip(Q, m, strict=True))
     assert generalized_jsd(_lp(P), _lp(Q), beta).item() == pytest.approx(expected, abs=1e-6)
 
 

@@ -67,7 +67,7 @@ OTHER_COUNT, SAME_COUNT = 1e-4, 1e-6
 def _same_run(a: Path, b: Path, rel: float, weights: str = "final/adapter/adapter_model.safetensors") -> None:
     la, lb = _losses(a), _losses(b)
     assert [s for s, _ in la] == [s for s, _ in lb] == list(range(1, STEPS + 1))
-    for (s, x), (_, y) in zip(la, lb):
+    for (s, x), (_, y) in zip(la, lb, strict=True):
         assert x == pytest.approx(y, rel=rel, abs=1e-9), f"step {s}: {x} vs {y}"
     wa, wb = _weights(a / weights), _weights(b / weights)
     assert wa.keys() == wb.keys()

@@ -27,7 +27,7 @@ def _trainable(run_dir):
 def test_real_model_sdft_steps_change_weights(real_model_dir, tmp_path):
     recipe = load_recipe("demo", [*SMALL, "training.max_steps=2", "optim.lr=1e-3"])
     summary = train(recipe, tmp_path / "run")
-    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(math.isfinite(r["loss/total"]) and r["loss/total"] > 0 for r in rows)
     weights = _trainable(tmp_path / "run")
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in weights.items())  # B starts at zero

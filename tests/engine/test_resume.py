@@ -27,7 +27,7 @@ def _cmd(tiny_model_dir, records_file, out: Path, *extra: str) -> list[str]:
 
 
 def _losses(out: Path) -> list[tuple[int, float]]:
-    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if ln.strip()]
     return [(r["step"], r["loss/total"]) for r in rows]
 
 
@@ -57,7 +57,7 @@ def test_sigkill_and_resume_reproduce_the_loss_curve(tiny_model_dir, records_fil
     assert res.returncode == 0, res.stderr.decode()[-3000:]
     resumed = _losses(killed)
     assert [s for s, _ in resumed] == [1, 2, 3, 4, 5]
-    for (s, a), (_, b) in zip(reference, resumed):
+    for (s, a), (_, b) in zip(reference, resumed, strict=True):
         assert a == pytest.approx(b, rel=1e-6, abs=1e-9), f"step {s}: {a} vs {b}"
 
 

@@ -31,7 +31,7 @@ def test_scores_align_with_unpadded_rows(tiny_model_dir):
     cids, cmask = pad_right(completions, tok.pad_token_id)
     with torch.no_grad():
         s = score(model, model, prompt, cids, cmask, temperature=0.7)
-    for b, (p, c) in enumerate(zip(prompts, completions)):
+    for b, (p, c) in enumerate(zip(prompts, completions, strict=True)):
         ref = _reference_logps(model, p, c, 0.7)
         assert torch.allclose(s.token_logps[b, : len(c)], ref, atol=1e-4), b
         assert torch.allclose(s.logprobs[b, : len(c)].gather(-1, torch.tensor(c)[:, None]).squeeze(-1), ref, atol=1e-4)
@@ -119,7 +119,7 @@ def test_scoring_in_length_groups_equals_one_forward(tiny_model_dir, mode):
         assert torch.allclose(grouped.logprobs[m], one.logprobs[m], atol=1e-5)
     for name in one.features:
         assert torch.allclose(grouped.features[name][m], one.features[name][m], atol=1e-5), name
-    assert len(g_one) == len(g_grouped) and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_one, g_grouped))
+    assert len(g_one) == len(g_grouped) and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_one, g_grouped, strict=True))
 
 
 def test_no_length_groups_where_processes_must_run_the_same_forwards(make_recipe):

@@ -123,7 +123,7 @@ def test_training_with_vllm_rollouts_equals_hf_rollouts_when_greedy(model_dir, r
                 f"generation.backend={{type: {backend}, enforce_eager: true}}" if backend == "vllm" else "generation.backend=hf"]
         out = tmp_path / backend
         Trainer(load_recipe("vanilla", sets), out).train()
-        return [json.loads(l)["loss/total"] for l in (out / "metrics.jsonl").read_text().splitlines()]
+        return [json.loads(ln)["loss/total"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
 
     hf, vl = losses("hf"), losses("vllm")
     assert len(hf) == 3

@@ -39,14 +39,14 @@ def test_blocks_equal_the_naive_path_values_and_gradients(name, trainable_head):
     ref_grads = grads(*ref[:2])
     for chunk in (1, 4, 7, 100):  # blocks that divide B·T, that do not, and one block for all
         got = divergence_and_token_logprobs(per_token, hs, (w, None), ht, (wt, None), ids, tau, chunk=chunk)
-        for a, b in zip(got, ref):
+        for a, b in zip(got, ref, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
         assert not got[2].requires_grad
         values_only = divergence_and_token_logprobs(per_token, hs, (w, None), ht, (wt, None), ids, tau, chunk=chunk,
                                                     token_grad=False)[1]
         assert not values_only.requires_grad
         torch.testing.assert_close(values_only, ref[1], rtol=1e-5, atol=1e-6)
-        for a, b in zip(grads(*got[:2]), ref_grads):
+        for a, b in zip(grads(*got[:2]), ref_grads, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -86,7 +86,7 @@ def test_a_micro_step_is_the_same_with_blocks(make_recipe, tmp_path, name, extra
         torch.manual_seed(123)
         res = trainer.micro(rows, 1, torch.Generator().manual_seed(7))
         grads = torch.autograd.grad(res.loss, params, allow_unused=True)
-        results[chunk] = (res, [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)])
+        results[chunk] = (res, [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)])
     (a, ga), (b, gb) = results[0], results[3]
     assert calls.count("divergence_and_token_logprobs" if name != "sft" else "token_logprobs") >= 1  # blocks were used
     if name == "unisd-star":  # the agreement contexts and the negative are scored in blocks too
@@ -95,7 +95,7 @@ def test_a_micro_step_is_the_same_with_blocks(make_recipe, tmp_path, name, extra
     assert set(a.terms) == set(b.terms)
     for k in a.terms:
         torch.testing.assert_close(b.terms[k], a.terms[k], rtol=1e-5, atol=1e-6)
-    for x, y in zip(gb, ga):
+    for x, y in zip(gb, ga, strict=True):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6)
     trainer.close()
 

@@ -339,7 +339,7 @@ def test_a_wrong_program_that_replaces_what_the_checks_use_never_passes(shared_d
     forgeries = _forgeries(shared_data)
     assert len(forgeries) >= 20 and {"math.isclose", "builtins.abs", "builtins.set", "builtins.sum"} <= {t for t, _ in forgeries}
     scores = M.code_pass_at_1([p for _, p in forgeries], timeout_s=4)
-    assert {t: s for (t, _), s in zip(forgeries, scores) if s} == {}
+    assert {t: s for (t, _), s in zip(forgeries, scores, strict=True) if s} == {}
 
 
 def test_the_checks_reach_the_program_only_through_data() -> None:

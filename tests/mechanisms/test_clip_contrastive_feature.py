@@ -107,7 +107,7 @@ def test_feature_matching_layers_by_index_and_path_cosine_and_projection(tiny_mo
     fm2 = FeatureMatching(fm.config)
     fm2.setup(run)
     fm2.unisd_load_checkpoint_state(None, state)
-    assert all(torch.equal(a, b) for a, b in zip(fm.trainable_parameters(), fm2.trainable_parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(fm.trainable_parameters(), fm2.trainable_parameters(), strict=True))
 
 
 def test_feature_layer_index_out_of_range_is_a_clear_error(tiny_model_dir, make_recipe):

@@ -19,7 +19,7 @@ def test_recipe_trains(name, make_recipe, tmp_path):
         extra.append("components.agreement.contexts={type: retrieval, k: 2, lexical: true}")
     recipe = make_recipe(name, "training.max_steps=2", *extra)
     summary = train(recipe, tmp_path / "run")
-    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert all(math.isfinite(r["loss/total"]) for r in rows)
     assert (tmp_path / "run" / "final" / "merged" / "config.json").exists()
@@ -55,7 +55,7 @@ def test_feature_matching_hooks_the_model_the_teacher_runs(setting, make_recipe,
     # the teacher's features used to be looked up on the student's hooks: KeyError 'lm_head_input'
     recipe = make_recipe("unisd-feature", "training.max_steps=1", "training.grad_accum=1", setting)
     train(recipe, tmp_path / "run")
-    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert math.isfinite(rows[0]["loss/total"]) and "loss/feature_matching" in rows[0]
 
 

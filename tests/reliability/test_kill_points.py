@@ -49,6 +49,6 @@ def test_kill_at_point_then_resume_matches(point, reference, tiny_model_dir, rec
     assert res.returncode == 0, res.stderr.decode()[-3000:]
     resumed = _losses(out)
     assert [s for s, _ in resumed] == [1, 2, 3, 4]
-    for (s, a), (_, b) in zip(reference, resumed):
+    for (s, a), (_, b) in zip(reference, resumed, strict=True):
         assert a == pytest.approx(b, rel=1e-6, abs=1e-9), f"step {s}: {a} vs {b}"
     assert not list((out / "checkpoints").glob(".tmp-*"))  # stale temp dirs cleaned up

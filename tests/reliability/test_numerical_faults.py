@@ -14,7 +14,7 @@ from unisd_plugins.generation.hf import HFGenerate
 
 
 def _rows(run_dir):
-    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_nan_divergence_step_is_skipped_and_logged(make_recipe, tmp_path, monkeypatch):

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from unisd.data.records import BadRecordError
+
 from unisd.cli.main import main
 from unisd.engine.checkpoint import CheckpointError
 from unisd.engine.launch import OutputDirError, train
@@ -39,7 +41,7 @@ def test_overwrite_with_bad_data_keeps_the_old_run(make_recipe, tmp_path):
     before = {f: (run / f).read_bytes() for f in _files(run)}
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x"}\n')  # no gold
-    with pytest.raises(Exception):
+    with pytest.raises(BadRecordError, match="gold"):
         train(make_recipe("vanilla", "training.max_steps=1", f"data.dataset={{type: jsonl, path: '{bad}'}}"), run, overwrite=True)
     assert {f: (run / f).read_bytes() for f in _files(run)} == before  # the old run is back, untouched
     assert not list(tmp_path.glob("run.replaced-*"))

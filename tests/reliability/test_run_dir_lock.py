@@ -25,16 +25,14 @@ def test_a_held_directory_is_refused_naming_its_holder_and_a_killed_holder_frees
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(DirectoryBusy, match=rf"{run} is in use by another run: pid {holder.pid} on .*started 20"):
-            with hold_directory(run):
-                pass
+        with pytest.raises(DirectoryBusy, match=rf"{run} is in use by another run: pid {holder.pid} on .*started 20"), hold_directory(run):
+            pass
     finally:
         holder.kill()  # SIGKILL: no clean-up code runs; the kernel drops the lock
         holder.wait()
     assert lock_path(run).exists()  # what a killed holder leaves: an unlocked file, taken over
-    with hold_directory(run):
-        with hold_directory(run):  # the same process again: not a second holder
-            pass
+    with hold_directory(run), hold_directory(run):  # the same process again: not a second holder
+        pass
     assert not lock_path(run).exists() and not run.exists()  # nothing left behind, nothing created
 
 

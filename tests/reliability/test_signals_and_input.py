@@ -33,13 +33,13 @@ def test_signal_checkpoints_and_exits_cleanly_then_resumes(sig, tiny_model_dir, 
     ckpts = sorted((out / "checkpoints").glob("step-*"))
     assert ckpts, "no checkpoint written on signal"
     step = int(ckpts[-1].name.split("-")[1])
-    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == step
     res = subprocess.run(_cmd(tiny_model_dir, records_file, out, "--max-steps", str(step + 1), "--resume", "auto"),
                          capture_output=True, timeout=300)
     # another --max-steps changes no state: the run continues from its checkpoint to the new length
     assert res.returncode == 0, res.stderr.decode()[-2000:]
-    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, step + 2))
     # a field that changes the state is still refused, naming --allow-recipe-change
     res = subprocess.run(_cmd(tiny_model_dir, records_file, out, "--max-steps", str(step + 2), "--resume", "auto",
@@ -68,7 +68,7 @@ def test_bad_records_skipped_into_rejects_file(tiny_model_dir, records_file, tmp
     out = tmp_path / "run"
     res = subprocess.run(_cmd(tiny_model_dir, path, out, "--max-steps", "1", "--on-bad-record", "skip"), capture_output=True, timeout=300)
     assert res.returncode == 0, res.stderr.decode()[-2000:]
-    rejects = [json.loads(l) for l in (out / "rejects.jsonl").read_text().splitlines()]
+    rejects = [json.loads(ln) for ln in (out / "rejects.jsonl").read_text().splitlines()]
     assert len(rejects) == 3
     assert {r["field"] for r in rejects} >= {"answer", "id"}
     summary = json.loads((out / "summary.json").read_text())

@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import importlib
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 #: sub-command name → "module:function" that adds its parser. Order is the help order.
 COMMANDS: dict[str, str] = {
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the traceback of an error (also UNISD_DEBUG=1); exit codes: 0 done, 1 internal error, "
                         "2 bad input or environment, 130 interrupted")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, target in COMMANDS.items():
+    for target in COMMANDS.values():
         module, _, attr = target.partition(":")
         add: Callable[[argparse._SubParsersAction], None] = getattr(importlib.import_module(module), attr)
         add(sub)

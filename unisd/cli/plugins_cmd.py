@@ -44,7 +44,7 @@ def run_list(args: argparse.Namespace) -> int:
         return 2
     widths = [max(len(r[k]) for r in data) for k in ("kind", "name", "package", "version")]
     header = ("KIND", "NAME", "PACKAGE", "VERSION")
-    widths = [max(w, len(h)) for w, h in zip(widths, header)]
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
     print(fmt.format(*header, "DESCRIPTION"))
     for r in data:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,13 +73,13 @@ class Requirements:
     full_logprobs: bool = False
     prompt_fields: frozenset[str] = field(default_factory=frozenset)
 
-    def merge(self, other: "Requirements") -> "Requirements":
+    def merge(self, other: Requirements) -> Requirements:
         return Requirements(self.feature_layers | other.feature_layers, self.record_fields | other.record_fields,
                             self.token_logp_grad or other.token_logp_grad, self.full_logprobs or other.full_logprobs,
                             self.prompt_fields | other.prompt_fields)
 
 
-class Component(abc.ABC):
+class Component(abc.ABC):  # noqa: B024 (no method is abstract: every kind overrides its own)
     """Base class of every component: recipe components (teachers, disagreement measures, losses,
     guards), divergences, objectives, dataset adapters, context builders and generation backends.
 
@@ -109,7 +110,7 @@ class Component(abc.ABC):
         """What this component needs computed per micro-batch (default: nothing extra)."""
         return Requirements()
 
-    def setup(self, run: "Run") -> None:
+    def setup(self, run: Run) -> None:  # noqa: B027 (optional: most components need no setup)
         """Called once before training with the live run (model, tokenizer, data, recipe)."""
 
     def diagnose(self, batch: Any) -> dict[str, float]:

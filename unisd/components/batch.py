@@ -8,7 +8,8 @@ Log-probabilities are fp32.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Sequence
 
 if TYPE_CHECKING:  # pragma: no cover  (annotations only: importing the component API costs no torch)
     import torch

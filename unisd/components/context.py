@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -28,9 +29,9 @@ class RunContext:
     """
 
     recipe: Any  #: the validated recipe (``unisd.recipe.RecipeBase``)
-    model: "torch.nn.Module"
+    model: torch.nn.Module
     tokenizer: Any
-    device: "torch.device"
+    device: torch.device
     output_dir: Path
     registries: Any = None  #: the registries the recipe was built from (``unisd.registries.Registries``)
     divergence: Any = None  #: the run's per-token divergence (a ``Divergence`` component)
@@ -53,7 +54,7 @@ class RunContext:
             self.register(component)
         return component
 
-    def place_frozen(self, module: "torch.nn.Module") -> "torch.nn.Module":
+    def place_frozen(self, module: torch.nn.Module) -> torch.nn.Module:
         """Put a frozen model that a component holds (a teacher copy) where the student runs: on its
         device, and sharded like it under FSDP2 (so no process holds a whole second copy)."""
         module = module.to(self.device)

@@ -10,7 +10,8 @@ import abc
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 
 from pydantic import Field
@@ -82,7 +83,7 @@ class Objective(Component):
     Config: ClassVar[type[ComponentConfig]] = ObjectiveConfig
 
     @abc.abstractmethod
-    def loss(self, step: "Stages", records: Sequence[dict[str, Any]], prompt: "Tokenized",
+    def loss(self, step: Stages, records: Sequence[dict[str, Any]], prompt: Tokenized,
              rng: torch.Generator) -> MicroResult:
         """The micro-batch's loss and logs."""
 
@@ -189,7 +190,7 @@ class StabilityGuard(Component):
     def token_weights(self, mask: torch.Tensor, batch: DistillBatch) -> torch.Tensor | None:
         return None
 
-    def before_optimizer_step(self, model: torch.nn.Module, run: "Run") -> None:
+    def before_optimizer_step(self, model: torch.nn.Module, run: Run) -> None:
         return None
 
 
@@ -215,7 +216,7 @@ class ContextBuilder(Component):
     Config: ClassVar[type[ContextBuilderConfig]] = ContextBuilderConfig
 
     @abc.abstractmethod
-    def build(self, records: Sequence[dict[str, Any]], *, run: "Run | None" = None) -> list[list[str]]:
+    def build(self, records: Sequence[dict[str, Any]], *, run: Run | None = None) -> list[list[str]]:
         """Return ``len(records)`` lists of K context strings."""
 
 

@@ -29,7 +29,8 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Literal, Mapping, NamedTuple, Optional
+from typing import Any, ClassVar, Literal, NamedTuple
+from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, create_model, field_validator, model_validator
 
@@ -106,7 +107,7 @@ class TrainingRecord(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _defaults(self) -> "TrainingRecord":
+    def _defaults(self) -> TrainingRecord:
         if self.demo is None:
             self.demo = f"Reference Question:\n{self.prompt.strip()}\n\nReference Answer:\n{self.gold.strip()}"
         if self.retrieval_text is None:
@@ -136,7 +137,7 @@ def _record_model(slots: tuple[tuple[str, RecordSlot], ...]) -> type[TrainingRec
     clash = [name for name, _ in slots if name in TrainingRecord.model_fields]
     if clash:
         raise ValueError(f"record slot(s) {clash} are core record fields; a component must name a slot of its own")
-    fields = {name: (Optional[slot.type], Field(None, description=slot.description)) for name, slot in slots}
+    fields = {name: (slot.type | None, Field(None, description=slot.description)) for name, slot in slots}
     model = create_model("TrainingRecordWithSlots", __base__=TrainingRecord, **fields)
     model.slots = tuple(name for name, _ in slots)
     return model

@@ -9,7 +9,8 @@ without it would distil the model into itself, so it is refused.
 from __future__ import annotations
 
 import string
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 PLACEHOLDERS = ("prompt", "reference")
 

@@ -14,7 +14,8 @@ tables of ``unisd replicate``.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 #: an auxiliary term whose share of the gradient (or loss) stays below this over a run is weak
 WEAK_SHARE = 0.01
@@ -145,11 +146,11 @@ def plot_activity(curves: Mapping[str, Sequence[Mapping[str, Any]]], keys: Seque
     nrows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.6 * nrows), squeeze=False)
     styles = line_styles(list(curves))
-    for ax, key in zip(axes.flat, keys):
+    for ax, key in zip(axes.flat, keys, strict=False):
         for label, rows in curves.items():
             points = [(int(r["step"]), float(r[key])) for r in rows if isinstance(r.get(key), (int, float))]
             if points:
-                ax.plot(*zip(*points), label=label, linewidth=1.2, markersize=3, **styles[label])
+                ax.plot(*zip(*points, strict=True), label=label, linewidth=1.2, markersize=3, **styles[label])
         ax.set_title(key, fontsize="small")
         ax.set_xlabel("optimizer step", fontsize="x-small")
         ax.tick_params(labelsize="x-small")
@@ -157,7 +158,7 @@ def plot_activity(curves: Mapping[str, Sequence[Mapping[str, Any]]], keys: Seque
         ax.axis("off")
     legend: dict[str, Any] = {}  # every label once, from whichever panel drew it
     for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
     if len(curves) > 1:
         fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(4, len(legend)), fontsize="x-small")

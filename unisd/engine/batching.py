@@ -6,7 +6,7 @@ completion token at the same column for all rows (spec §1.2).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

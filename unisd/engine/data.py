@@ -7,7 +7,8 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from unisd.data.templates import apply_teacher_template
 from unisd.engine.batching import token_lengths
@@ -73,15 +74,15 @@ def filter_long_prompts(records: list[dict[str, Any]], tokenizer, max_len: int,
     for i, rec in enumerate(records):
         for f in fields:
             val = rec.get(f)
-            for j, t in enumerate(val if isinstance(val, list) else [val] if val else []):
+            for t in val if isinstance(val, list) else [val] if val else []:
                 texts.append(t)
                 owners.append((i, f))
     too_long: dict[int, str] = {}
     lengths = token_lengths(tokenizer, texts) if texts else []
-    for (i, f), n in zip(owners, lengths):
+    for (i, f), n in zip(owners, lengths, strict=True):
         if n > max_len and i not in too_long:
             too_long[i] = f
-    longest = max((n for (i, _), n in zip(owners, lengths) if i not in too_long), default=0)
+    longest = max((n for (i, _), n in zip(owners, lengths, strict=True) if i not in too_long), default=0)
     counts: dict[str, int] = {}
     for f in too_long.values():
         counts[f] = counts.get(f, 0) + 1

@@ -8,7 +8,8 @@ recipe's generation backend instead.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import torch
 

@@ -12,7 +12,8 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from pydantic import Field, model_validator
 
@@ -36,7 +37,7 @@ class ProbeSpec(StrictModel):
     data_dir: str | None = Field(None, description="local benchmark files for the lm-eval task")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ProbeSpec":
+    def _one_source(self) -> ProbeSpec:
         if (self.data is None) == (self.lm_eval is None):
             raise ValueError(f"probe {self.name!r}: give exactly one of data (a dataset) or lm_eval (a task)")
         return self
@@ -108,8 +109,8 @@ def paired_change(before: dict[str, Any], afters: list[dict[str, Any]]) -> dict[
     over items of the seed-averaged per-item change."""
     from unisd.engine.stats import mean_ci, paired_bootstrap
 
-    base = dict(zip(before["ids"], before["correct"]))
-    per_seed = [dict(zip(a["ids"], a["correct"])) for a in afters]
+    base = dict(zip(before["ids"], before["correct"], strict=True))
+    per_seed = [dict(zip(a["ids"], a["correct"], strict=True)) for a in afters]
     common = [i for i in before["ids"] if all(i in s for s in per_seed)]
     if not common:
         return {"n": 0}

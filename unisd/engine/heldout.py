@@ -25,10 +25,10 @@ def heldout_accuracy(model, tokenizer, adapter, records, max_new_tokens: int, de
     ``progress``: a progress bar's description (on a terminal)."""
     answers = generate_texts(model, tokenizer, [r["prompt"] for r in records], max_new_tokens=max_new_tokens,
                              batch_size=batch_size, device=device, progress=progress)
-    verdicts = [adapter.is_correct(r, a) for r, a in zip(records, answers)]
+    verdicts = [adapter.is_correct(r, a) for r, a in zip(records, answers, strict=True)]
     scored = [v for v in verdicts if v is not None]
     return {"accuracy": sum(scored) / len(scored) if scored else None, "n": len(scored), "max_new_tokens": max_new_tokens,
-            "answers": [{"id": r["id"], "answer": a, "correct": v} for r, a, v in zip(records, answers, verdicts)]}
+            "answers": [{"id": r["id"], "answer": a, "correct": v} for r, a, v in zip(records, answers, verdicts, strict=True)]}
 
 
 def heldout_max_new_tokens(recipe) -> int:

@@ -18,13 +18,16 @@ the teacher is the base weights with the teacher prompt (the ``base`` teacher). 
 
 from __future__ import annotations
 
+import itertools
+
 import json
 import logging
 import math
 import statistics
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import torch
 
@@ -70,7 +73,7 @@ def token_class(position: int, text: str, is_eos: bool, opening: int, in_answer:
 
 def position_bin(position: int) -> str:
     """``"3"`` for the first positions, ``"8-11"`` further on."""
-    for lo, hi in zip(POSITION_BINS, POSITION_BINS[1:]):
+    for lo, hi in itertools.pairwise(POSITION_BINS):
         if lo <= position < hi:
             return str(lo) if hi == lo + 1 else f"{lo}-{hi - 1}"
     return f"{POSITION_BINS[-1]}+"

@@ -347,7 +347,9 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         print(f"  {k:<24} first step {first.get(k, float('nan')):>10.4f}   last step {last.get(k, float('nan')):>10.4f}")
     h = summary.get("heldout")
     if h:
-        fmt = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"
+        def fmt(x):
+            return "n/a" if x is None else f"{100 * x:.1f}%"
+
         print(f"  held-out accuracy on {h['n']} {h['split']} records: before {fmt(h['accuracy_before'])}, "
               f"after {fmt(h['accuracy_after'])}")
     if summary.get("mechanisms"):

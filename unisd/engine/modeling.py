@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -58,7 +58,7 @@ def build_optimizer(model: torch.nn.Module, recipe, total_steps: int, extra_para
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The module under DDP/accelerate wrappers (peft wrapper kept)."""
-    while hasattr(model, "module") and isinstance(getattr(model, "module"), torch.nn.Module):
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
         model = model.module
     return model
 

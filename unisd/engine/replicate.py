@@ -114,7 +114,7 @@ class Experiment(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _grid_methods_listed(self) -> "Experiment":
+    def _grid_methods_listed(self) -> Experiment:
         unlisted = [m for m in self.grid if m not in self.methods]
         if unlisted:
             raise ValueError(f"grid: {', '.join(unlisted)} not in methods (a grid varies a listed method)")
@@ -129,7 +129,7 @@ class Experiment(StrictModel):
                 out.append((_name(method), method, []))
                 continue
             for combo in itertools.product(*axes.values()):
-                values = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in zip(axes, combo)]
+                values = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in zip(axes, combo, strict=True)]
                 label = f"{_name(method)}[" + ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values) + "]"
                 out.append((label, method, [f"{k}={v}" for k, v in values]))
         return out
@@ -146,7 +146,7 @@ class Experiment(StrictModel):
         return [v for v in self.variants() if v[0] in task.methods or _name(v[1]) in task.methods]
 
     @model_validator(mode="after")
-    def _task_methods_listed(self) -> "Experiment":
+    def _task_methods_listed(self) -> Experiment:
         known = {n for label, method, _ in self.variants() for n in (label, _name(method))}
         for task in self.tasks:
             unknown = [m for m in task.methods or () if m not in known]
@@ -154,14 +154,14 @@ class Experiment(StrictModel):
                 raise ValueError(f"task {task.name!r}: methods {', '.join(unknown)} are not among the experiment's methods")
         return self
 
-    def only_tasks(self, names: list[str]) -> "Experiment":
+    def only_tasks(self, names: list[str]) -> Experiment:
         unknown = [n for n in names if n not in {t.name for t in self.tasks}]
         if unknown:
             raise UserError(f"experiment {self.name!r} has no task {', '.join(map(repr, unknown))} "
                             f"(its tasks: {', '.join(t.name for t in self.tasks)})")
         return self.model_copy(update={"tasks": [t for t in self.tasks if t.name in names]})
 
-    def quickened(self) -> "Experiment":
+    def quickened(self) -> Experiment:
         q = self.quick
         tasks = [t for t in self.tasks if q.tasks is None or t.name in q.tasks]
         if q.heldout:
@@ -292,7 +292,7 @@ def _replicate(exp: Experiment, runs: list[dict[str, Any]], out: Path, *, progre
                disable=not progress, position=0)
     jobs = [(r["build"], str(out / r["dir"]), bases[r["task"]], exp.retention.records, exp.forgetting) for r in todo]
     if workers <= 1 or len(jobs) <= 1:
-        for r, job in zip(todo, jobs):
+        for r, job in zip(todo, jobs, strict=True):
             bar.set_postfix_str(f"{r['task']}/{r['method']}/s{r['seed']}")
             _run_one(*job)
             bar.update(1)
@@ -397,21 +397,21 @@ def _run_parallel(todo: list[dict[str, Any]], jobs: list[tuple], workers: int, b
     threads = max(1, torch.get_num_threads() // workers)
     ctx = mp.get_context("spawn")
     # read by the children when they import torch
-    with patched_environ({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}):
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, ctx.Value("i", 0))) as pool:
-            futures = {pool.submit(_run_one, *job): r for r, job in zip(todo, jobs)}
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for f in done:
-                    r = futures[f]
-                    if f.exception() is not None:
-                        for p in pending:
-                            p.cancel()
-                        raise UserError(f"replicate: run {r['dir']} failed: {f.exception()} (finished runs are kept; "
-                                        "run the same command again to resume)") from f.exception()
-                    bar.set_postfix_str(f"done {r['task']}/{r['method']}/s{r['seed']}")
-                    bar.update(1)
+    with patched_environ({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}), \
+            ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, ctx.Value("i", 0))) as pool:
+        futures = {pool.submit(_run_one, *job): r for r, job in zip(todo, jobs, strict=True)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for f in done:
+                r = futures[f]
+                if f.exception() is not None:
+                    for p in pending:
+                        p.cancel()
+                    raise UserError(f"replicate: run {r['dir']} failed: {f.exception()} (finished runs are kept; "
+                                    "run the same command again to resume)") from f.exception()
+                bar.set_postfix_str(f"done {r['task']}/{r['method']}/s{r['seed']}")
+                bar.update(1)
 
 
 def _retention(run_dir: Path, recipe, records: int, cache: dict[str, Any]) -> None:
@@ -442,7 +442,7 @@ def _heldout_prompts(recipe, ids: list[str]) -> list[str]:
 
 
 def _pct_pairs(a: list[float], b: list[float], better) -> float:
-    pairs = [(x, y) for x, y in zip(a, b) if not (math.isnan(x) or math.isnan(y))]
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if not (math.isnan(x) or math.isnan(y))]
     return sum(better(x, y) for x, y in pairs) / len(pairs) if pairs else math.nan
 
 
@@ -491,7 +491,7 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
         for m in t["methods"].values():
             after = [v["after"] for v in m["per_seed"].values()]
             m["mean"], m["ci"] = mean_ci(after)
-            m["vs_base"] = dict(zip(("mean", "ci"), mean_ci([a - before_any for a in after])))
+            m["vs_base"] = dict(zip(("mean", "ci"), mean_ci([a - before_any for a in after]), strict=True))
             secs = [v["step_s"] for v in m["per_seed"].values() if not math.isnan(v.get("step_s", math.nan))]
             m["step_s"] = sum(secs) / len(secs) if secs else None
         # a gridded baseline competes with each of its variants
@@ -503,7 +503,7 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
         for name, m in t["methods"].items():
             if best is not None:
                 diffs = [m["per_seed"][s]["after"] - t["methods"][best]["per_seed"][s]["after"] for s in exp.seeds]
-                m["vs_best_baseline"] = dict(zip(("mean", "ci"), mean_ci(diffs)))
+                m["vs_best_baseline"] = dict(zip(("mean", "ci"), mean_ci(diffs), strict=True))
             if ref is not None and name not in (ref, BASE):
                 jl = [_pct_pairs(m["per_seed"][s]["jsd"], t["methods"][ref]["per_seed"][s]["jsd"], lambda x, y: x < y) for s in exp.seeds]
                 bl = [_pct_pairs(m["per_seed"][s]["base_logp"], t["methods"][ref]["per_seed"][s]["base_logp"], lambda x, y: x > y)
@@ -617,7 +617,7 @@ def plot_results(exp: Experiment, res: dict[str, Any], out: Path) -> None:
 
     tasks = list(res["tasks"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(7 * len(tasks), 4.5), squeeze=False)
-    for ax, t in zip(axes[0], tasks):
+    for ax, t in zip(axes[0], tasks, strict=False):
         methods = res["tasks"][t]["methods"]
         styles = line_styles(list(methods))
         for m, e in methods.items():
@@ -653,7 +653,7 @@ def plot_results(exp: Experiment, res: dict[str, Any], out: Path) -> None:
                           title=f"{t}: mechanism activity over steps (mean over seeds)")
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
-    for ax, t in zip(axes[0], tasks):
+    for ax, t in zip(axes[0], tasks, strict=False):
         names, data = [], []
         for m, e in res["tasks"][t]["methods"].items():
             vals = [x for v in e["per_seed"].values() for x in (v.get("jsd") or []) if not math.isnan(x)]

@@ -43,7 +43,7 @@ def sample_together(backend, model, tokenizer, prompts: list[Tokenized], gen_cfg
     cheaper than one per batch. Rows are re-padded together; when ``max_rows`` splits them, they are
     sorted by prompt length first, so each call pads little.
     """
-    rows = [ids[mask > 0].tolist() for p in prompts for ids, mask in zip(p.ids, p.mask)]
+    rows = [ids[mask > 0].tolist() for p in prompts for ids, mask in zip(p.ids, p.mask, strict=True)]
     n, cap = len(rows), max_rows or len(rows)
     order = sorted(range(n), key=lambda i: len(rows[i])) if cap < n else list(range(n))
     device, pad = prompts[0].ids.device, pad_token_id(tokenizer)

@@ -12,7 +12,8 @@ import functools
 import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -98,7 +99,7 @@ def score(
     keep_hidden: bool = False,
     max_tokens: int = 0,
     share_prefix: int = 0,
-    prefix: "SharedPrefix | None" = None,
+    prefix: SharedPrefix | None = None,
 ) -> Scores:
     """Run ``forward`` on ``prompt ⊕ completion`` and return log-probs aligned to the completion.
 
@@ -170,7 +171,7 @@ def score(
 
 
 def _forward(forward: Callable[..., Any], input_ids: torch.Tensor, attn: torch.Tensor, logits_to_keep: int,
-             prefix: "SharedPrefix | None") -> Any:
+             prefix: SharedPrefix | None) -> Any:
     if prefix is None:
         return forward(input_ids=input_ids, attention_mask=attn, position_ids=position_ids_from_mask(attn),
                        logits_to_keep=logits_to_keep, use_cache=False)
@@ -191,7 +192,7 @@ class SharedPrefix:
 
     @classmethod
     def of(cls, forward: Callable[..., Any], model_for_hooks: torch.nn.Module, prompt: Tokenized,
-           min_length: int) -> "SharedPrefix | None":
+           min_length: int) -> SharedPrefix | None:
         """The rows' shared prefix, run through ``forward``; None when it is shorter than
         ``min_length`` tokens. Every row keeps one prompt token at least (its last position
         predicts the first completion token)."""
@@ -228,7 +229,7 @@ class SharedPrefix:
         return cache
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cache_keyword(model_type: type) -> str:
     """The name of the key/value cache argument of a model's forward: ``cache`` (transformers
     5.24 on) or ``past_key_values``."""

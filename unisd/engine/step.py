@@ -4,7 +4,8 @@ scoring, divergence → guards → weights → loss terms, or a cross-entropy)."
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import torch
 

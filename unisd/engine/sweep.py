@@ -83,7 +83,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         for r in runs:
             print(f"{r['label']}: --recipe {r['recipe']} --seed {r['seed']} " + " ".join(f"--set {o}" for o in r["overrides"]))
         return 0
-    for r, recipe in zip(runs, recipes):  # a finished run is reused only if it ran this very recipe
+    for r, recipe in zip(runs, recipes, strict=True):  # a finished run is reused only if it ran this very recipe
         run_dir = out / r["label"]
         if (run_dir / "summary.json").exists() and stored_recipe_differs(run_dir, dump_recipe(recipe)):
             raise UserError(f"sweep run {r['label']}: {run_dir} holds a finished run of another recipe (see "
@@ -96,7 +96,7 @@ def _sweep(runs: list[dict[str, Any]], recipes: list[Any], out: Path) -> int:
     from unisd.engine.launch import train
 
     rows = []
-    for r, recipe in zip(runs, recipes):
+    for r, recipe in zip(runs, recipes, strict=True):
         run_dir = out / r["label"]
         summary_path = run_dir / "summary.json"
         if summary_path.exists():
@@ -134,7 +134,7 @@ def heldout_gains(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for key, members in groups.items():
         before = [m["summary"]["heldout"]["accuracy_before"] for m in members]
         after = [m["summary"]["heldout"]["accuracy_after"] for m in members]
-        gain_mean, gain_half = mean_ci([a - b for a, b in zip(after, before)])
+        gain_mean, gain_half = mean_ci([a - b for a, b in zip(after, before, strict=True)])
         item_diff: dict[str, list[float]] = {}
         for m in members:
             b, a = _answers(Path(m["run_dir"]), "before"), _answers(Path(m["run_dir"]), "after")

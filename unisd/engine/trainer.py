@@ -14,7 +14,8 @@ import random
 import signal
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 
@@ -491,7 +492,7 @@ class Trainer:
         reduced = torch.tensor([0.0 if (grads_ok and not bad_terms) else 1.0, *(sums[k] for k in keys)], device=acc.device)
         if acc.num_processes > 1:  # one collective: the bad-step flags summed, the step's losses over every process
             reduced = acc.reduce(reduced, reduction="sum")
-            sums.update(zip(keys, (reduced[1:] / acc.num_processes).tolist()))
+            sums.update(zip(keys, (reduced[1:] / acc.num_processes).tolist(), strict=True))
         bad = reduced[:1]
         metrics: dict[str, Any] = dict(sums)
         metrics["time/generate_s"] = self.micro.generate_seconds  # of time/step_s, spent sampling

@@ -15,7 +15,7 @@ head's weight gets its gradient too.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,7 @@ def _batches(prompts: Sequence[str], completions: Sequence[str], tokenizer: Any,
     for start in range(0, len(prompts), batch_size):
         seqs, spans = [], []
         chunk = prompts[start:start + batch_size]  # the prompts as generate_texts encodes them
-        for p_ids, c in zip(prompt_ids(tokenizer, chunk, chat=chat), completions[start:start + batch_size]):
+        for p_ids, c in zip(prompt_ids(tokenizer, chunk, chat=chat), completions[start:start + batch_size], strict=True):
             if max_prompt_tokens:
                 p_ids = p_ids[-max_prompt_tokens:]
             c_ids = tokenizer(c, add_special_tokens=False)["input_ids"]
@@ -168,7 +169,7 @@ def paired_stats(method: dict[str, Any], reference: dict[str, Any]) -> dict[str,
     mean log-prob than the reference's completion.
     """
     def pct(a: Sequence[float] | None, b: Sequence[float] | None, lower: bool) -> float:
-        pairs = [(x, y) for x, y in zip(a or [], b or []) if not (math.isnan(x) or math.isnan(y))]
+        pairs = [(x, y) for x, y in zip(a or [], b or [], strict=False) if not (math.isnan(x) or math.isnan(y))]
         if not pairs:
             return float("nan")
         return 100.0 * sum((x < y) if lower else (x > y) for x, y in pairs) / len(pairs)

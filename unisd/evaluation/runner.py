@@ -7,7 +7,8 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
 from unisd.evaluation.report import breakdown, results_markdown, summarize
 from unisd.evaluation.spec import DataUnavailable, eval_settings

@@ -23,10 +23,11 @@ import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import Any
+from collections.abc import Callable, Iterator
 
 #: A callable, or a lazy ``"package.module:attribute"`` path to one, imported on first use.
-Ref = Union[str, Callable[..., Any]]
+Ref = str | Callable[..., Any]
 
 
 class DataUnavailable(RuntimeError):

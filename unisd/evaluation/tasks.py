@@ -18,7 +18,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 from unisd.evaluation.spec import GroupSpec, TaskSpec
 from unisd.registry import UnknownEntryError
@@ -39,13 +40,13 @@ class Catalog:
     tasks: dict[str, TaskSpec]
     groups: dict[str, GroupSpec]
     origins: dict[str, str]
-    registry: "Registry"
+    registry: Registry
 
     def groups_of(self, task: str) -> list[str]:
         return [g for g, spec in self.groups.items() if task in spec.tasks]
 
 
-def _evaluators(registries: "Registries | None") -> "Registry":
+def _evaluators(registries: Registries | None) -> Registry:
     if registries is None:
         from unisd.plugins import get_registries
 
@@ -53,7 +54,7 @@ def _evaluators(registries: "Registries | None") -> "Registry":
     return registries.evaluators
 
 
-def catalog(registries: "Registries | None" = None) -> Catalog:
+def catalog(registries: Registries | None = None) -> Catalog:
     """Resolve (import) every evaluator entry and keep the task and group specs."""
     reg = _evaluators(registries)
     tasks: dict[str, TaskSpec] = {}
@@ -74,17 +75,17 @@ def catalog(registries: "Registries | None" = None) -> Catalog:
     return Catalog(tasks, groups, origins, reg)
 
 
-def task_specs(registries: "Registries | None" = None) -> dict[str, TaskSpec]:
+def task_specs(registries: Registries | None = None) -> dict[str, TaskSpec]:
     """``{task name: TaskSpec}`` of every registered task."""
     return catalog(registries).tasks
 
 
-def group_specs(registries: "Registries | None" = None) -> dict[str, GroupSpec]:
+def group_specs(registries: Registries | None = None) -> dict[str, GroupSpec]:
     """``{group name: GroupSpec}`` of every registered group."""
     return catalog(registries).groups
 
 
-def find_task(name: str, registries: "Registries | None" = None) -> TaskSpec | None:
+def find_task(name: str, registries: Registries | None = None) -> TaskSpec | None:
     """The spec registered as ``name``, or ``None`` (results of tasks no longer installed)."""
     reg = _evaluators(registries)
     if name not in reg:
@@ -93,7 +94,7 @@ def find_task(name: str, registries: "Registries | None" = None) -> TaskSpec | N
     return obj if isinstance(obj, TaskSpec) else None
 
 
-def get_task(name: str, registries: "Registries | None" = None) -> TaskSpec:
+def get_task(name: str, registries: Registries | None = None) -> TaskSpec:
     """The spec registered as ``name``; an unknown name gives the registry's "Did you mean" message."""
     spec = find_task(name, registries)
     if spec is None:
@@ -101,13 +102,13 @@ def get_task(name: str, registries: "Registries | None" = None) -> TaskSpec:
     return spec
 
 
-def primary_metric(task: str, default: str | None = None, registries: "Registries | None" = None) -> str | None:
+def primary_metric(task: str, default: str | None = None, registries: Registries | None = None) -> str | None:
     """The headline metric of ``task`` (``default`` for a task no plugin registers)."""
     spec = find_task(task, registries)
     return spec.primary_metric if spec is not None else default
 
 
-def _unknown(item: str, reg: "Registry") -> UnknownTaskError:
+def _unknown(item: str, reg: Registry) -> UnknownTaskError:
     message = reg.unknown_message(item)
     prefix = f"unknown {reg.kind} {item!r}"
     if message.startswith(prefix):
@@ -115,7 +116,7 @@ def _unknown(item: str, reg: "Registry") -> UnknownTaskError:
     return UnknownTaskError(message)
 
 
-def default_tasks(registries: "Registries | None" = None) -> str:
+def default_tasks(registries: Registries | None = None) -> str:
     """The evaluator a plugin registered with ``default=True`` (what ``unisd eval`` runs without ``--tasks``)."""
     name = _evaluators(registries).default
     if name is None:
@@ -123,7 +124,7 @@ def default_tasks(registries: "Registries | None" = None) -> str:
     return name
 
 
-def resolve_tasks(spec: str | Iterable[str] | None, registries: "Registries | None" = None) -> list[str]:
+def resolve_tasks(spec: str | Iterable[str] | None, registries: Registries | None = None) -> list[str]:
     """Expand a comma-separated list of tasks, groups and aliases (``mbpp``) to task names
     (``None``: :func:`default_tasks`).
 
@@ -193,7 +194,7 @@ def _task_manager(paths: tuple[str, ...], defaults: bool, metadata: str | None):
 
 
 def select_tasks(spec: str | Iterable[str] | None, include_path: Iterable[str] = (),
-                 registries: "Registries | None" = None) -> TaskSelection:
+                 registries: Registries | None = None) -> TaskSelection:
     """Resolve ``spec`` (comma-separated names, groups, aliases): registered tasks first, then the
     YAML tasks under ``include_path``, then lm-eval's shipped ones; a registered task's alias
     (``mbpp``) that is also an lm-eval task name means lm-eval's task (UniSD's is ``unisd_mbpp``).
@@ -236,7 +237,7 @@ def _lm_eval_has(name: str, paths: list[str]) -> bool:
     return name in set(lm_eval_task_manager(paths).all_tasks)
 
 
-def include_paths(tasks: Iterable[str] | None = None, registries: "Registries | None" = None) -> list[str]:
+def include_paths(tasks: Iterable[str] | None = None, registries: Registries | None = None) -> list[str]:
     """The ``include_dir`` of the given tasks (default: of every registered task), each once, for
     lm-eval's ``TaskManager(include_path=...)``."""
     specs = task_specs(registries)
@@ -250,7 +251,7 @@ def include_paths(tasks: Iterable[str] | None = None, registries: "Registries | 
     return out
 
 
-def describe_tasks(registries: "Registries | None" = None) -> str:
+def describe_tasks(registries: Registries | None = None) -> str:
     """A plain-text listing of the registered groups and tasks, with the plugin package of each."""
     cat = catalog(registries)
     lines = ["Groups:"]

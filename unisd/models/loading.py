@@ -108,7 +108,7 @@ def _resolve_hub(repo_id: str, revision: str | None, gguf_file: str | None) -> s
     return repo_id
 
 
-def load_tokenizer(model_config: "ModelConfig", path: str | None = None) -> "PreTrainedTokenizerBase":
+def load_tokenizer(model_config: ModelConfig, path: str | None = None) -> PreTrainedTokenizerBase:
     """Load and prepare the tokenizer: chat template override and check, pad token, left padding."""
     from transformers import AutoTokenizer
 
@@ -138,9 +138,9 @@ def load_tokenizer(model_config: "ModelConfig", path: str | None = None) -> "Pre
 
 
 def load_model_and_tokenizer(
-    model_config: "ModelConfig", *, device: "str | torch.device | None" = None, path: str | None = None,
-    tokenizer: "PreTrainedTokenizerBase | None" = None,
-) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
+    model_config: ModelConfig, *, device: str | torch.device | None = None, path: str | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load ``(model, tokenizer)`` as the recipe's model section describes.
 
     The tokenizer is checked first (chat template) so configuration errors surface before the
@@ -193,7 +193,7 @@ def _corrupt_weights(path: str, error: Exception) -> str:
             f"an interrupted download or copy; fetch or copy it again.")
 
 
-def check_same_vocabulary(tok_a: "PreTrainedTokenizerBase", tok_b: "PreTrainedTokenizerBase") -> None:
+def check_same_vocabulary(tok_a: PreTrainedTokenizerBase, tok_b: PreTrainedTokenizerBase) -> None:
     """Raise :class:`VocabularyMismatchError` unless both tokenizers map the same tokens to the same ids.
 
     Token-level distillation compares distributions over one vocabulary, so a teacher with another

@@ -34,7 +34,7 @@ _DEFAULT_LORA_R = 64
 _DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def _meta_model(model_config: "ModelConfig") -> "torch.nn.Module":
+def _meta_model(model_config: ModelConfig) -> torch.nn.Module:
     """The architecture of ``model_config`` on the meta device (no weights are read)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -47,13 +47,13 @@ def _meta_model(model_config: "ModelConfig") -> "torch.nn.Module":
         return AutoModelForCausalLM.from_config(cfg, trust_remote_code=model_config.trust_remote_code)
 
 
-def _lora_settings(lora: "bool | LoraConfig") -> tuple[bool, int, tuple[str, ...]]:
+def _lora_settings(lora: bool | LoraConfig) -> tuple[bool, int, tuple[str, ...]]:
     if isinstance(lora, bool):
         return lora, _DEFAULT_LORA_R, _DEFAULT_TARGETS
     return lora.enabled, lora.r, tuple(lora.target_modules)
 
 
-def _trainable_params(model: "torch.nn.Module", lora: "bool | LoraConfig") -> tuple[int, bool]:
+def _trainable_params(model: torch.nn.Module, lora: bool | LoraConfig) -> tuple[int, bool]:
     """(trainable parameter count, whether only adapters train)."""
     import torch
 
@@ -72,10 +72,10 @@ def _trainable_params(model: "torch.nn.Module", lora: "bool | LoraConfig") -> tu
 
 
 def memory_breakdown(
-    model_or_config: "torch.nn.Module | ModelConfig",
+    model_or_config: torch.nn.Module | ModelConfig,
     batch_size: int,
     seq_len: int,
-    lora: "bool | LoraConfig" = True,
+    lora: bool | LoraConfig = True,
     *,
     gradient_checkpointing: bool = False,
     teacher_copies: int = 0,
@@ -128,10 +128,10 @@ def memory_breakdown(
 
 
 def estimate_memory(
-    model_or_config: "torch.nn.Module | ModelConfig",
+    model_or_config: torch.nn.Module | ModelConfig,
     batch_size: int,
     seq_len: int,
-    lora: "bool | LoraConfig" = True,
+    lora: bool | LoraConfig = True,
     **kwargs: Any,
 ) -> int:
     """Rough peak bytes to train ``model_or_config`` on ``batch_size`` sequences of ``seq_len`` tokens.
@@ -142,7 +142,7 @@ def estimate_memory(
     return sum(memory_breakdown(model_or_config, batch_size, seq_len, lora, **kwargs).values())
 
 
-def available_memory(device: "str | torch.device | None" = None) -> int:
+def available_memory(device: str | torch.device | None = None) -> int:
     """Free bytes on ``device``: CUDA free memory, else the host's available virtual memory."""
     import torch
 
@@ -159,12 +159,12 @@ def _gib(n: float) -> str:
 
 
 def check_fits(
-    model_or_config: "torch.nn.Module | ModelConfig",
+    model_or_config: torch.nn.Module | ModelConfig,
     batch_size: int,
     seq_len: int,
-    lora: "bool | LoraConfig" = True,
+    lora: bool | LoraConfig = True,
     *,
-    device: "str | torch.device | None" = None,
+    device: str | torch.device | None = None,
     headroom: float = 0.9,
     reserved: int = 0,
     reserved_by: str = "",

@@ -8,7 +8,7 @@ and unmerging again would drift the base weights by rounding at every step.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

@@ -8,7 +8,8 @@ import difflib
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import yaml
 from pydantic import ValidationError
@@ -287,7 +288,7 @@ def _list_index(node: list, part: str, expr: str, where: str) -> int:
         return types.index(part)
     if types.count(part) > 1:
         raise RecipeError("--set", [f"{expr!r}: {types.count(part)} items have type {part!r} at {where}; address one "
-                                    f"by its name: {[n for n, t in zip(names, types) if t == part]}"])
+                                    f"by its name: {[n for n, t in zip(names, types, strict=True) if t == part]}"])
     close = difflib.get_close_matches(part, [t for t in names if t], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise RecipeError("--set", [f"{expr!r}: no item with name or type {part!r} at {where}.{hint} Items: {names}"])
@@ -299,10 +300,7 @@ def _fmt_loc(loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[str, list[Any]
     path: list[Any] = []
     node: Any = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and part < len(node):
             path.append(part)
             node = node[part]
         elif isinstance(node, dict) and part not in node and isinstance(part, str) and part == node.get("type"):
@@ -326,7 +324,7 @@ def _allowed_hint(err: dict[str, Any], value: Any) -> str:
     return err["msg"]
 
 
-def validate(data: dict[str, Any], source: str = "<recipe>", located: "Locator | None" = None,
+def validate(data: dict[str, Any], source: str = "<recipe>", located: Locator | None = None,
              model: type[RecipeBase] | None = None) -> RecipeBase:
     """Validate a recipe dict; on failure raise :class:`RecipeError` listing every problem."""
     model = model or recipe_model()

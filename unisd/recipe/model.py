@@ -8,7 +8,7 @@ and appears in ``unisd recipe schema`` with no core change.
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, create_model, model_validator
 
@@ -55,7 +55,7 @@ class RecipeBase(StrictModel):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @model_validator(mode="after")
-    def _one_teacher(self) -> "RecipeBase":
+    def _one_teacher(self) -> RecipeBase:
         teachers = [c.type for c in self.components if getattr(c, "_unisd_kind", None) == "teacher"]
         if len(teachers) > 1:
             raise ValueError(f"components: at most one teacher provider, got {teachers}")
@@ -71,7 +71,7 @@ class RecipeBase(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _generations_need_sampling(self) -> "RecipeBase":
+    def _generations_need_sampling(self) -> RecipeBase:
         if self.generation.num_generations > 1 and not getattr(type(self.objective), "samples", True):
             raise ValueError(f"generation.num_generations > 1 needs sampled completions; objective "
                              f"{self.objective.type!r} trains on the gold completion only (set num_generations: 1)")
@@ -84,7 +84,7 @@ class RecipeBase(StrictModel):
         return self.objective.score_temperature or (gen_t if gen_t > 0 else 1.0)
 
     def component_kind(self, config: ComponentConfig) -> str:
-        return getattr(type(config), "_unisd_kind")
+        return type(config)._unisd_kind
 
 
 def _tagged(name: str, cls: type, kind: str) -> type[ComponentConfig]:
@@ -106,7 +106,7 @@ def _union(models: list[type]) -> Any:
         return Any
     if len(models) == 1:
         return Annotated[models[0], Field(discriminator="type")]
-    return Annotated[Union[tuple(models)], Field(discriminator="type")]
+    return Annotated[tuple(models), Field(discriminator="type")]
 
 
 def _tagged_all(reg: Registry, kind: str) -> list[type]:

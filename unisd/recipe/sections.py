@@ -199,7 +199,7 @@ class EvaluationConfig(StrictModel):
     max_gen_toks: PositiveInt | None = Field(None, description="generation budget per answer (default 1024)")
 
     @model_validator(mode="after")
-    def _every_needs_heldout(self) -> "EvaluationConfig":
+    def _every_needs_heldout(self) -> EvaluationConfig:
         if self.heldout_every and not self.heldout:
             raise ValueError("heldout_every needs heldout > 0 (how many held-out records to score)")
         return self

@@ -14,7 +14,8 @@ import random
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field

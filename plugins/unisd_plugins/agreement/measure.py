@@ -90,7 +90,7 @@ class Agreement(DisagreementMeasure):
         builder = run.adopt(builders.get(cfg.type)(cfg))
         builder.setup(run)
         contexts = builder.build(run.records, run=run)
-        for rec, ctx in zip(run.records, contexts):
+        for rec, ctx in zip(run.records, contexts, strict=True):
             rec["aux_contexts"] = list(ctx)
         self.k = cfg.k
 

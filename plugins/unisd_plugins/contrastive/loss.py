@@ -70,7 +70,7 @@ class TokenContrastive(AuxiliaryLoss):
         negatives = generate_negatives(missing, requests, gen, cache, progress=run.recipe.logging.progress_bar)
         picks = choose(missing, negatives, c.seed)
         dropped = []
-        for rec, pick in zip(missing, picks):
+        for rec, pick in zip(missing, picks, strict=True):
             if pick is None:
                 dropped.append(rec["id"])
             else:

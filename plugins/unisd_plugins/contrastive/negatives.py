@@ -8,7 +8,8 @@ import json
 import logging
 import random
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from unisd.api import write_atomically
 
@@ -36,7 +37,7 @@ class NegativesCache:
 def generate_negatives(records, requests: list[list[str]], generate: Callable[[list[str]], list[str]],
                        cache: NegativesCache, chunk: int = 8, retries: int = 2, progress: bool = True) -> dict[str, list[str]]:
     """Fill ``cache`` with one generated text per request; empty generations are retried."""
-    todo = [(r["id"], q) for r, qs in zip(records, requests) if r["id"] not in cache.data for q in qs]
+    todo = [(r["id"], q) for r, qs in zip(records, requests, strict=True) if r["id"] not in cache.data for q in qs]
     if not todo:
         return cache.data
     pending: dict[str, list[str]] = {}
@@ -45,18 +46,18 @@ def generate_negatives(records, requests: list[list[str]], generate: Callable[[l
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="negatives", unit="gen")
-    want = {r["id"]: len(qs) for r, qs in zip(records, requests)}
+    want = {r["id"]: len(qs) for r, qs in zip(records, requests, strict=True)}
     for i in range(0, len(todo), chunk):
         part = todo[i:i + chunk]
         texts = generate([q for _, q in part])
-        for attempt in range(retries):
+        for _ in range(retries):
             empty = [j for j, t in enumerate(texts) if not t.strip()]
             if not empty:
                 break
             redo = generate([part[j][1] for j in empty])
-            for j, t in zip(empty, redo):
+            for j, t in zip(empty, redo, strict=True):
                 texts[j] = t
-        for (rid, _), text in zip(part, texts):
+        for (rid, _), text in zip(part, texts, strict=True):
             pending.setdefault(rid, []).append(text.strip())
             if len(pending[rid]) == want[rid]:
                 cache.data[rid] = pending.pop(rid)

@@ -46,5 +46,7 @@ def is_correct(record: dict[str, Any], completion: str) -> bool | None:
         from unisd_plugins.evaluation.scoring import tool_scores
 
         return tool_scores(completion, meta.get("golden_answer"))["full_acc"] == 1.0
-    norm = lambda s: " ".join(re.sub(r"[^\w\s]", " ", s.lower()).split())
+    def norm(s: str) -> str:
+        return " ".join(re.sub(r"[^\w\s]", " ", s.lower()).split())
+
     return norm(str(record["answer"])) in norm(completion) if record.get("answer") else None

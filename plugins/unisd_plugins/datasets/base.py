@@ -8,7 +8,8 @@ import itertools
 import json
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Sequence
+from typing import Any, ClassVar
+from collections.abc import Iterable, Iterator, Sequence
 
 from unisd.components.kinds import DatasetAdapter
 from unisd.api import validate_records

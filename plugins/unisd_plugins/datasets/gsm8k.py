@@ -7,7 +7,8 @@ Teacher: the generic template with a = ``#### n`` and r = the chain of thought.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
+from collections.abc import Iterable
 
 from pydantic import Field
 

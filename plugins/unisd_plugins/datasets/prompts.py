@@ -13,7 +13,8 @@ import ast
 import random
 import re
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 #: The self-distillation instruction that closes every teacher prompt (§1.2).
 SD_INSTRUCTION = "Carefully study the reference solution, then solve the problem below with your own approach."

@@ -19,7 +19,8 @@ import json
 import re
 import types
 import typing
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
+from collections.abc import Iterable
 
 from pydantic import Field
 
@@ -60,7 +61,7 @@ def final_answer(text: str) -> str:
     found = _ANSWER.findall(text)
     if found:
         return found[-1].strip().rstrip(".")
-    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else ""
 
 

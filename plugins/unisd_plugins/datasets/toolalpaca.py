@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+from collections.abc import Iterable, Mapping, Sequence
 
 from unisd.components.kinds import DatasetConfig
 from unisd_plugins.datasets import prompts

@@ -83,7 +83,7 @@ class EMATeacher(TeacherProvider):
         if self.config.mode == "reference":
             return
         if self.sharded:
-            for name, weight, current in self._shard_targets():
+            for name, _weight, current in self._shard_targets():
                 self.ema[name].mul_(beta).add_(current(), alpha=1 - beta)
             return
         if self.lora:

@@ -58,7 +58,7 @@ def mcqa_target(doc: dict) -> str:
 def mc_prompt(doc: dict) -> str:
     """Prompt of the log-likelihood variant: question, context, options; the model continues 'Answer: X'."""
     context = f"Context: {doc['context']}\n\n" if doc.get("context") else ""
-    options = "\n".join(f"{letter}. {text}" for letter, text in zip(doc["letters"], doc["options"]))
+    options = "\n".join(f"{letter}. {text}" for letter, text in zip(doc["letters"], doc["options"], strict=True))
     return (f"Answer the following multiple-choice question.\n\nQuestion: {doc['question']}\n\n{context}"
             f"{options}\n\nAnswer with the letter of the correct option.")
 

@@ -11,7 +11,8 @@ import ast
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 LETTERS = "ABCDE"
 
@@ -291,12 +292,12 @@ def tool_scores(generation: str, golden: Any) -> dict[str, float]:
     """
     pred, gold = parse_react_calls(generation), gold_calls(golden)
     same_count = len(pred) == len(gold)
-    action_ok = same_count and all(p.action == g.action for p, g in zip(pred, gold))
+    action_ok = same_count and all(p.action == g.action for p, g in zip(pred, gold, strict=False))
     if not same_count:
         arg = 0.0
     elif not gold:
         arg = 1.0
     else:
-        arg = sum(step_argument_score(p.args, g.args) if p.args_parsed else 0.0 for p, g in zip(pred, gold)) / len(gold)
+        arg = sum(step_argument_score(p.args, g.args) if p.args_parsed else 0.0 for p, g in zip(pred, gold, strict=False)) / len(gold)
     return {"action_acc": float(action_ok), "arg_acc": float(arg), "full_acc": float(action_ok and arg == 1.0),
             "parsed": float(bool(pred) and all(p.args_parsed for p in pred))}

@@ -22,7 +22,8 @@ import functools
 import gzip
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from unisd.api import DataUnavailable
 from unisd_plugins.datasets import prompts
@@ -197,7 +198,7 @@ def _tool_local(data_dir: Path) -> list[dict[str, Any]]:
         apis = json.loads(_need(base / f"eval_{source}.json", "toolalpaca").read_text(encoding="utf-8"))
         for api in apis:
             tools = api_tools(api)
-            for j, (instruction, golden) in enumerate(zip(api["Instructions"], api["Golden_Answers"])):
+            for j, (instruction, golden) in enumerate(zip(api["Instructions"], api["Golden_Answers"], strict=False)):
                 docs.append({"id": f"{source}/{api['Name']}/{j}", "dataset": "toolalpaca", "source": source,
                              "api": api["Name"], "instruction": instruction, "golden": json.dumps(golden),
                              "prompt": prompts.toolalpaca_student_prompt(react_prompt(tools, instruction))})

@@ -9,7 +9,7 @@ features before matching; its weights are trained with the student and saved in 
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Union
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -25,7 +25,7 @@ class FeatureMatchingConfig(AuxiliaryLossConfig):
     """Feature matching (spec §2d). ``weight`` is λ_h (reference: 0.1; 0.01 in UniSD*)."""
 
     weight: float = 0.1
-    layers: list[Union[int, str]] = Field(default_factory=lambda: [LM_HEAD_INPUT],
+    layers: list[int | str] = Field(default_factory=lambda: [LM_HEAD_INPUT],
                                           description="module paths, decoder-layer indices, or 'lm_head_input'")
     metric: Literal["mse", "cosine"] = "mse"
     projection: bool = Field(False, description="learn a linear map (identity-initialised) from student to teacher features")

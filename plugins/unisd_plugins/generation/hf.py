@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import ClassVar, Sequence
+from typing import ClassVar
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field

@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field, PositiveInt
@@ -66,10 +67,10 @@ class VLLMGenerate(GenerationBackend):
     def __init__(self, config: VLLMConfig | None = None) -> None:
         super().__init__(config)
         self.llm = None
-        self.run: "Run | None" = None
+        self.run: Run | None = None
         self._loaded: str | None = None  # the weights the engine holds: 'base', 'student' (current), or None
 
-    def setup(self, run: "Run") -> None:
+    def setup(self, run: Run) -> None:
         if getattr(run, "sharded", False):
             raise UserError("generation.backend=vllm loads whole weights into each process's engine; with "
                             "distributed.strategy=fsdp2 use generation.backend=hf (or ddp with vllm)")
@@ -134,7 +135,7 @@ class VLLMGenerate(GenerationBackend):
 
         llm = self._engine(model, params)
         self._sync(model, llm)
-        prompts = [TokensPrompt(prompt_token_ids=row[m.bool()].tolist()) for row, m in zip(prompt_ids.cpu(), prompt_mask.cpu())]
+        prompts = [TokensPrompt(prompt_token_ids=row[m.bool()].tolist()) for row, m in zip(prompt_ids.cpu(), prompt_mask.cpu(), strict=True)]
         seeds = torch.randint(0, 2**31 - 1, (len(prompts),)).tolist()
         sampling = [SamplingParams(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or -1,
                                    max_tokens=params.max_new_tokens, stop_token_ids=list(eos_token_ids),

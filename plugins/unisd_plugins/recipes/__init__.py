@@ -18,5 +18,5 @@ def _summary(path: Path) -> str:
     """The first line of the recipe's description (read without a YAML parser)."""
     text = path.read_text(encoding="utf-8")
     _, _, rest = text.partition("description: |")
-    lines = [l.strip() for l in rest.splitlines()[1:] if l.startswith("  ")]
+    lines = [ln.strip() for ln in rest.splitlines()[1:] if ln.startswith("  ")]
     return lines[0].rstrip(":") if lines else ""

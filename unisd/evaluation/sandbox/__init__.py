@@ -36,7 +36,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
+from collections.abc import Sequence
 
 Status = Literal["passed", "failed", "timeout", "error", "oom"]
 RUNNER = Path(__file__).with_name("child") / "run.py"

@@ -115,7 +115,9 @@ def decode(data, ref, depth: int = 0):
     if type(data) is not dict or len(data) not in (1, 2):
         raise WireError(f"not wire data: {type(data).__name__}")
     (tag, body), *rest = data.items()
-    items = (lambda: [decode(v, ref, depth + 1) for v in _list(body)])
+    def items() -> list:
+        return [decode(v, ref, depth + 1) for v in _list(body)]
+
     if tag == "ref" and type(body) is int and rest and rest[0][0] == "type" and type(rest[0][1]) is str:
         return ref(body, rest[0][1])
     if rest:
