@@ -43,8 +43,14 @@ def main() -> None:
     from unisd_plugins.generation.hf import HFGenerate
     from unisd_plugins.generation.vllm_engine import VLLMConfig, VLLMGenerate
 
-    recipe = load_recipe(args.recipe, [f"model.name_or_path={args.model}", f"generation.max_new_tokens={args.max_new_tokens}",
-                                       f"generation.temperature={args.temperature}"])
+    recipe = load_recipe(
+        args.recipe,
+        [
+            f"model.name_or_path={args.model}",
+            f"generation.max_new_tokens={args.max_new_tokens}",
+            f"generation.temperature={args.temperature}",
+        ],
+    )
     model, tok = load_model_and_tokenizer(recipe.model)
     model = build_student(model, recipe)
     randomize_lora(model, 0, 1e-3, names="lora_B")  # a trained-looking adapter, so the merge does real work
@@ -76,8 +82,10 @@ def main() -> None:
         runs = [timed(backend) for _ in range(args.repeats)]
         results[name] = (sum(s for s, _ in runs) / len(runs), sum(n for _, n in runs) / len(runs))
 
-    print(f"rollouts: {args.batch} prompts x up to {args.max_new_tokens} new tokens, temperature {args.temperature} "
-          f"({args.model}, {next(model.parameters()).device}, torch threads {torch.get_num_threads()}):")
+    print(
+        f"rollouts: {args.batch} prompts x up to {args.max_new_tokens} new tokens, temperature {args.temperature} "
+        f"({args.model}, {next(model.parameters()).device}, torch threads {torch.get_num_threads()}):"
+    )
     for name, (secs, toks) in results.items():
         print(f"  {name:5s} {secs:7.2f} s per rollout, {toks:6.0f} tokens, {toks / secs:8.1f} tokens/s")
     (hs, ht), (vs, vt) = results["hf"], results["vllm"]

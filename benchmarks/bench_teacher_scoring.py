@@ -48,19 +48,35 @@ def main() -> None:
     vocab = model.config.vocab_size
     K, B, P, T = args.k, args.batch, args.prompt_len, args.completion_len
     prompts = [torch.randint(10, vocab, (P,)).tolist() for _ in range(K * B)]
-    completion_ids, completion_mask = pad_right([torch.randint(10, vocab, (T,)).tolist() for _ in range(B)], tok.pad_token_id)
+    completion_ids, completion_mask = pad_right(
+        [torch.randint(10, vocab, (T,)).tolist() for _ in range(B)], tok.pad_token_id
+    )
     model.eval()
 
     def batched():
         with torch.no_grad():
-            score(model, model, pad_left(prompts, tok.pad_token_id), completion_ids.repeat(K, 1),
-                  completion_mask.repeat(K, 1), temperature=1.0, full_logprobs=False)
+            score(
+                model,
+                model,
+                pad_left(prompts, tok.pad_token_id),
+                completion_ids.repeat(K, 1),
+                completion_mask.repeat(K, 1),
+                temperature=1.0,
+                full_logprobs=False,
+            )
 
     def looped():
         with torch.no_grad():
             for k in range(K):
-                score(model, model, pad_left(prompts[k * B:(k + 1) * B], tok.pad_token_id), completion_ids,
-                      completion_mask, temperature=1.0, full_logprobs=False)
+                score(
+                    model,
+                    model,
+                    pad_left(prompts[k * B : (k + 1) * B], tok.pad_token_id),
+                    completion_ids,
+                    completion_mask,
+                    temperature=1.0,
+                    full_logprobs=False,
+                )
 
     tb, tl = _time(batched, args.repeats), _time(looped, args.repeats)
     print(f"agreement scoring, K={K} contexts x B={B} rows, prompt {P} + completion {T} tokens ({args.model}):")
@@ -73,6 +89,7 @@ def main() -> None:
 
     run = _Run()
     run.model = build_student(model, recipe)
+
     def params(m):
         return sum(p.numel() * p.element_size() for p in m.parameters())
 

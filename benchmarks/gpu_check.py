@@ -41,8 +41,16 @@ BENCH = ROOT / "benchmarks"
 ASSETS = ROOT / ".gpu"
 #: what a GPU machine of the device tool lacks (its image holds torch, transformers, accelerate, peft, …);
 #: versions known to work with the image's transformers 5.x
-WHEELS = ["pydantic==2.14.4", "pydantic-core==2.50.5", "annotated-types==0.8.0", "typing-inspection==0.4.5",
-          "datasets==5.2.0", "dill==0.4.1", "multiprocess==0.70.19", "trl==1.16.0"]
+WHEELS = [
+    "pydantic==2.14.4",
+    "pydantic-core==2.50.5",
+    "annotated-types==0.8.0",
+    "typing-inspection==0.4.5",
+    "datasets==5.2.0",
+    "dill==0.4.1",
+    "multiprocess==0.70.19",
+    "trl==1.16.0",
+]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 
 
@@ -64,8 +72,25 @@ def prepare(assets: Path) -> None:
     wheels = assets / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
-                    "--implementation", "cp", *platforms, "-d", str(wheels), *WHEELS], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            *platforms,
+            "-d",
+            str(wheels),
+            *WHEELS,
+        ],
+        check=True,
+    )
     size = sum(f.stat().st_size for f in assets.rglob("*") if f.is_file())
     print(f"prepared {assets} ({size / 2**20:.1f} MiB): carry it to the GPU machine (device tool: carry ['.gpu'])")
 
@@ -84,7 +109,18 @@ def write_demo_records(path: Path, n: int = 64) -> None:
 def install(assets: Path, site: Path) -> dict[str, str]:
     """The carried wheels and this checkout into ``site`` (no index); the environment that imports them."""
     wheels = sorted((assets / "wheels").glob("*.whl"))
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--target", str(site)]
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--no-deps",
+        "--no-compile",
+        "--target",
+        str(site),
+    ]
     subprocess.run([*pip, "--no-build-isolation", *map(str, wheels), str(ROOT)], check=True)
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
 
@@ -93,24 +129,102 @@ def install(assets: Path, site: Path) -> dict[str, str]:
 def plan(dry: bool, work: Path, assets: Path, model_dir: Path, records: Path) -> list[dict]:
     """The steps: name, command, time limit (seconds), and the JSON file the step writes."""
     py, dev = sys.executable, "cpu" if dry else "cuda"
-    steps = [{"name": "cuda tests", "limit": 150,
-              "cmd": [py, "-m", "pytest", str(ROOT / "tests/engine/test_cuda.py"), "-m", "cuda", "-q", "-p", "no:cacheprovider"]}]
-    shapes = ["--tokens", "256", "--vocab", "4096", "--hidden", "32", "--chunk", "64"] if dry else \
-        ["--tokens", "4096,16384", "--vocab", "151936", "--hidden", "1536", "--chunk", "1024"]
-    steps.append({"name": "loss memory", "limit": 90, "json": work / "loss_memory.json",
-                  "cmd": [py, str(BENCH / "loss_memory.py"), "--device", dev, *shapes, "--json", str(work / "loss_memory.json")]})
+    steps = [
+        {
+            "name": "cuda tests",
+            "limit": 150,
+            "cmd": [
+                py,
+                "-m",
+                "pytest",
+                str(ROOT / "tests/engine/test_cuda.py"),
+                "-m",
+                "cuda",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+            ],
+        }
+    ]
+    shapes = (
+        ["--tokens", "256", "--vocab", "4096", "--hidden", "32", "--chunk", "64"]
+        if dry
+        else ["--tokens", "4096,16384", "--vocab", "151936", "--hidden", "1536", "--chunk", "1024"]
+    )
+    steps.append(
+        {
+            "name": "loss memory",
+            "limit": 90,
+            "json": work / "loss_memory.json",
+            "cmd": [
+                py,
+                str(BENCH / "loss_memory.py"),
+                "--device",
+                dev,
+                *shapes,
+                "--json",
+                str(work / "loss_memory.json"),
+            ],
+        }
+    )
     configs = ["sdft", "unisd-star"] + (["trl-sdft"] if importlib.util.find_spec("trl") else [])
     budget = ["--steps", "2", "--max-new-tokens", "8"] if dry else ["--steps", "4", "--max-new-tokens", "128"]
-    throughput = [py, str(BENCH / "step_throughput.py"), "--device", dev, "--model", str(model_dir), "--data", str(records),
-                  "--precision", "bf16", *budget]
-    steps.append({"name": "step throughput", "limit": 180, "json": work / "throughput.json",
-                  "cmd": [*throughput, "--configs", ",".join(configs), "--json", str(work / "throughput.json")]})
-    steps.append({"name": "demo bf16", "limit": 120, "json": work / "demo" / "summary.json",
-                  "cmd": [py, "-m", "unisd.cli.main", "train", "--recipe", "demo", "--model", str(model_dir), "--data", str(records),
-                          "--max-steps", "3", "--set", "precision.mixed_precision=bf16", "--set", "evaluation.heldout=16",
-                          "--set", "logging.progress_bar=false", "-o", str(work / "demo")]})
-    vllm = {"name": "vllm rollout", "limit": 120, "json": work / "vllm.json",
-            "cmd": [*throughput, "--configs", "sdft-jsd-gc-vllm", "--json", str(work / "vllm.json")]}
+    throughput = [
+        py,
+        str(BENCH / "step_throughput.py"),
+        "--device",
+        dev,
+        "--model",
+        str(model_dir),
+        "--data",
+        str(records),
+        "--precision",
+        "bf16",
+        *budget,
+    ]
+    steps.append(
+        {
+            "name": "step throughput",
+            "limit": 180,
+            "json": work / "throughput.json",
+            "cmd": [*throughput, "--configs", ",".join(configs), "--json", str(work / "throughput.json")],
+        }
+    )
+    steps.append(
+        {
+            "name": "demo bf16",
+            "limit": 120,
+            "json": work / "demo" / "summary.json",
+            "cmd": [
+                py,
+                "-m",
+                "unisd.cli.main",
+                "train",
+                "--recipe",
+                "demo",
+                "--model",
+                str(model_dir),
+                "--data",
+                str(records),
+                "--max-steps",
+                "3",
+                "--set",
+                "precision.mixed_precision=bf16",
+                "--set",
+                "evaluation.heldout=16",
+                "--set",
+                "logging.progress_bar=false",
+                "-o",
+                str(work / "demo"),
+            ],
+        }
+    )
+    vllm = {
+        "name": "vllm rollout",
+        "limit": 120,
+        "json": work / "vllm.json",
+        "cmd": [*throughput, "--configs", "sdft-jsd-gc-vllm", "--json", str(work / "vllm.json")],
+    }
     if not importlib.util.find_spec("vllm"):
         vllm["skip"] = "vllm is not installed"
     steps.append(vllm)
@@ -124,7 +238,9 @@ def run_step(step: dict, env: dict[str, str], scale: float) -> dict:
         return {**out, "status": "skipped", "detail": step["skip"]}
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(step["cmd"], capture_output=True, text=True, env=env, timeout=step["limit"] * scale, cwd=ROOT)
+        proc = subprocess.run(
+            step["cmd"], capture_output=True, text=True, env=env, timeout=step["limit"] * scale, cwd=ROOT
+        )
         status = "ok" if proc.returncode == 0 else f"failed (rc {proc.returncode})"
         text = proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as e:
@@ -148,11 +264,19 @@ def describe(name: str, out: dict, text: str) -> str:
         for r in res["rows"]:
             b, a = r["blocks"], r["naive"]
             ratio = f" ({b['peak_mb'] / a['peak_mb']:.2f}× naive)" if "peak_mb" in a and "peak_mb" in b else ""
-            cells.append(f"N={r['N']}: blocks {b.get('peak_mb', 0):.0f} MB{ratio}" if "peak_mb" in b else f"N={r['N']}: {b.get('error')}")
+            cells.append(
+                f"N={r['N']}: blocks {b.get('peak_mb', 0):.0f} MB{ratio}"
+                if "peak_mb" in b
+                else f"N={r['N']}: {b.get('error')}"
+            )
         return "; ".join(cells)
     if name in ("step throughput", "vllm rollout") and res.get("results"):
-        return "; ".join(f"{k} {v['s_per_step']:.2f} s/step, {v['peak_mb']:.0f} MB" if "s_per_step" in v else f"{k}: {v.get('error')}"
-                         for k, v in res["results"].items())
+        return "; ".join(
+            f"{k} {v['s_per_step']:.2f} s/step, {v['peak_mb']:.0f} MB"
+            if "s_per_step" in v
+            else f"{k}: {v.get('error')}"
+            for k, v in res["results"].items()
+        )
     if name == "demo bf16" and res:
         return f"{res.get('steps')} steps in {res.get('seconds')} s, loss {res.get('last', {})}"
     return out["tail"][-1] if out.get("tail") else ""
@@ -161,7 +285,9 @@ def describe(name: str, out: dict, text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dry-run", action="store_true", help="the same plan on the CPU at tiny shapes")
-    p.add_argument("--prepare", action="store_true", help="write the assets a GPU machine needs into --assets, and stop")
+    p.add_argument(
+        "--prepare", action="store_true", help="write the assets a GPU machine needs into --assets, and stop"
+    )
     p.add_argument("--assets", type=Path, default=ASSETS)
     p.add_argument("--out", type=Path, help="where gpu_check.json goes (default: a temporary folder, printed)")
     p.add_argument("--budget", type=float, default=1.0, help="scale every step's time limit")
@@ -174,14 +300,21 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_check: no CUDA GPU here, nothing to check (--dry-run runs the plan on the CPU at tiny shapes)")
         return 0
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
     if args.dry_run:
         env.update(UNISD_CUDA_TESTS_ON_CPU="1", CUDA_VISIBLE_DEVICES="")
     if importlib.util.find_spec("pydantic") is None:  # a bare GPU machine: install what was carried
         if not (args.assets / "wheels").is_dir():
-            raise SystemExit(f"gpu_check: pydantic is missing and {args.assets}/wheels is not here: run --prepare where "
-                             "pip can reach an index, and carry that folder")
+            raise SystemExit(
+                f"gpu_check: pydantic is missing and {args.assets}/wheels is not here: run --prepare where "
+                "pip can reach an index, and carry that folder"
+            )
         env.update(install(args.assets, work / "site"))
         sys.path.insert(0, str(work / "site"))
     sys.path.insert(0, str(BENCH))

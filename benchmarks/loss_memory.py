@@ -37,20 +37,32 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(mode: str, n: int, v: int, chunk: int, hidden_size: int, divergence: str, grad_out: str, token_grad: bool,
-          device: str) -> None:
+def child(
+    mode: str,
+    n: int,
+    v: int,
+    chunk: int,
+    hidden_size: int,
+    divergence: str,
+    grad_out: str,
+    token_grad: bool,
+    device: str,
+) -> None:
     import torch
 
     from unisd.engine.vocab_chunks import block_logprobs, divergence_and_token_logprobs
     from unisd_plugins.divergences import functions
 
-    per_token = {"forward_kl": functions.forward_kl, "reverse_kl": functions.reverse_kl,
-                 "jsd": lambda t, s: functions.generalized_jsd(t, s, 0.5)}[divergence]
+    per_token = {
+        "forward_kl": functions.forward_kl,
+        "reverse_kl": functions.reverse_kl,
+        "jsd": lambda t, s: functions.generalized_jsd(t, s, 0.5),
+    }[divergence]
     g = torch.Generator().manual_seed(0)
     hs = torch.randn(1, n, hidden_size, generator=g).requires_grad_(True)
     ht = torch.randn(1, n, hidden_size, generator=g)
-    w = torch.randn(v, hidden_size, generator=g) / hidden_size ** 0.5
-    wt = w + 0.01 * torch.randn(v, hidden_size, generator=g) / hidden_size ** 0.5
+    w = torch.randn(v, hidden_size, generator=g) / hidden_size**0.5
+    wt = w + 0.01 * torch.randn(v, hidden_size, generator=g) / hidden_size**0.5
     ids = torch.randint(0, v, (1, n), generator=g)
     hs, ht, w, wt, ids = (t.to(device) for t in (hs, ht, w, wt, ids))
     hs = hs.detach().requires_grad_(True)
@@ -69,8 +81,9 @@ def child(mode: str, n: int, v: int, chunk: int, hidden_size: int, divergence: s
             s, t = block_logprobs(hs, w, None, tau), block_logprobs(ht, wt, None, tau).detach()
             div, tok = per_token(t, s), s.gather(-1, ids[..., None])[..., 0]
         else:
-            div, tok, _ = divergence_and_token_logprobs(per_token, hs, (w, None), ht, (wt, None), ids, tau, chunk=chunk,
-                                                        token_grad=token_grad)
+            div, tok, _ = divergence_and_token_logprobs(
+                per_token, hs, (w, None), ht, (wt, None), ids, tau, chunk=chunk, token_grad=token_grad
+            )
         loss = div.sum() + (tok.sum() if token_grad else 0.0)
         (grad,) = torch.autograd.grad(loss, hs)
         return float(loss), grad
@@ -96,9 +109,25 @@ def child(mode: str, n: int, v: int, chunk: int, hidden_size: int, divergence: s
 def measure(mode, n, v, chunk, args, tmp: Path) -> dict:
     out = tmp / f"{mode}-{n}-{v}-{chunk}.pt"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    proc = subprocess.run([sys.executable, __file__, "--child", mode, str(n), str(v), str(chunk), str(args.hidden),
-                           args.divergence, str(out), str(int(args.token_grad)), args.device],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            mode,
+            str(n),
+            str(v),
+            str(chunk),
+            str(args.hidden),
+            args.divergence,
+            str(out),
+            str(int(args.token_grad)),
+            args.device,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["killed"])[-1], "grad": None}
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), "grad": out}
@@ -113,8 +142,12 @@ def main() -> None:
     p.add_argument("--divergence", default="jsd", choices=["forward_kl", "reverse_kl", "jsd"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--token-grad", action="store_true", help="also train through the student's token log-probs")
-    p.add_argument("--naive-max-bytes", type=float, default=12e9,
-                   help="skip the naive pass when 12 fp32 (N, V) tensors would exceed this (it would not fit)")
+    p.add_argument(
+        "--naive-max-bytes",
+        type=float,
+        default=12e9,
+        help="skip the naive pass when 12 fp32 (N, V) tensors would exceed this (it would not fit)",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--child", nargs=9, help=argparse.SUPPRESS)
@@ -130,8 +163,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for v in [int(x) for x in args.vocab.split(",")]:
             for n in [int(x) for x in args.tokens.split(",")]:
-                naive = (measure("naive", n, v, 0, args, Path(tmp)) if 12 * 4 * n * v <= args.naive_max_bytes
-                         else {"error": "not run (too large here)", "grad": None})
+                naive = (
+                    measure("naive", n, v, 0, args, Path(tmp))
+                    if 12 * 4 * n * v <= args.naive_max_bytes
+                    else {"error": "not run (too large here)", "grad": None}
+                )
                 for chunk in [int(x) for x in args.chunk.split(",")]:
                     blk = measure("blocks", n, v, chunk, args, Path(tmp))
                     row = {"N": n, "V": v, "chunk": chunk, "naive": naive, "blocks": blk}
@@ -141,7 +177,9 @@ def main() -> None:
                         row["loss_rel_diff"] = abs(naive["loss"] - blk["loss"]) / max(abs(naive["loss"]), 1e-12)
                     rows.append(row)
                     print(_line(row), flush=True)
-    print("\n| N | V | chunk | naive peak MB | blocks peak MB | memory ratio | naive s | blocks s | time ratio | loss rel. diff | max grad diff |")
+    print(
+        "\n| N | V | chunk | naive peak MB | blocks peak MB | memory ratio | naive s | blocks s | time ratio | loss rel. diff | max grad diff |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(_line(r))
@@ -156,9 +194,11 @@ def _line(r: dict) -> str:
     a, b = r["naive"], r["blocks"]
     if "error" in a or "error" in b:
         return f"| {r['N']} | {r['V']} | {r['chunk']} | {a.get('error') or round(a['peak_mb'])} | {b.get('error') or round(b['peak_mb'])} | | | | | | |"
-    return (f"| {r['N']} | {r['V']} | {r['chunk']} | {a['peak_mb']:.0f} | {b['peak_mb']:.0f} | {b['peak_mb'] / a['peak_mb']:.3f} | "
-            f"{a['seconds']:.2f} | {b['seconds']:.2f} | {b['seconds'] / a['seconds']:.2f} | {r.get('loss_rel_diff', float('nan')):.1e} | "
-            f"{r.get('max_grad_diff', float('nan')):.1e} |")
+    return (
+        f"| {r['N']} | {r['V']} | {r['chunk']} | {a['peak_mb']:.0f} | {b['peak_mb']:.0f} | {b['peak_mb'] / a['peak_mb']:.3f} | "
+        f"{a['seconds']:.2f} | {b['seconds']:.2f} | {b['seconds'] / a['seconds']:.2f} | {r.get('loss_rel_diff', float('nan')):.1e} | "
+        f"{r.get('max_grad_diff', float('nan')):.1e} |"
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def main() -> None:
 
     cls = get_host().registries.datasets.get("cose")
     adapter = cls(cls.Config(type="cose", path=args.data, split="train"))
-    records = list(adapter.load())[-args.items:]
+    records = list(adapter.load())[-args.items :]
     model, tok = load_for_eval(args.model)
     n_options = records[0]["meta"]["num_choices"]
     out: dict = {"items": len(records), "options": n_options, "chance": 1 / n_options}
@@ -57,13 +57,19 @@ def main() -> None:
 
     t0 = time.time()
     spec = heldout_accuracy(model, tok, adapter, records, args.max_new_tokens, batch_size=32)
-    out["spec_prompt"] = {"accuracy": spec["accuracy"], "max_new_tokens": args.max_new_tokens,
-                          "letter_found": sum(extract_mcqa_letter(a["answer"], n_options)[0] is not None
-                                              for a in spec["answers"]) / len(records)}
-    short = heldout_accuracy(model, tok, adapter, [{**r, "prompt": letter_prompt(r)} for r in records], 16, batch_size=32)
+    out["spec_prompt"] = {
+        "accuracy": spec["accuracy"],
+        "max_new_tokens": args.max_new_tokens,
+        "letter_found": sum(extract_mcqa_letter(a["answer"], n_options)[0] is not None for a in spec["answers"])
+        / len(records),
+    }
+    short = heldout_accuracy(
+        model, tok, adapter, [{**r, "prompt": letter_prompt(r)} for r in records], 16, batch_size=32
+    )
     out["letter_prompt"] = {"accuracy": short["accuracy"], "max_new_tokens": 16}
-    teacher = heldout_accuracy(model, tok, adapter, [{**r, "prompt": r["teacher_prompt"]} for r in records],
-                               args.max_new_tokens, batch_size=32)
+    teacher = heldout_accuracy(
+        model, tok, adapter, [{**r, "prompt": r["teacher_prompt"]} for r in records], args.max_new_tokens, batch_size=32
+    )
     out["teacher_spec_prompt"] = {"accuracy": teacher["accuracy"], "max_new_tokens": args.max_new_tokens}
     letters = [tok.encode(c, add_special_tokens=False)[0] for c in "ABCDE"[:n_options]]
     right = 0
@@ -73,6 +79,7 @@ def main() -> None:
             logits = model(input_ids=enc.ids, attention_mask=enc.mask).logits[0, -1]
             right += "ABCDE"[int(logits[letters].argmax())] == r["answer"]
     out["letter_loglikelihood"] = {"accuracy": right / len(records)}
+
     def text_prompt(r, hint: str = "") -> str:
         options = ", ".join(r["meta"]["choices"].values())
         return f"{hint}{r['meta']['question']}\nOptions: {options}\nAnswer with one of the options."
@@ -85,12 +92,17 @@ def main() -> None:
     def text_accuracy(prompts) -> dict:
         answers = generate_texts(model, tok, prompts, max_new_tokens=12, batch_size=32)
         named = [named_option(r, a) for r, a in zip(records, answers, strict=True)]
-        return {"accuracy": sum(n == r["answer"] for r, n in zip(records, named, strict=True)) / len(records),
-                "option_named": sum(n is not None for n in named) / len(records), "max_new_tokens": 12}
+        return {
+            "accuracy": sum(n == r["answer"] for r, n in zip(records, named, strict=True)) / len(records),
+            "option_named": sum(n is not None for n in named) / len(records),
+            "max_new_tokens": 12,
+        }
 
     out["option_text_prompt"] = text_accuracy([text_prompt(r) for r in records])
     hints = [f"Hint: {r['meta'].get('explanation') or ''}\n" for r in records]
-    out["option_text_teacher_with_explanation"] = text_accuracy([text_prompt(r, h) for r, h in zip(records, hints, strict=True)])
+    out["option_text_teacher_with_explanation"] = text_accuracy(
+        [text_prompt(r, h) for r, h in zip(records, hints, strict=True)]
+    )
     right = 0
     with torch.no_grad():
         for r in records:
@@ -102,7 +114,7 @@ def main() -> None:
                 ids = torch.tensor([full])
                 logp = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
                 tgt = ids[0, 1:]
-                tok_lp = logp.gather(-1, tgt[:, None])[:, 0][n_prompt - 1:]
+                tok_lp = logp.gather(-1, tgt[:, None])[:, 0][n_prompt - 1 :]
                 scores[k] = float(tok_lp.sum()) / max(len(v), 1)
             right += max(scores, key=scores.get) == r["answer"]
     out["option_text_loglikelihood_norm"] = {"accuracy": right / len(records)}

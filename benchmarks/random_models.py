@@ -41,11 +41,20 @@ def build_model(name: str, out: Path) -> Path:
 
     arch, hidden, inter, layers, heads, kv, vocab, tied = SHAPES[name]
     tok = load_tokenizer()
-    config = AutoConfig.for_model(arch, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
-                                  num_attention_heads=heads, num_key_value_heads=kv, vocab_size=vocab,
-                                  tie_word_embeddings=tied, max_position_embeddings=4096,
-                                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                  pad_token_id=tok.pad_token_id)
+    config = AutoConfig.for_model(
+        arch,
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        vocab_size=vocab,
+        tie_word_embeddings=tied,
+        max_position_embeddings=4096,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config, dtype=torch.float32).save_pretrained(out)
     tok.save_pretrained(out)
@@ -59,5 +68,15 @@ def write_records(path: Path, completion_tokens: int, n: int = 16) -> None:
         for i in range(n):
             question = " ".join(words[(i + j) % len(words)] for j in range(PROMPT_WORDS))
             gold = " ".join(words[(i * 3 + j) % len(words)] for j in range(completion_tokens + 8))
-            fh.write(json.dumps({"id": f"r{i}", "prompt": question, "gold": gold, "answer": "x",
-                                 "teacher_prompt": f"{question}\n\nReference:\n{gold}"}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": f"r{i}",
+                        "prompt": question,
+                        "gold": gold,
+                        "answer": "x",
+                        "teacher_prompt": f"{question}\n\nReference:\n{gold}",
+                    }
+                )
+                + "\n"
+            )

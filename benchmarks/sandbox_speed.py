@@ -47,7 +47,9 @@ print(json.dumps({"trivial": out[:trivial], "gold": out[trivial:]}))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkout", action="append", default=[], help="a checkout to time (repeatable; default: this one)")
+    ap.add_argument(
+        "--checkout", action="append", default=[], help="a checkout to time (repeatable; default: this one)"
+    )
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--trivial", type=int, default=50, help="runs of the trivial program per round")
@@ -58,22 +60,31 @@ def main() -> None:
     for _ in range(args.rounds):
         for c in checkouts:
             env_path = f"{c}:{c / 'plugins'}"
-            res = subprocess.run([sys.executable, "-c", WORKER, args.data, str(args.trivial)], capture_output=True, text=True,
-                                 env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}, cwd=c)
+            res = subprocess.run(
+                [sys.executable, "-c", WORKER, args.data, str(args.trivial)],
+                capture_output=True,
+                text=True,
+                env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+                cwd=c,
+            )
             if res.returncode:
                 sys.exit(f"{c}: {res.stderr[-2000:]}")
             r = json.loads(res.stdout.strip().splitlines()[-1])
             for kind in ("trivial", "gold"):
                 times[c][kind] += [t for t, _ in r[kind]]
             passed[c] = sum(ok for _, ok in r["gold"])
-    print("| checkout | trivial program: median / p90 s | gold programs: median / p90 s | golds passed | ratio (median, gold) |")
+    print(
+        "| checkout | trivial program: median / p90 s | gold programs: median / p90 s | golds passed | ratio (median, gold) |"
+    )
     print("|---|---|---|---|---|")
     first = statistics.median(times[checkouts[0]]["gold"])
     for c in checkouts:
         t, g = sorted(times[c]["trivial"]), sorted(times[c]["gold"])
         p90 = lambda v: v[int(0.9 * (len(v) - 1))]  # noqa: E731
-        print(f"| {c} | {statistics.median(t):.3f} / {p90(t):.3f} | {statistics.median(g):.3f} / {p90(g):.3f} | "
-              f"{passed[c]} / {len(g) // args.rounds} | {statistics.median(g) / first:.2f}× |")
+        print(
+            f"| {c} | {statistics.median(t):.3f} / {p90(t):.3f} | {statistics.median(g):.3f} / {p90(g):.3f} | "
+            f"{passed[c]} / {len(g) // args.rounds} | {statistics.median(g) / first:.2f}× |"
+        )
 
 
 if __name__ == "__main__":

@@ -127,18 +127,24 @@ def main() -> None:
         total = time.perf_counter() - start
     cfg = state["config"]
     steps = args.steps - 1
-    print(f"\n{args.recipe}: {args.steps} steps in {total:.1f} s; teacher scoring calls of steps 2–{args.steps}, "
-          f"per step:\n")
+    print(
+        f"\n{args.recipe}: {args.steps} steps in {total:.1f} s; teacher scoring calls of steps 2–{args.steps}, "
+        f"per step:\n"
+    )
     print("| call | calls | rows | forwards | padded tokens | GFLOP | forward s | GFLOP/s | call s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, c in calls.items():
         rate = c["GFLOP"] / c["forward s"] if c["forward s"] else 0.0
-        print(f"| {label} | {c['calls'] / steps:g} | {c['rows'] / steps:g} | {c['forwards'] / steps:g} | "
-              f"{c['padded tokens'] / steps:.0f} | {c['GFLOP'] / steps:.0f} | {c['forward s'] / steps:.2f} | {rate:.0f} | "
-              f"{c['call s'] / steps:.2f} |")
+        print(
+            f"| {label} | {c['calls'] / steps:g} | {c['rows'] / steps:g} | {c['forwards'] / steps:g} | "
+            f"{c['padded tokens'] / steps:.0f} | {c['GFLOP'] / steps:.0f} | {c['forward s'] / steps:.2f} | {rate:.0f} | "
+            f"{c['call s'] / steps:.2f} |"
+        )
     rate = matmul_gflops(1024, cfg.hidden_size, cfg.intermediate_size)
-    print(f"\nbare fp32 torch.mm (1024×{cfg.hidden_size}) @ ({cfg.hidden_size}×{cfg.intermediate_size}), "
-          f"{args.threads} threads: {rate:.0f} GFLOP/s")
+    print(
+        f"\nbare fp32 torch.mm (1024×{cfg.hidden_size}) @ ({cfg.hidden_size}×{cfg.intermediate_size}), "
+        f"{args.threads} threads: {rate:.0f} GFLOP/s"
+    )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from random_models import build_model, write_records  # benchmarks/random_models.py
 
+
 def child(args) -> dict:
     import torch
 
@@ -47,16 +48,34 @@ def child(args) -> dict:
         tmp = Path(tmp)
         model_dir = build_model(args.model, tmp / "model")
         write_records(tmp / "records.jsonl", args.tokens)
-        comps = (f"components=[{{type: agreement, contexts: {{type: random, k: {args.k}, demos: 1}}}}]"
-                 if args.k else "components=[]")
-        recipe = load_recipe("vanilla", [
-            f"model.name_or_path='{model_dir}'", f"data.dataset={{type: jsonl, path: '{tmp / 'records.jsonl'}'}}",
-            "data.shuffle=false", "objective={type: distill, on_policy_fraction: 0.0}",
-            "divergence={type: jsd, beta: 0.5}", comps, "training.batch_size=4", "training.grad_accum=1",
-            f"training.max_steps={args.steps}", "lora.r=16", "lora.alpha=32",
-            f"generation.max_new_tokens={args.tokens}", "generation.mask_truncated=false", "logging.progress_bar=false",
-            "logging.tensorboard=false", "checkpoint.every_steps=1000", "checkpoint.save_merged=false",
-            "evaluation.heldout=0"])
+        comps = (
+            f"components=[{{type: agreement, contexts: {{type: random, k: {args.k}, demos: 1}}}}]"
+            if args.k
+            else "components=[]"
+        )
+        recipe = load_recipe(
+            "vanilla",
+            [
+                f"model.name_or_path='{model_dir}'",
+                f"data.dataset={{type: jsonl, path: '{tmp / 'records.jsonl'}'}}",
+                "data.shuffle=false",
+                "objective={type: distill, on_policy_fraction: 0.0}",
+                "divergence={type: jsd, beta: 0.5}",
+                comps,
+                "training.batch_size=4",
+                "training.grad_accum=1",
+                f"training.max_steps={args.steps}",
+                "lora.r=16",
+                "lora.alpha=32",
+                f"generation.max_new_tokens={args.tokens}",
+                "generation.mask_truncated=false",
+                "logging.progress_bar=false",
+                "logging.tensorboard=false",
+                "checkpoint.every_steps=1000",
+                "checkpoint.save_merged=false",
+                "evaluation.heldout=0",
+            ],
+        )
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
@@ -75,8 +94,24 @@ def run_point(model: str, k: int, tokens: int, args) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
-    proc = subprocess.run([sys.executable, __file__, "--child", "--model", model, "--k", str(k), "--tokens",
-                           str(tokens), "--steps", str(args.steps)], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            "--model",
+            model,
+            "--k",
+            str(k),
+            "--tokens",
+            str(tokens),
+            "--steps",
+            str(args.steps),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"error": ((proc.stderr.strip().splitlines() or ["failed"])[-1])[:120]}
@@ -91,8 +126,11 @@ def main() -> None:
     p.add_argument("--ks", default="0,2,4,8", help="agreement contexts K (0: no agreement)")
     p.add_argument("--lengths", default="64,128,256,512", help="completion tokens T")
     p.add_argument("--models", default="smollm2-135m,smollm2-360m,qwen2.5-0.5b")
-    p.add_argument("--quick", action="store_true",
-                   help="a smoke run of every sweep in a few minutes: 2 steps, K ∈ {0, 2}, T ∈ {64, 128}, 135M only")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run of every sweep in a few minutes: 2 steps, K ∈ {0, 2}, T ∈ {64, 128}, 135M only",
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", default="smollm2-135m", help=argparse.SUPPRESS)
     p.add_argument("--k", type=int, default=0, help=argparse.SUPPRESS)
@@ -117,7 +155,9 @@ def main() -> None:
         if (model, k, tokens) == ("smollm2-135m", 0, 128):
             base = r["s_per_step"]
         ratio = f"{r['s_per_step'] / base:.2f}" if base else ""
-        print(f"| {sweep} | {model} | {k} | {tokens} | {r['s_per_step']:.2f} | {ratio} | {r['peak_mb']:.0f} |", flush=True)
+        print(
+            f"| {sweep} | {model} | {k} | {tokens} | {r['s_per_step']:.2f} | {ratio} | {r['peak_mb']:.0f} |", flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -55,20 +55,42 @@ from pathlib import Path
 from random_models import SHAPES, build_model, write_records  # benchmarks/random_models.py
 
 CONFIGS = {
-    "sdft-naive": ("sdft", ["training.logit_chunk=0", "generation.backend={type: hf, merge_adapter: false}",
-                            "training.gradient_checkpointing=false"]),
+    "sdft-naive": (
+        "sdft",
+        [
+            "training.logit_chunk=0",
+            "generation.backend={type: hf, merge_adapter: false}",
+            "training.gradient_checkpointing=false",
+        ],
+    ),
     "sdft": ("sdft", []),
     "sdft-no-gc": ("sdft", ["training.gradient_checkpointing=false"]),
     # TRL SDFT's loss family and memory setting: JSD(β = 0.5) (exact, over the full vocabulary), checkpointing
     "sdft-jsd-gc": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true"]),
-    "sdft-jsd-gc-chunk64": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true",
-                                     "training.logit_chunk=64"]),
-    "sdft-jsd-gc-unmerged": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true",
-                                      "generation.backend={type: hf, merge_adapter: false}"]),
-    "sdft-jsd-gc-vllm": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true",
-                                  "generation.backend=vllm"]),
-    "sdft-jsd-gc-vllm-kv256m": ("sdft", ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true",
-                                         "generation.backend={type: vllm, cpu_kv_cache_gib: 0.25}"]),
+    "sdft-jsd-gc-chunk64": (
+        "sdft",
+        ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true", "training.logit_chunk=64"],
+    ),
+    "sdft-jsd-gc-unmerged": (
+        "sdft",
+        [
+            "divergence={type: jsd, beta: 0.5}",
+            "training.gradient_checkpointing=true",
+            "generation.backend={type: hf, merge_adapter: false}",
+        ],
+    ),
+    "sdft-jsd-gc-vllm": (
+        "sdft",
+        ["divergence={type: jsd, beta: 0.5}", "training.gradient_checkpointing=true", "generation.backend=vllm"],
+    ),
+    "sdft-jsd-gc-vllm-kv256m": (
+        "sdft",
+        [
+            "divergence={type: jsd, beta: 0.5}",
+            "training.gradient_checkpointing=true",
+            "generation.backend={type: vllm, cpu_kv_cache_gib: 0.25}",
+        ],
+    ),
     "vanilla": ("vanilla", []),
     "unisd-star": ("unisd-star", []),
     "unisd-star-unshared": ("unisd-star", ["training.share_prompt_prefix=false"]),
@@ -85,12 +107,26 @@ def _dataset(args) -> str:
 
 def _common(args) -> list[str]:
     model = [f"model.name_or_path='{args.model}'"] if args.model != "embedded" else []
-    return [*model, f"data.dataset={_dataset(args)}", "data.max_samples=16", "data.shuffle=false",
-            "training.batch_size=4", "training.grad_accum=1", f"training.max_steps={args.steps}", "lora.r=16",
-            "lora.alpha=32", f"generation.max_new_tokens={args.max_new_tokens}", "generation.temperature=0.7",
-            "logging.progress_bar=false", "logging.tensorboard=false", "checkpoint.every_steps=1000",
-            "checkpoint.save_merged=false", "evaluation.heldout=0", f"precision.mixed_precision={args.precision}",
-            "data.teacher_template=\"{prompt}\\n\\n{reference}\""]  # TRL SDFT's teacher_prompt_template
+    return [
+        *model,
+        f"data.dataset={_dataset(args)}",
+        "data.max_samples=16",
+        "data.shuffle=false",
+        "training.batch_size=4",
+        "training.grad_accum=1",
+        f"training.max_steps={args.steps}",
+        "lora.r=16",
+        "lora.alpha=32",
+        f"generation.max_new_tokens={args.max_new_tokens}",
+        "generation.temperature=0.7",
+        "logging.progress_bar=false",
+        "logging.tensorboard=false",
+        "checkpoint.every_steps=1000",
+        "checkpoint.save_merged=false",
+        "evaluation.heldout=0",
+        f"precision.mixed_precision={args.precision}",
+        'data.teacher_template="{prompt}\\n\\n{reference}"',
+    ]  # TRL SDFT's teacher_prompt_template
 
 
 def child_unisd(name: str, args) -> dict:
@@ -103,10 +139,12 @@ def child_unisd(name: str, args) -> dict:
         train(recipe, Path(tmp) / "run")
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "time/step_s" in r][1:]  # the first step warms up
-    return {"s_per_step": statistics.median(r["time/step_s"] for r in rows),
-            "generate_s": statistics.median(r["time/generate_s"] for r in rows),
-            "teacher_s": statistics.median(r["time/teacher_s"] for r in rows),
-            "tokens_per_s": statistics.median(r["throughput/tokens_per_s"] for r in rows)}
+    return {
+        "s_per_step": statistics.median(r["time/step_s"] for r in rows),
+        "generate_s": statistics.median(r["time/generate_s"] for r in rows),
+        "teacher_s": statistics.median(r["time/teacher_s"] for r in rows),
+        "tokens_per_s": statistics.median(r["throughput/tokens_per_s"] for r in rows),
+    }
 
 
 def _records(args) -> list[dict]:
@@ -126,13 +164,16 @@ def _model_and_tokenizer(args):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    return AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32), AutoTokenizer.from_pretrained(args.model)
+    return AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32), AutoTokenizer.from_pretrained(
+        args.model
+    )
 
 
 def child_trl(args) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
+
     try:  # an import error means "not run"
         from trl.experimental.sdft import SDFTConfig, SDFTTrainer
     except ImportError:
@@ -140,18 +181,37 @@ def child_trl(args) -> dict:
 
     records = _records(args)
     model, tok = _model_and_tokenizer(args)
-    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
-                             "privileged_context": r["gold"]} for r in records])
+    ds = Dataset.from_list(
+        [{"prompt": [{"role": "user", "content": r["prompt"]}], "privileged_context": r["gold"]} for r in records]
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = SDFTConfig(output_dir=tmp, per_device_train_batch_size=4, gradient_accumulation_steps=1,
-                         max_steps=args.steps, max_completion_length=args.max_new_tokens, temperature=0.7,
-                         learning_rate=1e-4, logging_steps=1, report_to=[], save_strategy="no",
-                         use_cpu=args.device == "cpu",
-                         bf16=args.precision == "bf16", num_generations=1)
-        trainer = SDFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok,
-                              peft_config=LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM",
-                                                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                                     "up_proj", "down_proj"]))
+        cfg = SDFTConfig(
+            output_dir=tmp,
+            per_device_train_batch_size=4,
+            gradient_accumulation_steps=1,
+            max_steps=args.steps,
+            max_completion_length=args.max_new_tokens,
+            temperature=0.7,
+            learning_rate=1e-4,
+            logging_steps=1,
+            report_to=[],
+            save_strategy="no",
+            use_cpu=args.device == "cpu",
+            bf16=args.precision == "bf16",
+            num_generations=1,
+        )
+        trainer = SDFTTrainer(
+            model=model,
+            args=cfg,
+            train_dataset=ds,
+            processing_class=tok,
+            peft_config=LoraConfig(
+                r=16,
+                lora_alpha=32,
+                task_type="CAUSAL_LM",
+                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            ),
+        )
         times = []
 
         class Timer:  # a TrainerCallback without importing transformers' class hierarchy here
@@ -183,10 +243,29 @@ def run_child(name: str, args) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
-    proc = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--data", args.data,
-                           "--max-new-tokens", str(args.max_new_tokens), "--device", args.device, "--model", args.model,
-                           "--precision", args.precision],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            name,
+            "--steps",
+            str(args.steps),
+            "--data",
+            args.data,
+            "--max-new-tokens",
+            str(args.max_new_tokens),
+            "--device",
+            args.device,
+            "--model",
+            args.model,
+            "--precision",
+            args.precision,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["failed"])[-1]
@@ -203,12 +282,20 @@ def main() -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--precision", choices=["no", "bf16"], default="no", help="precision.mixed_precision (TRL: bf16)")
     p.add_argument("--json", help="also write the results to this JSON file")
-    p.add_argument("--model", default="embedded", help=f"embedded, a local model folder, or a random model: {', '.join(SHAPES)}")
-    p.add_argument("--configs", default="sdft-naive,sdft,sdft-no-gc,sdft-jsd-gc,vanilla,unisd-star,unisd-star-unshared,"
-                                        "unisd-star-one-forward,trl-sdft")
-    p.add_argument("--quick", action="store_true",
-                   help="a smoke run of the table in a few minutes: 2 steps (one timed) of ≤ 16 new tokens, "
-                        "configs sdft, vanilla, unisd-star and trl-sdft; its ratios are not a measurement")
+    p.add_argument(
+        "--model", default="embedded", help=f"embedded, a local model folder, or a random model: {', '.join(SHAPES)}"
+    )
+    p.add_argument(
+        "--configs",
+        default="sdft-naive,sdft,sdft-no-gc,sdft-jsd-gc,vanilla,unisd-star,unisd-star-unshared,"
+        "unisd-star-one-forward,trl-sdft",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run of the table in a few minutes: 2 steps (one timed) of ≤ 16 new tokens, "
+        "configs sdft, vanilla, unisd-star and trl-sdft; its ratios are not a measurement",
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.quick and not args.child:
@@ -230,8 +317,10 @@ def main() -> None:
             print(name, results[name], flush=True)
     peak = "peak CUDA MB" if args.device == "cuda" else "peak RSS MB"
     ref, peer, vanilla = results.get("sdft-naive", {}), results.get("trl-sdft", {}), results.get("vanilla", {})
-    print(f"\n| config | s / step | of it sampling | of it teacher scoring | completion tokens / s | {peak} "
-          "| time vs sdft-naive | memory vs sdft-naive | time vs trl-sdft | memory vs trl-sdft | time vs vanilla |")
+    print(
+        f"\n| config | s / step | of it sampling | of it teacher scoring | completion tokens / s | {peak} "
+        "| time vs sdft-naive | memory vs sdft-naive | time vs trl-sdft | memory vs trl-sdft | time vs vanilla |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         if "error" in r:
@@ -245,12 +334,25 @@ def main() -> None:
             return f"{r[key]:.2f}" if r.get(key) is not None else ""
 
         tps = f"{r['tokens_per_s']:.1f}" if r.get("tokens_per_s") else ""
-        print(f"| {name} | {r['s_per_step']:.2f} | {seconds('generate_s')} | {seconds('teacher_s')} | {tps} | "
-              f"{r['peak_mb']:.0f} | {ratio(ref, 's_per_step')} | {ratio(ref, 'peak_mb')} | {ratio(peer, 's_per_step')} | "
-              f"{ratio(peer, 'peak_mb')} | {ratio(vanilla, 's_per_step')} |")
+        print(
+            f"| {name} | {r['s_per_step']:.2f} | {seconds('generate_s')} | {seconds('teacher_s')} | {tps} | "
+            f"{r['peak_mb']:.0f} | {ratio(ref, 's_per_step')} | {ratio(ref, 'peak_mb')} | {ratio(peer, 's_per_step')} | "
+            f"{ratio(peer, 'peak_mb')} | {ratio(vanilla, 's_per_step')} |"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"device": args.device, "precision": args.precision, "steps": args.steps,
-                                               "max_new_tokens": args.max_new_tokens, "results": results}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "device": args.device,
+                    "precision": args.precision,
+                    "steps": args.steps,
+                    "max_new_tokens": args.max_new_tokens,
+                    "results": results,
+                },
+                indent=1,
+            )
+        )
+
 
 if __name__ == "__main__":
     main()

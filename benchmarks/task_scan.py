@@ -32,17 +32,52 @@ TEACHER_TEMPLATE = "Example of a correct response to the question below:\n{refer
 #: (skill, task, options): small instances, so that a 135M model is not at the floor.
 TASKS: list[tuple[str, str, dict]] = [
     ("addition", "chain_sum", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}),
-    ("arithmetic", "basic_arithmetic", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2,
-                                        "operators": ["+", "-", "*"], "allow_parentheses": False, "allow_negation": False}),
+    (
+        "arithmetic",
+        "basic_arithmetic",
+        {
+            "min_terms": 2,
+            "max_terms": 2,
+            "min_digits": 1,
+            "max_digits": 2,
+            "operators": ["+", "-", "*"],
+            "allow_parentheses": False,
+            "allow_negation": False,
+        },
+    ),
     ("arithmetic", "products", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}),
-    ("arithmetic", "decimal_chain_sum", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1,
-                                         "min_decimal_places": 1, "max_decimal_places": 1}),
+    (
+        "arithmetic",
+        "decimal_chain_sum",
+        {
+            "min_terms": 2,
+            "max_terms": 2,
+            "min_digits": 1,
+            "max_digits": 1,
+            "min_decimal_places": 1,
+            "max_decimal_places": 1,
+        },
+    ),
     ("arithmetic", "gcd", {"min_value": 1, "max_value": 100}),
     ("arithmetic", "lcm", {"min_value": 2, "max_value": 50}),
     ("arithmetic", "prime_factorization", {"min_value": 2, "max_value": 1000}),
-    ("arithmetic", "fraction_simplification", {"min_value": 1, "max_value": 20, "min_factor": 2, "max_factor": 9, "styles": ["plain"]}),
-    ("arithmetic", "simple_equations", {"min_terms": 2, "max_terms": 2, "min_value": 1, "max_value": 10, "operators": ["+", "-"],
-                                        "operators_weights": [0.5, 0.5]}),
+    (
+        "arithmetic",
+        "fraction_simplification",
+        {"min_value": 1, "max_value": 20, "min_factor": 2, "max_factor": 9, "styles": ["plain"]},
+    ),
+    (
+        "arithmetic",
+        "simple_equations",
+        {
+            "min_terms": 2,
+            "max_terms": 2,
+            "min_value": 1,
+            "max_value": 10,
+            "operators": ["+", "-"],
+            "operators_weights": [0.5, 0.5],
+        },
+    ),
     ("arithmetic", "base_conversion", {"min_base": 2, "max_base": 10, "min_value": 1, "max_value": 64}),
     ("comparison", "number_format", {"min_num_candidates": 2, "max_num_candidates": 2, "min_n": 10, "max_n": 1000}),
     ("counting", "letter_counting", {"min_words": 2, "max_words": 4}),
@@ -50,12 +85,28 @@ TASKS: list[tuple[str, str, dict]] = [
     ("counting", "leg_counting", {"min_animals": 1, "max_animals": 2, "min_instances": 1, "max_instances": 3}),
     ("strings", "spell_backward", {"min_word_len": 3, "max_word_len": 5}),
     ("strings", "word_sequence_reversal", {"min_words": 2, "max_words": 3}),
-    ("strings", "letter_jumble", {"min_words": 2, "max_words": 3, "min_word_len": 3, "max_word_len": 6,
-                                  "min_corruption_level": 0.1, "max_corruption_level": 0.3}),
-    ("sorting", "number_sorting", {"min_numbers": 2, "max_numbers": 3, "min_decimals": 0, "max_decimals": 0,
-                                   "min_value": 0, "max_value": 99}),
-    ("sorting", "number_filtering", {"min_numbers": 3, "max_numbers": 4, "min_decimals": 0, "max_decimals": 0,
-                                     "min_value": 0, "max_value": 99}),
+    (
+        "strings",
+        "letter_jumble",
+        {
+            "min_words": 2,
+            "max_words": 3,
+            "min_word_len": 3,
+            "max_word_len": 6,
+            "min_corruption_level": 0.1,
+            "max_corruption_level": 0.3,
+        },
+    ),
+    (
+        "sorting",
+        "number_sorting",
+        {"min_numbers": 2, "max_numbers": 3, "min_decimals": 0, "max_decimals": 0, "min_value": 0, "max_value": 99},
+    ),
+    (
+        "sorting",
+        "number_filtering",
+        {"min_numbers": 3, "max_numbers": 4, "min_decimals": 0, "max_decimals": 0, "min_value": 0, "max_value": 99},
+    ),
     ("sorting", "word_sorting", {"min_words": 2, "max_words": 3, "min_word_length": 3, "max_word_length": 6}),
     ("logic", "syllogism", {}),
     ("logic", "family_relationships", {"min_family_size": 3, "max_family_size": 4}),
@@ -66,30 +117,52 @@ TASKS: list[tuple[str, str, dict]] = [
 ]
 
 
-def scan_task(model, tok, skill: str, task: str, options: dict, *, items: int, max_new_tokens: int, batch_size: int) -> dict:
+def scan_task(
+    model, tok, skill: str, task: str, options: dict, *, items: int, max_new_tokens: int, batch_size: int
+) -> dict:
     from unisd.data.templates import apply_teacher_template
     from unisd.engine.heldout import heldout_accuracy
     from unisd.plugins import get_host
 
     cls = get_host().registries.datasets.get("reasoning_gym")
-    adapter = cls(cls.Config(type="reasoning_gym", task=task, options=options, split="validation",
-                             size=512, validation_size=items))
+    adapter = cls(
+        cls.Config(
+            type="reasoning_gym", task=task, options=options, split="validation", size=512, validation_size=items
+        )
+    )
     records = list(adapter.load())[:items]
     apply_teacher_template(records, TEACHER_TEMPLATE)
     t0 = time.perf_counter()
     student = heldout_accuracy(model, tok, adapter, records, max_new_tokens, batch_size=batch_size)
-    teacher = heldout_accuracy(model, tok, adapter, [{**r, "prompt": r["teacher_prompt"]} for r in records],
-                               max_new_tokens, batch_size=batch_size)
+    teacher = heldout_accuracy(
+        model,
+        tok,
+        adapter,
+        [{**r, "prompt": r["teacher_prompt"]} for r in records],
+        max_new_tokens,
+        batch_size=batch_size,
+    )
     lengths = [len(tok(a["answer"], add_special_tokens=False)["input_ids"]) for a in student["answers"]]
     gold = [len(tok(r["gold"], add_special_tokens=False)["input_ids"]) for r in records]
-    return {"skill": skill, "task": task, "options": options, "n": student["n"],
-            "student": student["accuracy"], "teacher": teacher["accuracy"],
-            "advantage": None if student["accuracy"] is None or teacher["accuracy"] is None
-            else teacher["accuracy"] - student["accuracy"],
-            "answer_tokens": sum(lengths) / len(lengths), "cut": sum(n >= max_new_tokens for n in lengths) / len(lengths),
-            "gold_tokens": sum(gold) / len(gold), "seconds": time.perf_counter() - t0,
-            "examples": [{"prompt": r["prompt"], "gold": r["gold"], "student": s["answer"], "teacher": t["answer"]}
-                         for r, s, t in list(zip(records, student["answers"], teacher["answers"], strict=True))[:3]]}
+    return {
+        "skill": skill,
+        "task": task,
+        "options": options,
+        "n": student["n"],
+        "student": student["accuracy"],
+        "teacher": teacher["accuracy"],
+        "advantage": None
+        if student["accuracy"] is None or teacher["accuracy"] is None
+        else teacher["accuracy"] - student["accuracy"],
+        "answer_tokens": sum(lengths) / len(lengths),
+        "cut": sum(n >= max_new_tokens for n in lengths) / len(lengths),
+        "gold_tokens": sum(gold) / len(gold),
+        "seconds": time.perf_counter() - t0,
+        "examples": [
+            {"prompt": r["prompt"], "gold": r["gold"], "student": s["answer"], "teacher": t["answer"]}
+            for r, s, t in list(zip(records, student["answers"], teacher["answers"], strict=True))[:3]
+        ],
+    }
 
 
 def qualifies(row: dict, lo: float, hi: float, adv: float) -> bool:
@@ -101,16 +174,20 @@ def _pct(x: float | None) -> str:
 
 
 def table(rows: list[dict], lo: float, hi: float, adv: float) -> str:
-    lines = ["| skill | task | n | student | teacher | advantage | answer tokens | cut | reference tokens | qualifies |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| skill | task | n | student | teacher | advantage | answer tokens | cut | reference tokens | qualifies |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['skill']} | {r['task']} | – | error: {r['error'][:60]} | | | | | | no |")
             continue
         adv_pts = "–" if r["advantage"] is None else f"{100 * r['advantage']:+.1f}"
-        lines.append(f"| {r['skill']} | {r['task']} | {r['n']} | {_pct(r['student'])} | {_pct(r['teacher'])} | {adv_pts} | "
-                     f"{r['answer_tokens']:.1f} | "
-                     f"{100 * r['cut']:.0f}% | {r['gold_tokens']:.1f} | {'**yes**' if qualifies(r, lo, hi, adv) else 'no'} |")
+        lines.append(
+            f"| {r['skill']} | {r['task']} | {r['n']} | {_pct(r['student'])} | {_pct(r['teacher'])} | {adv_pts} | "
+            f"{r['answer_tokens']:.1f} | "
+            f"{100 * r['cut']:.0f}% | {r['gold_tokens']:.1f} | {'**yes**' if qualifies(r, lo, hi, adv) else 'no'} |"
+        )
     return "\n".join(lines)
 
 
@@ -140,12 +217,32 @@ def main() -> None:
     rows = []
     for skill, task, options in tqdm(chosen, desc="task scan", unit="task"):
         try:
-            rows.append(scan_task(model, tok, skill, task, options, items=args.items, max_new_tokens=args.max_new_tokens,
-                                  batch_size=args.batch_size))
+            rows.append(
+                scan_task(
+                    model,
+                    tok,
+                    skill,
+                    task,
+                    options,
+                    items=args.items,
+                    max_new_tokens=args.max_new_tokens,
+                    batch_size=args.batch_size,
+                )
+            )
         except Exception as exc:  # a task whose options this reasoning-gym version refuses: reported, not fatal
             rows.append({"skill": skill, "task": task, "options": options, "error": f"{type(exc).__name__}: {exc}"})
-        Path(args.out).write_text(json.dumps({"model": args.model, "items": args.items, "max_new_tokens": args.max_new_tokens,
-                                              "teacher_template": TEACHER_TEMPLATE, "rows": rows}, indent=2))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "items": args.items,
+                    "max_new_tokens": args.max_new_tokens,
+                    "teacher_template": TEACHER_TEMPLATE,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
     print(table(rows, args.lo, args.hi, args.adv))
 
 

@@ -36,8 +36,13 @@ def builtin_only_environment() -> Iterator[None]:
 
     The environment is restored afterwards, so tests can call :func:`generate` in-process."""
     wanted: dict[str, str | None] = {
-        "UNISD_DISABLE_PLUGIN_AUTOLOAD": "1", "UNISD_PLUGINS": None, "UNISD_BLOCK_PLUGINS": None,
-        "UNISD_TRACE_PLUGINS": None, "COLUMNS": "100", "NO_COLOR": "1", "PYTHON_COLORS": "0",
+        "UNISD_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "UNISD_PLUGINS": None,
+        "UNISD_BLOCK_PLUGINS": None,
+        "UNISD_TRACE_PLUGINS": None,
+        "COLUMNS": "100",
+        "NO_COLOR": "1",
+        "PYTHON_COLORS": "0",
     }
     from unisd.environ import patched_environ
 
@@ -143,8 +148,14 @@ def _generic_docs() -> set[str]:
     """Docstrings of the config base classes: a config that only inherits one says nothing new."""
     from unisd.components import base, kinds
 
-    classes = (base.ComponentConfig, kinds.DivergenceConfig, kinds.AuxiliaryLossConfig, kinds.DatasetConfig,
-               kinds.ContextBuilderConfig, kinds.GeneratorConfig)
+    classes = (
+        base.ComponentConfig,
+        kinds.DivergenceConfig,
+        kinds.AuxiliaryLossConfig,
+        kinds.DatasetConfig,
+        kinds.ContextBuilderConfig,
+        kinds.GeneratorConfig,
+    )
     return {" ".join((c.__doc__ or "").replace("``", "`").split()) for c in classes}
 
 
@@ -164,8 +175,22 @@ def _tagged_defaults(model, path: str, tag: str) -> dict[str, Any] | None:
     return dumped[0] if path == "components" else dumped
 
 
-SECTION_ORDER = ("model", "data", "generation", "objective", "divergence", "components", "lora", "optim",
-                 "training", "precision", "distributed", "logging", "checkpoint", "evaluation")
+SECTION_ORDER = (
+    "model",
+    "data",
+    "generation",
+    "objective",
+    "divergence",
+    "components",
+    "lora",
+    "optim",
+    "training",
+    "precision",
+    "distributed",
+    "logging",
+    "checkpoint",
+    "evaluation",
+)
 
 
 def recipe_reference(model, descriptions: dict[str, str] | None = None) -> str:
@@ -176,12 +201,16 @@ def recipe_reference(model, descriptions: dict[str, str] | None = None) -> str:
     schema = model.model_json_schema()
     defs = schema["$defs"]
     defaults = model.model_validate({}).model_dump(mode="json")
-    out = [HEADER, "# Recipe reference\n\n",
-           "Every field a recipe may set, generated from the recipe JSON Schema (`unisd recipe schema`). "
-           "Defaults come from the recipe model itself — the one place a default is defined. Unknown "
-           "keys are errors; `unisd recipe validate FILE` lists every problem with its line. "
-           "See [shipped recipes](recipes.md) for complete examples.\n\n",
-           "## Top level\n\n", fields_table(schema, defaults)]
+    out = [
+        HEADER,
+        "# Recipe reference\n\n",
+        "Every field a recipe may set, generated from the recipe JSON Schema (`unisd recipe schema`). "
+        "Defaults come from the recipe model itself — the one place a default is defined. Unknown "
+        "keys are errors; `unisd recipe validate FILE` lists every problem with its line. "
+        "See [shipped recipes](recipes.md) for complete examples.\n\n",
+        "## Top level\n\n",
+        fields_table(schema, defaults),
+    ]
     for section in SECTION_ORDER:
         prop = schema["properties"].get(section)
         if prop is None:
@@ -202,8 +231,9 @@ def recipe_reference(model, descriptions: dict[str, str] | None = None) -> str:
     return "".join(out)
 
 
-def _union_section(model, defs, title: str, section: str, prop: dict[str, Any], descriptions: dict[str, str],
-                   intro: str = "") -> str:
+def _union_section(
+    model, defs, title: str, section: str, prop: dict[str, Any], descriptions: dict[str, str], intro: str = ""
+) -> str:
     generic = _generic_docs()
     mapping = prop["discriminator"]["mapping"]
     out = [f"\n## `{title}`\n\n"]
@@ -236,12 +266,15 @@ def recipes_reference(registries) -> str:
 
     recipes = registries.recipes
     names = [n for n in recipes.names() if recipes.origin(n) == "unisd"]
-    out = [HEADER, "# Shipped recipes\n\n",
-           "Every recipe that ships with UniSD (`unisd recipe list`), with the settings it makes after "
-           "`extends` is applied. Defaults of all other fields are in the [recipe reference](recipe.md); "
-           "`unisd recipe show NAME` prints a recipe fully resolved. Run one with "
-           "`unisd train --recipe NAME`.\n\n",
-           "| recipe | extends | objective | divergence | components |\n|---|---|---|---|---|\n"]
+    out = [
+        HEADER,
+        "# Shipped recipes\n\n",
+        "Every recipe that ships with UniSD (`unisd recipe list`), with the settings it makes after "
+        "`extends` is applied. Defaults of all other fields are in the [recipe reference](recipe.md); "
+        "`unisd recipe show NAME` prints a recipe fully resolved. Run one with "
+        "`unisd train --recipe NAME`.\n\n",
+        "| recipe | extends | objective | divergence | components |\n|---|---|---|---|---|\n",
+    ]
     loaded = {}
     for name in names:
         raw, _ = read_document(Path(recipes.get(name)))
@@ -249,8 +282,10 @@ def recipes_reference(registries) -> str:
         loaded[name] = (raw, recipe)
         parent = raw.get("extends")
         comps = ", ".join(f"`{c.type}`" for c in recipe.components) or "—"
-        out.append(f"| [`{name}`](#{name}) | {f'`{parent}`' if parent else '—'} | `{recipe.objective.type}` | "
-                   f"`{recipe.divergence.type}` | {comps} |\n")
+        out.append(
+            f"| [`{name}`](#{name}) | {f'`{parent}`' if parent else '—'} | `{recipe.objective.type}` | "
+            f"`{recipe.divergence.type}` | {comps} |\n"
+        )
     for name in names:
         raw, recipe = loaded[name]
         path = Path(recipes.get(name))
@@ -276,9 +311,12 @@ def _subcommands(parser: argparse.ArgumentParser) -> Iterable[tuple[str, argpars
 
 def cli_reference(parser: argparse.ArgumentParser) -> str:
     """The CLI page: ``--help`` of the top-level parser and of every (nested) sub-command."""
-    out = [HEADER, "# Command line\n\n",
-           "The `unisd` command and all its sub-commands, as their `--help` prints them. "
-           "Recipe fields named in `--set KEY=VALUE` are listed in the [recipe reference](recipe.md).\n\n"]
+    out = [
+        HEADER,
+        "# Command line\n\n",
+        "The `unisd` command and all its sub-commands, as their `--help` prints them. "
+        "Recipe fields named in `--set KEY=VALUE` are listed in the [recipe reference](recipe.md).\n\n",
+    ]
 
     def walk(p: argparse.ArgumentParser, level: int) -> None:
         out.append(f"{'#' * level} `{p.prog}`\n\n```text\n{p.format_help().rstrip()}\n```\n\n")
@@ -299,8 +337,19 @@ def generate() -> dict[str, str]:
 
         host = PluginHost().load()
         reg = host.registries
-        descriptions = {e.name: e.description for r in (reg.teachers, reg.disagreements, reg.losses, reg.guards,
-                                                       reg.divergences, reg.datasets, reg.generators) for e in r.entries()}
+        descriptions = {
+            e.name: e.description
+            for r in (
+                reg.teachers,
+                reg.disagreements,
+                reg.losses,
+                reg.guards,
+                reg.divergences,
+                reg.datasets,
+                reg.generators,
+            )
+            for e in r.entries()
+        }
         return {
             "recipe.md": recipe_reference(recipe_model(reg), descriptions),
             "recipes.md": recipes_reference(reg),
@@ -310,7 +359,9 @@ def generate() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT.relative_to(REPO)})")
+    ap.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT.relative_to(REPO)})"
+    )
     args = ap.parse_args(argv)
     pages = generate()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,13 @@ DOCS = REPO / "docs"
 PLUGINS_PAGE = DOCS / "plugins.md"
 GENERATED = {"reference/recipe.md", "reference/recipes.md", "reference/cli.md"}
 OWNED_ELSEWHERE = {"evaluation.md", "reliability.md"}  # written alongside the evaluation and engine code
-MECHANISM_PAGES = {"agreement.md": "agreement", "ema.md": "ema", "contrastive.md": "contrastive",
-                   "feature-matching.md": "feature_matching", "clipping.md": "clip"}
+MECHANISM_PAGES = {
+    "agreement.md": "agreement",
+    "ema.md": "ema",
+    "contrastive.md": "contrastive",
+    "feature-matching.md": "feature_matching",
+    "clipping.md": "clip",
+}
 
 _FENCE = re.compile(r"^(```|~~~)")
 
@@ -99,8 +104,13 @@ def test_every_registry_and_protocol_is_documented() -> None:
         assert f"`{reg.kind}`" in text, f"kind {reg.kind!r} is missing from the registries table"
         if reg.base is not None:
             assert reg.base.__name__ in titles, f"docs/plugins.md needs a section for the protocol {reg.base.__name__}"
-    for env in ("UNISD_DISABLE_PLUGIN_AUTOLOAD", "UNISD_PLUGINS", "UNISD_BLOCK_PLUGINS",
-                "UNISD_SKIP_BROKEN_PLUGINS", "UNISD_TRACE_PLUGINS"):
+    for env in (
+        "UNISD_DISABLE_PLUGIN_AUTOLOAD",
+        "UNISD_PLUGINS",
+        "UNISD_BLOCK_PLUGINS",
+        "UNISD_SKIP_BROKEN_PLUGINS",
+        "UNISD_TRACE_PLUGINS",
+    ):
         assert f"`{env}" in text, f"environment variable {env} is not documented"
 
 
@@ -130,8 +140,9 @@ def test_plugin_example_runs() -> None:
 # -- every component, recipe and mechanism field ---------------------------------------------------
 def test_every_builtin_component_and_recipe_is_named(builtin_host) -> None:
     corpus = "\n".join(hand_written().values())
-    missing = [f"{reg.kind} {name}" for reg in builtin_host.registries for name in reg.names()
-               if f"`{name}`" not in corpus]
+    missing = [
+        f"{reg.kind} {name}" for reg in builtin_host.registries for name in reg.names() if f"`{name}`" not in corpus
+    ]
     assert not missing, f"built-ins not named in any hand-written docs page: {missing}"
 
 

@@ -60,11 +60,32 @@ _WHERE = {
     "UserError": "unisd.errors",
 }
 
-__all__ = ["CheckedProgram", "DataUnavailable", "GroupSpec", "LM_HEAD_INPUT", "SandboxLimits", "TaskSpec",
-           "UserError", "adapter_merged", "adapters_disabled", "base_model", "block_logprobs",
-           "current_settings", "effective_weights", "generate_texts", "is_sharded", "local", "masked_mean",
-           "read_jsonl_records", "require_isolation", "run_many", "series", "unsafe_code_allowed",
-           "validate_records", "write_atomically"]
+__all__ = [
+    "CheckedProgram",
+    "DataUnavailable",
+    "GroupSpec",
+    "LM_HEAD_INPUT",
+    "SandboxLimits",
+    "TaskSpec",
+    "UserError",
+    "adapter_merged",
+    "adapters_disabled",
+    "base_model",
+    "block_logprobs",
+    "current_settings",
+    "effective_weights",
+    "generate_texts",
+    "is_sharded",
+    "local",
+    "masked_mean",
+    "read_jsonl_records",
+    "require_isolation",
+    "run_many",
+    "series",
+    "unsafe_code_allowed",
+    "validate_records",
+    "write_atomically",
+]
 
 if TYPE_CHECKING:  # pragma: no cover  (for type checkers and editors; at run time names load lazily)
     from unisd.data.records import read_jsonl_records, validate_records

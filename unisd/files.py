@@ -84,8 +84,10 @@ def hold_directory(path: Path, what: str = "run") -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise DirectoryBusy(f"{key} is in use by another {what}: {_holder(lock)}; wait for it to end "
-                                "or choose another output directory") from None
+            raise DirectoryBusy(
+                f"{key} is in use by another {what}: {_holder(lock)}; wait for it to end "
+                "or choose another output directory"
+            ) from None
         try:  # the holder before us may have removed the file between our open and our lock
             if os.stat(lock).st_ino == os.fstat(fd).st_ino:
                 break
@@ -94,9 +96,17 @@ def hold_directory(path: Path, what: str = "run") -> Iterator[None]:
         os.close(fd)
     try:
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                 "command": " ".join(sys.argv)[:500]}).encode())
+        os.write(
+            fd,
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "command": " ".join(sys.argv)[:500],
+                }
+            ).encode(),
+        )
         _held[key] = 1
         try:
             yield

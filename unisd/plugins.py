@@ -120,7 +120,10 @@ class PluginHost:
     def load(self) -> PluginHost:
         blocked = set(_env_list("UNISD_BLOCK_PLUGINS"))
         autoload = not _env_flag("UNISD_DISABLE_PLUGIN_AUTOLOAD")
-        eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (_dist_name(e) != BUILTIN_DISTRIBUTION, e.name))
+        eps = sorted(
+            metadata.entry_points(group=ENTRY_POINT_GROUP),
+            key=lambda e: (_dist_name(e) != BUILTIN_DISTRIBUTION, e.name),
+        )
         for ep in eps:
             dist = _dist_name(ep)
             builtin = dist == BUILTIN_DISTRIBUTION
@@ -135,13 +138,18 @@ class PluginHost:
                 if self.plugins[ep.name].module == ep.value:
                     continue  # the same distribution visible twice on sys.path
                 other = self.plugins[ep.name]
-                self._fail(f"plugin name {ep.name!r} is used by {other.package} ({other.module}) and by {dist} ({ep.value})")
+                self._fail(
+                    f"plugin name {ep.name!r} is used by {other.package} ({other.module}) and by {dist} ({ep.value})"
+                )
                 continue
             self._log(f"loading {ep.name} = {ep.value} from {dist}")
             try:
                 obj = ep.load()
             except Exception as exc:
-                self._fail(f"plugin {ep.name!r} from package {dist!r} failed to import ({ep.value}): {type(exc).__name__}: {exc}", exc)
+                self._fail(
+                    f"plugin {ep.name!r} from package {dist!r} failed to import ({ep.value}): {type(exc).__name__}: {exc}",
+                    exc,
+                )
                 continue
             self._register(obj, PluginInfo(ep.name, ep.value, dist, _dist_version(ep), builtin))
         for modname in _env_list("UNISD_PLUGINS"):
@@ -152,7 +160,9 @@ class PluginHost:
             try:
                 obj = importlib.import_module(modname)
             except Exception as exc:
-                self._fail(f"plugin module {modname!r} from UNISD_PLUGINS failed to import: {type(exc).__name__}: {exc}", exc)
+                self._fail(
+                    f"plugin module {modname!r} from UNISD_PLUGINS failed to import: {type(exc).__name__}: {exc}", exc
+                )
                 continue
             self._register(obj, PluginInfo(modname, modname, "UNISD_PLUGINS", "", False))
         self._check_pending()
@@ -171,9 +181,14 @@ class PluginHost:
                 package = info.package if info else "<unknown>"
                 self.pm.unregister(exc.plugin)
                 self.plugins.pop(name, None)
-                hooks = ", ".join(sorted(h for h in dir(exc.plugin) if h.startswith("unisd_") and not hasattr(hookspecs, h)))
-                self._fail(f"plugin {name!r} from package {package!r} implements unknown hook(s) {hooks} "
-                           f"(known hooks: {', '.join(sorted(h for h in dir(hookspecs) if h.startswith('unisd_')))})", exc)
+                hooks = ", ".join(
+                    sorted(h for h in dir(exc.plugin) if h.startswith("unisd_") and not hasattr(hookspecs, h))
+                )
+                self._fail(
+                    f"plugin {name!r} from package {package!r} implements unknown hook(s) {hooks} "
+                    f"(known hooks: {', '.join(sorted(h for h in dir(hookspecs) if h.startswith('unisd_')))})",
+                    exc,
+                )
 
     def _register(self, obj: Any, info: PluginInfo) -> None:
         try:
@@ -197,7 +212,10 @@ class PluginHost:
             try:
                 impl.function(registry=self.registries.with_origin(origin))
             except Exception as exc:
-                self._fail(f"plugin {impl.plugin_name!r} from package {origin!r} raised in hook unisd_register: {type(exc).__name__}: {exc}", exc)
+                self._fail(
+                    f"plugin {impl.plugin_name!r} from package {origin!r} raised in hook unisd_register: {type(exc).__name__}: {exc}",
+                    exc,
+                )
         self.registries.freeze()
 
     # -- runtime hooks ----------------------------------------------------------------------------
@@ -212,7 +230,9 @@ class PluginHost:
             name = _raising_plugin(exc, caller.get_hookimpls())
             info = self.plugins.get(name) if name else None
             origin = f" from package {info.package!r}" if info else ""
-            raise PluginError(f"plugin {name or '?'!r}{origin} raised in hook {hook}: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(
+                f"plugin {name or '?'!r}{origin} raised in hook {hook}: {type(exc).__name__}: {exc}"
+            ) from exc
         if isinstance(result, list):
             return [r for r in result if r is not None]
         return [] if result is None else [result]

@@ -27,16 +27,34 @@ class Registries:
     """One :class:`Registry` per extension point. ``origin`` is stamped on each ``add``."""
 
     def __init__(self) -> None:
-        self.teachers: Registry[type[TeacherProvider]] = Registry("teacher", TeacherProvider, "Weights the teacher forwards run with")
-        self.disagreements: Registry[type[DisagreementMeasure]] = Registry("disagreement", DisagreementMeasure, "K-context teacher log-probs → loss weights")
-        self.losses: Registry[type[AuxiliaryLoss]] = Registry("loss", AuxiliaryLoss, "Auxiliary loss terms added with a weight λ")
-        self.guards: Registry[type[StabilityGuard]] = Registry("guard", StabilityGuard, "Transforms of per-token divergences or of the update")
-        self.divergences: Registry[type[Divergence]] = Registry("divergence", Divergence, "Per-token teacher/student divergences")
-        self.objectives: Registry[type[Objective]] = Registry("objective", Objective, "What the student learns from: distillation, cross-entropy, …")
-        self.context_builders: Registry[type[ContextBuilder]] = Registry("context_builder", ContextBuilder, "Builders of auxiliary teacher contexts")
+        self.teachers: Registry[type[TeacherProvider]] = Registry(
+            "teacher", TeacherProvider, "Weights the teacher forwards run with"
+        )
+        self.disagreements: Registry[type[DisagreementMeasure]] = Registry(
+            "disagreement", DisagreementMeasure, "K-context teacher log-probs → loss weights"
+        )
+        self.losses: Registry[type[AuxiliaryLoss]] = Registry(
+            "loss", AuxiliaryLoss, "Auxiliary loss terms added with a weight λ"
+        )
+        self.guards: Registry[type[StabilityGuard]] = Registry(
+            "guard", StabilityGuard, "Transforms of per-token divergences or of the update"
+        )
+        self.divergences: Registry[type[Divergence]] = Registry(
+            "divergence", Divergence, "Per-token teacher/student divergences"
+        )
+        self.objectives: Registry[type[Objective]] = Registry(
+            "objective", Objective, "What the student learns from: distillation, cross-entropy, …"
+        )
+        self.context_builders: Registry[type[ContextBuilder]] = Registry(
+            "context_builder", ContextBuilder, "Builders of auxiliary teacher contexts"
+        )
         self.datasets: Registry[type[DatasetAdapter]] = Registry("dataset", DatasetAdapter, "Training-set adapters")
-        self.evaluators: Registry[EvaluatorSpec] = Registry("evaluator", EvaluatorSpec, "Evaluation tasks and groups (lm-eval)")
-        self.generators: Registry[type[GenerationBackend]] = Registry("generator", GenerationBackend, "Rollout generation backends")
+        self.evaluators: Registry[EvaluatorSpec] = Registry(
+            "evaluator", EvaluatorSpec, "Evaluation tasks and groups (lm-eval)"
+        )
+        self.generators: Registry[type[GenerationBackend]] = Registry(
+            "generator", GenerationBackend, "Rollout generation backends"
+        )
         self.recipes: Registry[Path] = Registry("recipe", None, "Shipped recipes (YAML files)")
         self.experiments: Registry[Path] = Registry("experiment", None, "Shipped replication experiments (YAML files)")
 
@@ -67,8 +85,9 @@ class _StampedRegistry:
     def __init__(self, registry: Registry, origin: str) -> None:
         self._registry, self._origin = registry, origin
 
-    def add(self, name: str, target: object, *, origin: str | None = None, description: str = "",
-            default: bool = False) -> None:
+    def add(
+        self, name: str, target: object, *, origin: str | None = None, description: str = "", default: bool = False
+    ) -> None:
         self._registry.add(name, target, origin=origin or self._origin, description=description, default=default)
 
     def __getattr__(self, item: str):

@@ -99,8 +99,9 @@ class Registry(Generic[T]):
         self._default: tuple[str, str] | None = None  # (name, origin)
 
     # -- registration -------------------------------------------------------------------------
-    def add(self, name: str, target: T | str, *, origin: str = "unknown", description: str = "",
-            default: bool = False) -> None:
+    def add(
+        self, name: str, target: T | str, *, origin: str = "unknown", description: str = "", default: bool = False
+    ) -> None:
         """Register ``target`` (an object or a lazy ``"module:attr"`` string) under ``name``.
         ``default``: the entry the engine uses when a recipe names none of this kind (one per registry)."""
         if self._frozen:
@@ -126,8 +127,10 @@ class Registry(Generic[T]):
             return
         if default:
             if self._default is not None and self._default[0] != name:
-                raise DuplicateEntryError(f"{self.kind} default is claimed twice: '{self._default[0]}' by "
-                                          f"{self._default[1]} and '{name}' by {origin}")
+                raise DuplicateEntryError(
+                    f"{self.kind} default is claimed twice: '{self._default[0]}' by "
+                    f"{self._default[1]} and '{name}' by {origin}"
+                )
             self._default = (name, origin)
         self._entries[name] = Entry(name, target, origin, description, loaded=not lazy)
 

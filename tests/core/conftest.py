@@ -75,15 +75,21 @@ class DistFactory:
         importlib.invalidate_caches()
         return path
 
-    def dist(self, name: str, entry_points: dict[str, str], modules: dict[str, str] | None = None,
-             version: str = "1.2.3", group: str = "unisd") -> FakeDist:
+    def dist(
+        self,
+        name: str,
+        entry_points: dict[str, str],
+        modules: dict[str, str] | None = None,
+        version: str = "1.2.3",
+        group: str = "unisd",
+    ) -> FakeDist:
         root = self.tmp_path / unique("site")
         root.mkdir()
         info = root / f"{name.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: test plugin\n",
-            encoding="utf-8")
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: test plugin\n", encoding="utf-8"
+        )
         eps = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
         (info / "entry_points.txt").write_text(f"[{group}]\n{eps}", encoding="utf-8")
         for mod, src in (modules or {}).items():

@@ -11,7 +11,7 @@ import pytest
 
 from unisd.plugins import get_host, reset_host
 
-PLUGIN = textwrap.dedent('''
+PLUGIN = textwrap.dedent("""
     from unisd import hookimpl
     from unisd_plugins.agreement.builders import RandomContexts
     from unisd_plugins.datasets.jsonl import JsonlAdapter
@@ -48,7 +48,7 @@ PLUGIN = textwrap.dedent('''
         registry.datasets.add("counting_jsonl", CountingJsonl)
         registry.generators.add("counting_hf", CountingHF)
         registry.context_builders.add("counting_contexts", CountingContexts)
-''')
+""")
 
 
 @pytest.fixture
@@ -67,12 +67,20 @@ def counting(tmp_path, monkeypatch):
 def test_adapters_backends_and_adopted_builders_receive_the_run_hooks(counting, make_recipe, records_file, tmp_path):
     from unisd.engine.launch import train
 
-    recipe = make_recipe("vanilla", f"data.dataset={{type: counting_jsonl, path: '{records_file}'}}",
-                         "generation.backend=counting_hf",
-                         "components=[{type: agreement, contexts: {type: counting_contexts, k: 2}}]",
-                         "training.max_steps=2")
+    recipe = make_recipe(
+        "vanilla",
+        f"data.dataset={{type: counting_jsonl, path: '{records_file}'}}",
+        "generation.backend=counting_hf",
+        "components=[{type: agreement, contexts: {type: counting_contexts, k: 2}}]",
+        "training.max_steps=2",
+    )
     train(recipe, tmp_path / "run")
     for kind in ("dataset", "generator", "context_builder"):
-        assert [c[1:] for c in counting.CALLS if c[0] == kind] == [("start", 0), ("step", 1), ("step", 2), ("end", 2)], kind
+        assert [c[1:] for c in counting.CALLS if c[0] == kind] == [
+            ("start", 0),
+            ("step", 1),
+            ("step", 2),
+            ("end", 2),
+        ], kind
     # the run's hooks end with the run: a second run's components start from nothing
     assert not [p for p in get_host().pm.get_plugins() if isinstance(p, counting.Counting)]

@@ -26,8 +26,20 @@ BUILTIN_KINDS = {
     "generator": {"hf", "vllm"},
     "recipe": set(SHIPPED),
     "experiment": {"mini-table", "mechanisms-grid", "mechanisms-budget", "mechanisms"},
-    "evaluator": {"unisd_scienceqa", "unisd_gpqa", "unisd_mbpp", "unisd_humaneval", "unisd_cose", "unisd_toolalpaca",
-                  "unisd_scienceqa_mc", "unisd_gpqa_mc", "unisd_cose_mc", "unisd_cose_options", "unisd-six", "unisd-mc"},
+    "evaluator": {
+        "unisd_scienceqa",
+        "unisd_gpqa",
+        "unisd_mbpp",
+        "unisd_humaneval",
+        "unisd_cose",
+        "unisd_toolalpaca",
+        "unisd_scienceqa_mc",
+        "unisd_gpqa_mc",
+        "unisd_cose_mc",
+        "unisd_cose_options",
+        "unisd-six",
+        "unisd-mc",
+    },
 }
 
 
@@ -99,12 +111,17 @@ def test_plugins_list_json_unknown_kind_is_empty(capsys):
 
 def test_plugin_errors_become_a_clean_cli_error(dists, unique_name, capsys):
     mod = unique_name("cli_broken")
-    d = dists.dist(unique_name("unisd-cli-broken").replace("_", "-"), {"clibroken": mod},
-                   modules={mod: "raise ImportError('missing dependency foo')\n"})
+    d = dists.dist(
+        unique_name("unisd-cli-broken").replace("_", "-"),
+        {"clibroken": mod},
+        modules={mod: "raise ImportError('missing dependency foo')\n"},
+    )
     assert main(["plugins", "list"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: plugin 'clibroken' from package '{d.name}' failed to import ({mod}): "
-                          "ImportError: missing dependency foo")
+    assert err.startswith(
+        f"error: plugin 'clibroken' from package '{d.name}' failed to import ({mod}): "
+        "ImportError: missing dependency foo"
+    )
     assert "Traceback" not in err
 
 
@@ -135,8 +152,20 @@ def test_recipe_validate_broken_file(tmp_path, capsys):
 
 
 def test_recipe_validate_with_set(capsys):
-    assert main(["recipe", "validate", "unisd-star", "--set", "components.agreement.gamma=0.5",
-                 "--set", "divergence={type: jsd}"]) == 0
+    assert (
+        main(
+            [
+                "recipe",
+                "validate",
+                "unisd-star",
+                "--set",
+                "components.agreement.gamma=0.5",
+                "--set",
+                "divergence={type: jsd}",
+            ]
+        )
+        == 0
+    )
     assert "divergence jsd" in capsys.readouterr().out
     assert main(["recipe", "validate", "unisd-star", "--set", "components.agreemnt.gamma=0.5"]) == 2
     err = capsys.readouterr().err
@@ -176,7 +205,9 @@ def test_recipe_show_states_the_effective_score_temperature(capsys):
 def test_recipe_show_json_and_set(tmp_path, capsys):
     assert main(["recipe", "show", "unisd-clip", "--format", "json", "--set", "components.clip.cap=3"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["components"] == [load_recipe("unisd-clip", ["components.0.cap=3"]).components[0].model_dump(mode="json")]
+    assert data["components"] == [
+        load_recipe("unisd-clip", ["components.0.cap=3"]).components[0].model_dump(mode="json")
+    ]
     assert data["components"][0]["cap"] == 3.0
 
 
@@ -204,8 +235,15 @@ def test_recipe_list(capsys):
 
 # -- help ------------------------------------------------------------------------------------------
 HELP_ARGS = [
-    [], ["plugins"], ["plugins", "list"], ["recipe"], ["recipe", "validate"], ["recipe", "show"],
-    ["recipe", "list"], ["recipe", "schema"], *[[c] for c in COMMANDS],
+    [],
+    ["plugins"],
+    ["plugins", "list"],
+    ["recipe"],
+    ["recipe", "validate"],
+    ["recipe", "show"],
+    ["recipe", "list"],
+    ["recipe", "schema"],
+    *[[c] for c in COMMANDS],
 ]
 
 
@@ -293,7 +331,9 @@ def test_the_cli_and_the_component_api_load_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys\nimport unisd\nfrom unisd.cli.main import build_parser\nbuild_parser().format_help()\n"
-            "from unisd import Divergence, DistillBatch, Weights\nprint('torch' in sys.modules)")
+    code = (
+        "import sys\nimport unisd\nfrom unisd.cli.main import build_parser\nbuild_parser().format_help()\n"
+        "from unisd import Divergence, DistillBatch, Weights\nprint('torch' in sys.modules)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "False", res.stderr[-2000:]

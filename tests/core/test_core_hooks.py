@@ -80,6 +80,7 @@ def test_call_collects_non_none_results_in_pluggy_call_order(host):
             @hookimpl
             def unisd_on_train_end(self, run):
                 return None
+
         return P()
 
     host.register_plugin(make("first"), "first")
@@ -99,8 +100,10 @@ def test_call_error_names_plugin_package_and_hook(host):
     host.register_plugin(Faulty(), "faulty-plugin", package="pkg-faulty")
     with pytest.raises(PluginError) as ei:
         host.call("unisd_on_step_end", run=None, step=3, metrics={})
-    assert str(ei.value) == ("plugin 'faulty-plugin' from package 'pkg-faulty' raised in hook "
-                             "unisd_on_step_end: ZeroDivisionError: step went wrong")
+    assert str(ei.value) == (
+        "plugin 'faulty-plugin' from package 'pkg-faulty' raised in hook "
+        "unisd_on_step_end: ZeroDivisionError: step went wrong"
+    )
     assert isinstance(ei.value.__cause__, ZeroDivisionError)
 
 
@@ -110,7 +113,9 @@ def test_call_error_from_a_component_names_the_component_registration(host):
             raise RuntimeError("no GPU")
 
     host.pm.register(Exploding(), name="component:exploding:1")
-    with pytest.raises(PluginError, match=r"^plugin 'component:exploding:1' raised in hook unisd_on_train_start: RuntimeError: no GPU$"):
+    with pytest.raises(
+        PluginError, match=r"^plugin 'component:exploding:1' raised in hook unisd_on_train_start: RuntimeError: no GPU$"
+    ):
         host.call("unisd_on_train_start", run=None)
 
 
@@ -217,8 +222,14 @@ def test_base_component_is_a_valid_plugin_with_no_hooks(host):
 
 # -- hookspec meta-test ----------------------------------------------------------------------------
 def test_hookspecs_are_the_expected_set():
-    assert set(_specs()) >= {"unisd_register", "unisd_on_train_start", "unisd_on_step_end",
-                             "unisd_checkpoint_state", "unisd_load_checkpoint_state", "unisd_on_train_end"}
+    assert set(_specs()) >= {
+        "unisd_register",
+        "unisd_on_train_start",
+        "unisd_on_step_end",
+        "unisd_checkpoint_state",
+        "unisd_load_checkpoint_state",
+        "unisd_on_train_end",
+    }
 
 
 def test_every_hookspec_has_a_docstring():
@@ -231,10 +242,12 @@ def test_every_hookspec_is_invoked_by_the_engine():
     from the engine."""
     engine = "\n".join(p.read_text(encoding="utf-8") for p in ENGINE_SOURCES if p.name != "plugins.py")
     assert "hook.unisd_register" in (ROOT / "unisd" / "plugins.py").read_text(encoding="utf-8")
-    missing = [n for n in _specs() if n != "unisd_register"
-               and not re.search(rf"host\.{n.removeprefix('unisd_')}\(", engine)]
-    assert not missing, (f"hookspecs never invoked in the engine: {missing} "
-                         "(a hook nobody calls is a broken promise to plugin authors)")
+    missing = [
+        n for n in _specs() if n != "unisd_register" and not re.search(rf"host\.{n.removeprefix('unisd_')}\(", engine)
+    ]
+    assert not missing, (
+        f"hookspecs never invoked in the engine: {missing} (a hook nobody calls is a broken promise to plugin authors)"
+    )
 
 
 def test_every_runtime_hook_has_a_typed_host_method(host, monkeypatch):
@@ -259,9 +272,15 @@ def _host_calls() -> list[tuple[str, str, int, str, set[str]]]:
     for path in ENGINE_SOURCES:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "call"
-                    and node.args and isinstance(node.args[0], ast.Constant)
-                    and isinstance(node.args[0].value, str) and node.args[0].value.startswith("unisd_")):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "call"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+                and node.args[0].value.startswith("unisd_")
+            ):
                 out.append((path.name, node.args[0].value, node.lineno, "", {k.arg for k in node.keywords}))
     return out
 
@@ -311,7 +330,9 @@ def test_runtime_hooks_go_through_the_plugin_manager(host):
     assert seen == [("before", 3), ("after", 3)] and comp.steps == [(3, {})]
     broken = Broken()
     host.pm.register(broken, name="component:broken:1")
-    with pytest.raises(PluginError, match=r"plugin 'component:broken:1' raised in hook unisd_on_step_end: RuntimeError: boom"):
+    with pytest.raises(
+        PluginError, match=r"plugin 'component:broken:1' raised in hook unisd_on_step_end: RuntimeError: boom"
+    ):
         host.call("unisd_on_step_end", run=None, step=4, metrics={})
     for p in (wrapper, comp, broken):
         host.pm.unregister(p)

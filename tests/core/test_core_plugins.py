@@ -12,8 +12,22 @@ import pytest
 from unisd import plugins as plugins_mod
 from unisd.plugins import PluginError, PluginHost, PluginInfo, get_host, reset_host
 
-BUILTIN_PLUGINS = {"divergences", "objectives", "teachers", "agreement", "ema", "contrastive", "feature_matching",
-                   "clipping", "opening", "datasets", "generation", "recipes", "experiments", "evaluation"}
+BUILTIN_PLUGINS = {
+    "divergences",
+    "objectives",
+    "teachers",
+    "agreement",
+    "ema",
+    "contrastive",
+    "feature_matching",
+    "clipping",
+    "opening",
+    "datasets",
+    "generation",
+    "recipes",
+    "experiments",
+    "evaluation",
+}
 
 PLUGIN_SRC = """
 from unisd import hookimpl
@@ -46,8 +60,12 @@ def demo(dists, unique_name):
     def make(component: str = "demo_guard", version: str = "2.5.0", ep_name: str | None = None):
         plug, impl = unique_name("demo_plugin"), unique_name("demo_impl")
         ep = ep_name or unique_name("demo")
-        d = dists.dist(unique_name("unisd-demo").replace("_", "-"), {ep: plug}, version=version,
-                       modules={plug: PLUGIN_SRC.format(component=component, impl=impl), impl: IMPL_SRC})
+        d = dists.dist(
+            unique_name("unisd-demo").replace("_", "-"),
+            {ep: plug},
+            version=version,
+            modules={plug: PLUGIN_SRC.format(component=component, impl=impl), impl: IMPL_SRC},
+        )
         d.ep, d.plugin, d.impl = ep, plug, impl
         return d
 
@@ -120,15 +138,21 @@ def test_plugins_list_cli_shows_third_party_package_and_version(demo, capsys):
     assert main(["plugins", "list", "--kind", "guard", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     by_name = {r["name"]: r for r in rows}
-    assert by_name["demo_guard"] == {"kind": "guard", "name": "demo_guard", "package": d.name,
-                                     "version": "7.0.1", "description": "a demo guard"}
+    assert by_name["demo_guard"] == {
+        "kind": "guard",
+        "name": "demo_guard",
+        "package": d.name,
+        "version": "7.0.1",
+        "description": "a demo guard",
+    }
     assert by_name["clip"]["package"] == "unisd"
 
 
 def test_plugin_failing_to_import_names_entry_point_and_package(dists, unique_name):
     mod = unique_name("broken_plugin")
-    d = dists.dist("unisd-broken-" + mod[-8:], {"brokenep": mod},
-                   modules={mod: "import a_module_that_does_not_exist_xyz\n"})
+    d = dists.dist(
+        "unisd-broken-" + mod[-8:], {"brokenep": mod}, modules={mod: "import a_module_that_does_not_exist_xyz\n"}
+    )
     with pytest.raises(PluginError) as ei:
         PluginHost().load()
     msg = str(ei.value)
@@ -147,11 +171,16 @@ def test_entry_point_naming_a_missing_module(dists, unique_name):
 
 def test_skip_broken_plugins_warns_and_keeps_the_rest(dists, unique_name, demo, monkeypatch):
     mod = unique_name("broken_plugin")
-    bad = dists.dist(unique_name("unisd-bad").replace("_", "-"), {"badep": mod},
-                     modules={mod: "raise RuntimeError('plugin exploded')\n"})
+    bad = dists.dist(
+        unique_name("unisd-bad").replace("_", "-"),
+        {"badep": mod},
+        modules={mod: "raise RuntimeError('plugin exploded')\n"},
+    )
     good = demo()
     monkeypatch.setenv("UNISD_SKIP_BROKEN_PLUGINS", "1")
-    with pytest.warns(UserWarning, match=rf"plugin 'badep' from package '{bad.name}' failed to import.*plugin exploded.*skipped"):
+    with pytest.warns(
+        UserWarning, match=rf"plugin 'badep' from package '{bad.name}' failed to import.*plugin exploded.*skipped"
+    ):
         host = PluginHost().load()
     assert "badep" not in host.plugins
     assert host.registries.guards.origin("demo_guard") == good.name
@@ -170,7 +199,9 @@ def test_skip_broken_flag_off_values(dists, unique_name, monkeypatch, value):
 
 def test_skipped_plugins_are_reported_by_plugins_list(dists, unique_name, monkeypatch, capsys):
     mod = unique_name("broken_plugin")
-    dists.dist(unique_name("unisd-bad").replace("_", "-"), {"badep": mod}, modules={mod: "raise RuntimeError('boom')\n"})
+    dists.dist(
+        unique_name("unisd-bad").replace("_", "-"), {"badep": mod}, modules={mod: "raise RuntimeError('boom')\n"}
+    )
     monkeypatch.setenv("UNISD_SKIP_BROKEN_PLUGINS", "1")
     from unisd.cli.main import main
 
@@ -248,8 +279,7 @@ def test_builtins_run_unisd_register_before_third_party_plugins(demo, monkeypatc
 
 def test_entry_point_name_taken_by_a_builtin_plugin(dists, unique_name):
     mod = unique_name("impostor")
-    d = dists.dist(unique_name("unisd-impostor").replace("_", "-"), {"clipping": mod},
-                   modules={mod: "X = 1\n"})
+    d = dists.dist(unique_name("unisd-impostor").replace("_", "-"), {"clipping": mod}, modules={mod: "X = 1\n"})
     with pytest.raises(PluginError) as ei:
         PluginHost().load()
     msg = str(ei.value)
@@ -260,30 +290,45 @@ def test_entry_point_name_taken_by_a_builtin_plugin(dists, unique_name):
 
 def test_plugin_raising_in_unisd_register_names_package_and_hook(dists, unique_name):
     mod = unique_name("raising_plugin")
-    d = dists.dist(unique_name("unisd-raiser").replace("_", "-"), {"raiser": mod}, modules={mod: """
+    d = dists.dist(
+        unique_name("unisd-raiser").replace("_", "-"),
+        {"raiser": mod},
+        modules={
+            mod: """
         from unisd import hookimpl
 
         @hookimpl
         def unisd_register(registry):
             raise ValueError("cannot register today")
-    """})
+    """
+        },
+    )
     with pytest.raises(PluginError) as ei:
         PluginHost().load()
     assert str(ei.value).startswith(
-        f"plugin 'raiser' from package '{d.name}' raised in hook unisd_register: ValueError: cannot register today")
+        f"plugin 'raiser' from package '{d.name}' raised in hook unisd_register: ValueError: cannot register today"
+    )
     assert isinstance(ei.value.__cause__, ValueError)
 
 
 def test_plugin_with_a_bad_hook_signature_is_not_a_valid_plugin(dists, unique_name):
     mod = unique_name("badsig_plugin")
-    d = dists.dist(unique_name("unisd-badsig").replace("_", "-"), {"badsig": mod}, modules={mod: """
+    d = dists.dist(
+        unique_name("unisd-badsig").replace("_", "-"),
+        {"badsig": mod},
+        modules={
+            mod: """
         from unisd import hookimpl
 
         @hookimpl
         def unisd_register(registry, not_a_hook_argument):
             pass
-    """})
-    with pytest.raises(PluginError, match=rf"plugin 'badsig' from package '{d.name}' is not a valid plugin(?s:.*)not_a_hook_argument"):
+    """
+        },
+    )
+    with pytest.raises(
+        PluginError, match=rf"plugin 'badsig' from package '{d.name}' is not a valid plugin(?s:.*)not_a_hook_argument"
+    ):
         PluginHost().load()
 
 
@@ -356,7 +401,9 @@ def test_unisd_plugins_loads_even_with_autoload_disabled(dists, unique_name, mon
 def test_unisd_plugins_missing_module(unique_name, monkeypatch):
     missing = unique_name("no_env_plugin")
     monkeypatch.setenv("UNISD_PLUGINS", missing)
-    with pytest.raises(PluginError, match=rf"plugin module '{missing}' from UNISD_PLUGINS failed to import: ModuleNotFoundError"):
+    with pytest.raises(
+        PluginError, match=rf"plugin module '{missing}' from UNISD_PLUGINS failed to import: ModuleNotFoundError"
+    ):
         PluginHost().load()
 
 

@@ -98,7 +98,10 @@ def test_round_trip_yaml_json_model(name, tmp_path):
 
 # -- extends -------------------------------------------------------------------------------------
 def test_extends_child_overrides_merges_mappings_and_replaces_lists(tmp_path):
-    write(tmp_path, "parent.yaml", """
+    write(
+        tmp_path,
+        "parent.yaml",
+        """
         name: parent
         description: the parent
         optim: {lr: 0.001, weight_decay: 0.1}
@@ -108,15 +111,20 @@ def test_extends_child_overrides_merges_mappings_and_replaces_lists(tmp_path):
             mode: static
             cap: 5
           - type: ema
-    """)
-    child = write(tmp_path, "child.yaml", """
+    """,
+    )
+    child = write(
+        tmp_path,
+        "child.yaml",
+        """
         extends: parent.yaml
         name: child
         optim: {lr: 0.0005}
         lora: {target_modules: [o_proj]}
         components:
           - type: contrastive
-    """)
+    """,
+    )
     r = load_recipe(child)
     assert r.name == "child" and r.description == "the parent"
     assert r.optim.lr == 0.0005 and r.optim.weight_decay == 0.1  # mapping merged
@@ -127,16 +135,24 @@ def test_extends_child_overrides_merges_mappings_and_replaces_lists(tmp_path):
 
 
 def test_extends_multi_level_and_shipped_names(tmp_path):
-    mid = write(tmp_path, "sub/mid.yaml", """
+    mid = write(
+        tmp_path,
+        "sub/mid.yaml",
+        """
         extends: unisd-clip
         name: mid
         training: {max_steps: 7}
-    """)
-    leaf = write(tmp_path, "leaf.yaml", """
+    """,
+    )
+    leaf = write(
+        tmp_path,
+        "leaf.yaml",
+        """
         extends: sub/mid.yaml
         name: leaf
         components: [{type: clip, mode: quantile, quantile: 0.9}]
-    """)
+    """,
+    )
     r = load_recipe(leaf)
     vanilla = load_recipe("vanilla")
     assert r.name == "leaf" and r.training.max_steps == 7
@@ -176,7 +192,9 @@ def test_extends_must_be_a_string(tmp_path):
 
 def test_extends_unknown_name_suggests(tmp_path):
     p = write(tmp_path, "x.yaml", "extends: vanila\n")
-    with pytest.raises(RecipeError, match=r"unknown recipe 'vanila'\. Did you mean 'vanilla'\?.*or give a \.yaml/\.json path"):
+    with pytest.raises(
+        RecipeError, match=r"unknown recipe 'vanila'\. Did you mean 'vanilla'\?.*or give a \.yaml/\.json path"
+    ):
         load_recipe(p)
 
 
@@ -204,24 +222,36 @@ def test_deep_merge_does_not_mutate_inputs():
 
 
 # -- --set overrides ------------------------------------------------------------------------------
-@pytest.mark.parametrize("expr, key, value", [
-    ("optim.lr=1e-5", ["optim", "lr"], "1e-5"),  # YAML 1.1: a string, pydantic makes it a float
-    ("optim.lr=0.001", ["optim", "lr"], 0.001),
-    ("lora.target_modules=[q_proj, v_proj]", ["lora", "target_modules"], ["q_proj", "v_proj"]),
-    ("training.max_steps=null", ["training", "max_steps"], None),
-    ("lora.enabled=false", ["lora", "enabled"], False),
-    ("description=a=b", ["description"], "a=b"),
-    ("name=", ["name"], ""),
-    ("components[0].cap=2", ["components", "0", "cap"], 2),
-    ("data.dataset={type: jsonl, path: x.jsonl}", ["data", "dataset"], {"type": "jsonl", "path": "x.jsonl"}),
-])
+@pytest.mark.parametrize(
+    "expr, key, value",
+    [
+        ("optim.lr=1e-5", ["optim", "lr"], "1e-5"),  # YAML 1.1: a string, pydantic makes it a float
+        ("optim.lr=0.001", ["optim", "lr"], 0.001),
+        ("lora.target_modules=[q_proj, v_proj]", ["lora", "target_modules"], ["q_proj", "v_proj"]),
+        ("training.max_steps=null", ["training", "max_steps"], None),
+        ("lora.enabled=false", ["lora", "enabled"], False),
+        ("description=a=b", ["description"], "a=b"),
+        ("name=", ["name"], ""),
+        ("components[0].cap=2", ["components", "0", "cap"], 2),
+        ("data.dataset={type: jsonl, path: x.jsonl}", ["data", "dataset"], {"type": "jsonl", "path": "x.jsonl"}),
+    ],
+)
 def test_parse_override(expr, key, value):
     assert parse_override(expr) == (key, value)
 
 
 def test_overrides_nested_keys_and_yaml_values():
-    r = load_recipe("vanilla", ["optim.lr=1e-5", "lora.target_modules=[q_proj, v_proj]", "training.max_steps=3",
-                                "lora.enabled=false", "evaluation.tasks=[unisd_gpqa, mbpp]", "generation.top_k=5"])
+    r = load_recipe(
+        "vanilla",
+        [
+            "optim.lr=1e-5",
+            "lora.target_modules=[q_proj, v_proj]",
+            "training.max_steps=3",
+            "lora.enabled=false",
+            "evaluation.tasks=[unisd_gpqa, mbpp]",
+            "generation.top_k=5",
+        ],
+    )
     assert r.optim.lr == pytest.approx(1e-5)
     assert r.lora.target_modules == ["q_proj", "v_proj"] and r.lora.enabled is False
     assert r.training.max_steps == 3 and r.evaluation.tasks == ["unisd_gpqa", "mbpp"] and r.generation.top_k == 5
@@ -231,8 +261,9 @@ def test_overrides_apply_in_order():
     assert load_recipe("vanilla", ["training.max_steps=3", "training.max_steps=4"]).training.max_steps == 4
 
 
-@pytest.mark.parametrize("path", ["components.agreement.gamma", "components.0.gamma",
-                                  "components[0].gamma", "components.-5.gamma"])
+@pytest.mark.parametrize(
+    "path", ["components.agreement.gamma", "components.0.gamma", "components[0].gamma", "components.-5.gamma"]
+)
 def test_override_component_by_type_or_index(path):
     r = load_recipe("unisd-star", [f"{path}=0.25"])
     assert r.components[0].type == "agreement" and r.components[0].gamma == 0.25
@@ -279,14 +310,17 @@ def test_override_index_out_of_range(idx):
     assert problems_of(ei) == [f"'components.{idx}.gamma=1': index {idx} out of range at components.{idx} (5 items)"]
 
 
-@pytest.mark.parametrize("expr, expected", [
-    ("optim.lr", "'optim.lr': expected KEY=VALUE, e.g. optim.lr=1e-5"),
-    ("=3", "'=3': expected KEY=VALUE"),
-    ("  =3", "expected KEY=VALUE"),
-    ("optim.lr=[1,", "'optim.lr=[1,': value is not valid YAML"),
-    ("name.first=1", "'name.first=1': name is a str, not a mapping or list"),
-    ("description.x.y=1", "'description.x.y=1': description is a str, not a mapping or list"),
-])
+@pytest.mark.parametrize(
+    "expr, expected",
+    [
+        ("optim.lr", "'optim.lr': expected KEY=VALUE, e.g. optim.lr=1e-5"),
+        ("=3", "'=3': expected KEY=VALUE"),
+        ("  =3", "expected KEY=VALUE"),
+        ("optim.lr=[1,", "'optim.lr=[1,': value is not valid YAML"),
+        ("name.first=1", "'name.first=1': name is a str, not a mapping or list"),
+        ("description.x.y=1", "'description.x.y=1': description is a str, not a mapping or list"),
+    ],
+)
 def test_malformed_overrides(expr, expected):
     with pytest.raises(RecipeError) as ei:
         load_recipe("vanilla", [expr])
@@ -300,8 +334,10 @@ def test_override_values_are_validated():
     probs = problems_of(ei)
     assert len(probs) == 2
     # a value that came from --set is blamed on the override, not on a line of the file
-    assert ("--set components.clip.mode=sometimes: components[0].mode: Input should be 'static', 'quantile', 'relative' or "
-            "'fraction' (got 'sometimes')") in probs
+    assert (
+        "--set components.clip.mode=sometimes: components[0].mode: Input should be 'static', 'quantile', 'relative' or "
+        "'fraction' (got 'sometimes')"
+    ) in probs
     assert "--set optim.lr=-1: optim.lr: Input should be greater than 0" in probs
 
 
@@ -352,8 +388,9 @@ def test_several_problems_in_one_error_with_lines_paths_and_hints(tmp_path):
     allowed = top.split("Allowed: ")[1].split(", ")
     assert allowed == sorted(recipe_model().model_fields)
     # literal: allowed values and the bad input
-    assert by_path["optim.scheduler"] == ("line 5: optim.scheduler: Input should be 'cosine', 'linear' or "
-                                          "'constant' (got 'cosin')")
+    assert by_path["optim.scheduler"] == (
+        "line 5: optim.scheduler: Input should be 'cosine', 'linear' or 'constant' (got 'cosin')"
+    )
     assert by_path["optim.lr"] == "line 6: optim.lr: Input should be greater than 0"
     assert by_path["training.epochs"].startswith("line 8: training.epochs: Input should be a valid integer")
     # unknown component type: did-you-mean and the allowed types
@@ -363,13 +400,17 @@ def test_several_problems_in_one_error_with_lines_paths_and_hints(tmp_path):
 
 
 def test_problems_in_json_recipes_have_lines_too(tmp_path):
-    p = write(tmp_path, "bad.json", """
+    p = write(
+        tmp_path,
+        "bad.json",
+        """
         {
           "name": "j",
           "trainng": {"epochs": 2},
           "optim": {"scheduler": "cosin"}
         }
-    """)
+    """,
+    )
     with pytest.raises(RecipeError) as ei:
         load_recipe(p)
     probs = sorted(problems_of(ei))
@@ -377,29 +418,46 @@ def test_problems_in_json_recipes_have_lines_too(tmp_path):
     assert probs[1].startswith("line 4: optim.scheduler: Input should be 'cosine'")
 
 
-@pytest.mark.parametrize("doc, expected", [
-    ({"divergence": {"type": "forwrd_kl"}},
-     "divergence: unknown type 'forwrd_kl'. Did you mean 'forward_kl'? Allowed: forward_kl, jsd, reverse_kl"),
-    ({"divergence": {"type": "jsd", "betaa": 0.5}},
-     "divergence.betaa: unknown field. Did you mean 'beta'? Allowed: beta, name, type, weight"),
-    ({"data": {"dataset": {"type": "gsm8"}}}, "data.dataset: unknown type 'gsm8'. Did you mean 'gsm8k'?"),
-    ({"data": {"dataset": {"type": "gsm8k", "splitt": "x"}}}, "data.dataset.splitt: unknown field. Did you mean 'split'?"),
-    ({"objective": {"type": "distil"}}, "objective: unknown type 'distil'. Did you mean 'distill'? Allowed: distill, sft, ssd"),
-    ({"model": {"dtype": "fp32"}}, "model.dtype: Input should be 'float32', 'bfloat16' or 'float16' (got 'fp32')"),
-    ({"generation": {"top_p": 0}}, "generation.top_p: Input should be greater than 0"),
-    ({"lora": {"r": "big"}}, "lora.r: Input should be a valid integer"),
-    ({"lora": {"enabled": "maybe"}}, "lora.enabled: Input should be a valid boolean"),
-    ({"name": 3}, "name: Input should be a valid string"),
-    ({"optim": {"betas": [0.9]}}, "optim.betas[1]: Field required"),
-    ({"components": {"type": "clip"}}, "components: Input should be a valid list"),
-    ({"components": [{"gamma": 1}]}, "components[0]: Unable to extract tag using discriminator 'type'"),
-    ({"components": [{"type": "clip", "mode": "sometimes"}]}, "components[0].mode: Input should be"),
-    ({"components": [{"type": "agreement", "contexts": {"type": "randm"}}]},
-     "components[0].contexts: Value error, unknown context_builder 'randm'. Did you mean 'random'?"),
-    ({"components": [{"type": "agreement", "contexts": {"type": "random", "k": 1}}]},
-     "contexts.k must be at least 2"),
-    ({"evaluation": {"tasks": ["a", "a"]}}, "evaluation.tasks lists a task twice"),
-])
+@pytest.mark.parametrize(
+    "doc, expected",
+    [
+        (
+            {"divergence": {"type": "forwrd_kl"}},
+            "divergence: unknown type 'forwrd_kl'. Did you mean 'forward_kl'? Allowed: forward_kl, jsd, reverse_kl",
+        ),
+        (
+            {"divergence": {"type": "jsd", "betaa": 0.5}},
+            "divergence.betaa: unknown field. Did you mean 'beta'? Allowed: beta, name, type, weight",
+        ),
+        ({"data": {"dataset": {"type": "gsm8"}}}, "data.dataset: unknown type 'gsm8'. Did you mean 'gsm8k'?"),
+        (
+            {"data": {"dataset": {"type": "gsm8k", "splitt": "x"}}},
+            "data.dataset.splitt: unknown field. Did you mean 'split'?",
+        ),
+        (
+            {"objective": {"type": "distil"}},
+            "objective: unknown type 'distil'. Did you mean 'distill'? Allowed: distill, sft, ssd",
+        ),
+        ({"model": {"dtype": "fp32"}}, "model.dtype: Input should be 'float32', 'bfloat16' or 'float16' (got 'fp32')"),
+        ({"generation": {"top_p": 0}}, "generation.top_p: Input should be greater than 0"),
+        ({"lora": {"r": "big"}}, "lora.r: Input should be a valid integer"),
+        ({"lora": {"enabled": "maybe"}}, "lora.enabled: Input should be a valid boolean"),
+        ({"name": 3}, "name: Input should be a valid string"),
+        ({"optim": {"betas": [0.9]}}, "optim.betas[1]: Field required"),
+        ({"components": {"type": "clip"}}, "components: Input should be a valid list"),
+        ({"components": [{"gamma": 1}]}, "components[0]: Unable to extract tag using discriminator 'type'"),
+        ({"components": [{"type": "clip", "mode": "sometimes"}]}, "components[0].mode: Input should be"),
+        (
+            {"components": [{"type": "agreement", "contexts": {"type": "randm"}}]},
+            "components[0].contexts: Value error, unknown context_builder 'randm'. Did you mean 'random'?",
+        ),
+        (
+            {"components": [{"type": "agreement", "contexts": {"type": "random", "k": 1}}]},
+            "contexts.k must be at least 2",
+        ),
+        ({"evaluation": {"tasks": ["a", "a"]}}, "evaluation.tasks lists a task twice"),
+    ],
+)
 def test_validation_messages(doc, expected):
     with pytest.raises(RecipeError) as ei:
         validate(doc)
@@ -424,8 +482,10 @@ def test_unknown_field_in_a_component_is_reported_with_its_line(tmp_path):
 def test_duplicate_component_rejected():
     with pytest.raises(RecipeError) as ei:
         validate({"components": [{"type": "clip"}, {"type": "ema"}, {"type": "clip", "mode": "quantile"}]})
-    assert ei.value.problems == ["(top level): Value error, components: clip listed more than once; give each a name: of its "
-                                 "own (e.g. name: early and name: late) to use one type twice"]
+    assert ei.value.problems == [
+        "(top level): Value error, components: clip listed more than once; give each a name: of its "
+        "own (e.g. name: early and name: late) to use one type twice"
+    ]
 
 
 @pytest.mark.parametrize("teachers", [["base", "ema"], ["frozen_copy", "student"], ["ema", "base"]])
@@ -522,14 +582,18 @@ def test_unknown_recipe_name_suggests():
 
 
 def test_read_document_line_lookup(tmp_path):
-    p = write(tmp_path, "x.yaml", """
+    p = write(
+        tmp_path,
+        "x.yaml",
+        """
         name: x
         components:
           - type: clip
             cap: 3
           - type: ema
             beta: 0.9
-    """)
+    """,
+    )
     data, located = read_document(p)
     assert data["components"][1]["beta"] == 0.9
     assert located.line(["name"]) == 1
@@ -552,8 +616,14 @@ def test_schema_has_every_component_and_plugin_fields():
     schema = recipe_model().model_json_schema()
     text = json.dumps(schema)
     regs = get_registries()
-    names = (regs.teachers.names() + regs.disagreements.names() + regs.losses.names() + regs.guards.names()
-             + regs.divergences.names() + regs.datasets.names())
+    names = (
+        regs.teachers.names()
+        + regs.disagreements.names()
+        + regs.losses.names()
+        + regs.guards.names()
+        + regs.divergences.names()
+        + regs.datasets.names()
+    )
     missing = [n for n in names if f'"const": "{n}"' not in text and f'"enum": ["{n}"]' not in text]
     assert not missing, f"component types missing from the schema: {missing}"
     defs = schema["$defs"]
@@ -589,7 +659,9 @@ def test_unknown_evaluation_task_is_rejected_with_did_you_mean():
     with pytest.raises(RecipeError) as ei:
         load_recipe("vanilla", ["evaluation.tasks=[unisd_mbp]"])
     (msg,) = problems_of(ei)
-    assert msg.startswith("--set evaluation.tasks=[unisd_mbp]: evaluation.tasks:") and "Did you mean 'unisd_mbpp'" in msg
+    assert (
+        msg.startswith("--set evaluation.tasks=[unisd_mbp]: evaluation.tasks:") and "Did you mean 'unisd_mbpp'" in msg
+    )
 
 
 def test_validators_use_the_registries_the_recipe_model_was_built_from(tmp_path):

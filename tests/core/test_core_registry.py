@@ -37,7 +37,9 @@ def lazy_module(dists, unique_name):
     """A fresh importable module with ``Impl`` (a Base subclass), ``Wrong`` (not one) and a
     re-export; returns its name. Nothing has imported it yet."""
     name = unique_name("lazy_target")
-    dists.module(name, """
+    dists.module(
+        name,
+        """
         from unisd.components.base import Component as Base
 
         IMPORTED = True
@@ -49,7 +51,8 @@ def lazy_module(dists, unique_name):
             pass
 
         instance = Impl(None)
-    """)
+    """,
+    )
     assert name not in sys.modules
     return name
 
@@ -237,7 +240,10 @@ def test_lazy_target_of_wrong_type_fails_on_load_naming_entry_and_origin(lazy_mo
 def test_lazy_path_without_colon():
     reg = Registry("loss")
     reg.add("x", "some.module.Attr", origin="pkg-c")
-    with pytest.raises(RegistryError, match=r"loss 'x' from pkg-c: lazy target 'some.module.Attr' must look like 'package.module:attribute'"):
+    with pytest.raises(
+        RegistryError,
+        match=r"loss 'x' from pkg-c: lazy target 'some.module.Attr' must look like 'package.module:attribute'",
+    ):
         reg.get("x")
 
 
@@ -257,7 +263,9 @@ def test_lazy_path_with_module_failing_on_import(dists, unique_name):
     dists.module(name, "raise RuntimeError('kaboom at import')\n")
     reg = Registry("loss")
     reg.add("x", f"{name}:Thing", origin="pkg-b")
-    with pytest.raises(RegistryError, match=rf"loss 'x' from pkg-b: cannot import '{name}': RuntimeError: kaboom at import"):
+    with pytest.raises(
+        RegistryError, match=rf"loss 'x' from pkg-b: cannot import '{name}': RuntimeError: kaboom at import"
+    ):
         reg.get("x")
 
 
@@ -279,10 +287,34 @@ def test_registries_have_one_registry_per_extension_point():
     from unisd.registries import COMPONENT_KINDS, Registries
 
     regs = Registries()
-    assert set(regs.all()) == {"teachers", "disagreements", "losses", "guards", "divergences", "objectives",
-                               "context_builders", "datasets", "evaluators", "generators", "recipes", "experiments"}
-    assert {r.kind for r in regs} == {"teacher", "disagreement", "loss", "guard", "divergence", "objective",
-                                      "context_builder", "dataset", "evaluator", "generator", "recipe", "experiment"}
+    assert set(regs.all()) == {
+        "teachers",
+        "disagreements",
+        "losses",
+        "guards",
+        "divergences",
+        "objectives",
+        "context_builders",
+        "datasets",
+        "evaluators",
+        "generators",
+        "recipes",
+        "experiments",
+    }
+    assert {r.kind for r in regs} == {
+        "teacher",
+        "disagreement",
+        "loss",
+        "guard",
+        "divergence",
+        "objective",
+        "context_builder",
+        "dataset",
+        "evaluator",
+        "generator",
+        "recipe",
+        "experiment",
+    }
     assert set(COMPONENT_KINDS) <= set(regs.all())
     regs.freeze()
     assert all(r.frozen for r in regs)

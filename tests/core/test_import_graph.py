@@ -84,8 +84,9 @@ def test_unisd_has_no_import_cycle():
     graph = import_graph()
     assert len(graph) > 50  # the walk saw the package
     found = cycles(graph)
-    detail = "; ".join(" ↔ ".join(c) + " (" + ", ".join(f"{v} → {sorted(graph[v] & set(c))}" for v in c) + ")"
-                       for c in found)
+    detail = "; ".join(
+        " ↔ ".join(c) + " (" + ", ".join(f"{v} → {sorted(graph[v] & set(c))}" for v in c) + ")" for c in found
+    )
     assert not found, f"import cycles in unisd/: {detail}"
 
 
@@ -94,13 +95,19 @@ def test_the_cycle_finder_finds_a_type_only_cycle():
     assert cycles(graph) == [["a", "b", "c"]]
     src = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from unisd.engine.run import Run\n"
     node = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.ImportFrom) and n.module.startswith("unisd"))
-    assert _targets("unisd.components.base", PACKAGE / "components" / "base.py", node, _modules()) == {"unisd.engine.run"}
+    assert _targets("unisd.components.base", PACKAGE / "components" / "base.py", node, _modules()) == {
+        "unisd.engine.run"
+    }
 
 
 def test_the_bottom_layer_imports_nothing_above_it():
     """components/, hookspecs, registry and errors name no engine, recipe, plugin host or evaluation module."""
     graph = import_graph()
-    bottom = [m for m in graph if m.startswith("unisd.components") or m in ("unisd.hookspecs", "unisd.registry", "unisd.errors")]
+    bottom = [
+        m
+        for m in graph
+        if m.startswith("unisd.components") or m in ("unisd.hookspecs", "unisd.registry", "unisd.errors")
+    ]
     upper = ("unisd.engine", "unisd.recipe", "unisd.plugins", "unisd.evaluation", "unisd.cli")
     offending = {m: sorted(t for t in graph[m] if t.startswith(upper)) for m in bottom}
     assert not {m: t for m, t in offending.items() if t}
@@ -137,12 +144,21 @@ def test_the_core_code_names_no_plugin_slot_or_component():
     found = []
     for module, path in _modules().items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        docs = {id(n.body[0].value) for n in ast.walk(tree)
-                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
-                and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        docs = {
+            id(n.body[0].value)
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.body
+            and isinstance(n.body[0], ast.Expr)
+            and isinstance(n.body[0].value, ast.Constant)
+        }
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
-                    and node.value in words):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docs
+                and node.value in words
+            ):
                 found.append(f"{module}:{node.lineno}: {node.value!r}")
     assert not found, found
 
@@ -156,11 +172,17 @@ def test_the_built_in_plugins_use_only_the_public_api():
     found = []
     for path in Path(unisd_plugins.__file__).parent.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                else []
+            )
             for name in names:
                 if (name == "unisd" or name.startswith("unisd.")) and not (
-                        name in public or name.startswith("unisd.components.")):
+                    name in public or name.startswith("unisd.components.")
+                ):
                     found.append(f"{path.name}:{node.lineno}: {name}")
     assert not found, found
 

@@ -47,7 +47,9 @@ def test_builtin_objectives_are_registered_components():
 
     objectives = get_host().registries.objectives
     assert set(objectives.names()) >= {"distill", "sft", "ssd"}
-    assert all(issubclass(objectives.get(n), Objective) and objectives.origin(n) == "unisd" for n in ("distill", "sft", "ssd"))
+    assert all(
+        issubclass(objectives.get(n), Objective) and objectives.origin(n) == "unisd" for n in ("distill", "sft", "ssd")
+    )
 
 
 def test_an_objective_that_never_samples_refuses_several_generations(make_recipe):

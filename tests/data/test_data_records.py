@@ -34,8 +34,11 @@ BAD_LINES = {
     # valid JSON escapes that are not text: the tokenizer would fail on them far from the file
     "lone surrogate": (_line(prompt="a\ud800b"), "prompt", "character 2 is U+D800, a lone surrogate: not text"),
     "NUL": (_line(gold="1\x00"), "gold", "character 2 is U+0000, a control character: not text"),
-    "control character in an extra field": (_line(meta={"notes": ["ok", "\x1b[31m"]}), "meta.notes[1]",
-                                            "character 1 is U+001B, a control character"),
+    "control character in an extra field": (
+        _line(meta={"notes": ["ok", "\x1b[31m"]}),
+        "meta.notes[1]",
+        "character 1 is U+001B, a control character",
+    ),
 }
 
 

@@ -46,7 +46,9 @@ def check_records(records: list[dict[str, Any]]) -> None:
     assert validate_records(records, source="test").rejected == 0
     assert len({r["id"] for r in records}) == len(records)
     for r in records[:50]:
-        assert r["teacher_prompt"].startswith("\n" + r["prompt"] + "\n\nThis is an example for a response to the question:\n")
+        assert r["teacher_prompt"].startswith(
+            "\n" + r["prompt"] + "\n\nThis is an example for a response to the question:\n"
+        )
         assert P.SD_INSTRUCTION in r["teacher_prompt"]
         assert r["meta"]["task"] in P.TASKS and r["demo"] and r["retrieval_text"]
 
@@ -67,7 +69,9 @@ def test_mbpp(registry: Registries) -> None:
     assert r["id"] == "mbpp/601" and r["answer"] in r["teacher_prompt"]
     assert r["teacher_prompt"].endswith(f"{r['answer']}\n\n{P.SD_INSTRUCTION}\n")
     assert r["gold"] == f"```python\n{r['answer'].strip()}\n```" and "\r" not in r["answer"]
-    assert r["meta"]["entry_point"] == "max_chain_length" and r["meta"]["tests"][0].startswith("assert max_chain_length(")
+    assert r["meta"]["entry_point"] == "max_chain_length" and r["meta"]["tests"][0].startswith(
+        "assert max_chain_length("
+    )
     assert "The required function signature is: max_chain_length(arr, n)" in r["prompt"]
     assert r["demo"].startswith("Reference Task\n" + r["prompt"].strip()[:40])
     assert len(load(registry, "mbpp", path=str(DATA / "mbpp"), split="test")) == 257  # sanitized
@@ -89,42 +93,78 @@ def test_cose_raw_salesforce_layout(registry: Registries) -> None:
     assert r["retrieval_text"] == r["meta"]["question"]
     # cqa folder found automatically next to the CoS-E files; deterministic
     val = load(registry, "cose", path=str(DATA / "cose" / "v1.11"), split="validation", limit=20)
-    assert len(val) == 20 and val == load(registry, "cose", path=str(DATA / "cose" / "v1.11"), split="validation", limit=20)
+    assert len(val) == 20 and val == load(
+        registry, "cose", path=str(DATA / "cose" / "v1.11"), split="validation", limit=20
+    )
 
 
 def test_cose_hub_export_layout(registry: Registries, tmp_path: Path) -> None:
-    rows = [{"id": f"q{i}", "question": f"Where is thing {i}?", "choices": ["home", "park", "shop", "zoo", "bank"],
-             "answer": "zoo", "abstractive_explanation": "Animals live there.", "extractive_explanation": "zoo"} for i in range(6)]
+    rows = [
+        {
+            "id": f"q{i}",
+            "question": f"Where is thing {i}?",
+            "choices": ["home", "park", "shop", "zoo", "bank"],
+            "answer": "zoo",
+            "abstractive_explanation": "Animals live there.",
+            "extractive_explanation": "zoo",
+        }
+        for i in range(6)
+    ]
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     recs = load(registry, "cose", path=str(tmp_path))
     assert len(recs) == 6 and all(r["meta"]["choices"][r["answer"]] == "zoo" for r in recs)
     assert len({tuple(r["meta"]["choices"].values()) for r in recs}) > 1  # per-item shuffles differ
-    assert [r["answer"] for r in recs] == [r["answer"] for r in load(registry, "cose", path=str(tmp_path / "train.jsonl"))]
+    assert [r["answer"] for r in recs] == [
+        r["answer"] for r in load(registry, "cose", path=str(tmp_path / "train.jsonl"))
+    ]
     assert "one of A, B, C, D, or E" in recs[0]["prompt"]
 
 
 def _problem(question: str, answer: int, image: str | None = None) -> dict[str, Any]:
-    return {"question": question, "choices": ["solid", "liquid", "gas"], "answer": answer, "hint": "", "image": image,
-            "task": "closed choice", "grade": "grade3", "subject": "natural science", "topic": "physics",
-            "category": "States of matter", "skill": "Identify", "lecture": "Matter has states." if answer else "",
-            "solution": "Ice is a solid." if answer != 2 else "", "split": "train"}
+    return {
+        "question": question,
+        "choices": ["solid", "liquid", "gas"],
+        "answer": answer,
+        "hint": "",
+        "image": image,
+        "task": "closed choice",
+        "grade": "grade3",
+        "subject": "natural science",
+        "topic": "physics",
+        "category": "States of matter",
+        "skill": "Identify",
+        "lecture": "Matter has states." if answer else "",
+        "solution": "Ice is a solid." if answer != 2 else "",
+        "split": "train",
+    }
 
 
 def test_scienceqa_official_layout(registry: Registries, tmp_path: Path) -> None:
     splits = need("scienceqa/pid_splits.json")
     train_pids = json.loads(splits.read_text())["train"][:4]
-    problems = {train_pids[0]: _problem("Is ice a solid?", 0), train_pids[1]: _problem("Which is water?", 1),
-                train_pids[2]: _problem("Has a picture", 0, image="image.png"), train_pids[3]: _problem("Which is steam?", 2),
-                "not-in-train": _problem("Val question", 0)}
+    problems = {
+        train_pids[0]: _problem("Is ice a solid?", 0),
+        train_pids[1]: _problem("Which is water?", 1),
+        train_pids[2]: _problem("Has a picture", 0, image="image.png"),
+        train_pids[3]: _problem("Which is steam?", 2),
+        "not-in-train": _problem("Val question", 0),
+    }
     (tmp_path / "problems.json").write_text(json.dumps(problems), encoding="utf-8")
     recs = load(registry, "scienceqa", path=str(tmp_path), pid_splits=str(splits))
     assert [r["id"] for r in recs] == [f"scienceqa/{train_pids[i]}" for i in (0, 1, 3)]  # text-only
     check_records(recs)
     water = recs[1]
-    assert "Context: Matter has states.\n\n" in water["prompt"] and water["meta"]["choices"][water["answer"]] == "liquid"
+    assert (
+        "Context: Matter has states.\n\n" in water["prompt"] and water["meta"]["choices"][water["answer"]] == "liquid"
+    )
     assert "Context:" not in recs[0]["prompt"]
-    assert recs[2]["teacher_prompt"].count("Reasoning:") == 1 and f"question:\n{recs[2]['answer']}\n\n" in recs[2]["teacher_prompt"]
-    no_lecture = load(registry, "scienceqa", path=str(tmp_path / "problems.json"), pid_splits=str(splits), include_lecture=False)
+    assert (
+        recs[2]["teacher_prompt"].count("Reasoning:") == 1
+        and f"question:\n{recs[2]['answer']}\n\n" in recs[2]["teacher_prompt"]
+    )
+    no_lecture = load(
+        registry, "scienceqa", path=str(tmp_path / "problems.json"), pid_splits=str(splits), include_lecture=False
+    )
     assert all("Context:" not in r["prompt"] for r in no_lecture)
     assert len(load(registry, "scienceqa", path=str(tmp_path), pid_splits=str(splits), text_only=False)) == 4
 
@@ -143,15 +183,29 @@ def test_toolalpaca_official_layout(registry: Registries) -> None:
     assert r["gold"] == 'Action: PublicHolidayIsTodayPublicHoliday\nAction Input: {"countryCode": "CN"}'
     assert r["teacher_prompt"] == P.render_teacher_prompt(r["prompt"], r["gold"], variant="tool")
     assert r["teacher_prompt"].endswith("(the 'Thought' field in your response).")
-    assert r["retrieval_text"] == r["meta"]["instruction"] and r["meta"]["golden_answer"][0]["Action"] == "PublicHolidayIsTodayPublicHoliday"
+    assert (
+        r["retrieval_text"] == r["meta"]["instruction"]
+        and r["meta"]["golden_answer"][0]["Action"] == "PublicHolidayIsTodayPublicHoliday"
+    )
     assert r["demo"].startswith("#### Reference Question\n" + r["meta"]["instruction"])
 
 
 def test_toolalpaca_train_instances_layout(registry: Registries, tmp_path: Path) -> None:
-    api = {"Name": "Cats", "Description": "cat facts", "Functions": {"getFact": "Get a fact.\nParameters: {}", "components": ""},
-           "Instances": [{"input": "Tell me a cat fact.\nHint: none", "output": "Cats sleep a lot.", "intermediate_steps": [
-               [["getFact", "{}", " I should fetch a fact.\nAction: getFact\nAction Input: {}"], "{\"fact\": \"...\"}"]]},
-               {"input": "No steps", "output": "x", "intermediate_steps": []}]}
+    api = {
+        "Name": "Cats",
+        "Description": "cat facts",
+        "Functions": {"getFact": "Get a fact.\nParameters: {}", "components": ""},
+        "Instances": [
+            {
+                "input": "Tell me a cat fact.\nHint: none",
+                "output": "Cats sleep a lot.",
+                "intermediate_steps": [
+                    [["getFact", "{}", " I should fetch a fact.\nAction: getFact\nAction Input: {}"], '{"fact": "..."}']
+                ],
+            },
+            {"input": "No steps", "output": "x", "intermediate_steps": []},
+        ],
+    }
     (tmp_path / "train_data.json").write_text(json.dumps([api]), encoding="utf-8")
     recs = load(registry, "toolalpaca", path=str(tmp_path))
     assert len(recs) == 1 and recs[0]["meta"]["instruction"] == "Tell me a cat fact."
@@ -165,13 +219,17 @@ def test_gsm8k(registry: Registries) -> None:
     check_records(train)
     r = train[0]
     assert r["answer"] == "72" and r["gold"].endswith("\n#### 72") and "<<" not in r["gold"]
-    assert "Answer: #### 72\n" in r["teacher_prompt"] and "Reasoning: Natalia sold 48/2 = 24 clips" in r["teacher_prompt"]
+    assert (
+        "Answer: #### 72\n" in r["teacher_prompt"] and "Reasoning: Natalia sold 48/2 = 24 clips" in r["teacher_prompt"]
+    )
     assert len(load(registry, "gsm8k", path=str(DATA / "gsm8k" / "test.jsonl"), split="test")) == 1319
 
 
 def test_jsonl_adapter(registry: Registries, tmp_path: Path) -> None:
     path = tmp_path / "mine.jsonl"
-    write_jsonl_records([{"id": f"r{i}", "prompt": "p", "teacher_prompt": "t", "gold": "g", "answer": "a"} for i in range(3)], path)
+    write_jsonl_records(
+        [{"id": f"r{i}", "prompt": "p", "teacher_prompt": "t", "gold": "g", "answer": "a"} for i in range(3)], path
+    )
     assert [r["id"] for r in load(registry, "jsonl", path=str(path), limit=2)] == ["r0", "r1"]
     with path.open("a") as fh:
         fh.write("{broken\n")
@@ -212,9 +270,14 @@ def test_reasoning_gym_records_scoring_and_negatives(registry: Registries) -> No
     rec = test[0]
     # the reference is worked out from the task's expression, then the answer line
     expression = rec["meta"]["entry"]["metadata"]["expression"]
-    assert rec["gold"] == f"{expression} = {rec['answer']}\nAnswer: {rec['answer']}" and rec["gold"] in rec["teacher_prompt"]
+    assert (
+        rec["gold"] == f"{expression} = {rec['answer']}\nAnswer: {rec['answer']}"
+        and rec["gold"] in rec["teacher_prompt"]
+    )
     assert rec["answer"] not in rec["prompt"].split("=")[-1]
-    adapter = registry.datasets.get("reasoning_gym")(registry.datasets.get("reasoning_gym").Config(type="reasoning_gym", split="test", options=opts))
+    adapter = registry.datasets.get("reasoning_gym")(
+        registry.datasets.get("reasoning_gym").Config(type="reasoning_gym", split="test", options=opts)
+    )
     assert adapter.is_correct(rec, f"The final answer is {rec['answer']}.")
     assert not adapter.is_correct(rec, "The final answer is 100000.")
     a = rec["answer"]
@@ -237,8 +300,16 @@ def test_reasoning_gym_options_from_yaml_become_enum_members(registry: Registrie
     records = load(registry, "reasoning_gym", task="aiw", size=12, options=opts)
     assert len(records) == 12 and all("sisters" in r["prompt"] or "brothers" in r["prompt"] for r in records)
     assert records[0]["gold"] == f"Answer: {records[0]['answer']}"  # no expression to work out: the bare answer line
-    with pytest.raises(DatasetSourceError, match=r"option 'task_types' of task 'aiw': 'sibling' is not one of 'siblings'"):
-        load(registry, "reasoning_gym", task="aiw", size=2, options={"task_types": ["sibling"], "task_type_weights": [1.0]})
+    with pytest.raises(
+        DatasetSourceError, match=r"option 'task_types' of task 'aiw': 'sibling' is not one of 'siblings'"
+    ):
+        load(
+            registry,
+            "reasoning_gym",
+            task="aiw",
+            size=2,
+            options={"task_types": ["sibling"], "task_type_weights": [1.0]},
+        )
 
 
 def test_reasoning_gym_validation_split_is_carved_from_train_and_disjoint(registry: Registries) -> None:
@@ -255,15 +326,24 @@ def test_reasoning_gym_validation_split_is_carved_from_train_and_disjoint(regist
     prompts = [{r["prompt"] for r in s} for s in (train, val, test)]
     assert not prompts[0] & prompts[1] and not prompts[0] & prompts[2] and not prompts[1] & prompts[2]
     # the train records are the same as without a validation split
-    assert [r["id"] for r in load(registry, "reasoning_gym", task="chain_sum", size=40, options=opts)] == [r["id"] for r in train]
+    assert [r["id"] for r in load(registry, "reasoning_gym", task="chain_sum", size=40, options=opts)] == [
+        r["id"] for r in train
+    ]
     assert train[0]["reference"] == train[0]["gold"] and "negative_reference" in train[0]
 
 
 def test_reasoning_gym_answers_its_scorer_cannot_read_are_wrong_not_a_crash(registry: Registries) -> None:
     pytest.importorskip("reasoning_gym")
     cls = registry.datasets.get("reasoning_gym")
-    adapter = cls(cls.Config(type="reasoning_gym", task="prime_factorization", size=8, split="test",
-                             options={"min_value": 2, "max_value": 100}))
+    adapter = cls(
+        cls.Config(
+            type="reasoning_gym",
+            task="prime_factorization",
+            size=8,
+            split="test",
+            options={"min_value": 2, "max_value": 100},
+        )
+    )
     rec = list(adapter.load())[0]
     assert not adapter.is_correct(rec, "Answer: 12 = 2")  # the task's scorer raises ValueError on this
     assert adapter.is_correct(rec, f"Answer: {rec['answer']}")

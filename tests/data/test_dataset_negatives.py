@@ -17,7 +17,15 @@ from unisd_plugins.datasets.toolalpaca import react_prompt, tool_record
 
 def _mcqa(n_choices: int = 4) -> dict[str, Any]:
     choices = ["alpha", "beta", "gamma", "delta"][:n_choices]
-    return mcqa_record(rid="q/1", question="Pick one?", choices=choices, correct_index=1, explanation="Beta is right.", index=0, seed=42)
+    return mcqa_record(
+        rid="q/1",
+        question="Pick one?",
+        choices=choices,
+        correct_index=1,
+        explanation="Beta is right.",
+        index=0,
+        seed=42,
+    )
 
 
 def test_mcqa_round_robin_wrong_letters_and_render() -> None:
@@ -47,27 +55,46 @@ def test_two_option_mcqa_repeats_the_only_wrong_letter() -> None:
 
 
 def test_mbpp_one_request_per_bug_type() -> None:
-    rec = mbpp_record({"task_id": 700, "text": "Add numbers.", "code": "def add(a, b):\r\n    return a + b",
-                       "test_list": ["assert add(1, 2) == 3"], "test_setup_code": ""})
+    rec = mbpp_record(
+        {
+            "task_id": 700,
+            "text": "Add numbers.",
+            "code": "def add(a, b):\r\n    return a + b",
+            "test_list": ["assert add(1, 2) == 3"],
+            "test_setup_code": "",
+        }
+    )
     reqs = N.negative_requests(rec)
     assert [bug in req for bug, req in zip(N.CODE_BUG_TYPES, reqs, strict=True)] == [True] * 4
     assert all("add(a, b)" in r and "assert add(1, 2) == 3" in r for r in reqs)
     assert all(r.count("You are simulating a programmer") == 1 for r in reqs)  # no stray duplicated line (§7.11)
     bad_code = "def add(a, b):\n    return a - b"
-    for gen in (json.dumps({"reasoning": "r", "answer": f"```python\n{bad_code}\n```"}), f"Here:\n```python\n{bad_code}\n```"):
+    for gen in (
+        json.dumps({"reasoning": "r", "answer": f"```python\n{bad_code}\n```"}),
+        f"Here:\n```python\n{bad_code}\n```",
+    ):
         assert N.render_negative(rec, gen, 2) == P.render_teacher_prompt(rec["prompt"], bad_code)
 
 
 def test_tool_one_request_per_corruption() -> None:
     prompt = react_prompt({"getFact": "Get a fact."}, "Tell me a fact.")
-    rec = tool_record({"id": "t/1", "prompt": prompt, "instruction": "Tell me a fact.",
-                       "golden_answer": [{"Action": "getFact", "Action_Input": "{}"}], "golden_response": [""]})
+    rec = tool_record(
+        {
+            "id": "t/1",
+            "prompt": prompt,
+            "instruction": "Tell me a fact.",
+            "golden_answer": [{"Action": "getFact", "Action_Input": "{}"}],
+            "golden_response": [""],
+        }
+    )
     reqs = N.negative_requests(rec)
     assert [kind in req for kind, req in zip(N.TOOL_CORRUPTIONS, reqs, strict=True)] == [True] * 4
     assert "(not getFact)" in reqs[0]
     gen = json.dumps({"reasoning": "I will list facts.", "answer": "Action: listFacts\nAction Input: {}"})
     bad = N.render_negative(rec, gen, 0)
-    assert bad == P.render_teacher_prompt(rec["prompt"], "Action: listFacts\nAction Input: {}", "I will list facts.", variant="tool")
+    assert bad == P.render_teacher_prompt(
+        rec["prompt"], "Action: listFacts\nAction Input: {}", "I will list facts.", variant="tool"
+    )
     assert bad.endswith(P.TOOL_SUFFIX) and rec["teacher_prompt"].endswith(P.TOOL_SUFFIX)
 
 
@@ -77,7 +104,9 @@ def test_gsm8k_wrong_numbers() -> None:
     assert len(set(wrong)) == 4 and "72" not in wrong
     reqs = N.negative_requests(rec)
     assert all(f"WRONG final answer {w}" in r for w, r in zip(wrong, reqs, strict=True))
-    assert N.render_negative(rec, "48 + 25 = 73\n#### 73", 0) == P.render_teacher_prompt("Q", f"#### {wrong[0]}", "48 + 25 = 73")
+    assert N.render_negative(rec, "48 + 25 = 73\n#### 73", 0) == P.render_teacher_prompt(
+        "Q", f"#### {wrong[0]}", "48 + 25 = 73"
+    )
 
 
 def test_unknown_task_is_explicit() -> None:

@@ -23,7 +23,9 @@ def test_shuffle_is_deterministic_and_gold_follows() -> None:
 
 def test_mcqa_student_prompt_literals() -> None:
     text = P.mcqa_student_prompt("Why?", {"B": "two", "A": "one", "C": "three"}, context="A lecture.")
-    assert text.startswith("Answer the following multiple-choice question.\n\nQuestion: Why?\n\nContext: A lecture.\n\nA. one\nB. two\nC. three\n\n")
+    assert text.startswith(
+        "Answer the following multiple-choice question.\n\nQuestion: Why?\n\nContext: A lecture.\n\nA. one\nB. two\nC. three\n\n"
+    )
     assert "Your final answer must be one of A, B, or C. There is only one correct answer." in text
     assert text.endswith("## Output format\nReasoning: <at most 3 short sentences>\nAnswer: <A/B/C>")
     assert "Context:" not in P.mcqa_student_prompt("Why?", ["x", "y"])
@@ -34,12 +36,20 @@ def test_teacher_prompt_generic_and_tool_templates() -> None:
     sd = "Carefully study the reference solution, then solve the problem below with your own approach."
     assert sd == P.SD_INSTRUCTION
     with_r = P.render_teacher_prompt("STUDENT", "B", "Because.")
-    assert with_r == f"\nSTUDENT\n\nThis is an example for a response to the question:\nReasoning: Because.\nAnswer: B\n\n\n{sd}\n"
-    assert P.render_teacher_prompt("STUDENT", "def f(): pass") == f"\nSTUDENT\n\nThis is an example for a response to the question:\ndef f(): pass\n\n{sd}\n"
+    assert (
+        with_r
+        == f"\nSTUDENT\n\nThis is an example for a response to the question:\nReasoning: Because.\nAnswer: B\n\n\n{sd}\n"
+    )
+    assert (
+        P.render_teacher_prompt("STUDENT", "def f(): pass")
+        == f"\nSTUDENT\n\nThis is an example for a response to the question:\ndef f(): pass\n\n{sd}\n"
+    )
     assert P.render_teacher_prompt("S", "B", "  ") == P.render_teacher_prompt("S", "B")  # empty r => bare answer
     tool = P.render_teacher_prompt("PROMPT", "Action: a\nAction Input: {}", variant="tool")
-    assert tool == (f"\nPROMPT\n\nThis is an example for a response to the question:\nAction: a\nAction Input: {{}}\n\n"
-                    f"{sd} Include your thought process (the 'Thought' field in your response).")
+    assert tool == (
+        f"\nPROMPT\n\nThis is an example for a response to the question:\nAction: a\nAction Input: {{}}\n\n"
+        f"{sd} Include your thought process (the 'Thought' field in your response)."
+    )
     assert "Thought: why\nAction: a" in P.render_teacher_prompt("PROMPT", "Action: a", "why", variant="tool")
     with pytest.raises(ValueError):
         P.render_teacher_prompt("S", "a", variant="nope")
@@ -59,8 +69,12 @@ def test_mbpp_function_name_fix() -> None:
 def test_mbpp_and_humaneval_student_prompts() -> None:
     text = P.mbpp_student_prompt("Add two numbers.", "def foo(a, b=1):\n    return a + b", ["assert add(1, 2) == 3"])
     assert text.startswith("Add two numbers.\nThe required function signature is: foo(a, b)\n\n## Note\n")
-    for piece in ("Only return the code within a ```python ... ``` block.", "Make sure the function name is correct as per the assertions.",
-                  "## Answer Format\n```python\ndef foo(a, b):\n    ...\n```", "## Test Cases\nassert add(1, 2) == 3"):
+    for piece in (
+        "Only return the code within a ```python ... ``` block.",
+        "Make sure the function name is correct as per the assertions.",
+        "## Answer Format\n```python\ndef foo(a, b):\n    ...\n```",
+        "## Test Cases\nassert add(1, 2) == 3",
+    ):
         assert piece in text
     he = P.humaneval_student_prompt('def f(x):\n    """Doc."""\n')
     assert he.startswith('def f(x):\n    """Doc."""\n\n\n## Note\n1. Return the COMPLETE function')
@@ -77,15 +91,27 @@ def test_sft_gold_formats() -> None:
 
 
 def test_aux_context_wrapper_and_no_self_leak() -> None:
-    own = {"id": "q1", "prompt": "STUDENT PROMPT", "answer": "SECRET-ANSWER", "meta": {"task": "code"},
-           "demo": P.mbpp_demo_block("p1", ["assert f() == 1"], "SECRET-ANSWER")}
-    donors = [{"id": f"q{i}", "demo": P.mbpp_demo_block(f"task {i}", [f"assert g{i}() == 1"], f"def g{i}(): return 1")} for i in (2, 3)]
+    own = {
+        "id": "q1",
+        "prompt": "STUDENT PROMPT",
+        "answer": "SECRET-ANSWER",
+        "meta": {"task": "code"},
+        "demo": P.mbpp_demo_block("p1", ["assert f() == 1"], "SECRET-ANSWER"),
+    }
+    donors = [
+        {"id": f"q{i}", "demo": P.mbpp_demo_block(f"task {i}", [f"assert g{i}() == 1"], f"def g{i}(): return 1")}
+        for i in (2, 3)
+    ]
     ctx = P.aux_context_for_record(own, donors)
-    assert ctx.startswith("## Reference Samples (DO NOT SOLVE THESE)\nThe following are solved examples from OTHER tasks")
+    assert ctx.startswith(
+        "## Reference Samples (DO NOT SOLVE THESE)\nThe following are solved examples from OTHER tasks"
+    )
     assert "### [REFERENCE ONLY #1]\nReference Task\ntask 2" in ctx and "### [REFERENCE ONLY #2]" in ctx
     assert "Reference Solution:\n```python\ndef g2(): return 1\n```" in ctx
-    assert ("\n-----\n## Task to Solve (ONLY ANSWER THIS TASK)\nNow solve ONLY the following task. "
-            "Output ONLY the final code for THIS task.\n\nSTUDENT PROMPT") in ctx
+    assert (
+        "\n-----\n## Task to Solve (ONLY ANSWER THIS TASK)\nNow solve ONLY the following task. "
+        "Output ONLY the final code for THIS task.\n\nSTUDENT PROMPT"
+    ) in ctx
     assert ctx.endswith("STUDENT PROMPT") and "SECRET-ANSWER" not in ctx
     with pytest.raises(ValueError, match="own donor"):
         P.aux_context_for_record(own, [own])
@@ -98,4 +124,7 @@ def test_aux_context_wrapper_and_no_self_leak() -> None:
 
 
 def test_induction_context() -> None:
-    assert P.build_induction_context("S", "Be careful.") == f"## General Instruction for Your Answer\nBe careful.\n\nS\n\n{P.SD_INSTRUCTION}"
+    assert (
+        P.build_induction_context("S", "Be careful.")
+        == f"## General Instruction for Your Answer\nBe careful.\n\nS\n\n{P.SD_INSTRUCTION}"
+    )

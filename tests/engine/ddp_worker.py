@@ -12,12 +12,25 @@ from unisd.engine.trainer import Trainer
 from unisd.recipe import load_recipe
 
 model_dir, records, out, grad_accum = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]
-recipe = load_recipe("vanilla", [
-    f"model.name_or_path={model_dir}", f"data.dataset={{type: jsonl, path: '{records}'}}",
-    "generation.max_new_tokens=6", "training.batch_size=2", f"training.grad_accum={grad_accum}",
-    "training.max_steps=2", "lora.r=4", "lora.dropout=0.0", "optim.lr=1e-2", "checkpoint.every_steps=100",
-    "logging.progress_bar=false", "logging.tensorboard=false", "data.shuffle=false", *sys.argv[5:],
-])
+recipe = load_recipe(
+    "vanilla",
+    [
+        f"model.name_or_path={model_dir}",
+        f"data.dataset={{type: jsonl, path: '{records}'}}",
+        "generation.max_new_tokens=6",
+        "training.batch_size=2",
+        f"training.grad_accum={grad_accum}",
+        "training.max_steps=2",
+        "lora.r=4",
+        "lora.dropout=0.0",
+        "optim.lr=1e-2",
+        "checkpoint.every_steps=100",
+        "logging.progress_bar=false",
+        "logging.tensorboard=false",
+        "data.shuffle=false",
+        *sys.argv[5:],
+    ],
+)
 out.mkdir(parents=True, exist_ok=True)
 trainer = Trainer(recipe, out)
 trainer.setup()

@@ -6,18 +6,31 @@ from unisd.engine.aggregation import StepMetrics, aggregation
 
 
 def test_each_metric_is_reduced_as_its_name_says():
-    assert [aggregation(k) for k in ("agreement/weight_min", "clip/max_divergence", "weights/token_min", "loss/total",
-                                     "clip/fraction", "grad/x_norm", "timing/max")] == ["min", "max", "min", "mean",
-                                                                                         "mean", "mean", "max"]
+    assert [
+        aggregation(k)
+        for k in (
+            "agreement/weight_min",
+            "clip/max_divergence",
+            "weights/token_min",
+            "loss/total",
+            "clip/fraction",
+            "grad/x_norm",
+            "timing/max",
+        )
+    ] == ["min", "max", "min", "mean", "mean", "mean", "max"]
     step = StepMetrics()
-    for micro in ({"agreement/weight_min": 0.4, "clip/max_divergence": 2.0, "loss/total": 1.0, "diag/only_first": 5.0},
-                  {"agreement/weight_min": 0.9, "clip/max_divergence": 7.0, "loss/total": 3.0},
-                  {"agreement/weight_min": 0.2, "clip/max_divergence": 1.0, "loss/total": 2.0}):
+    for micro in (
+        {"agreement/weight_min": 0.4, "clip/max_divergence": 2.0, "loss/total": 1.0, "diag/only_first": 5.0},
+        {"agreement/weight_min": 0.9, "clip/max_divergence": 7.0, "loss/total": 3.0},
+        {"agreement/weight_min": 0.2, "clip/max_divergence": 1.0, "loss/total": 2.0},
+    ):
         for k, v in micro.items():
             step.add(k, v)
     out = step.result()
     assert out["agreement/weight_min"] == 0.2 and out["clip/max_divergence"] == 7.0  # not a mean of extremes
-    assert out["loss/total"] == pytest.approx(2.0) and out["diag/only_first"] == 5.0  # the mean over those that logged it
+    assert (
+        out["loss/total"] == pytest.approx(2.0) and out["diag/only_first"] == 5.0
+    )  # the mean over those that logged it
 
 
 def test_a_run_with_accumulation_logs_the_step_minimum(make_recipe, tmp_path, monkeypatch):

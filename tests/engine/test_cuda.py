@@ -46,7 +46,9 @@ def test_vocab_blocks_equal_the_full_vocabulary_at_151936(device):
     s, t = block_logprobs(hs, w, None, 0.7), block_logprobs(ht, wt, None, 0.7)
     ref = reverse_kl(t, s)
     (ref_grad,) = torch.autograd.grad(ref.sum(), hs)
-    div, student_tokens, _ = divergence_and_token_logprobs(reverse_kl, hs, (w, None), ht, (wt, None), ids, 0.7, chunk=16)
+    div, student_tokens, _ = divergence_and_token_logprobs(
+        reverse_kl, hs, (w, None), ht, (wt, None), ids, 0.7, chunk=16
+    )
     (grad,) = torch.autograd.grad(div.sum(), hs)
     torch.testing.assert_close(div, ref, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-5)
@@ -58,8 +60,9 @@ def test_vocab_blocks_equal_the_full_vocabulary_at_151936(device):
 def test_training_steps_on_the_device(make_recipe, tmp_path, device, recipe_name, precision):
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    recipe = make_recipe(recipe_name, f"precision.mixed_precision={precision}", "checkpoint.every_steps=100",
-                         "training.max_steps=2")
+    recipe = make_recipe(
+        recipe_name, f"precision.mixed_precision={precision}", "checkpoint.every_steps=100", "training.max_steps=2"
+    )
     summary = train(recipe, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss/total"] for r in rows if "loss/total" in r]

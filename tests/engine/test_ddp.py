@@ -21,8 +21,7 @@ def test_two_processes_match_one_with_doubled_accumulation(tiny_model_dir, recor
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517"]
     env2 = {**env, "ACCELERATE_USE_CPU": "true"}
     _run([sys.executable, str(WORKER), str(tiny_model_dir), str(records_file), str(tmp_path / "one"), "4"], env)
-    _run([*launch, str(WORKER), str(tiny_model_dir), str(records_file),
-          str(tmp_path / "two"), "2"], env2)
+    _run([*launch, str(WORKER), str(tiny_model_dir), str(records_file), str(tmp_path / "two"), "2"], env2)
     one = torch.load(tmp_path / "one" / "params.pt")
     two = torch.load(tmp_path / "two" / "params.pt")
     assert one["world"] == 1 and two["world"] == 2

@@ -28,7 +28,9 @@ def test_reverse_kl_matches_hand_computation():
 @pytest.mark.parametrize("beta", [0.1, 0.5, 0.9])
 def test_generalized_jsd_matches_hand_computation(beta):
     m = [beta * p + (1 - beta) * q for p, q in zip(P, Q, strict=True)]
-    expected = beta * sum(p * math.log(p / mi) for p, mi in zip(P, m, strict=True)) + (1 - beta) * sum(q * math.log(q / mi) for q, mi in zip(Q, m, strict=True))
+    expected = beta * sum(p * math.log(p / mi) for p, mi in zip(P, m, strict=True)) + (1 - beta) * sum(
+        q * math.log(q / mi) for q, mi in zip(Q, m, strict=True)
+    )
     assert generalized_jsd(_lp(P), _lp(Q), beta).item() == pytest.approx(expected, abs=1e-6)
 
 

@@ -26,22 +26,59 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _train(tiny_model_dir, records_file, out: Path, processes: int, *extra: str, recipe: str = "unisd-ema",
-           env_extra=None, check=True):
+def _train(
+    tiny_model_dir,
+    records_file,
+    out: Path,
+    processes: int,
+    *extra: str,
+    recipe: str = "unisd-ema",
+    env_extra=None,
+    check=True,
+):
     """``unisd train`` on the tiny model, 8 micro-batches of 2 rows per step in all; by default the
     EMA teacher (synced every step), whose state is sharded too."""
-    launcher = ([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
-                 f"--master_port={_port()}", "-m", "unisd.cli.main"] if processes > 1 else [sys.executable, "-m", "unisd.cli.main"])
-    sets = [f"model.name_or_path={tiny_model_dir}", f"data.dataset={{type: jsonl, path: '{records_file}'}}",
-            "generation.max_new_tokens=6", "training.batch_size=2", f"training.grad_accum={4 // processes}",
-            "training.epochs=2", "lora.r=4", "optim.lr=1e-2", "checkpoint.every_steps=1", "checkpoint.keep_last=3",
-            "logging.progress_bar=false", "logging.tensorboard=false", "distributed.strategy=fsdp2", *extra]
+    launcher = (
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={processes}",
+            f"--master_port={_port()}",
+            "-m",
+            "unisd.cli.main",
+        ]
+        if processes > 1
+        else [sys.executable, "-m", "unisd.cli.main"]
+    )
+    sets = [
+        f"model.name_or_path={tiny_model_dir}",
+        f"data.dataset={{type: jsonl, path: '{records_file}'}}",
+        "generation.max_new_tokens=6",
+        "training.batch_size=2",
+        f"training.grad_accum={4 // processes}",
+        "training.epochs=2",
+        "lora.r=4",
+        "optim.lr=1e-2",
+        "checkpoint.every_steps=1",
+        "checkpoint.keep_last=3",
+        "logging.progress_bar=false",
+        "logging.tensorboard=false",
+        "distributed.strategy=fsdp2",
+        *extra,
+    ]
     if recipe in ("unisd-ema", "unisd-star"):
         sets.append("components.ema.every=1")
     argv = [*launcher, "train", "--recipe", recipe, "--max-steps", str(STEPS), "-o", str(out)]
     for s in sets:
         argv += ["--set", s] if "=" in s else [s]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "ACCELERATE_USE_CPU": "true", **(env_extra or {})}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONHASHSEED": "0",
+        "ACCELERATE_USE_CPU": "true",
+        **(env_extra or {}),
+    }
     res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
     if check:
         assert res.returncode == 0, res.stderr[-4000:]
@@ -95,8 +132,15 @@ def test_two_sharded_processes_match_one_with_doubled_accumulation(two_sharded, 
     # each process wrote its own shard; the manifest covers every file of every process
     last = ckpt.latest_complete(two_sharded / "checkpoints")
     files = ckpt.verify(last)["files"]
-    assert {"state/__0_0.distcp", "state/__1_0.distcp", "state/.metadata", "rng-rank0.pt", "rng-rank1.pt",
-            "scheduler.pt", "trainer_state.json"} <= set(files)
+    assert {
+        "state/__0_0.distcp",
+        "state/__1_0.distcp",
+        "state/.metadata",
+        "rng-rank0.pt",
+        "rng-rank1.pt",
+        "scheduler.pt",
+        "trainer_state.json",
+    } <= set(files)
     assert json.loads((last / "trainer_state.json").read_text())["processes"] == 2
 
 
@@ -130,16 +174,23 @@ def test_every_mechanism_runs_sharded(tiny_model_dir, records_file, tmp_path):
 def killed_at_backward(tiny_model_dir, records_file, tmp_path_factory) -> Path:
     """The two-process run with process 1 SIGKILLed after its backward pass of step 3."""
     out = tmp_path_factory.mktemp("fsdp-killed") / "run"
-    res = _train(tiny_model_dir, records_file, out, 2, env_extra={"UNISD_FAULT_INJECT": "backward:3", "UNISD_FAULT_RANK": "1"},
-                 check=False)
+    res = _train(
+        tiny_model_dir,
+        records_file,
+        out,
+        2,
+        env_extra={"UNISD_FAULT_INJECT": "backward:3", "UNISD_FAULT_RANK": "1"},
+        check=False,
+    )
     assert res.returncode != 0
     assert ckpt.latest_complete(out / "checkpoints").name == "step-00000002"
     return out
 
 
 @pytest.mark.slow
-def test_sigkill_of_one_process_then_resume_reproduces_the_run(killed_at_backward, two_sharded, tiny_model_dir,
-                                                              records_file, tmp_path):
+def test_sigkill_of_one_process_then_resume_reproduces_the_run(
+    killed_at_backward, two_sharded, tiny_model_dir, records_file, tmp_path
+):
     run = tmp_path / "run"
     shutil.copytree(killed_at_backward, run)
     _train(tiny_model_dir, records_file, run, 2, "--resume", "auto")
@@ -147,8 +198,9 @@ def test_sigkill_of_one_process_then_resume_reproduces_the_run(killed_at_backwar
 
 
 @pytest.mark.slow
-def test_a_two_process_checkpoint_resumes_on_one_process(killed_at_backward, two_sharded, tiny_model_dir, records_file,
-                                                        tmp_path):
+def test_a_two_process_checkpoint_resumes_on_one_process(
+    killed_at_backward, two_sharded, tiny_model_dir, records_file, tmp_path
+):
     run = tmp_path / "run"
     shutil.copytree(killed_at_backward, run)
     res = _train(tiny_model_dir, records_file, run, 1, "--resume", "auto")
@@ -160,11 +212,19 @@ def test_a_two_process_checkpoint_resumes_on_one_process(killed_at_backward, two
 def test_a_partial_sharded_checkpoint_is_never_picked(two_sharded, tiny_model_dir, records_file, tmp_path):
     run = tmp_path / "run"
     # process 1 dies after writing its shards of step 3, before the main process seals the checkpoint
-    res = _train(tiny_model_dir, records_file, run, 2, check=False,
-                 env_extra={"UNISD_FAULT_INJECT": "checkpoint_write:3", "UNISD_FAULT_RANK": "1"})
+    res = _train(
+        tiny_model_dir,
+        records_file,
+        run,
+        2,
+        check=False,
+        env_extra={"UNISD_FAULT_INJECT": "checkpoint_write:3", "UNISD_FAULT_RANK": "1"},
+    )
     assert res.returncode != 0
     torn = run / "checkpoints" / ".tmp-step-00000003-shared"
-    assert torn.is_dir() and not (torn / ckpt.MANIFEST).exists() and not (run / "checkpoints" / "step-00000003").exists()
+    assert (
+        torn.is_dir() and not (torn / ckpt.MANIFEST).exists() and not (run / "checkpoints" / "step-00000003").exists()
+    )
     assert ckpt.latest_complete(run / "checkpoints").name == "step-00000002"
     _train(tiny_model_dir, records_file, run, 2, "--resume", "auto")
     _same_run(two_sharded, run, SAME_COUNT)
@@ -172,6 +232,7 @@ def test_a_partial_sharded_checkpoint_is_never_picked(two_sharded, tiny_model_di
 
 
 # ------------------------------------------------------------------------ choosing the strategy
+
 
 def _accelerator(kind: str, fsdp_version: int | None = None):
     from accelerate.utils import DistributedType

@@ -9,9 +9,13 @@ from unisd_plugins.datasets.answers import is_correct, last_number
 
 
 def test_run_reports_heldout_accuracy_before_and_after(make_recipe, tmp_path, shared_data):
-    recipe = make_recipe("vanilla", "training.max_steps=1",
-                         f"data.dataset={{type: gsm8k, path: '{shared_data / 'gsm8k'}'}}", "evaluation.heldout=3",
-                         "evaluation.heldout_max_new_tokens=4")
+    recipe = make_recipe(
+        "vanilla",
+        "training.max_steps=1",
+        f"data.dataset={{type: gsm8k, path: '{shared_data / 'gsm8k'}'}}",
+        "evaluation.heldout=3",
+        "evaluation.heldout_max_new_tokens=4",
+    )
     summary = train(recipe, tmp_path / "run")
     h = summary["heldout"]
     assert h["n"] == 3 and h["split"] == "test"
@@ -20,9 +24,21 @@ def test_run_reports_heldout_accuracy_before_and_after(make_recipe, tmp_path, sh
     assert len(before["answers"]) == 3 and all("correct" in a for a in before["answers"])
 
 
-@pytest.mark.parametrize("text,expected", [("The answer is 1,234.", "1234"), ("#### 72", "72"), ("x = 3.0", "3"), ("none", None),
-                                              ("1. It is 7.\n2. Then", "7"), ("1.5 and\n2) 4 more", "4"),
-                                              ("180.708000", "180.708"), ("-2.50", "-2.5"), ("100", "100"), ("30.00", "30")])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("The answer is 1,234.", "1234"),
+        ("#### 72", "72"),
+        ("x = 3.0", "3"),
+        ("none", None),
+        ("1. It is 7.\n2. Then", "7"),
+        ("1.5 and\n2) 4 more", "4"),
+        ("180.708000", "180.708"),
+        ("-2.50", "-2.5"),
+        ("100", "100"),
+        ("30.00", "30"),
+    ],
+)
 def test_last_number(text, expected):
     assert last_number(text) == expected
 
@@ -35,8 +51,14 @@ def test_answer_checks_by_task():
 
 
 def test_run_evaluates_lm_eval_tasks_in_process_after_training(make_recipe, tmp_path, shared_data):
-    recipe = make_recipe("vanilla", "training.max_steps=1", "evaluation.tasks=[unisd_gpqa_mc]", "evaluation.limit=2",
-                         f"evaluation.data_dir={shared_data}", "evaluation.max_gen_toks=4")
+    recipe = make_recipe(
+        "vanilla",
+        "training.max_steps=1",
+        "evaluation.tasks=[unisd_gpqa_mc]",
+        "evaluation.limit=2",
+        f"evaluation.data_dir={shared_data}",
+        "evaluation.max_gen_toks=4",
+    )
     summary = train(recipe, tmp_path / "run")
     assert "unisd_gpqa_mc" in json.dumps(summary["evaluation"])
     assert (tmp_path / "run" / "eval" / "results.md").exists()

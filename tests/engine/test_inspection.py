@@ -7,8 +7,17 @@ import pytest
 from unisd.engine.inspection import answer_positions, heldout_curve, inspect_run, position_bin, token_class
 
 
-@pytest.mark.parametrize("pos,text,eos,cls", [(0, " 12", False, "opening"), (5, " 12", False, "digits"), (5, " To", False, "words"),
-                                              (5, "\n", False, "format"), (5, " =", False, "format"), (5, "", True, "eos")])
+@pytest.mark.parametrize(
+    "pos,text,eos,cls",
+    [
+        (0, " 12", False, "opening"),
+        (5, " 12", False, "digits"),
+        (5, " To", False, "words"),
+        (5, "\n", False, "format"),
+        (5, " =", False, "format"),
+        (5, "", True, "eos"),
+    ],
+)
 def test_token_classes(pos, text, eos, cls):
     assert token_class(pos, text, eos, opening=3) == cls
 
@@ -27,8 +36,13 @@ def test_position_bins():
 def test_inspect_a_trained_run_writes_tables_plots_and_numbers(make_recipe, tmp_path):
     from unisd.engine.launch import train
 
-    recipe = make_recipe("vanilla", "training.max_steps=2", "evaluation.heldout=4", "evaluation.heldout_every=1",
-                         "evaluation.heldout_split=train")
+    recipe = make_recipe(
+        "vanilla",
+        "training.max_steps=2",
+        "evaluation.heldout=4",
+        "evaluation.heldout_every=1",
+        "evaluation.heldout_split=train",
+    )
     run = tmp_path / "run"
     train(recipe, run)
     curve = heldout_curve(run)
@@ -38,11 +52,19 @@ def test_inspect_a_trained_run_writes_tables_plots_and_numbers(make_recipe, tmp_
     for entry in report["students"].values():
         shares = sum(c["share"] for c in entry["by_class"].values())
         assert shares == pytest.approx(1.0)
-        assert sum(c["tokens"] for c in entry["by_position"].values()) == sum(c["tokens"] for c in entry["by_class"].values())
+        assert sum(c["tokens"] for c in entry["by_position"].values()) == sum(
+            c["tokens"] for c in entry["by_class"].values()
+        )
         assert entry["by_class"]["opening"]["tokens"] <= 3 * 4
         assert 0.0 <= entry["greedy_student"]["accuracy"] <= 1.0 and 0.0 <= entry["greedy_teacher"]["accuracy"] <= 1.0
     out = run / "inspect"
-    for name in ("inspect.json", "inspect.md", "divergence_by_position.png", "divergence_by_class.png", "heldout_curve.png"):
+    for name in (
+        "inspect.json",
+        "inspect.md",
+        "divergence_by_position.png",
+        "divergence_by_class.png",
+        "heldout_curve.png",
+    ):
         assert (out / name).is_file(), name
     assert json.loads((out / "inspect.json").read_text())["records"] == 4
     assert "| opening |" in (out / "inspect.md").read_text()

@@ -10,7 +10,9 @@ from unisd.engine.launch import train
 
 def test_the_final_model_generates_with_the_cache_and_carries_a_model_card(make_recipe, tmp_path):
     run = tmp_path / "run"
-    summary = train(make_recipe("vanilla", "training.max_steps=2", "evaluation.heldout=2", "checkpoint.save_merged=true"), run)
+    summary = train(
+        make_recipe("vanilla", "training.max_steps=2", "evaluation.heldout=2", "checkpoint.save_merged=true"), run
+    )
     assert json.loads((run / "final" / "merged" / "config.json").read_text())["use_cache"] is True
     for kind in ("merged", "adapter"):
         card = (run / "final" / kind / "README.md").read_text()
@@ -28,7 +30,10 @@ def test_push_fails_clearly_offline_and_without_a_model(make_recipe, tmp_path, m
     run = tmp_path / "run"
     train(make_recipe("vanilla", "training.max_steps=1", "checkpoint.save_merged=false"), run)
     assert main(["push", str(run), "--repo", "me/x"]) == 2
-    assert "holds no model to push (train with checkpoint.save_merged=true, or push the adapter with --adapter)" in capsys.readouterr().err
+    assert (
+        "holds no model to push (train with checkpoint.save_merged=true, or push the adapter with --adapter)"
+        in capsys.readouterr().err
+    )
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert main(["push", str(run), "--repo", "me/x", "--adapter"]) == 2
     assert "cannot push: the Hugging Face Hub is off (HF_HUB_OFFLINE=1)" in capsys.readouterr().err

@@ -24,11 +24,20 @@ def bars(monkeypatch) -> list[dict]:
 
 
 def test_the_held_out_checks_show_a_progress_bar(make_recipe, tmp_path, bars):
-    train(make_recipe("vanilla", "training.max_steps=1", "evaluation.heldout=3", "logging.progress_bar=true"), tmp_path / "run")
+    train(
+        make_recipe("vanilla", "training.max_steps=1", "evaluation.heldout=3", "logging.progress_bar=true"),
+        tmp_path / "run",
+    )
     shown = [(b.get("desc"), b.get("total"), b.get("disable")) for b in bars if b.get("unit") == "answer"]
-    assert ("held-out check before", 3, None) in shown and ("held-out check after", 3, None) in shown  # None: on a terminal
+    assert ("held-out check before", 3, None) in shown and (
+        "held-out check after",
+        3,
+        None,
+    ) in shown  # None: on a terminal
     bars.clear()
-    train(make_recipe("vanilla", "training.max_steps=1", "evaluation.heldout=3"), tmp_path / "quiet")  # progress_bar=false
+    train(
+        make_recipe("vanilla", "training.max_steps=1", "evaluation.heldout=3"), tmp_path / "quiet"
+    )  # progress_bar=false
     assert all(b.get("disable") is True for b in bars if b.get("unit") == "answer")
 
 
@@ -38,4 +47,6 @@ def test_the_retention_scores_show_a_progress_bar(tiny_model_dir, bars):
 
     model, tok = load_for_eval(str(tiny_model_dir))
     score_completions(model, tok, ["a", "b", "c"], ["x", "y", "z"])
-    assert [(b["desc"], b["total"], b["disable"]) for b in bars if b.get("unit") == "example"] == [("retention scores", 3, None)]
+    assert [(b["desc"], b["total"], b["disable"]) for b in bars if b.get("unit") == "example"] == [
+        ("retention scores", 3, None)
+    ]

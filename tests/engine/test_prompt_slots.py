@@ -14,8 +14,12 @@ def test_an_over_long_negative_prompt_drops_its_record(make_recipe, records_file
     for row in rows[:3]:
         row["negative_prompt"] = row["negative_prompt"] + " and again" * 200
     records.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    recipe = make_recipe("unisd-contrastive", f"data.dataset={{type: jsonl, path: '{records}'}}",
-                         "data.max_prompt_length=256", "data.shuffle=false")
+    recipe = make_recipe(
+        "unisd-contrastive",
+        f"data.dataset={{type: jsonl, path: '{records}'}}",
+        "data.max_prompt_length=256",
+        "data.shuffle=false",
+    )
     trainer = Trainer(recipe, tmp_path / "run")
     try:
         run = trainer.setup()

@@ -14,8 +14,15 @@ from unisd.recipe import load_recipe
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["generation.max_new_tokens=12", "training.batch_size=2", "training.grad_accum=1", "evaluation.heldout=0",
-         "logging.progress_bar=false", "data.dataset.size=16", "checkpoint.every_steps=100"]
+SMALL = [
+    "generation.max_new_tokens=12",
+    "training.batch_size=2",
+    "training.grad_accum=1",
+    "evaluation.heldout=0",
+    "logging.progress_bar=false",
+    "data.dataset.size=16",
+    "checkpoint.every_steps=100",
+]
 
 
 def _trainable(run_dir):
@@ -38,10 +45,17 @@ def test_real_model_sdft_steps_change_weights(real_model_dir, tmp_path):
 
 
 def test_real_model_unisd_star_step(real_model_dir, tmp_path):
-    recipe = load_recipe("unisd-star", [*SMALL, "model.name_or_path=smollm2-135m-instruct", "training.max_steps=1",
-                                        "data.dataset={type: reasoning_gym, task: chain_sum, size: 16}",
-                                        "components.agreement.contexts={type: retrieval, k: 3, lexical: true}",
-                                        "components.ema.every=1"])
+    recipe = load_recipe(
+        "unisd-star",
+        [
+            *SMALL,
+            "model.name_or_path=smollm2-135m-instruct",
+            "training.max_steps=1",
+            "data.dataset={type: reasoning_gym, task: chain_sum, size: 16}",
+            "components.agreement.contexts={type: retrieval, k: 3, lexical: true}",
+            "components.ema.every=1",
+        ],
+    )
     train(recipe, tmp_path / "run")
     row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     for term in (f"loss/{recipe.divergence.type}", "loss/contrastive", "loss/feature_matching", "loss/total"):

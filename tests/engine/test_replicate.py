@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _experiment(tmp_path, tiny_model_dir, shared_data, extra=""):
     path = tmp_path / "exp.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         name: tiny
         seeds: [1, 2]
         methods: [base, sft, vanilla]
@@ -24,16 +25,20 @@ def _experiment(tmp_path, tiny_model_dir, shared_data, extra=""):
               checkpoint.save_merged=false, evaluation.heldout_every=1]
         tasks:
           - name: gsm8k
-            data: {{type: gsm8k, path: '{shared_data / 'gsm8k'}'}}
+            data: {{type: gsm8k, path: '{shared_data / "gsm8k"}'}}
             heldout: 3
         retention: {{reference: sft, records: 3}}
-        """) + extra)
+        """)
+        + extra
+    )
     return path
 
 
 def test_bad_experiment_files_name_the_field_and_line(tmp_path, tiny_model_dir, shared_data):
     path = _experiment(tmp_path, tiny_model_dir, shared_data, "seedz: [1]\n")
-    with pytest.raises(UserError, match=r"(?s)invalid experiment .*line 13: seedz: unknown field. Did you mean 'seeds'"):
+    with pytest.raises(
+        UserError, match=r"(?s)invalid experiment .*line 13: seedz: unknown field. Did you mean 'seeds'"
+    ):
         load_experiment(str(path))
     with pytest.raises(UserError, match="(?s)unknown experiment 'nope'.*mini-table"):
         load_experiment("nope")
@@ -90,13 +95,20 @@ def test_the_mechanisms_study_reports_on_test_with_the_settings_chosen_on_valida
         assert recipe.divergence.type == "reverse_kl" and recipe.optim.lr == 1e-4
         fields = recipe.components[0].model_dump()
         assert any(fields[k] in v for k, v in tried.items() if k in fields and k != "every"), name
-        twin = next(g for label, g in gridded.items() if label.startswith(f"unisd-{name}[") and
-                    g.components[0].model_dump() == fields)  # the very configuration the grid trained
+        twin = next(
+            g
+            for label, g in gridded.items()
+            if label.startswith(f"unisd-{name}[") and g.components[0].model_dump() == fields
+        )  # the very configuration the grid trained
         assert twin.training == recipe.training and twin.generation == recipe.generation and twin.lora == recipe.lora
     star = [c.model_dump() for c in chosen["unisd-star-tuned"].components]
-    assert star == [chosen[n].components[0].model_dump() for n in ("agreement", "contrastive", "feature", "ema", "clip")]
+    assert star == [
+        chosen[n].components[0].model_dump() for n in ("agreement", "contrastive", "feature", "ema", "clip")
+    ]
     recipes = Path(load_experiment.__globals__["resolve_experiment"]("mechanisms")).parent / "mechanisms"
-    assert {p.stem for p in recipes.glob("*.yaml")} == {yaml.safe_load(p.read_text())["name"] for p in recipes.glob("*.yaml")}
+    assert {p.stem for p in recipes.glob("*.yaml")} == {
+        yaml.safe_load(p.read_text())["name"] for p in recipes.glob("*.yaml")
+    }
     quick = plan(load_experiment("mechanisms", quick=True))
     assert {r["task"] for r in quick} == {"basic_arithmetic"} and {r["recipe"].training.max_steps for r in quick} == {2}
 
@@ -110,10 +122,15 @@ def test_recipe_files_beside_an_experiment_and_per_task_methods(tmp_path, tiny_m
     other = f"  - name: other\n    data: {{type: gsm8k, path: '{shared_data / 'gsm8k'}'}}\n    heldout: 3\n    methods: [base, slow-sft]\n"
     path.write_text(text.replace("retention:", other + "retention:"))
     exp = load_experiment(str(path))  # read from another directory: the file is found beside the experiment
-    assert exp.labels == ["base", "slow-sft", "vanilla"] and exp.methods[1] == str((tmp_path / "mine" / "slow-sft.yaml").resolve())
+    assert exp.labels == ["base", "slow-sft", "vanilla"] and exp.methods[1] == str(
+        (tmp_path / "mine" / "slow-sft.yaml").resolve()
+    )
     runs = plan(exp)
-    assert sorted({(r["task"], r["method"]) for r in runs}) == [("gsm8k", "slow-sft"), ("gsm8k", "vanilla"),
-                                                                 ("other", "slow-sft")]
+    assert sorted({(r["task"], r["method"]) for r in runs}) == [
+        ("gsm8k", "slow-sft"),
+        ("gsm8k", "vanilla"),
+        ("other", "slow-sft"),
+    ]
     r = next(r for r in runs if r["task"] == "other")
     assert r["recipe"].optim.lr == 1e-5 and str(r["dir"]) == "other/slow-sft/s1"
     from unisd.engine.replicate import collect, table_markdown
@@ -122,11 +139,16 @@ def test_recipe_files_beside_an_experiment_and_per_task_methods(tmp_path, tiny_m
         run = tmp_path / "out" / r["dir"]
         run.mkdir(parents=True)
         after = 0.6 if r["method"] == "vanilla" else 0.5
-        (run / "summary.json").write_text(json.dumps({"heldout": {"accuracy_before": 0.4, "accuracy_after": after, "n": 3}}))
+        (run / "summary.json").write_text(
+            json.dumps({"heldout": {"accuracy_before": 0.4, "accuracy_after": after, "n": 3}})
+        )
         (run / "retention.json").write_text(json.dumps({"jsd": [0.1], "base_logp_of_model_completion": [-1.0]}))
         (run / "recipe.yaml").write_text((REPO / "plugins/unisd_plugins/recipes/sft.yaml").read_text())
     res = collect(exp, tmp_path / "out")
-    assert list(res["tasks"]["other"]["methods"]) == ["base", "slow-sft"] and res["tasks"]["other"]["best_baseline"] == "slow-sft"
+    assert (
+        list(res["tasks"]["other"]["methods"]) == ["base", "slow-sft"]
+        and res["tasks"]["other"]["best_baseline"] == "slow-sft"
+    )
     assert "| vanilla | 60.0 ± 0.0 | – |" in table_markdown(exp, res)
     path.write_text(path.read_text().replace("methods: [base, slow-sft]", "methods: [base, slow_sft]"))
     with pytest.raises(UserError, match="task 'other': methods slow_sft are not among the experiment's methods"):
@@ -182,7 +204,9 @@ def test_base_is_scored_once_and_shared_and_workers_run_in_parallel(tmp_path, ti
     assert res["tasks"]["gsm8k"]["base"] == base["result"]["accuracy"]
     # a changed held-out budget is not served from the cache
     exp2 = load_experiment(str(_experiment(tmp_path, tiny_model_dir, shared_data).rename(tmp_path / "e2.yaml")))
-    exp2 = exp2.model_copy(update={"tasks": [exp2.tasks[0].model_copy(update={"heldout": 2})], "methods": ["sft"], "seeds": [1]})
+    exp2 = exp2.model_copy(
+        update={"tasks": [exp2.tasks[0].model_copy(update={"heldout": 2})], "methods": ["sft"], "seeds": [1]}
+    )
     with pytest.raises(UserError, match="holds runs of other settings"):  # the old sft/s1 ran another budget
         run_replication(exp2, out, progress=False)
     import shutil
@@ -196,8 +220,14 @@ def test_the_table_reports_each_mechanisms_activity_and_names_the_inert(tmp_path
     (tmp_path / "ema-late.yaml").write_text("extends: unisd-ema\nname: ema-late\n")  # syncs every 10 steps; runs have 2
     (tmp_path / "ema-each.yaml").write_text("extends: unisd-ema\nname: ema-each\ncomponents: [{type: ema, every: 1}]\n")
     path = _experiment(tmp_path, tiny_model_dir, shared_data)
-    text = path.read_text().replace("methods: [base, sft, vanilla]", f"methods: [base, sft, {tmp_path / 'ema-late.yaml'}, "
-                                    f"{tmp_path / 'ema-each.yaml'}]").replace("seeds: [1, 2]", "seeds: [1]")
+    text = (
+        path.read_text()
+        .replace(
+            "methods: [base, sft, vanilla]",
+            f"methods: [base, sft, {tmp_path / 'ema-late.yaml'}, {tmp_path / 'ema-each.yaml'}]",
+        )
+        .replace("seeds: [1, 2]", "seeds: [1]")
+    )
     path.write_text(text)
     out = tmp_path / "out"
     res = run_replication(load_experiment(str(path)), out, progress=False)
@@ -205,7 +235,8 @@ def test_the_table_reports_each_mechanisms_activity_and_names_the_inert(tmp_path
     (late,) = methods["ema-late"]["activity"]  # a recipe file's row: its stem
     (each,) = methods["ema-each"]["activity"]
     assert late["statuses"] == {"inert": 1} and late["reasons"] == [
-        "EMA syncs every 10 steps, run has 2: the teacher was the base model throughout"]
+        "EMA syncs every 10 steps, run has 2: the teacher was the base model throughout"
+    ]
     assert each["statuses"] == {"active": 1} and each["metrics"]["syncs"] == 2  # a count: its last value
     assert methods["sft"]["activity"] == []
     table = (out / "table.md").read_text()
@@ -214,16 +245,29 @@ def test_the_table_reports_each_mechanisms_activity_and_names_the_inert(tmp_path
 
 
 def test_a_grid_trains_one_row_per_combination_of_values(tmp_path, tiny_model_dir, shared_data):
-    path = _experiment(tmp_path, tiny_model_dir, shared_data, extra=textwrap.dedent("""\
+    path = _experiment(
+        tmp_path,
+        tiny_model_dir,
+        shared_data,
+        extra=textwrap.dedent("""\
         grid:
           vanilla: {optim.lr: [1.0e-4, 3.0e-4], divergence.type: [forward_kl, reverse_kl]}
-        """))
+        """),
+    )
     exp = load_experiment(str(path))
-    assert exp.labels == ["base", "sft", "vanilla[lr=0.0001,type=forward_kl]", "vanilla[lr=0.0001,type=reverse_kl]",
-                          "vanilla[lr=0.0003,type=forward_kl]", "vanilla[lr=0.0003,type=reverse_kl]"]
+    assert exp.labels == [
+        "base",
+        "sft",
+        "vanilla[lr=0.0001,type=forward_kl]",
+        "vanilla[lr=0.0001,type=reverse_kl]",
+        "vanilla[lr=0.0003,type=forward_kl]",
+        "vanilla[lr=0.0003,type=reverse_kl]",
+    ]
     runs = {(r["method"], r["seed"]): r for r in plan(exp)}
     r = runs[("vanilla[lr=0.0003,type=reverse_kl]", 2)]
-    assert r["recipe"].optim.lr == 3e-4 and r["recipe"].divergence.type == "reverse_kl" and r["recipe"].name == "vanilla"
+    assert (
+        r["recipe"].optim.lr == 3e-4 and r["recipe"].divergence.type == "reverse_kl" and r["recipe"].name == "vanilla"
+    )
     assert str(r["dir"]) == "gsm8k/vanilla[lr=0.0003,type=reverse_kl]/s2"
     from unisd.engine.replicate import collect
 
@@ -232,14 +276,25 @@ def test_a_grid_trains_one_row_per_combination_of_values(tmp_path, tiny_model_di
         for seed in (1, 2):
             run = tmp_path / "out" / "gsm8k" / label / f"s{seed}"
             run.mkdir(parents=True)
-            (run / "summary.json").write_text(json.dumps({"heldout": {"accuracy_before": 0.4, "accuracy_after": after, "n": 3}}))
+            (run / "summary.json").write_text(
+                json.dumps({"heldout": {"accuracy_before": 0.4, "accuracy_after": after, "n": 3}})
+            )
             (run / "retention.json").write_text(json.dumps({"jsd": [], "base_logp_of_model_completion": []}))
             (run / "recipe.yaml").write_text((REPO / "plugins/unisd_plugins/recipes/sft.yaml").read_text())
-    baselined = exp.model_copy(update={"methods": ["sft", "vanilla"], "baselines": ["sft", "vanilla"],
-                                       "grid": {"vanilla": {"optim.lr": [1.0e-4], "divergence.type": ["forward_kl"]}}})
-    assert collect(baselined, tmp_path / "out")["tasks"]["gsm8k"]["best_baseline"] == "vanilla[lr=0.0001,type=forward_kl]"
-    for bad, message in (("grid: {ssd: {optim.lr: [0.1]}}", "ssd not in methods"),
-                         ("grid: {vanilla: {optim.lr: []}}", "every field needs at least one value")):
+    baselined = exp.model_copy(
+        update={
+            "methods": ["sft", "vanilla"],
+            "baselines": ["sft", "vanilla"],
+            "grid": {"vanilla": {"optim.lr": [1.0e-4], "divergence.type": ["forward_kl"]}},
+        }
+    )
+    assert (
+        collect(baselined, tmp_path / "out")["tasks"]["gsm8k"]["best_baseline"] == "vanilla[lr=0.0001,type=forward_kl]"
+    )
+    for bad, message in (
+        ("grid: {ssd: {optim.lr: [0.1]}}", "ssd not in methods"),
+        ("grid: {vanilla: {optim.lr: []}}", "every field needs at least one value"),
+    ):
         path.write_text(path.read_text().split("grid:")[0] + bad + "\n")
         with pytest.raises(UserError, match=message):
             load_experiment(str(path))
@@ -266,7 +321,9 @@ def test_forgetting_probes_score_every_run_and_the_base_item_by_item(tmp_path, t
     assert len(base["cose_options"]["ids"]) == 4 and base["cose_options"]["key"]["model"] == str(tiny_model_dir)
     assert res["forgetting_base"]["chain_sum"] == base["chain_sum"]["accuracy"]
     change = res["tasks"]["gsm8k"]["methods"]["sft"]["forgetting"]["cose_options"]
-    runs = [json.loads((out / "gsm8k" / "sft" / f"s{s}" / "forgetting.json").read_text())["cose_options"] for s in (1, 2)]
+    runs = [
+        json.loads((out / "gsm8k" / "sft" / f"s{s}" / "forgetting.json").read_text())["cose_options"] for s in (1, 2)
+    ]
     afters = [sum(r["correct"]) / 4 for r in runs]
     assert change["n"] == 4 and change["per_seed_after"] == pytest.approx(afters)
     assert change["change"] == pytest.approx(sum(afters) / 2 - base["cose_options"]["accuracy"])

@@ -16,11 +16,32 @@ from unisd.engine import checkpoint as ckpt
 
 
 def _cmd(tiny_model_dir, records_file, out: Path, *extra: str) -> list[str]:
-    sets = [f"model.name_or_path={tiny_model_dir}", f"data.dataset={{type: jsonl, path: '{records_file}'}}",
-            "generation.max_new_tokens=8", "training.batch_size=2", "training.grad_accum=2", "lora.r=4",
-            "optim.lr=1e-2", "checkpoint.every_steps=1", "checkpoint.keep_last=2", "logging.progress_bar=false"]
-    argv = [sys.executable, "-m", "unisd.cli.main", "train", "--recipe", "unisd-ema", "--max-steps", "5",
-            "--output-dir", str(out), "--set", "components.ema.every=2"]
+    sets = [
+        f"model.name_or_path={tiny_model_dir}",
+        f"data.dataset={{type: jsonl, path: '{records_file}'}}",
+        "generation.max_new_tokens=8",
+        "training.batch_size=2",
+        "training.grad_accum=2",
+        "lora.r=4",
+        "optim.lr=1e-2",
+        "checkpoint.every_steps=1",
+        "checkpoint.keep_last=2",
+        "logging.progress_bar=false",
+    ]
+    argv = [
+        sys.executable,
+        "-m",
+        "unisd.cli.main",
+        "train",
+        "--recipe",
+        "unisd-ema",
+        "--max-steps",
+        "5",
+        "--output-dir",
+        str(out),
+        "--set",
+        "components.ema.every=2",
+    ]
     for s in sets:
         argv += ["--set", s]
     return argv + list(extra)
@@ -36,12 +57,16 @@ def test_sigkill_and_resume_reproduce_the_loss_curve(tiny_model_dir, records_fil
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     full = tmp_path / "full"
     option = ("--set", f"generation.rollout_per_step={rollout_per_step}")
-    subprocess.run(_cmd(tiny_model_dir, records_file, full, *option), check=True, env=env, capture_output=True, timeout=300)
+    subprocess.run(
+        _cmd(tiny_model_dir, records_file, full, *option), check=True, env=env, capture_output=True, timeout=300
+    )
     reference = _losses(full)
     assert [s for s, _ in reference] == [1, 2, 3, 4, 5]
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(tiny_model_dir, records_file, killed, *option), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _cmd(tiny_model_dir, records_file, killed, *option), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 240
     while time.time() < deadline:
         m = killed / "metrics.jsonl"
@@ -53,7 +78,12 @@ def test_sigkill_and_resume_reproduce_the_loss_curve(tiny_model_dir, records_fil
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert ckpt.latest_complete(killed / "checkpoints") is not None
-    res = subprocess.run(_cmd(tiny_model_dir, records_file, killed, *option, "--resume", "auto"), env=env, capture_output=True, timeout=300)
+    res = subprocess.run(
+        _cmd(tiny_model_dir, records_file, killed, *option, "--resume", "auto"),
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr.decode()[-3000:]
     resumed = _losses(killed)
     assert [s for s, _ in resumed] == [1, 2, 3, 4, 5]
@@ -90,8 +120,10 @@ def test_output_dir_holding_another_run_is_refused(tiny_model_dir, records_file,
     assert res.returncode == 2 and b"already holds a run" in res.stderr
 
 
-@pytest.mark.parametrize("kind, message", [("DEEPSPEED", "DEEPSPEED, which UniSD does not support"),
-                                           ("FSDP", "FSDP version 1; UniSD shards with FSDP2")])
+@pytest.mark.parametrize(
+    "kind, message",
+    [("DEEPSPEED", "DEEPSPEED, which UniSD does not support"), ("FSDP", "FSDP version 1; UniSD shards with FSDP2")],
+)
 def test_unsupported_sharded_setups_are_refused_before_any_work(kind, message, make_recipe, tmp_path, monkeypatch):
     from accelerate.utils import DistributedType
 

@@ -29,11 +29,23 @@ def _rows(path):
 @pytest.mark.parametrize("max_rows", [None, 3, 1])
 def test_sampled_together_equals_sampled_apart_when_greedy(tiny_model_dir, max_rows):
     model, tok = load_tiny(tiny_model_dir)
-    gen_cfg = type("G", (), {"temperature": 0.0, "top_p": 1.0, "top_k": None, "max_new_tokens": 6,
-                             "mask_truncated": True, "num_generations": 1})()
+    gen_cfg = type(
+        "G",
+        (),
+        {
+            "temperature": 0.0,
+            "top_p": 1.0,
+            "top_k": None,
+            "max_new_tokens": 6,
+            "mask_truncated": True,
+            "num_generations": 1,
+        },
+    )()
     backend = HFGenerate(HFGenerate.Config(type="hf"))
-    batches = [tokenize_prompts(tok, ["What is 2 plus 3?", "Name a colour."]),
-               tokenize_prompts(tok, ["Count to three, please, slowly and clearly.", "Hi", "Say yes."])]
+    batches = [
+        tokenize_prompts(tok, ["What is 2 plus 3?", "Name a colour."]),
+        tokenize_prompts(tok, ["Count to three, please, slowly and clearly.", "Hi", "Say yes."]),
+    ]
     apart = [sample(backend, model, tok, p, gen_cfg) for p in batches]
     together = sample_together(backend, model, tok, batches, gen_cfg, max_rows=max_rows)
     for a, b in zip(apart, together, strict=True):
@@ -55,11 +67,18 @@ class CountingCalls:
         monkeypatch.setattr(HFGenerate, "generate", generate)
 
 
-@pytest.mark.parametrize("recipe_name, extra", [("vanilla", ()), ("gkd", ("objective.on_policy_fraction=0.5",)),
-                                                ("ssd", ())])
+@pytest.mark.parametrize(
+    "recipe_name, extra", [("vanilla", ()), ("gkd", ("objective.on_policy_fraction=0.5",)), ("ssd", ())]
+)
 def test_one_call_per_step_gives_the_same_greedy_run(make_recipe, tmp_path, monkeypatch, recipe_name, extra):
-    common = ["generation.temperature=0", "lora.dropout=0", "training.max_steps=2", "checkpoint.every_steps=100",
-              "training.grad_accum=3", *extra]
+    common = [
+        "generation.temperature=0",
+        "lora.dropout=0",
+        "training.max_steps=2",
+        "checkpoint.every_steps=100",
+        "training.grad_accum=3",
+        *extra,
+    ]
     calls = {}
     for option in ("false", "true"):
         counter = CountingCalls(monkeypatch)
@@ -78,16 +97,24 @@ def test_one_call_per_step_gives_the_same_greedy_run(make_recipe, tmp_path, monk
 
 def test_max_batch_rows_caps_each_call(make_recipe, tmp_path, monkeypatch):
     counter = CountingCalls(monkeypatch)
-    recipe = make_recipe("vanilla", "generation.rollout_per_step=true", "generation.max_batch_rows=4",
-                         "training.grad_accum=3", "training.max_steps=1", "checkpoint.every_steps=100")
+    recipe = make_recipe(
+        "vanilla",
+        "generation.rollout_per_step=true",
+        "generation.max_batch_rows=4",
+        "training.grad_accum=3",
+        "training.max_steps=1",
+        "checkpoint.every_steps=100",
+    )
     train(recipe, tmp_path / "run")
     assert counter.rows == [4, 2]
 
 
 def test_sft_never_plans_a_rollout(make_recipe, tmp_path, monkeypatch):
     counter = CountingCalls(monkeypatch)
-    train(make_recipe("sft", "generation.rollout_per_step=true", "training.max_steps=1", "checkpoint.every_steps=100"),
-          tmp_path / "run")
+    train(
+        make_recipe("sft", "generation.rollout_per_step=true", "training.max_steps=1", "checkpoint.every_steps=100"),
+        tmp_path / "run",
+    )
     assert counter.rows == []
 
 

@@ -93,8 +93,13 @@ def test_scoring_in_length_groups_equals_one_forward(tiny_model_dir, mode):
     completions = [[20, 21], [24, 25, 26, 27, 28], [26, 27, 28], [29]]
     prompt = pad_left(prompts, tok.pad_token_id)
     cids, cmask = pad_right(completions, tok.pad_token_id)
-    kw = dict(temperature=0.7, full_logprobs=mode == "full", logit_chunk=0 if mode == "full" else 2,
-              keep_hidden=mode == "hidden", feature_layers=["model.layers.0", LM_HEAD_INPUT])
+    kw = dict(
+        temperature=0.7,
+        full_logprobs=mode == "full",
+        logit_chunk=0 if mode == "full" else 2,
+        keep_hidden=mode == "hidden",
+        feature_layers=["model.layers.0", LM_HEAD_INPUT],
+    )
 
     def run(max_tokens):
         model.zero_grad()
@@ -119,7 +124,9 @@ def test_scoring_in_length_groups_equals_one_forward(tiny_model_dir, mode):
         assert torch.allclose(grouped.logprobs[m], one.logprobs[m], atol=1e-5)
     for name in one.features:
         assert torch.allclose(grouped.features[name][m], one.features[name][m], atol=1e-5), name
-    assert len(g_one) == len(g_grouped) and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_one, g_grouped, strict=True))
+    assert len(g_one) == len(g_grouped) and all(
+        torch.allclose(a, b, atol=1e-5) for a, b in zip(g_one, g_grouped, strict=True)
+    )
 
 
 def test_no_length_groups_where_processes_must_run_the_same_forwards(make_recipe):
@@ -133,7 +140,9 @@ def test_no_length_groups_where_processes_must_run_the_same_forwards(make_recipe
     student = torch.nn.Linear(1, 1)
 
     def budgets(model, sharded):
-        run = SimpleNamespace(recipe=recipe, tokenizer=None, model=student, sharded=sharded, divergence=None, components=[])
+        run = SimpleNamespace(
+            recipe=recipe, tokenizer=None, model=student, sharded=sharded, divergence=None, components=[]
+        )
         step = MicroStep(run, model, None, None, None)
         return step.student_max_tokens, step.teacher_max_tokens
 
@@ -155,8 +164,14 @@ def test_a_shared_prompt_prefix_run_once_gives_the_one_forward_scores(tiny_model
     completions = [[20, 21], [24, 25, 26, 27, 28], [26, 27, 28], [29]]
     prompt = pad_left(prompts, tok.pad_token_id)
     cids, cmask = pad_right(completions, tok.pad_token_id)
-    kw = dict(temperature=0.7, full_logprobs=mode == "full", logit_chunk=0 if mode == "full" else 2,
-              keep_hidden=mode == "hidden", feature_layers=["model.layers.0", LM_HEAD_INPUT], max_tokens=max_tokens)
+    kw = dict(
+        temperature=0.7,
+        full_logprobs=mode == "full",
+        logit_chunk=0 if mode == "full" else 2,
+        keep_hidden=mode == "hidden",
+        feature_layers=["model.layers.0", LM_HEAD_INPUT],
+        max_tokens=max_tokens,
+    )
     calls = []
     hook = model.register_forward_pre_hook(lambda m, a, k: calls.append(k["input_ids"].shape), with_kwargs=True)
     with torch.no_grad():
@@ -165,7 +180,7 @@ def test_a_shared_prompt_prefix_run_once_gives_the_one_forward_scores(tiny_model
         shared = score(model, model, prompt, cids, cmask, share_prefix=3, **kw)
     hook.remove()
     assert calls[n_plain] == (1, 5)  # the prefix, once
-    assert all(shape[1] <= calls[0][1] - 5 for shape in calls[n_plain + 1:])  # the rows without it
+    assert all(shape[1] <= calls[0][1] - 5 for shape in calls[n_plain + 1 :])  # the rows without it
     m = cmask > 0
     for a, b in [(shared.hidden, one.hidden), (shared.token_logps, one.token_logps), (shared.logprobs, one.logprobs)]:
         if b is not None:
@@ -188,7 +203,9 @@ def test_the_teacher_shares_prompt_prefixes_unless_sharded_or_switched_off(make_
     student = torch.nn.Linear(1, 1)
 
     def share(recipe, sharded):
-        run = SimpleNamespace(recipe=recipe, tokenizer=None, model=student, sharded=sharded, divergence=None, components=[])
+        run = SimpleNamespace(
+            recipe=recipe, tokenizer=None, model=student, sharded=sharded, divergence=None, components=[]
+        )
         return MicroStep(run, student, None, None, None).teacher_share_prefix
 
     assert share(make_recipe("vanilla"), False) == 8

@@ -9,8 +9,11 @@ from unisd.engine.step import MicroStep
 
 
 def _methods(cls) -> dict[str, inspect.Signature]:
-    return {n: inspect.signature(getattr(cls, n)) for n in vars(cls)
-            if inspect.isfunction(getattr(cls, n)) and not n.startswith("_")}
+    return {
+        n: inspect.signature(getattr(cls, n))
+        for n in vars(cls)
+        if inspect.isfunction(getattr(cls, n)) and not n.startswith("_")
+    }
 
 
 def test_the_micro_step_has_every_stage_with_its_signature():
@@ -18,8 +21,9 @@ def test_the_micro_step_has_every_stage_with_its_signature():
         offered = getattr(MicroStep, name, None)
         assert offered is not None, f"MicroStep has no {name}()"
         got = inspect.signature(offered)
-        assert [(p.name, p.kind, p.default) for p in got.parameters.values()] == \
-               [(p.name, p.kind, p.default) for p in promised.parameters.values()], name
+        assert [(p.name, p.kind, p.default) for p in got.parameters.values()] == [
+            (p.name, p.kind, p.default) for p in promised.parameters.values()
+        ], name
 
 
 def test_the_micro_step_sets_every_promised_attribute():

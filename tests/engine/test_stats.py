@@ -23,7 +23,9 @@ def test_the_t_interval_is_scipys_for_small_and_large_n(n):
 def test_the_paired_bootstrap_agrees_with_scipys_percentile_bootstrap(n):
     diffs = np.random.default_rng(7).choice([-1.0, 0.0, 1.0], p=[0.15, 0.55, 0.3], size=n)
     mean, lo, hi = paired_bootstrap(diffs.tolist(), resamples=20_000, seed=1)
-    ref = stats.bootstrap((diffs,), np.mean, n_resamples=20_000, method="percentile", random_state=2).confidence_interval
+    ref = stats.bootstrap(
+        (diffs,), np.mean, n_resamples=20_000, method="percentile", random_state=2
+    ).confidence_interval
     se = diffs.std(ddof=1) / math.sqrt(n)
     assert mean == pytest.approx(diffs.mean()) and lo < mean < hi
     assert lo == pytest.approx(ref.low, abs=0.1 * se + 1e-9) and hi == pytest.approx(ref.high, abs=0.1 * se + 1e-9)

@@ -17,7 +17,9 @@ class _Run:
 
 def _trained_student(tiny_model_dir, make_recipe):
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
-    student = build_student(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32), make_recipe("vanilla"))
+    student = build_student(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32), make_recipe("vanilla")
+    )
     with torch.no_grad():  # as if trained: non-zero adapter
         for n, p in student.named_parameters():
             if "lora_B" in n:

@@ -78,7 +78,7 @@ def test_stops_at_eos_keeps_it_and_pads_after(setup):
     assert torch.equal(got, want)
     row = got[0].tolist()
     cut = row.index(stop)
-    assert cut <= 3 and all(t == pad_token_id(tok) for t in row[cut + 1:])
+    assert cut <= 3 and all(t == pad_token_id(tok) for t in row[cut + 1 :])
 
 
 def test_follows_the_weights_after_each_optimizer_step_and_the_base_when_disabled(setup):
@@ -116,11 +116,24 @@ def test_training_with_vllm_rollouts_equals_hf_rollouts_when_greedy(model_dir, r
     from unisd.recipe import load_recipe
 
     def losses(backend: str):
-        sets = [f"model.name_or_path={model_dir}", f"data.dataset={{type: jsonl, path: '{records_file}'}}",
-                "generation.max_new_tokens=8", "generation.temperature=0", "objective.score_temperature=1.0",
-                "training.batch_size=2", "training.grad_accum=2", "training.max_steps=3", "lora.r=4", "lora.dropout=0",
-                "optim.lr=1e-2", "logging.progress_bar=false", "logging.tensorboard=false",
-                f"generation.backend={{type: {backend}, enforce_eager: true}}" if backend == "vllm" else "generation.backend=hf"]
+        sets = [
+            f"model.name_or_path={model_dir}",
+            f"data.dataset={{type: jsonl, path: '{records_file}'}}",
+            "generation.max_new_tokens=8",
+            "generation.temperature=0",
+            "objective.score_temperature=1.0",
+            "training.batch_size=2",
+            "training.grad_accum=2",
+            "training.max_steps=3",
+            "lora.r=4",
+            "lora.dropout=0",
+            "optim.lr=1e-2",
+            "logging.progress_bar=false",
+            "logging.tensorboard=false",
+            f"generation.backend={{type: {backend}, enforce_eager: true}}"
+            if backend == "vllm"
+            else "generation.backend=hf",
+        ]
         out = tmp_path / backend
         Trainer(load_recipe("vanilla", sets), out).train()
         return [json.loads(ln)["loss/total"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
@@ -157,9 +170,23 @@ def test_two_processes_with_vllm_match_one_with_hf(model_dir, records_file, tmp_
     greedy = ["generation.temperature=0", "objective.score_temperature=1.0"]
     for args, extra_env in (
         ([sys.executable, str(worker), str(model_dir), str(records_file), str(tmp_path / "hf"), "4", *greedy], {}),
-        ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519", str(worker),
-          str(model_dir), str(records_file), str(tmp_path / "vllm"), "2", *greedy,
-          "generation.backend={type: vllm, enforce_eager: true}"], {"ACCELERATE_USE_CPU": "true"}),
+        (
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node=2",
+                "--master_port=29519",
+                str(worker),
+                str(model_dir),
+                str(records_file),
+                str(tmp_path / "vllm"),
+                "2",
+                *greedy,
+                "generation.backend={type: vllm, enforce_eager: true}",
+            ],
+            {"ACCELERATE_USE_CPU": "true"},
+        ),
     ):
         res = subprocess.run(args, env={**env, **extra_env}, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-4000:]

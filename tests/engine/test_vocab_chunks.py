@@ -42,8 +42,9 @@ def test_blocks_equal_the_naive_path_values_and_gradients(name, trainable_head):
         for a, b in zip(got, ref, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
         assert not got[2].requires_grad
-        values_only = divergence_and_token_logprobs(per_token, hs, (w, None), ht, (wt, None), ids, tau, chunk=chunk,
-                                                    token_grad=False)[1]
+        values_only = divergence_and_token_logprobs(
+            per_token, hs, (w, None), ht, (wt, None), ids, tau, chunk=chunk, token_grad=False
+        )[1]
         assert not values_only.requires_grad
         torch.testing.assert_close(values_only, ref[1], rtol=1e-5, atol=1e-6)
         for a, b in zip(grads(*got[:2]), ref_grads, strict=True):
@@ -63,9 +64,18 @@ def test_token_logprobs_with_and_without_gradient():
         assert not token_logprobs(h, w, None, ids, 1.3, chunk=5).requires_grad
 
 
-@pytest.mark.parametrize("name,extra", [("vanilla", ()), ("sdft", ()), ("sft", ()), ("unisd-star", ()), ("unisd-ema", ()),
-                                        ("vanilla", ("lora.enabled=false", "components=[{type: frozen_copy}]")),
-                                        ("unisd-feature", ("components=[{type: frozen_copy}, {type: feature_matching}]",))])
+@pytest.mark.parametrize(
+    "name,extra",
+    [
+        ("vanilla", ()),
+        ("sdft", ()),
+        ("sft", ()),
+        ("unisd-star", ()),
+        ("unisd-ema", ()),
+        ("vanilla", ("lora.enabled=false", "components=[{type: frozen_copy}]")),
+        ("unisd-feature", ("components=[{type: frozen_copy}, {type: feature_matching}]",)),
+    ],
+)
 def test_a_micro_step_is_the_same_with_blocks(make_recipe, tmp_path, name, extra, monkeypatch):
     """Loss, logged terms and LoRA gradients of one micro-batch, naive vs blocks of 3 tokens."""
     from unisd.engine import scoring, step, vocab_chunks

@@ -24,10 +24,27 @@ def eval_dir(tiny_model_dir: Path, shared_data: Path, tmp_path_factory: pytest.T
     old = os.environ.get("UNISD_EVAL_MAX_GEN_TOKS")
     os.environ["UNISD_EVAL_MAX_GEN_TOKS"] = "24"
     try:
-        rc = main(["eval", "--model", str(tiny_model_dir), "--tasks", "unisd-six,unisd-mc,unisd_cose_options", "--limit", "2",
-                   "--batch-size", "4", "--data-dir", str(shared_data), "--output-dir", str(out)])
+        rc = main(
+            [
+                "eval",
+                "--model",
+                str(tiny_model_dir),
+                "--tasks",
+                "unisd-six,unisd-mc,unisd_cose_options",
+                "--limit",
+                "2",
+                "--batch-size",
+                "4",
+                "--data-dir",
+                str(shared_data),
+                "--output-dir",
+                str(out),
+            ]
+        )
     finally:
-        os.environ.pop("UNISD_EVAL_MAX_GEN_TOKS") if old is None else os.environ.__setitem__("UNISD_EVAL_MAX_GEN_TOKS", old)
+        os.environ.pop("UNISD_EVAL_MAX_GEN_TOKS") if old is None else os.environ.__setitem__(
+            "UNISD_EVAL_MAX_GEN_TOKS", old
+        )
     assert rc == 0
     return out
 
@@ -98,14 +115,24 @@ def test_model_source_resolution(tiny_model_dir: Path, tmp_path: Path) -> None:
         resolve_model_source(str(tmp_path / "run2" / "final"))
 
 
-def test_evaluate_model_in_process_keeps_gpqa_samples_off_disk(tiny_model_dir: Path, shared_data: Path, tmp_path: Path) -> None:
+def test_evaluate_model_in_process_keeps_gpqa_samples_off_disk(
+    tiny_model_dir: Path, shared_data: Path, tmp_path: Path
+) -> None:
     from unisd.evaluation.loading import load_for_eval
     from unisd.evaluation.runner import evaluate_model
 
     model, tok = load_for_eval(str(tiny_model_dir))
     model.train()
-    report = evaluate_model(model, tok, "unisd_gpqa,toolalpaca", limit=1, data_dir=shared_data, output_dir=tmp_path,
-                            max_gen_toks=8, log_samples=True)
+    report = evaluate_model(
+        model,
+        tok,
+        "unisd_gpqa,toolalpaca",
+        limit=1,
+        data_dir=shared_data,
+        output_dir=tmp_path,
+        max_gen_toks=8,
+        log_samples=True,
+    )
     assert model.training  # the caller's mode is restored
     assert set(report["summary"]) == {"unisd_gpqa", "unisd_toolalpaca"}
     assert (tmp_path / "samples_unisd_toolalpaca.jsonl").is_file()
@@ -116,9 +143,29 @@ def test_eval_with_retention_against_a_base(tiny_model_dir: Path, shared_data: P
     import json
 
     out = tmp_path / "ret"
-    rc = main(["eval", "--model", str(tiny_model_dir), "--tasks", "unisd_mbpp", "--limit", "1", "--max-gen-toks", "4",
-               "--data-dir", str(shared_data), "-o", str(out), "--retention-base", str(tiny_model_dir),
-               "--retention-limit", "2", "--retention-max-new-tokens", "4"])
+    rc = main(
+        [
+            "eval",
+            "--model",
+            str(tiny_model_dir),
+            "--tasks",
+            "unisd_mbpp",
+            "--limit",
+            "1",
+            "--max-gen-toks",
+            "4",
+            "--data-dir",
+            str(shared_data),
+            "-o",
+            str(out),
+            "--retention-base",
+            str(tiny_model_dir),
+            "--retention-limit",
+            "2",
+            "--retention-max-new-tokens",
+            "4",
+        ]
+    )
     assert rc == 0
     report = json.loads((out / "retention.json").read_text())
     assert "unisd_mbpp" in report
@@ -126,33 +173,55 @@ def test_eval_with_retention_against_a_base(tiny_model_dir: Path, shared_data: P
     assert "jsd" in text.lower() and "ppl" in text.lower()
 
 
-def test_eval_reports_the_sandbox_layers_or_refuses(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                                    tmp_path: Path) -> None:
+def test_eval_reports_the_sandbox_layers_or_refuses(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     from unisd.evaluation import sandbox
 
     from unisd.evaluation.tasks import get_task
 
     assert get_task("unisd_mbpp").executes_code and get_task("unisd_humaneval").executes_code
     assert not get_task("unisd_cose").executes_code
-    monkeypatch.setattr(sandbox, "isolation_report", lambda: {"status": "passed", "active": ["namespaces", "seccomp"],
-                                                              "layer_problems": ["landlock: unavailable"]})
+    monkeypatch.setattr(
+        sandbox,
+        "isolation_report",
+        lambda: {"status": "passed", "active": ["namespaces", "seccomp"], "layer_problems": ["landlock: unavailable"]},
+    )
     for name in sandbox.ALLOW_ENV:
         monkeypatch.delenv(name, raising=False)
     # refused before the model is even loaded (the model path does not exist)
     assert main(["eval", "--model", str(tmp_path / "nope"), "--tasks", "unisd_mbpp"]) == 2
     err = capsys.readouterr().err
-    assert "refusing to execute model-written code" in err and "landlock: unavailable" in err and "UNISD_ALLOW_UNSAFE_CODE=1" in err
+    assert (
+        "refusing to execute model-written code" in err
+        and "landlock: unavailable" in err
+        and "UNISD_ALLOW_UNSAFE_CODE=1" in err
+    )
     monkeypatch.setenv("UNISD_ALLOW_UNSAFE_CODE", "1")
     assert main(["eval", "--model", str(tmp_path / "nope"), "--tasks", "unisd_mbpp"]) == 2  # now it gets to the model
     err = capsys.readouterr().err
     assert "code sandbox for unisd_mbpp: namespaces, seccomp active" in err and "cannot load model" in err
 
 
-def test_a_second_eval_into_the_same_dir_is_refused_or_moves_the_first_aside(tiny_model_dir: Path, shared_data: Path,
-                                                                              tmp_path: Path, capsys) -> None:
+def test_a_second_eval_into_the_same_dir_is_refused_or_moves_the_first_aside(
+    tiny_model_dir: Path, shared_data: Path, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "ev"
-    args = ["eval", "--model", str(tiny_model_dir), "--tasks", "unisd_cose", "--limit", "1", "--max-gen-toks", "2",
-            "--data-dir", str(shared_data), "-o", str(out)]
+    args = [
+        "eval",
+        "--model",
+        str(tiny_model_dir),
+        "--tasks",
+        "unisd_cose",
+        "--limit",
+        "1",
+        "--max-gen-toks",
+        "2",
+        "--data-dir",
+        str(shared_data),
+        "-o",
+        str(out),
+    ]
     assert main(args) == 0
     first = (out / "results.json").read_bytes()
     capsys.readouterr()

@@ -118,23 +118,30 @@ Observation: ...
 Final Answer: done
 Action: Ignored
 """
-GOLD = [{"Action": "PublicHolidays", "Action_Input": '{"year": 2024, "countryCode": "US"}'},
-        {"Action": "LongWeekend", "Action_Input": '{"year": 2024, "countryCode": "US"}'}]
+GOLD = [
+    {"Action": "PublicHolidays", "Action_Input": '{"year": 2024, "countryCode": "US"}'},
+    {"Action": "LongWeekend", "Action_Input": '{"year": 2024, "countryCode": "US"}'},
+]
 
 
 def test_react_parsing() -> None:
     calls = M.parse_react_calls(REACT)
     assert [c.action for c in calls] == ["PublicHolidays", "LongWeekend"]
-    assert calls[0].args == {"year": 2024, "countryCode": "US"} and calls[1].args == {"year": "2024", "countryCode": "GB"}
+    assert calls[0].args == {"year": 2024, "countryCode": "US"} and calls[1].args == {
+        "year": "2024",
+        "countryCode": "GB",
+    }
 
 
 def test_tool_scores_partial_arguments() -> None:
     s = M.tool_scores(REACT, GOLD)
-    assert s["action_acc"] == 1.0 and s["arg_acc"] == pytest.approx(0.75) and s["full_acc"] == 0.0 and s["parsed"] == 1.0
+    assert (
+        s["action_acc"] == 1.0 and s["arg_acc"] == pytest.approx(0.75) and s["full_acc"] == 0.0 and s["parsed"] == 1.0
+    )
 
 
 def test_tool_scores_exact_and_mismatch() -> None:
-    exact = "Action: PublicHolidays\nAction Input: {\"year\": \"2024\", \"countryCode\": \"US\"}"
+    exact = 'Action: PublicHolidays\nAction Input: {"year": "2024", "countryCode": "US"}'
     assert M.tool_scores(exact, GOLD[:1]) == {"action_acc": 1.0, "arg_acc": 1.0, "full_acc": 1.0, "parsed": 1.0}
     assert M.tool_scores(exact, GOLD)["arg_acc"] == 0.0  # call counts differ
     assert M.tool_scores("Action: Other\nAction Input: {}", GOLD[:1])["action_acc"] == 0.0
@@ -151,7 +158,7 @@ def test_tool_empty_gold_arguments() -> None:
 
 def test_gold_calls_formats() -> None:
     assert [c.action for c in M.gold_calls('[{"Action": "a", "Action_Input": "{}"}]')] == ["a"]
-    assert M.gold_calls("Action: b\nAction Input: {\"k\": 1}")[0].args == {"k": 1}
+    assert M.gold_calls('Action: b\nAction Input: {"k": 1}')[0].args == {"k": 1}
     args, ok = M.parse_action_input("not json")
     assert args == {} and not ok
     echo = "Action: CountryAvailableCountries\nAction Input: the input to the action, in JSON format"

@@ -59,11 +59,22 @@ def _plugin_imports(path: Path) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [f"{path}:{node.lineno} import {a.name}" for a in node.names if a.name.split(".")[0] == "unisd_plugins"]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "unisd_plugins":
+            found += [
+                f"{path}:{node.lineno} import {a.name}" for a in node.names if a.name.split(".")[0] == "unisd_plugins"
+            ]
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and (node.module or "").split(".")[0] == "unisd_plugins"
+        ):
             found.append(f"{path}:{node.lineno} from {node.module} import ...")
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")
-              and node.args and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).startswith("unisd_plugins")):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and str(node.args[0].value).startswith("unisd_plugins")
+        ):
             found.append(f"{path}:{node.lineno} import_module({node.args[0].value!r})")
     return found
 
@@ -79,7 +90,8 @@ def test_core_never_imports_a_plugin_module() -> None:
 
 def test_the_import_check_sees_every_spelling(tmp_path: Path) -> None:
     src = tmp_path / "m.py"
-    src.write_text(textwrap.dedent("""
+    src.write_text(
+        textwrap.dedent("""
         '''Example: reg.add("x", "unisd_plugins.divergences:ForwardKL")'''
         import os, unisd_plugins.datasets
         from unisd_plugins import evaluation
@@ -88,7 +100,8 @@ def test_the_import_check_sees_every_spelling(tmp_path: Path) -> None:
                 load_docs,
             )
         importlib.import_module("unisd_plugins.evaluation")
-    """))
+    """)
+    )
     assert len(_plugin_imports(src)) == 4  # the docstring mention is not an import
 
 
@@ -109,9 +122,17 @@ def thirdparty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PluginHost:
     def missing_docs(data_dir=None):
         raise DataUnavailable("thirdparty_missing: nothing here, pass --data-dir")
 
-    capitals = TaskSpec("thirdparty_capitals", task_dir, "acc_norm", benchmark="capitals", docs=capitals_docs,
-                        gold_completion=lambda doc: doc["choices"][doc["answer"]], breakdown_field=None,
-                        aliases=("capitals",), description="capital cities, log-likelihood")
+    capitals = TaskSpec(
+        "thirdparty_capitals",
+        task_dir,
+        "acc_norm",
+        benchmark="capitals",
+        docs=capitals_docs,
+        gold_completion=lambda doc: doc["choices"][doc["answer"]],
+        breakdown_field=None,
+        aliases=("capitals",),
+        description="capital cities, log-likelihood",
+    )
     missing = TaskSpec("thirdparty_missing", task_dir, "acc", docs=missing_docs, gold_completion=lambda doc: "")
 
     class Plugin:
@@ -119,7 +140,9 @@ def thirdparty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PluginHost:
         def unisd_register(self, registry):
             registry.evaluators.add("thirdparty_capitals", capitals, description="capital cities")
             registry.evaluators.add("thirdparty_missing", missing)
-            registry.evaluators.add("thirdparty", GroupSpec("thirdparty", ("thirdparty_capitals", "thirdparty_missing")))
+            registry.evaluators.add(
+                "thirdparty", GroupSpec("thirdparty", ("thirdparty_capitals", "thirdparty_missing"))
+            )
 
     for var in ("UNISD_PLUGINS", "UNISD_BLOCK_PLUGINS", "UNISD_DISABLE_PLUGIN_AUTOLOAD"):
         monkeypatch.delenv(var, raising=False)
@@ -138,7 +161,8 @@ def test_thirdparty_task_is_registered_next_to_the_builtins(thirdparty: PluginHo
     assert resolve_tasks("capitals", thirdparty.registries) == ["thirdparty_capitals"]
     assert include_paths(["thirdparty_capitals", "unisd_mbpp"]) == [
         str(thirdparty.registries.evaluators.get("thirdparty_capitals").include_dir.resolve()),
-        str((REPO / "plugins" / "unisd_plugins" / "evaluation").resolve())]
+        str((REPO / "plugins" / "unisd_plugins" / "evaluation").resolve()),
+    ]
     listing = describe_tasks()
     assert f"thirdparty_capitals  (benchmark capitals, metric acc_norm, aliases capitals)  [{PACKAGE}]" in listing
     assert f"thirdparty: thirdparty_capitals, thirdparty_missing  [{PACKAGE}]" in listing
@@ -151,7 +175,9 @@ def test_thirdparty_task_is_registered_next_to_the_builtins(thirdparty: PluginHo
 
 
 def test_unknown_task_suggests_close_names(thirdparty: PluginHost) -> None:
-    with pytest.raises(UnknownTaskError, match=r"unknown task or group 'thirdparty_capitls'\. Did you mean 'thirdparty_capitals'"):
+    with pytest.raises(
+        UnknownTaskError, match=r"unknown task or group 'thirdparty_capitls'\. Did you mean 'thirdparty_capitals'"
+    ):
         resolve_tasks("thirdparty_capitls")
     with pytest.raises(ValueError, match="Available: .*thirdparty_capitals"):
         resolve_tasks(["nope"])
@@ -203,7 +229,9 @@ def test_eval_settings_are_scoped() -> None:
     assert current_settings().code_timeout_s == 10.0
 
 
-def test_thirdparty_task_runs_through_evaluate_model(thirdparty: PluginHost, tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_thirdparty_task_runs_through_evaluate_model(
+    thirdparty: PluginHost, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     from unisd.evaluation.loading import load_for_eval
     from unisd.evaluation.retention import retention_for_tasks
     from unisd.evaluation.runner import evaluate_model

@@ -16,8 +16,23 @@ pytestmark = pytest.mark.slow
 def test_smollm2_smoke_eval(real_model_dir: Path, shared_data: Path, tmp_path: Path) -> None:
     os.environ["UNISD_EVAL_MAX_GEN_TOKS"] = "128"
     try:
-        rc = main(["eval", "--model", "smollm2-135m-instruct", "--tasks", "cose,unisd_mbpp,cose_mc",
-                   "--limit", "3", "--batch-size", "4", "--data-dir", str(shared_data), "-o", str(tmp_path)])
+        rc = main(
+            [
+                "eval",
+                "--model",
+                "smollm2-135m-instruct",
+                "--tasks",
+                "cose,unisd_mbpp,cose_mc",
+                "--limit",
+                "3",
+                "--batch-size",
+                "4",
+                "--data-dir",
+                str(shared_data),
+                "-o",
+                str(tmp_path),
+            ]
+        )
     finally:
         os.environ.pop("UNISD_EVAL_MAX_GEN_TOKS", None)
     assert rc == 0

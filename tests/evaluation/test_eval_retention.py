@@ -10,7 +10,11 @@ import torch
 
 from unisd.engine.decoding import generate_texts
 from unisd.evaluation.retention import (
-    jsd_stats, logp_stats, paired_stats, retention_report, token_jsd,
+    jsd_stats,
+    logp_stats,
+    paired_stats,
+    retention_report,
+    token_jsd,
 )
 
 
@@ -29,7 +33,7 @@ def test_token_jsd_bounds_and_symmetry() -> None:
 def test_ppl_is_mean_of_per_example_exponentials() -> None:
     stats = logp_stats([-1.0, -3.0, float("nan")])
     assert stats["n"] == 2 and stats["mean_logp"] == pytest.approx(-2.0)
-    assert stats["ppl"] == pytest.approx((math.e + math.e ** 3) / 2)
+    assert stats["ppl"] == pytest.approx((math.e + math.e**3) / 2)
     assert jsd_stats([0.1, 0.3])["mean"] == pytest.approx(0.2)
 
 

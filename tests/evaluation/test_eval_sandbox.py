@@ -80,8 +80,12 @@ def test_writes_outside_sandbox_are_blocked(guard: bool, kernel_layers: bool, tm
         pytest.skip("kernel layers unavailable on this host")
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
-    for prog in (f"open({str(victim)!r}, 'w').write('gone')", f"import os\nos.remove({str(victim)!r})",
-                 f"import shutil\nshutil.rmtree({str(tmp_path)!r})", f"open({str(tmp_path / 'new.txt')!r}, 'w')"):
+    for prog in (
+        f"open({str(victim)!r}, 'w').write('gone')",
+        f"import os\nos.remove({str(victim)!r})",
+        f"import shutil\nshutil.rmtree({str(tmp_path)!r})",
+        f"open({str(tmp_path / 'new.txt')!r}, 'w')",
+    ):
         res = run_program(prog, SandboxLimits(timeout_s=3, python_guard=guard))
         assert res.status == "failed", prog
     assert victim.read_text() == "keep me" and not (tmp_path / "new.txt").exists()
@@ -94,7 +98,9 @@ def test_caller_files_are_not_readable(guard: bool, kernel_layers: bool, tmp_pat
     secret = tmp_path / "secret.txt"
     secret.write_text("TOPSECRET")
     for target in (secret, REPO / "pyproject.toml"):
-        res = run_program(f"import io\nprint(io.FileIO({str(target)!r}).read())", SandboxLimits(timeout_s=3, python_guard=guard))
+        res = run_program(
+            f"import io\nprint(io.FileIO({str(target)!r}).read())", SandboxLimits(timeout_s=3, python_guard=guard)
+        )
         # refused (Landlock, guard) or simply not there (the program's root holds only the read roots)
         assert res.status == "failed" and "TOPSECRET" not in res.stdout_tail
         assert "PermissionError" in res.stderr_tail or "FileNotFoundError" in res.stderr_tail
@@ -104,7 +110,10 @@ def test_caller_files_are_not_readable(guard: bool, kernel_layers: bool, tmp_pat
 def test_network_is_blocked(guard: bool, kernel_layers: bool) -> None:
     if not guard and not kernel_layers:
         pytest.skip("kernel layers unavailable on this host")
-    res = run_program("import socket\ns = socket.socket()\ns.connect(('127.0.0.1', 80))", SandboxLimits(timeout_s=3, python_guard=guard))
+    res = run_program(
+        "import socket\ns = socket.socket()\ns.connect(('127.0.0.1', 80))",
+        SandboxLimits(timeout_s=3, python_guard=guard),
+    )
     assert res.status == "failed" and "PermissionError" in res.stderr_tail
 
 
@@ -140,9 +149,11 @@ def test_the_signal_cleanup_cannot_deadlock_on_its_own_lock():
     import subprocess
     import sys
 
-    code = ("import signal, unisd.evaluation.sandbox as S\n"
-            "with S._LIVE_LOCK:\n"
-            "    S._kill_live(signal.SIGUSR1, None)\n"
-            "print('returned')\n")
+    code = (
+        "import signal, unisd.evaluation.sandbox as S\n"
+        "with S._LIVE_LOCK:\n"
+        "    S._kill_live(signal.SIGUSR1, None)\n"
+        "print('returned')\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "returned", out.stderr

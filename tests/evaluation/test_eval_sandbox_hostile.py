@@ -57,23 +57,27 @@ def scores(solution: str, checks: str = CHECKS, limits: SandboxLimits = FAST) ->
 
 # ------------------------------------------------------------------------------ a pass is proven
 
+
 def test_a_correct_solution_passes_with_proof() -> None:
     res = scores(SQUARE)
     assert res.passed and res.extra["proven"]
 
 
-@pytest.mark.parametrize("exit_trick", [
-    "import os\nos._exit(0)",
-    "import sys\nsys._getframe(1).f_globals['exit_now'](0)",  # the runner's own exit function
-    "import _imp, sys\nposix = _imp.create_builtin(type(sys.__spec__)('posix', None, origin='built-in'))\nposix._exit(0)",
-    "import sys\nsys.modules.pop('ctypes', None)\nimport ctypes\nctypes.CDLL(None).exit(0)",
-    "import sys\nsys.exit(0)",
-    "raise SystemExit(0)",
-    "import atexit, os\natexit.register(lambda: os._exit(0))\nraise KeyboardInterrupt",
-    "import signal, os\nsignal.signal(signal.SIGTERM, lambda *a: os._exit(0))\nos.kill(os.getpid(), signal.SIGTERM)",
-    "import os\nos.write(3, b'0' * 48)\nos._exit(0)",  # writing a guess to the proof pipe
-    "import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'ok')\n    except OSError:\n        pass\nos._exit(0)",
-])
+@pytest.mark.parametrize(
+    "exit_trick",
+    [
+        "import os\nos._exit(0)",
+        "import sys\nsys._getframe(1).f_globals['exit_now'](0)",  # the runner's own exit function
+        "import _imp, sys\nposix = _imp.create_builtin(type(sys.__spec__)('posix', None, origin='built-in'))\nposix._exit(0)",
+        "import sys\nsys.modules.pop('ctypes', None)\nimport ctypes\nctypes.CDLL(None).exit(0)",
+        "import sys\nsys.exit(0)",
+        "raise SystemExit(0)",
+        "import atexit, os\natexit.register(lambda: os._exit(0))\nraise KeyboardInterrupt",
+        "import signal, os\nsignal.signal(signal.SIGTERM, lambda *a: os._exit(0))\nos.kill(os.getpid(), signal.SIGTERM)",
+        "import os\nos.write(3, b'0' * 48)\nos._exit(0)",  # writing a guess to the proof pipe
+        "import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'ok')\n    except OSError:\n        pass\nos._exit(0)",
+    ],
+)
 def test_no_exit_path_before_the_checks_scores(exit_trick: str) -> None:
     res = scores(exit_trick)
     assert not res.passed and not res.extra.get("proven")
@@ -87,11 +91,14 @@ def test_exit_tricks_score_zero_on_mbpp_and_humaneval() -> None:
     assert M.code_pass_at_1([M.mbpp_program(SQUARE, ["assert square(3) == 9"])], timeout_s=4) == [1.0]
 
 
-@pytest.mark.parametrize("rigged", [
-    "class Yes:\n    def __eq__(self, other):\n        return True\ndef square(x):\n    return Yes()\n",
-    "class Yes(int):\n    def __eq__(self, other):\n        return True\ndef square(x):\n    return Yes(1)\n",
-    "class T:\n    def __bool__(self):\n        return True\ndef square(x):\n    return T()\n",
-])
+@pytest.mark.parametrize(
+    "rigged",
+    [
+        "class Yes:\n    def __eq__(self, other):\n        return True\ndef square(x):\n    return Yes()\n",
+        "class Yes(int):\n    def __eq__(self, other):\n        return True\ndef square(x):\n    return Yes(1)\n",
+        "class T:\n    def __bool__(self):\n        return True\ndef square(x):\n    return T()\n",
+    ],
+)
 def test_objects_that_equal_everything_do_not_pass(rigged: str) -> None:
     checks = CHECKS if "__bool__" not in rigged else "assert square(3)\n"
     assert not scores(rigged, checks).passed
@@ -105,12 +112,16 @@ def test_builtins_patched_by_the_program_do_not_reach_the_checks() -> None:
 
 # ------------------------------------------------------------------------------ other processes
 
+
 def test_the_evaluator_cannot_be_relimited_or_signalled() -> None:
     me = os.getpid()
     before = resource.getrlimit(resource.RLIMIT_CPU), resource.getrlimit(resource.RLIMIT_NOFILE)
-    for prog in (f"import resource, os\nresource.prlimit({me}, resource.RLIMIT_CPU, (1, 1))",
-                 "import resource, os\nresource.prlimit(os.getppid(), resource.RLIMIT_NOFILE, (3, 3))",
-                 f"import os, signal\nos.kill({me}, signal.SIGKILL)", f"import os\nos.killpg({os.getpgid(0)}, 9)"):
+    for prog in (
+        f"import resource, os\nresource.prlimit({me}, resource.RLIMIT_CPU, (1, 1))",
+        "import resource, os\nresource.prlimit(os.getppid(), resource.RLIMIT_NOFILE, (3, 3))",
+        f"import os, signal\nos.kill({me}, signal.SIGKILL)",
+        f"import os\nos.killpg({os.getpgid(0)}, 9)",
+    ):
         for limits in (FAST, KERNEL_ONLY):
             assert not run_program(prog + "\nraise SystemExit(1)", limits).passed
     assert (resource.getrlimit(resource.RLIMIT_CPU), resource.getrlimit(resource.RLIMIT_NOFILE)) == before
@@ -123,9 +134,11 @@ def test_the_program_sees_no_process_outside_its_namespace() -> None:
 
 @pytest.mark.parametrize("limits", [FAST, KERNEL_ONLY], ids=["guard", "kernel"])
 def test_fork_bombs_and_orphans_leave_no_survivors(limits: SandboxLimits) -> None:
-    for prog in ("import os\nwhile True:\n    os.fork()",
-                 "import os, time\nif os.fork() == 0:\n    time.sleep(60)",
-                 "import threading, time\n[threading.Thread(target=time.sleep, args=(60,), daemon=True).start() for _ in range(50)]\ntime.sleep(60)"):
+    for prog in (
+        "import os\nwhile True:\n    os.fork()",
+        "import os, time\nif os.fork() == 0:\n    time.sleep(60)",
+        "import threading, time\n[threading.Thread(target=time.sleep, args=(60,), daemon=True).start() for _ in range(50)]\ntime.sleep(60)",
+    ):
         res = run_program(prog, SandboxLimits(timeout_s=2, python_guard=limits.python_guard))
         assert not res.passed
 
@@ -134,13 +147,15 @@ def _evaluator(tmp_path: Path, program: str) -> subprocess.Popen:
     script = tmp_path / "evaluator.py"
     # SIGINT as an evaluator started from a terminal has it: a test run started as a background job
     # of a non-interactive shell inherits SIGINT ignored, and so would the evaluator
-    script.write_text(textwrap.dedent(f"""\
+    script.write_text(
+        textwrap.dedent(f"""\
         import signal
         signal.signal(signal.SIGINT, signal.default_int_handler)
         from unisd.evaluation.sandbox import SandboxLimits, run_program
         print("started", flush=True)
         run_program({program!r}, SandboxLimits(timeout_s=120))
-        """))
+        """)
+    )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "started"
     deadline = time.monotonic() + 10
@@ -175,18 +190,26 @@ def test_stdin_is_empty_not_blocking() -> None:
 
 # ------------------------------------------------------------------------------ the host
 
-@pytest.mark.parametrize("limits", [FAST, KERNEL_ONLY, SandboxLimits(timeout_s=4, python_guard=False, namespaces=False)],
-                         ids=["guard", "kernel", "kernel-without-namespaces"])
+
+@pytest.mark.parametrize(
+    "limits",
+    [FAST, KERNEL_ONLY, SandboxLimits(timeout_s=4, python_guard=False, namespaces=False)],
+    ids=["guard", "kernel", "kernel-without-namespaces"],
+)
 def test_no_metadata_changes_outside(tmp_path: Path, limits: SandboxLimits) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("keep")
     os.chmod(victim, 0o640)
     before = victim.stat()
     path = str(victim)
-    for prog in (f"import os\nos.chmod({path!r}, 0o777)", f"import os\nos.utime({path!r}, (0, 0))",
-                 f"import os\nos.setxattr({path!r}, 'user.x', b'1')",
-                 f"import os\nfd = os.open({str(tmp_path)!r}, os.O_PATH)\nos.chmod('victim.txt', 0o777, dir_fd=fd)",
-                 "import os\nos.chmod('/usr/bin/env', 0o777)", "import os\nos.utime('/usr/lib', (0, 0))"):
+    for prog in (
+        f"import os\nos.chmod({path!r}, 0o777)",
+        f"import os\nos.utime({path!r}, (0, 0))",
+        f"import os\nos.setxattr({path!r}, 'user.x', b'1')",
+        f"import os\nfd = os.open({str(tmp_path)!r}, os.O_PATH)\nos.chmod('victim.txt', 0o777, dir_fd=fd)",
+        "import os\nos.chmod('/usr/bin/env', 0o777)",
+        "import os\nos.utime('/usr/lib', (0, 0))",
+    ):
         assert not run_program(prog, limits).passed, prog
     after = victim.stat()
     assert (after.st_mode, after.st_mtime_ns, os.listxattr(victim)) == (before.st_mode, before.st_mtime_ns, [])
@@ -206,8 +229,10 @@ def _sysv_segments() -> int:
 
 def test_sysv_shared_memory_is_refused_and_leaves_nothing() -> None:
     before = _sysv_segments()
-    prog = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-            "shmid = libc.shmget(0, 768 << 20, 0o1666)\nassert shmid >= 0, ctypes.get_errno()")
+    prog = (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "shmid = libc.shmget(0, 768 << 20, 0o1666)\nassert shmid >= 0, ctypes.get_errno()"
+    )
     assert not run_program(prog, KERNEL_ONLY).passed
     assert not run_program(prog, FAST).passed
     assert _sysv_segments() == before
@@ -217,7 +242,9 @@ def test_the_home_has_a_total_disk_quota() -> None:
     prog = "for i in range(60):\n    open(f'f{i}', 'wb').write(b'x' * ((8 << 20) - 1))"
     res = run_program(prog, SandboxLimits(timeout_s=10, disk_quota_bytes=64 << 20))
     assert not res.passed and "No space left" in res.stderr_tail
-    small = run_program("open('a', 'wb').write(b'x' * (1 << 20))", SandboxLimits(timeout_s=10, disk_quota_bytes=4 << 20))
+    small = run_program(
+        "open('a', 'wb').write(b'x' * (1 << 20))", SandboxLimits(timeout_s=10, disk_quota_bytes=4 << 20)
+    )
     assert small.passed
 
 
@@ -229,6 +256,7 @@ def test_the_program_runs_as_nobody_when_the_evaluator_is_root() -> None:
 
 # ------------------------------------------------------------------------------ what must keep working
 
+
 def test_socket_modules_import_and_sockets_are_refused_on_use() -> None:
     prog = "import asyncio, ssl, http.client, urllib.request, smtplib, socketserver\n" + SQUARE
     assert scores(prog).passed
@@ -238,17 +266,21 @@ def test_socket_modules_import_and_sockets_are_refused_on_use() -> None:
 
 
 def test_common_stdlib_still_works() -> None:
-    prog = ("import collections, dataclasses, enum, functools, itertools, logging, re, typing, heapq, math, fractions\n"
-            "P = collections.namedtuple('P', 'a b')\nlogging.getLogger('x').warning('w')\n"
-            "@dataclasses.dataclass\nclass D:\n    a: int\n"
-            "class E(enum.Enum):\n    A = 1\n"
-            "def square(x):\n    return P(x, x).a * D(x).a\n")
+    prog = (
+        "import collections, dataclasses, enum, functools, itertools, logging, re, typing, heapq, math, fractions\n"
+        "P = collections.namedtuple('P', 'a b')\nlogging.getLogger('x').warning('w')\n"
+        "@dataclasses.dataclass\nclass D:\n    a: int\n"
+        "class E(enum.Enum):\n    A = 1\n"
+        "def square(x):\n    return P(x, x).a * D(x).a\n"
+    )
     assert scores(prog).passed
 
 
 def test_evaluation_refuses_without_kernel_layers(monkeypatch: pytest.MonkeyPatch) -> None:
     S.isolation_report.cache_clear()
-    monkeypatch.setattr(S, "isolation_report", lambda: {"status": "passed", "active": [], "layer_problems": ["seccomp: EPERM"]})
+    monkeypatch.setattr(
+        S, "isolation_report", lambda: {"status": "passed", "active": [], "layer_problems": ["seccomp: EPERM"]}
+    )
     for name in S.ALLOW_ENV:
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(S.SandboxUnavailable, match="UNISD_ALLOW_UNSAFE_CODE=1"):
@@ -257,23 +289,36 @@ def test_evaluation_refuses_without_kernel_layers(monkeypatch: pytest.MonkeyPatc
     assert M.code_pass_at_1([M.mbpp_program(SQUARE, ["assert square(3) == 9"])], timeout_s=4) == [1.0]
 
 
-@pytest.mark.parametrize("solution, checks, passes", [
-    ("import collections\nP = collections.namedtuple('P', 'a b')\ndef f(): return P(1, 2)", "assert f() == (1, 2)", True),
-    ("import collections\nclass P(collections.namedtuple('P', 'a b')):\n    def __eq__(s, o): return True\ndef f(): return P(9, 9)",
-     "assert f() == (1, 2)", False),
-    ("import enum\nclass C(enum.IntEnum):\n    A = 1\ndef f(): return C.A", "assert f() == 1", True),
-    ("import collections\ndef f(): return collections.Counter('aab')", "assert f() == {'a': 2, 'b': 1}", True),
-    ("class D(dict):\n    def __eq__(s, o): return True\ndef f(): return D()", "assert f() == {'a': 2}", False),
-    ("class Y:\n    def __eq__(s, o): return True\ndef f(): return [Y()]", "assert f() == [1]", False),
-    ("class Y:\n    def __eq__(s, o): return True\ndef f(): return Y()", "assert 1 == f()", False),
-    ("class Y:\n    def __ne__(s, o): return False\ndef f(): return Y()", "assert not (f() != 1)", False),
-    ("from fractions import Fraction\ndef f(): return Fraction(1, 2)", "assert f() == 0.5", True),
-    ("def f(): return (i for i in range(2))", "assert list(f()) == [0, 1]", True),
-    ("def f(): return None", "assert f() is None", True),
-    ("def f(): return []", "assert not f()", True),
-    ("class N:\n    def __init__(s, v): s.v = v\n    def __eq__(s, o): return isinstance(o, N) and s.v == o.v\ndef f(): return N(1)",
-     "assert f() == N(1)", True),  # the task's own class on both sides compares as it defines
-])
+@pytest.mark.parametrize(
+    "solution, checks, passes",
+    [
+        (
+            "import collections\nP = collections.namedtuple('P', 'a b')\ndef f(): return P(1, 2)",
+            "assert f() == (1, 2)",
+            True,
+        ),
+        (
+            "import collections\nclass P(collections.namedtuple('P', 'a b')):\n    def __eq__(s, o): return True\ndef f(): return P(9, 9)",
+            "assert f() == (1, 2)",
+            False,
+        ),
+        ("import enum\nclass C(enum.IntEnum):\n    A = 1\ndef f(): return C.A", "assert f() == 1", True),
+        ("import collections\ndef f(): return collections.Counter('aab')", "assert f() == {'a': 2, 'b': 1}", True),
+        ("class D(dict):\n    def __eq__(s, o): return True\ndef f(): return D()", "assert f() == {'a': 2}", False),
+        ("class Y:\n    def __eq__(s, o): return True\ndef f(): return [Y()]", "assert f() == [1]", False),
+        ("class Y:\n    def __eq__(s, o): return True\ndef f(): return Y()", "assert 1 == f()", False),
+        ("class Y:\n    def __ne__(s, o): return False\ndef f(): return Y()", "assert not (f() != 1)", False),
+        ("from fractions import Fraction\ndef f(): return Fraction(1, 2)", "assert f() == 0.5", True),
+        ("def f(): return (i for i in range(2))", "assert list(f()) == [0, 1]", True),
+        ("def f(): return None", "assert f() is None", True),
+        ("def f(): return []", "assert not f()", True),
+        (
+            "class N:\n    def __init__(s, v): s.v = v\n    def __eq__(s, o): return isinstance(o, N) and s.v == o.v\ndef f(): return N(1)",
+            "assert f() == N(1)",
+            True,
+        ),  # the task's own class on both sides compares as it defines
+    ],
+)
 def test_plain_value_checks(solution: str, checks: str, passes: bool) -> None:
     assert scores(solution + "\n", checks + "\n").passed is passes
 
@@ -308,19 +353,31 @@ def _forgeries(shared_data: Path) -> list[tuple[str, object]]:
 
     from unisd_plugins.evaluation.sources import load_docs
 
-    tasks = [("mbpp", d, "\n".join([d["test_setup"], *d["tests"]]), M.defined_names(d["gold_code"]))
-             for d in load_docs("mbpp", shared_data)]
+    tasks = [
+        ("mbpp", d, "\n".join([d["test_setup"], *d["tests"]]), M.defined_names(d["gold_code"]))
+        for d in load_docs("mbpp", shared_data)
+    ]
     tasks += [("humaneval", d, d["test"], (d["entry_point"],)) for d in load_docs("humaneval", shared_data)]
     targets: dict[str, tuple] = {}
     for kind, doc, checks, names in tasks:
         for node in ast.walk(ast.parse(checks)):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ("math", "copy", "random", "string"):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("math", "copy", "random", "string")
+            ):
                 targets.setdefault(f"{node.value.id}.{node.attr}", (kind, doc, names))
             elif isinstance(node, ast.Name) and hasattr(builtins, node.id):
                 targets.setdefault(f"builtins.{node.id}", (kind, doc, names))
     first = tasks[0]
-    for cls in ("collections.Counter.__eq__", "collections.OrderedDict.__eq__", "fractions.Fraction.__eq__",
-                "builtins.AssertionError", "builtins.isinstance", "builtins.bool"):
+    for cls in (
+        "collections.Counter.__eq__",
+        "collections.OrderedDict.__eq__",
+        "fractions.Fraction.__eq__",
+        "builtins.AssertionError",
+        "builtins.isinstance",
+        "builtins.bool",
+    ):
         targets.setdefault(cls, first[:2] + (first[3],))
     out = []
     for target, (kind, doc, names) in sorted(targets.items()):
@@ -337,7 +394,9 @@ def _forgeries(shared_data: Path) -> list[tuple[str, object]]:
 
 def test_a_wrong_program_that_replaces_what_the_checks_use_never_passes(shared_data: Path) -> None:
     forgeries = _forgeries(shared_data)
-    assert len(forgeries) >= 20 and {"math.isclose", "builtins.abs", "builtins.set", "builtins.sum"} <= {t for t, _ in forgeries}
+    assert len(forgeries) >= 20 and {"math.isclose", "builtins.abs", "builtins.set", "builtins.sum"} <= {
+        t for t, _ in forgeries
+    }
     scores = M.code_pass_at_1([p for _, p in forgeries], timeout_s=4)
     assert {t: s for (t, _), s in zip(forgeries, scores, strict=True) if s} == {}
 
@@ -348,8 +407,10 @@ def test_the_checks_reach_the_program_only_through_data() -> None:
     res = scores(spy)
     assert res.passed and "CHECKS" not in res.stdout_tail and "assert" not in res.stdout_tail
     # a reply forged on the channel before the solution ends is not a verdict
-    fake = ("import os\nfor fd in range(3, 4096):\n    try:\n        os.write(fd, b'{\"ready\": true}\\n{\"id\": 1, \"ok\": 9}\\n')\n"
-            "    except OSError:\n        pass\n")
+    fake = (
+        'import os\nfor fd in range(3, 4096):\n    try:\n        os.write(fd, b\'{"ready": true}\\n{"id": 1, "ok": 9}\\n\')\n'
+        "    except OSError:\n        pass\n"
+    )
     assert not scores(fake + "def square(x):\n    return 0\n", "assert square(3) == 9\n").passed
     assert scores(fake + SQUARE, "assert square(3) == 9\n").passed is False  # the forged lines end the run
     assert scores(SQUARE, "assert square(3) == 9\n").passed

@@ -21,16 +21,54 @@ GROUPS = {n: g.tasks for n, g in _CAT.groups.items() if _CAT.origins[n] == "unis
 PRIMARY_METRIC = {n: _CAT.tasks[n].primary_metric for n in TASKS}
 
 PROBLEMS = {  # official lupantech/ScienceQA layout, invented content
-    "1": {"question": "Which is a mammal?", "choices": ["shark", "whale", "trout"], "answer": 1, "hint": "",
-          "image": None, "task": "closed choice", "grade": "grade3", "subject": "natural science",
-          "topic": "biology", "category": "c", "skill": "s", "lecture": "Mammals feed milk to their young.",
-          "solution": "A whale is a mammal.", "split": "test"},
-    "2": {"question": "Which word is a noun?", "choices": ["run", "table"], "answer": 1, "hint": "", "image": None,
-          "task": "closed choice", "grade": "grade2", "subject": "language science", "topic": "grammar",
-          "category": "c", "skill": "s", "lecture": "", "solution": "", "split": "test"},
-    "3": {"question": "Look at the picture.", "choices": ["a", "b"], "answer": 0, "hint": "", "image": "image.png",
-          "task": "closed choice", "grade": "grade1", "subject": "natural science", "topic": "t", "category": "c",
-          "skill": "s", "lecture": "", "solution": "", "split": "test"},
+    "1": {
+        "question": "Which is a mammal?",
+        "choices": ["shark", "whale", "trout"],
+        "answer": 1,
+        "hint": "",
+        "image": None,
+        "task": "closed choice",
+        "grade": "grade3",
+        "subject": "natural science",
+        "topic": "biology",
+        "category": "c",
+        "skill": "s",
+        "lecture": "Mammals feed milk to their young.",
+        "solution": "A whale is a mammal.",
+        "split": "test",
+    },
+    "2": {
+        "question": "Which word is a noun?",
+        "choices": ["run", "table"],
+        "answer": 1,
+        "hint": "",
+        "image": None,
+        "task": "closed choice",
+        "grade": "grade2",
+        "subject": "language science",
+        "topic": "grammar",
+        "category": "c",
+        "skill": "s",
+        "lecture": "",
+        "solution": "",
+        "split": "test",
+    },
+    "3": {
+        "question": "Look at the picture.",
+        "choices": ["a", "b"],
+        "answer": 0,
+        "hint": "",
+        "image": "image.png",
+        "task": "closed choice",
+        "grade": "grade1",
+        "subject": "natural science",
+        "topic": "t",
+        "category": "c",
+        "skill": "s",
+        "lecture": "",
+        "solution": "",
+        "split": "test",
+    },
 }
 
 
@@ -102,9 +140,19 @@ def test_gpqa_shuffle_is_deterministic_and_balanced(shared_data: Path) -> None:
 def test_gold_solutions_pass_and_wrong_ones_fail(shared_data: Path) -> None:
     mbpp = load_docs("mbpp", shared_data)[:4]
     he = load_docs("humaneval", shared_data)[:4]
-    progs = [M.mbpp_program(M.extract_code(gold_completion(d)), d["tests"], d["test_imports"], d["test_setup"], d["gold_code"]) for d in mbpp]
-    progs += [M.humaneval_program(M.extract_code(gold_completion(d)), d["test"], d["entry_point"], d["original_prompt"]) for d in he]
-    progs.append(M.humaneval_program("def x():\n    pass", he[0]["test"], he[0]["entry_point"], he[0]["original_prompt"]))
+    progs = [
+        M.mbpp_program(
+            M.extract_code(gold_completion(d)), d["tests"], d["test_imports"], d["test_setup"], d["gold_code"]
+        )
+        for d in mbpp
+    ]
+    progs += [
+        M.humaneval_program(M.extract_code(gold_completion(d)), d["test"], d["entry_point"], d["original_prompt"])
+        for d in he
+    ]
+    progs.append(
+        M.humaneval_program("def x():\n    pass", he[0]["test"], he[0]["entry_point"], he[0]["original_prompt"])
+    )
     assert M.code_pass_at_1(progs, timeout_s=10) == [1.0] * 8 + [0.0]
 
 
@@ -117,7 +165,9 @@ def test_every_task_builds_in_lm_eval(data_dir: Path) -> None:
     from lm_eval.tasks import TaskManager
 
     assert include_paths(TASKS) == [str(TASK_DIR)]
-    manager = TaskManager(include_defaults=False, include_path=include_paths(TASKS), metadata={"data_dir": str(data_dir)})
+    manager = TaskManager(
+        include_defaults=False, include_path=include_paths(TASKS), metadata={"data_dir": str(data_dir)}
+    )
     loaded = manager.load(list(TASKS))
     assert set(loaded["tasks"]) == set(TASKS)
     for name, task in loaded["tasks"].items():
@@ -152,6 +202,14 @@ def test_all_gold_solutions_pass_in_the_sandbox(shared_data: Path) -> None:
     """Backs docs/evaluation.md: every MBPP (sanitized test) and HumanEval gold solution passes."""
     mbpp, he = load_docs("mbpp", shared_data), load_docs("humaneval", shared_data)
     assert (len(mbpp), len(he)) == (257, 164)
-    progs = [M.mbpp_program(M.extract_code(gold_completion(d)), d["tests"], d["test_imports"], d["test_setup"], d["gold_code"]) for d in mbpp]
-    progs += [M.humaneval_program(M.extract_code(gold_completion(d)), d["test"], d["entry_point"], d["original_prompt"]) for d in he]
+    progs = [
+        M.mbpp_program(
+            M.extract_code(gold_completion(d)), d["tests"], d["test_imports"], d["test_setup"], d["gold_code"]
+        )
+        for d in mbpp
+    ]
+    progs += [
+        M.humaneval_program(M.extract_code(gold_completion(d)), d["test"], d["entry_point"], d["original_prompt"])
+        for d in he
+    ]
     assert M.code_pass_at_1(progs, timeout_s=10) == [1.0] * len(progs)

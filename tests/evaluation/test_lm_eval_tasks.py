@@ -19,8 +19,9 @@ def yaml_tasks(tmp_path_factory) -> Path:
     """A task as a user writes it for lm-eval: a YAML file and a JSONL file, nothing else."""
     root = tmp_path_factory.mktemp("lm-eval-yaml")
     data = root / "arith.jsonl"
-    data.write_text("".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": str(a + b)}) + "\n"
-                            for a, b in QUESTIONS))
+    data.write_text(
+        "".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": str(a + b)}) + "\n" for a, b in QUESTIONS)
+    )
     tasks = root / "tasks"
     tasks.mkdir()
     (tasks / "tiny_arith.yaml").write_text(f"""task: tiny_arith
@@ -66,12 +67,32 @@ def test_unisd_eval_gives_lm_evals_numbers_on_its_tasks(yaml_tasks, tiny_model_d
     from lm_eval.tasks import TaskManager
 
     names = ["tiny_arith", "tiny_choice"]
-    theirs = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={tiny_model_dir},dtype=float32", tasks=names,
-                                     task_manager=TaskManager(include_path=str(yaml_tasks)), batch_size=4, device="cpu",
-                                     apply_chat_template=chat, gen_kwargs="max_gen_toks=8")["results"]
+    theirs = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={tiny_model_dir},dtype=float32",
+        tasks=names,
+        task_manager=TaskManager(include_path=str(yaml_tasks)),
+        batch_size=4,
+        device="cpu",
+        apply_chat_template=chat,
+        gen_kwargs="max_gen_toks=8",
+    )["results"]
     out = tmp_path / "out"
-    argv = ["eval", "--model", str(tiny_model_dir), "--tasks", ",".join(names), "--include_path", str(yaml_tasks),
-            "--batch_size", "4", "--gen_kwargs", "max_gen_toks=8", "--output_path", str(out)]
+    argv = [
+        "eval",
+        "--model",
+        str(tiny_model_dir),
+        "--tasks",
+        ",".join(names),
+        "--include_path",
+        str(yaml_tasks),
+        "--batch_size",
+        "4",
+        "--gen_kwargs",
+        "max_gen_toks=8",
+        "--output_path",
+        str(out),
+    ]
     assert main(argv + (["--apply_chat_template"] if chat else [])) == 0
     report = json.loads((out / "results.json").read_text())
     for task, metric in (("tiny_arith", "exact_match,none"), ("tiny_choice", "acc,none")):
@@ -86,8 +107,9 @@ def test_compare_reads_an_lm_eval_output_directory(tmp_path, capsys):
     run = tmp_path / "lm-eval-out" / "my__model"
     run.mkdir(parents=True)
     for stamp, acc in (("2026-12-01T10-00-00.000001", 0.25), ("2026-12-02T10-00-00.000001", 0.5)):
-        (run / f"results_{stamp}.json").write_text(json.dumps({"results": {"tiny_choice": {"acc,none": acc}},
-                                                               "n-samples": {"tiny_choice": {"effective": 6}}}))
+        (run / f"results_{stamp}.json").write_text(
+            json.dumps({"results": {"tiny_choice": {"acc,none": acc}}, "n-samples": {"tiny_choice": {"effective": 6}}})
+        )
     assert main(["compare", str(tmp_path / "lm-eval-out"), "-o", str(tmp_path / "cmp")]) == 0
     assert "50.0" in (tmp_path / "cmp" / "comparison.md").read_text()  # the newest of lm_eval's files
 
@@ -99,8 +121,23 @@ def test_an_alias_never_shadows_lm_evals_task_of_that_name():
 
 def test_a_plain_lm_eval_yaml_task_runs_with_no_python(yaml_tasks, tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["eval", "--model", str(tiny_model_dir), "--tasks", "tiny_arith", "--include-path", str(yaml_tasks),
-               "--limit", "4", "--max-gen-toks", "8", "--output-dir", str(out)])
+    rc = main(
+        [
+            "eval",
+            "--model",
+            str(tiny_model_dir),
+            "--tasks",
+            "tiny_arith",
+            "--include-path",
+            str(yaml_tasks),
+            "--limit",
+            "4",
+            "--max-gen-toks",
+            "8",
+            "--output-dir",
+            str(out),
+        ]
+    )
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     assert results["unisd"]["summary"]["tiny_arith"]["n"] == 4

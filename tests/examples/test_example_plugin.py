@@ -23,8 +23,11 @@ DIST = "unisd-example-mad"
 try:
     metadata.distribution(DIST)
 except metadata.PackageNotFoundError:
-    pytest.skip(f"the example plugin {DIST!r} is not installed; run "
-                "'pip install --no-deps -e examples/unisd-example-mad' (CI does)", allow_module_level=True)
+    pytest.skip(
+        f"the example plugin {DIST!r} is not installed; run "
+        "'pip install --no-deps -e examples/unisd-example-mad' (CI does)",
+        allow_module_level=True,
+    )
 
 import torch  # noqa: E402
 
@@ -32,8 +35,13 @@ from unisd.components.batch import DistillBatch, Scores  # noqa: E402
 from unisd.plugins import PluginHost  # noqa: E402
 from unisd.recipe import recipe_model  # noqa: E402
 
-PLUGIN_ENV = ("UNISD_DISABLE_PLUGIN_AUTOLOAD", "UNISD_PLUGINS", "UNISD_BLOCK_PLUGINS",
-              "UNISD_SKIP_BROKEN_PLUGINS", "UNISD_TRACE_PLUGINS")
+PLUGIN_ENV = (
+    "UNISD_DISABLE_PLUGIN_AUTOLOAD",
+    "UNISD_PLUGINS",
+    "UNISD_BLOCK_PLUGINS",
+    "UNISD_SKIP_BROKEN_PLUGINS",
+    "UNISD_TRACE_PLUGINS",
+)
 
 
 def _cli() -> list[str]:
@@ -56,7 +64,9 @@ def clean_plugin_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 # -- discovery -------------------------------------------------------------------------------------
 def test_entry_point_registers_measure_and_recipe(clean_plugin_env) -> None:
-    eps = [ep for ep in metadata.entry_points(group="unisd") if ep.dist is not None and ep.dist.metadata["Name"] == DIST]
+    eps = [
+        ep for ep in metadata.entry_points(group="unisd") if ep.dist is not None and ep.dist.metadata["Name"] == DIST
+    ]
     assert [(ep.name, ep.value) for ep in eps] == [("example_mad", "unisd_example_mad")]
 
     host = PluginHost().load()
@@ -108,16 +118,26 @@ def test_disable_autoload_hides_it_and_unisd_plugins_brings_it_back(clean_plugin
 
 
 def test_cli_honours_the_plugin_environment() -> None:
-    res = run_cli("plugins", "list", "--json", "--kind", "disagreement",
-                  env={"UNISD_DISABLE_PLUGIN_AUTOLOAD": "1", "UNISD_PLUGINS": "unisd_example_mad"})
+    res = run_cli(
+        "plugins",
+        "list",
+        "--json",
+        "--kind",
+        "disagreement",
+        env={"UNISD_DISABLE_PLUGIN_AUTOLOAD": "1", "UNISD_PLUGINS": "unisd_example_mad"},
+    )
     assert res.returncode == 0, res.stderr
-    assert {r["name"]: r["package"] for r in json.loads(res.stdout)} == {"agreement": "unisd", "agreement_mad": "UNISD_PLUGINS"}
+    assert {r["name"]: r["package"] for r in json.loads(res.stdout)} == {
+        "agreement": "unisd",
+        "agreement_mad": "UNISD_PLUGINS",
+    }
 
 
 # -- recipes ---------------------------------------------------------------------------------------
 def test_recipes_using_it_validate_and_bad_values_are_rejected(tmp_path: Path) -> None:
     good = tmp_path / "mine.yaml"
-    good.write_text(textwrap.dedent("""\
+    good.write_text(
+        textwrap.dedent("""\
         extends: unisd-mad
         name: mine
         components:
@@ -125,15 +145,18 @@ def test_recipes_using_it_validate_and_bad_values_are_rejected(tmp_path: Path) -
             contexts: {type: random, k: 4}
             granularity: sequence
             center: mean
-    """))
+    """)
+    )
     bad = tmp_path / "bad.yaml"
-    bad.write_text(textwrap.dedent("""\
+    bad.write_text(
+        textwrap.dedent("""\
         extends: vanilla
         name: bad
         components:
           - type: agreement_mad
             center: mode
-    """))
+    """)
+    )
     res = run_cli("recipe", "validate", "unisd-mad", str(good), str(bad))
     assert res.returncode == 2  # one of the three is invalid
     assert "ok: unisd-mad (unisd-mad: distill, divergence forward_kl; agreement_mad)" in res.stdout
@@ -164,17 +187,25 @@ def _batch(A: torch.Tensor, mask: torch.Tensor, seen: list[list[str]]) -> Distil
         return Scores(token_logps=A.reshape(K * B, T))
 
     zeros = Scores(token_logps=torch.zeros(B, T))
-    return DistillBatch(records=records, completion_ids=torch.zeros(B, T, dtype=torch.long), completion_mask=mask,
-                        student=zeros, teacher=zeros, temperature=0.7, step=0, score_contexts=score_contexts)
+    return DistillBatch(
+        records=records,
+        completion_ids=torch.zeros(B, T, dtype=torch.long),
+        completion_mask=mask,
+        student=zeros,
+        teacher=zeros,
+        temperature=0.7,
+        step=0,
+        score_contexts=score_contexts,
+    )
 
 
 def test_weights_from_the_mad_statistic() -> None:
     from unisd_example_mad.measure import MADAgreement
 
     # Sequence level, γ = 1: w_b = exp(−MAD_k S_{k,b}); row 1's second token is masked out.
-    A = torch.tensor([[[-1.0, -1.0], [-1.0, -9.0]],
-                      [[-2.0, -2.0], [-1.0, 0.0]],
-                      [[-4.0, -4.0], [-1.0, -3.0]]])  # (K=3, B=2, T=2)
+    A = torch.tensor(
+        [[[-1.0, -1.0], [-1.0, -9.0]], [[-2.0, -2.0], [-1.0, 0.0]], [[-4.0, -4.0], [-1.0, -3.0]]]
+    )  # (K=3, B=2, T=2)
     mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
     seen: list[list[str]] = []
     seq = MADAgreement(MADAgreement.Config(type="agreement_mad", granularity="sequence", gamma=1.0))

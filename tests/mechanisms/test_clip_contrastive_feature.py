@@ -87,7 +87,9 @@ def test_feature_matching_layers_by_index_and_path_cosine_and_projection(tiny_mo
 
     run = _Run()
     run.model, run.device = model, torch.device("cpu")
-    fm = FeatureMatching(FeatureMatchingConfig(type="feature_matching", layers=[-1, "model.norm"], metric="cosine", projection=True))
+    fm = FeatureMatching(
+        FeatureMatchingConfig(type="feature_matching", layers=[-1, "model.norm"], metric="cosine", projection=True)
+    )
     fm.setup(run)
     assert fm.paths == ["model.layers.1", "model.norm"]
     assert set(fm.requirements().feature_layers) == {"model.layers.1", "model.norm"}

@@ -117,8 +117,10 @@ def test_distances_place_the_ema_teacher_between_base_and_student(tiny_model_dir
 
 def test_inert_reasons_name_the_setting():
     t = EMATeacher(EMAConfig(type="ema", beta=0.9, every=10))
-    assert t.inert_reason([{"step": 8, "ema/syncs": 0.0}], 8) == \
-        "EMA syncs every 10 steps, run has 8: the teacher was the base model throughout"
+    assert (
+        t.inert_reason([{"step": 8, "ema/syncs": 0.0}], 8)
+        == "EMA syncs every 10 steps, run has 8: the teacher was the base model throughout"
+    )
     assert t.inert_reason([{"step": 20, "ema/dist_base": 0.3}], 20) is None
     ref = EMATeacher(EMAConfig(type="ema", mode="reference"))
     assert "mode: reference" in ref.inert_reason([], 100)

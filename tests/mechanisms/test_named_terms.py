@@ -11,8 +11,10 @@ import pytest
 from unisd.engine.launch import train
 from unisd.recipe import RecipeError
 
-TWO_FEATURES = ("components=[{type: feature_matching, name: early, layers: [0], weight: 0.1, projection: true}, "
-                "{type: feature_matching, name: late, layers: [-1], weight: 0.3}]")
+TWO_FEATURES = (
+    "components=[{type: feature_matching, name: early, layers: [0], weight: 0.1, projection: true}, "
+    "{type: feature_matching, name: late, layers: [-1], weight: 0.3}]"
+)
 
 
 def test_two_feature_matching_terms_train_as_separate_terms(make_recipe, tmp_path, caplog):
@@ -49,8 +51,12 @@ def test_set_addresses_a_component_by_its_name(make_recipe):
 
 def test_the_divergence_is_a_named_term(make_recipe, tmp_path, caplog):
     """The divergence is logged, weighted and described under its name like any other term."""
-    recipe = make_recipe("vanilla", "divergence={type: reverse_kl, name: rkl, weight: 0.5}",
-                         "components=[{type: feature_matching, layers: [-1], weight: 0.2}]", "training.max_steps=1")
+    recipe = make_recipe(
+        "vanilla",
+        "divergence={type: reverse_kl, name: rkl, weight: 0.5}",
+        "components=[{type: feature_matching, layers: [-1], weight: 0.2}]",
+        "training.max_steps=1",
+    )
     with caplog.at_level(logging.INFO, logger="unisd.train"):
         train(recipe, tmp_path / "run")
     assert "loss: L = 0.5·rkl + 0.2·feature_matching" in caplog.text

@@ -16,9 +16,14 @@ from unisd.engine.launch import train
 def test_negatives_generated_cached_and_reused(make_recipe, tmp_path, shared_data, monkeypatch):
     import unisd_plugins.contrastive.loss as loss_mod
 
-    recipe = make_recipe("unisd-contrastive", "training.max_steps=1", "training.grad_accum=1",
-                         f"data.dataset={{type: gsm8k, path: '{shared_data / 'gsm8k'}', limit: 6}}",
-                         "components.contrastive.negatives_per_item=2", "components.contrastive.max_new_tokens=8")
+    recipe = make_recipe(
+        "unisd-contrastive",
+        "training.max_steps=1",
+        "training.grad_accum=1",
+        f"data.dataset={{type: gsm8k, path: '{shared_data / 'gsm8k'}', limit: 6}}",
+        "components.contrastive.negatives_per_item=2",
+        "components.contrastive.max_new_tokens=8",
+    )
     calls = {"n": 0}
     real = loss_mod.hf_generator
 
@@ -49,10 +54,23 @@ def test_sweep_runs_the_grid_and_writes_a_table(tiny_model_dir, records_file, tm
     from unisd.engine.sweep import run_sweep
 
     args = argparse.Namespace(
-        recipes="vanilla,unisd-clip", seeds="1", grid=["optim.lr=1e-3,1e-2"], dry_run=False, data=None,
-        model=str(tiny_model_dir), max_steps=1, output_dir=str(tmp_path / "sweep"),
-        overrides=[f"data.dataset={{type: jsonl, path: '{records_file}'}}", "generation.max_new_tokens=4",
-                   "training.batch_size=2", "training.grad_accum=1", "lora.r=4", "logging.progress_bar=false"])
+        recipes="vanilla,unisd-clip",
+        seeds="1",
+        grid=["optim.lr=1e-3,1e-2"],
+        dry_run=False,
+        data=None,
+        model=str(tiny_model_dir),
+        max_steps=1,
+        output_dir=str(tmp_path / "sweep"),
+        overrides=[
+            f"data.dataset={{type: jsonl, path: '{records_file}'}}",
+            "generation.max_new_tokens=4",
+            "training.batch_size=2",
+            "training.grad_accum=1",
+            "lora.r=4",
+            "logging.progress_bar=false",
+        ],
+    )
     assert run_sweep(args) == 0
     table = (tmp_path / "sweep" / "sweep.md").read_text()
     assert table.count("\n| ") == 4 and "vanilla-s1-lr=1e-3" in table and "unisd-clip-s1-lr=1e-2" in table
@@ -72,11 +90,25 @@ def test_sweep_reports_the_heldout_gain_over_seeds_with_intervals(tiny_model_dir
     from unisd.engine.sweep import run_sweep
 
     args = argparse.Namespace(
-        recipes="vanilla", seeds="1,2", grid=[], dry_run=False, data=None, model=str(tiny_model_dir), max_steps=1,
+        recipes="vanilla",
+        seeds="1,2",
+        grid=[],
+        dry_run=False,
+        data=None,
+        model=str(tiny_model_dir),
+        max_steps=1,
         output_dir=str(tmp_path / "sweep"),
-        overrides=[f"data.dataset={{type: gsm8k, path: '{shared_data / 'gsm8k'}'}}", "generation.max_new_tokens=4",
-                   "training.batch_size=2", "training.grad_accum=1", "lora.r=4", "logging.progress_bar=false",
-                   "evaluation.heldout=4", "checkpoint.save_merged=false"])
+        overrides=[
+            f"data.dataset={{type: gsm8k, path: '{shared_data / 'gsm8k'}'}}",
+            "generation.max_new_tokens=4",
+            "training.batch_size=2",
+            "training.grad_accum=1",
+            "lora.r=4",
+            "logging.progress_bar=false",
+            "evaluation.heldout=4",
+            "checkpoint.save_merged=false",
+        ],
+    )
     assert run_sweep(args) == 0
     gains = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["heldout_gains"]
     assert len(gains) == 1 and gains[0]["group"] == "vanilla" and gains[0]["seeds"] == [1, 2] and gains[0]["n"] == 4
@@ -102,7 +134,7 @@ def test_sweep_seeds_and_grid_values_are_parsed_as_input(capsys):
     ns = lambda **kw: argparse.Namespace(**{"recipes": "vanilla", "seeds": "1", "grid": [], "overrides": [], **kw})  # noqa: E731
     with pytest.raises(UserError, match=r"--seeds '1,x': 'x' is not an integer"):
         expand(ns(seeds="1,x"))
-    runs = expand(ns(grid=['lora.target_modules=[[q_proj], [q_proj, v_proj]]', "optim.lr=1e-4,1e-3"]))
+    runs = expand(ns(grid=["lora.target_modules=[[q_proj], [q_proj, v_proj]]", "optim.lr=1e-4,1e-3"]))
     assert len(runs) == 4 and runs[0]["overrides"] == ['lora.target_modules=["q_proj"]', "optim.lr=1e-4"]
     from unisd.cli.main import main
 

@@ -7,9 +7,24 @@ import pytest
 
 from unisd.engine.launch import train
 
-RECIPES = ["vanilla", "sdft", "opsd", "gkd", "ssd", "sft", "unisd-agreement", "unisd-agreement-seq", "unisd-ema",
-           "unisd-contrastive", "unisd-feature", "unisd-feature-only", "unisd-clip", "unisd-star", "unisd-star-reference",
-           "token-clip"]
+RECIPES = [
+    "vanilla",
+    "sdft",
+    "opsd",
+    "gkd",
+    "ssd",
+    "sft",
+    "unisd-agreement",
+    "unisd-agreement-seq",
+    "unisd-ema",
+    "unisd-contrastive",
+    "unisd-feature",
+    "unisd-feature-only",
+    "unisd-clip",
+    "unisd-star",
+    "unisd-star-reference",
+    "token-clip",
+]
 
 
 @pytest.mark.parametrize("name", RECIPES)
@@ -49,8 +64,13 @@ def test_gkd_samples_only_its_on_policy_rows(make_recipe, tmp_path, rows_sampled
     assert 0 < sum(rows_sampled) < 3 * 2 * 2  # some rows sampled, the gold rows not
 
 
-@pytest.mark.parametrize("setting", ["components=[{type: feature_matching, weight: 0.1, layers: [lm_head_input]}, {type: frozen_copy}]",
-                                     "lora.enabled=false"])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "components=[{type: feature_matching, weight: 0.1, layers: [lm_head_input]}, {type: frozen_copy}]",
+        "lora.enabled=false",
+    ],
+)
 def test_feature_matching_hooks_the_model_the_teacher_runs(setting, make_recipe, tmp_path):
     # the teacher's features used to be looked up on the student's hooks: KeyError 'lm_head_input'
     recipe = make_recipe("unisd-feature", "training.max_steps=1", "training.grad_accum=1", setting)
@@ -63,7 +83,10 @@ def test_num_generations_samples_several_completions_per_prompt(make_recipe, tmp
     from unisd.errors import UserError
     from unisd.recipe import RecipeError
 
-    train(make_recipe("vanilla", "training.max_steps=1", "training.grad_accum=1", "generation.num_generations=3"), tmp_path / "g")
+    train(
+        make_recipe("vanilla", "training.max_steps=1", "training.grad_accum=1", "generation.num_generations=3"),
+        tmp_path / "g",
+    )
     assert rows_sampled == [2 * 3]  # batch_size 2 prompts × 3 completions each
     with pytest.raises((RecipeError, UserError, ValueError), match="num_generations"):
         make_recipe("sft", "generation.num_generations=2")

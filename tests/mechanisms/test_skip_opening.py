@@ -10,8 +10,16 @@ from unisd_plugins.opening.guard import SkipOpening, SkipOpeningConfig
 
 def _batch(B, T):
     z = torch.zeros(B, T)
-    return DistillBatch([{"id": str(b)} for b in range(B)], torch.zeros(B, T, dtype=torch.long), torch.ones(B, T),
-                        Scores(z), Scores(z), 0.7, 0, None)
+    return DistillBatch(
+        [{"id": str(b)} for b in range(B)],
+        torch.zeros(B, T, dtype=torch.long),
+        torch.ones(B, T),
+        Scores(z),
+        Scores(z),
+        0.7,
+        0,
+        None,
+    )
 
 
 def test_dropped_tokens_leave_numerator_and_normaliser():

@@ -26,8 +26,10 @@ def test_matches_merge_and_unload(peft_model):
     assert set(got) == set(want)
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=1e-6, msg=k)
-    assert not torch.equal(got["model.layers.0.self_attn.q_proj.weight"],
-                           peft_model.get_base_model().model.layers[0].self_attn.q_proj.base_layer.weight)
+    assert not torch.equal(
+        got["model.layers.0.self_attn.q_proj.weight"],
+        peft_model.get_base_model().model.layers[0].self_attn.q_proj.base_layer.weight,
+    )
 
 
 def test_disabled_adapter_gives_the_base_weights(peft_model, tiny_model_dir):

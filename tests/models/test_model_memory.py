@@ -18,8 +18,15 @@ def smollm_shaped() -> torch.nn.Module:
     """SmolLM2-135M's architecture on the meta device (no weights)."""
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                      num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True)
+    cfg = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        tie_word_embeddings=True,
+    )
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(cfg)
 
@@ -41,8 +48,12 @@ def test_smollm2_magnitude(smollm_shaped) -> None:
 
 
 def test_lora_config_is_accepted(smollm_shaped) -> None:
-    assert estimate_memory(smollm_shaped, 2, 128, LoraConfig(enabled=False)) == estimate_memory(smollm_shaped, 2, 128, False)
-    assert estimate_memory(smollm_shaped, 2, 128, LoraConfig(r=8)) < estimate_memory(smollm_shaped, 2, 128, LoraConfig(r=64))
+    assert estimate_memory(smollm_shaped, 2, 128, LoraConfig(enabled=False)) == estimate_memory(
+        smollm_shaped, 2, 128, False
+    )
+    assert estimate_memory(smollm_shaped, 2, 128, LoraConfig(r=8)) < estimate_memory(
+        smollm_shaped, 2, 128, LoraConfig(r=64)
+    )
 
 
 def test_model_config_matches_live_model(tiny_model_dir: Path) -> None:

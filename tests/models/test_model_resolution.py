@@ -142,7 +142,9 @@ def test_real_conversion_matches_gguf_logits(real_model_dir: Path) -> None:
     ref = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(real_model_dir)
     model = AutoModelForCausalLM.from_pretrained(real_model_dir, dtype=torch.float32)
-    text = tok.apply_chat_template([{"role": "user", "content": "What is 12 + 7?"}], add_generation_prompt=True, tokenize=False)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "What is 12 + 7?"}], add_generation_prompt=True, tokenize=False
+    )
     ids = tok(text, return_tensors="pt").input_ids
     assert torch.equal(ids, ref_tok(text, return_tensors="pt").input_ids)
     with torch.no_grad():

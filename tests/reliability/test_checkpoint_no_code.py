@@ -36,12 +36,36 @@ def _swap_in(ckpt, name: str, marker) -> None:
 
 @pytest.mark.parametrize("name", ["components.pt", "rng.pt", "optimizer.pt"])
 def test_resuming_a_checkpoint_with_a_code_running_pickle_refuses_and_runs_nothing(
-        name, tiny_model_dir, records_file, tmp_path, capsys):
+    name, tiny_model_dir, records_file, tmp_path, capsys
+):
     run, marker = tmp_path / "run", tmp_path / "pwned"
-    argv = ["train", "-r", "vanilla", "--model", str(tiny_model_dir), "--data", str(records_file), "-o", str(run),
-            "--max-steps", "2", "--set", "generation.max_new_tokens=4", "--set", "training.batch_size=2",
-            "--set", "lora.r=4", "--set", "checkpoint.every_steps=1", "--set", "logging.progress_bar=false",
-            "--set", "logging.tensorboard=false", "--set", "evaluation.heldout=0"]
+    argv = [
+        "train",
+        "-r",
+        "vanilla",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(records_file),
+        "-o",
+        str(run),
+        "--max-steps",
+        "2",
+        "--set",
+        "generation.max_new_tokens=4",
+        "--set",
+        "training.batch_size=2",
+        "--set",
+        "lora.r=4",
+        "--set",
+        "checkpoint.every_steps=1",
+        "--set",
+        "logging.progress_bar=false",
+        "--set",
+        "logging.tensorboard=false",
+        "--set",
+        "evaluation.heldout=0",
+    ]
     assert main(argv) == 0
     ckpt = latest_complete(run / "checkpoints")
     assert name in json.loads((ckpt / MANIFEST).read_text())["files"]

@@ -14,12 +14,34 @@ import pytest
 
 
 def _cmd(tiny_model_dir, records_file, out: Path, *extra: str) -> list[str]:
-    sets = [f"model.name_or_path={tiny_model_dir}", f"data.dataset={{type: jsonl, path: '{records_file}'}}",
-            "generation.max_new_tokens=6", "training.batch_size=2", "training.grad_accum=2", "lora.r=4",
-            "optim.lr=1e-2", "checkpoint.every_steps=1", "logging.progress_bar=false", "logging.tensorboard=false"]
-    argv = [sys.executable, "-m", "unisd.cli.main", "train", "--recipe", "unisd-star", "--max-steps", "4",
-            "--output-dir", str(out), "--set", "components.ema.every=1",
-            "--set", "components.agreement.contexts={type: random, k: 2}"]
+    sets = [
+        f"model.name_or_path={tiny_model_dir}",
+        f"data.dataset={{type: jsonl, path: '{records_file}'}}",
+        "generation.max_new_tokens=6",
+        "training.batch_size=2",
+        "training.grad_accum=2",
+        "lora.r=4",
+        "optim.lr=1e-2",
+        "checkpoint.every_steps=1",
+        "logging.progress_bar=false",
+        "logging.tensorboard=false",
+    ]
+    argv = [
+        sys.executable,
+        "-m",
+        "unisd.cli.main",
+        "train",
+        "--recipe",
+        "unisd-star",
+        "--max-steps",
+        "4",
+        "--output-dir",
+        str(out),
+        "--set",
+        "components.ema.every=1",
+        "--set",
+        "components.agreement.contexts={type: random, k: 2}",
+    ]
     for s in sets:
         argv += ["--set", s]
     return argv + list(extra)

@@ -65,14 +65,25 @@ def test_empty_completions_do_not_produce_nan(make_recipe, tmp_path, monkeypatch
         return torch.full((prompt_ids.shape[0], 1), eos_token_ids[0], dtype=torch.long)
 
     monkeypatch.setattr(HFGenerate, "generate", eos_only)
-    train(make_recipe("unisd-star", "training.max_steps=1", "components.agreement.contexts={type: random, k: 2}"), tmp_path / "run")
+    train(
+        make_recipe("unisd-star", "training.max_steps=1", "components.agreement.contexts={type: random, k: 2}"),
+        tmp_path / "run",
+    )
     row = _rows(tmp_path / "run")[0]
     assert row.get("skipped", 0) == 0 and math.isfinite(row["loss/total"]) and row["completion/length"] == 1.0
 
 
 def test_all_truncated_masked_rows_do_not_produce_nan(make_recipe, tmp_path):
     """Every completion hits the length limit and is masked out: the loss is 0, not NaN."""
-    train(make_recipe("vanilla", "training.max_steps=1", "generation.max_new_tokens=2", "generation.mask_truncated=true",
-                      "generation.temperature=1.0"), tmp_path / "run")
+    train(
+        make_recipe(
+            "vanilla",
+            "training.max_steps=1",
+            "generation.max_new_tokens=2",
+            "generation.mask_truncated=true",
+            "generation.temperature=1.0",
+        ),
+        tmp_path / "run",
+    )
     row = _rows(tmp_path / "run")[0]
     assert math.isfinite(row["loss/total"]) and row.get("skipped", 0) == 0

@@ -42,7 +42,11 @@ def test_overwrite_with_bad_data_keeps_the_old_run(make_recipe, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x"}\n')  # no gold
     with pytest.raises(BadRecordError, match="gold"):
-        train(make_recipe("vanilla", "training.max_steps=1", f"data.dataset={{type: jsonl, path: '{bad}'}}"), run, overwrite=True)
+        train(
+            make_recipe("vanilla", "training.max_steps=1", f"data.dataset={{type: jsonl, path: '{bad}'}}"),
+            run,
+            overwrite=True,
+        )
     assert {f: (run / f).read_bytes() for f in _files(run)} == before  # the old run is back, untouched
     assert not list(tmp_path.glob("run.replaced-*"))
 
@@ -79,8 +83,12 @@ def test_a_checkpoint_with_other_shapes_names_the_parameter(make_recipe, tmp_pat
     train(make_recipe("vanilla", "training.max_steps=2"), a)
     ckpt = sorted((a / "checkpoints").iterdir())[-1]
     with pytest.raises(CheckpointError, match="has shape .* in the checkpoint but"):
-        train(make_recipe("vanilla", "training.max_steps=3", "lora.r=2", "lora.alpha=4"), tmp_path / "b",
-              resume=str(ckpt), allow_recipe_change=True)
+        train(
+            make_recipe("vanilla", "training.max_steps=3", "lora.r=2", "lora.alpha=4"),
+            tmp_path / "b",
+            resume=str(ckpt),
+            allow_recipe_change=True,
+        )
 
 
 def test_an_output_dir_that_is_a_file_is_a_clear_error(make_recipe, tmp_path):
@@ -116,7 +124,9 @@ def test_a_read_only_output_dir_is_a_clear_error(make_recipe, tmp_path, monkeypa
         ro.chmod(0o755)
 
 
-@pytest.mark.parametrize("override", ["optim.lr=.inf", "optim.lr=.nan", "divergence.weight=-.inf", "generation.temperature=.nan"])
+@pytest.mark.parametrize(
+    "override", ["optim.lr=.inf", "optim.lr=.nan", "divergence.weight=-.inf", "generation.temperature=.nan"]
+)
 def test_non_finite_hyperparameters_are_refused(override):
     from unisd.recipe import RecipeError, load_recipe
 
@@ -150,7 +160,9 @@ def test_a_full_disk_during_a_checkpoint_leaves_nothing_behind_and_resume_works(
         return real_save(obj, fh, *a, **k)
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(CheckpointError, match=r"could not be written to .*No space left on device.*partial write was removed"):
+    with pytest.raises(
+        CheckpointError, match=r"could not be written to .*No space left on device.*partial write was removed"
+    ):
         train(make_recipe("vanilla", "training.max_steps=3"), run)
     assert not list((run / "checkpoints").glob(".tmp-*"))
     monkeypatch.setattr(torch, "save", real_save)
@@ -207,16 +219,41 @@ def test_a_missing_data_file_or_an_empty_model_dir_is_one_line_and_leaves_no_dir
 def test_every_prompt_too_long_is_one_clear_error(make_recipe, tmp_path):
     from unisd.errors import UserError
 
-    with pytest.raises(UserError, match=r"every record exceeds data\.max_prompt_length=4 tokens .*raise data\.max_prompt_length"):
+    with pytest.raises(
+        UserError, match=r"every record exceeds data\.max_prompt_length=4 tokens .*raise data\.max_prompt_length"
+    ):
         train(make_recipe("vanilla", "data.max_prompt_length=4"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
 def _cli_train(tiny_model_dir, records_file, out, *extra):
-    sets = ["generation.max_new_tokens=8", "training.batch_size=2", "training.grad_accum=1", "lora.r=4", "lora.alpha=8",
-            "logging.progress_bar=false", "logging.tensorboard=false", "evaluation.heldout=0"]
-    return main(["train", "-r", "vanilla", "--model", str(tiny_model_dir), "--data", str(records_file), "-o", str(out),
-                 "--max-steps", "1", *[a for s in sets for a in ("--set", s)], *extra])
+    sets = [
+        "generation.max_new_tokens=8",
+        "training.batch_size=2",
+        "training.grad_accum=1",
+        "lora.r=4",
+        "lora.alpha=8",
+        "logging.progress_bar=false",
+        "logging.tensorboard=false",
+        "evaluation.heldout=0",
+    ]
+    return main(
+        [
+            "train",
+            "-r",
+            "vanilla",
+            "--model",
+            str(tiny_model_dir),
+            "--data",
+            str(records_file),
+            "-o",
+            str(out),
+            "--max-steps",
+            "1",
+            *[a for s in sets for a in ("--set", s)],
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "overwritten"])
@@ -234,7 +271,9 @@ def test_damaged_model_weights_are_one_line_naming_the_file(tiny_model_dir, reco
     assert not (tmp_path / "out").exists()
 
 
-def test_sigterm_during_setup_is_reported_and_puts_the_old_run_back(tiny_model_dir, records_file, tmp_path, monkeypatch, capsys):
+def test_sigterm_during_setup_is_reported_and_puts_the_old_run_back(
+    tiny_model_dir, records_file, tmp_path, monkeypatch, capsys
+):
     import os
     import signal
     import time

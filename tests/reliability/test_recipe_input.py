@@ -110,8 +110,12 @@ def test_the_exported_schema_accepts_every_shipped_recipe_and_refuses_what_valid
     assert len(files) > 20
     for f in files:
         assert not list(validator.iter_errors(yaml.safe_load(f.read_text()))), f
-    for bad in ({"extends": "vanilla", "optim": {"lrr": 1e-4}}, {"optim": {"lr": "fast"}},
-                {"components": [{"type": "emaa"}]}, {"extends": 3}):
+    for bad in (
+        {"extends": "vanilla", "optim": {"lrr": 1e-4}},
+        {"optim": {"lr": "fast"}},
+        {"components": [{"type": "emaa"}]},
+        {"extends": 3},
+    ):
         assert list(validator.iter_errors(bad)), bad
         f = tmp_path / "bad.yaml"
         f.write_text(yaml.safe_dump(bad))

@@ -25,7 +25,10 @@ def test_a_held_directory_is_refused_naming_its_holder_and_a_killed_holder_frees
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(DirectoryBusy, match=rf"{run} is in use by another run: pid {holder.pid} on .*started 20"), hold_directory(run):
+        with (
+            pytest.raises(DirectoryBusy, match=rf"{run} is in use by another run: pid {holder.pid} on .*started 20"),
+            hold_directory(run),
+        ):
             pass
     finally:
         holder.kill()  # SIGKILL: no clean-up code runs; the kernel drops the lock
@@ -38,12 +41,36 @@ def test_a_held_directory_is_refused_naming_its_holder_and_a_killed_holder_frees
 
 def test_two_trainings_started_together_on_one_directory_exactly_one_trains(tiny_model_dir, records_file, tmp_path):
     out = tmp_path / "run"
-    sets = ["generation.max_new_tokens=6", "training.batch_size=2", "training.grad_accum=1", "lora.r=4",
-            "logging.progress_bar=false", "logging.tensorboard=false", "evaluation.heldout=0"]
-    argv = [sys.executable, "-m", "unisd.cli.main", "train", "-r", "vanilla", "--model", str(tiny_model_dir), "--data",
-            str(records_file), "-o", str(out), "--max-steps", "3", *[a for s in sets for a in ("--set", s)]]
+    sets = [
+        "generation.max_new_tokens=6",
+        "training.batch_size=2",
+        "training.grad_accum=1",
+        "lora.r=4",
+        "logging.progress_bar=false",
+        "logging.tensorboard=false",
+        "evaluation.heldout=0",
+    ]
+    argv = [
+        sys.executable,
+        "-m",
+        "unisd.cli.main",
+        "train",
+        "-r",
+        "vanilla",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(records_file),
+        "-o",
+        str(out),
+        "--max-steps",
+        "3",
+        *[a for s in sets for a in ("--set", s)],
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
     codes = sorted(rc for rc, _ in results)
     assert codes == [0, 2], [err[-2000:] for _, err in results]

@@ -35,9 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     from unisd import __version__
 
     parser.add_argument("--version", action="version", version=f"unisd {__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an error (also UNISD_DEBUG=1); exit codes: 0 done, 1 internal error, "
-                        "2 bad input or environment, 130 interrupted")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error (also UNISD_DEBUG=1); exit codes: 0 done, 1 internal error, "
+        "2 bad input or environment, 130 interrupted",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for target in COMMANDS.values():
         module, _, attr = target.partition(":")
@@ -58,8 +61,16 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     from unisd.errors import UserError
 
-    return (UserError, RecipeError, PluginError, RegistryError, BadRecordError, ModelLoadError, CheckpointError,
-            TrainingStopped)
+    return (
+        UserError,
+        RecipeError,
+        PluginError,
+        RegistryError,
+        BadRecordError,
+        ModelLoadError,
+        CheckpointError,
+        TrainingStopped,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,8 +123,11 @@ def _run(args, debug: bool) -> int:
     except BrokenPipeError:  # output piped into head & co.
         return 0
     except Terminated:
-        print("terminated by SIGTERM outside the training loop; a run that had not started training was undone "
-              "(during training SIGTERM writes a checkpoint and exits 0)", file=sys.stderr)
+        print(
+            "terminated by SIGTERM outside the training loop; a run that had not started training was undone "
+            "(during training SIGTERM writes a checkpoint and exits 0)",
+            file=sys.stderr,
+        )
         return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -121,8 +135,11 @@ def _run(args, debug: bool) -> int:
     except Exception as exc:  # noqa: BLE001 - anything else is our bug: say so, traceback on request
         if debug:
             raise
-        print(f"error: unexpected {type(exc).__name__}: {exc}\n(this is likely a bug in unisd; run again with "
-              "--debug for the traceback and report it)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc}\n(this is likely a bug in unisd; run again with "
+            "--debug for the traceback and report it)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -26,8 +26,15 @@ def rows(kind: str | None = None) -> list[dict[str, str]]:
         if kind and reg.kind != kind:
             continue
         for e in reg.entries():
-            out.append({"kind": reg.kind, "name": e.name, "package": e.origin,
-                        "version": host.origin_version(e.origin), "description": e.description})
+            out.append(
+                {
+                    "kind": reg.kind,
+                    "name": e.name,
+                    "package": e.origin,
+                    "version": host.origin_version(e.origin),
+                    "description": e.description,
+                }
+            )
     return out
 
 

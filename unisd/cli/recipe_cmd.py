@@ -13,7 +13,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     v = rs.add_parser("validate", help="validate recipe files or shipped names; list every problem")
     v.add_argument("recipes", nargs="+", metavar="RECIPE", help="a .yaml/.json file or a shipped recipe name")
-    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. optim.lr=1e-5 (repeatable)")
+    v.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. optim.lr=1e-5 (repeatable)",
+    )
     v.set_defaults(func=run_validate)
 
     s = rs.add_parser("show", help="print a recipe fully resolved (extends, overrides, defaults)")
@@ -57,8 +64,10 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     recipe = load_recipe(args.recipe, args.overrides)
     print(dump_recipe(recipe, args.format), end="")
-    derived = (f"derived: score temperature {recipe.score_temperature():g} (objective.score_temperature, else "
-               "generation.temperature; 1.0 when generation is greedy)")
+    derived = (
+        f"derived: score temperature {recipe.score_temperature():g} (objective.score_temperature, else "
+        "generation.temperature; 1.0 when generation is greedy)"
+    )
     if args.format == "yaml":
         print(f"# {derived}")
     else:

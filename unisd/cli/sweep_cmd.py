@@ -9,8 +9,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="train several recipes/seeds/overrides and collect a comparison table")
     p.add_argument("--recipes", "-r", required=True, help="comma-separated recipe names or files")
     p.add_argument("--seeds", default="42", help="comma-separated seeds")
-    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="sweep a recipe field over values (repeatable; the product is run)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fixed overrides for every run")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="sweep a recipe field over values (repeatable; the product is run)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fixed overrides for every run",
+    )
     p.add_argument("--model", help="override model.name_or_path")
     p.add_argument("--data", help="override the dataset")
     p.add_argument("--max-steps", type=int)

@@ -31,10 +31,13 @@ class ComponentConfig(StrictModel):
     """Base of a component's config. Subclasses narrow ``type`` to ``Literal["their-name"]``."""
 
     type: str
-    name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
-                             description="a name of its own, so one type can appear twice (two feature-matching "
-                                         "terms on different layers): its loss term, logs, checkpoint state and "
-                                         "--set address use it; default: the type")
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
+        description="a name of its own, so one type can appear twice (two feature-matching "
+        "terms on different layers): its loss term, logs, checkpoint state and "
+        "--set address use it; default: the type",
+    )
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,13 @@ class Requirements:
     prompt_fields: frozenset[str] = field(default_factory=frozenset)
 
     def merge(self, other: Requirements) -> Requirements:
-        return Requirements(self.feature_layers | other.feature_layers, self.record_fields | other.record_fields,
-                            self.token_logp_grad or other.token_logp_grad, self.full_logprobs or other.full_logprobs,
-                            self.prompt_fields | other.prompt_fields)
+        return Requirements(
+            self.feature_layers | other.feature_layers,
+            self.record_fields | other.record_fields,
+            self.token_logp_grad or other.token_logp_grad,
+            self.full_logprobs or other.full_logprobs,
+            self.prompt_fields | other.prompt_fields,
+        )
 
 
 class Component(abc.ABC):  # noqa: B024 (no method is abstract: every kind overrides its own)
@@ -137,6 +144,8 @@ def config_model_of(component: Any) -> type[BaseModel]:
     cfg = getattr(component, "Config", None)
     if not (isinstance(cfg, type) and issubclass(cfg, BaseModel) and "type" in cfg.model_fields):
         name = f"{getattr(component, '__module__', '?')}:{getattr(component, '__qualname__', component)}"
-        raise TypeError(f"{name} must define Config, a pydantic model with a 'type' field "
-                        "(subclass unisd.ComponentConfig, or the kind's config base)")
+        raise TypeError(
+            f"{name} must define Config, a pydantic model with a 'type' field "
+            "(subclass unisd.ComponentConfig, or the kind's config base)"
+        )
     return cfg

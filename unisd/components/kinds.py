@@ -58,12 +58,15 @@ class ObjectiveConfig(ComponentConfig):
     applies)."""
 
     samples: ClassVar[bool] = True
-    score_temperature: float | None = Field(None, gt=0.0, description="temperature of student/teacher log-probs; "
-                                                                      "default: the generation temperature "
-                                                                      "(reference: 0.7)")
-    normalization: Literal["sequence", "token"] = Field("sequence", description="'sequence': per-sequence token "
-                                                                                "mean, then batch mean (spec §1.6); "
-                                                                                "'token': global token mean")
+    score_temperature: float | None = Field(
+        None,
+        gt=0.0,
+        description="temperature of student/teacher log-probs; default: the generation temperature (reference: 0.7)",
+    )
+    normalization: Literal["sequence", "token"] = Field(
+        "sequence",
+        description="'sequence': per-sequence token mean, then batch mean (spec §1.6); 'token': global token mean",
+    )
 
 
 class Objective(Component):
@@ -83,8 +86,9 @@ class Objective(Component):
     Config: ClassVar[type[ComponentConfig]] = ObjectiveConfig
 
     @abc.abstractmethod
-    def loss(self, step: Stages, records: Sequence[dict[str, Any]], prompt: Tokenized,
-             rng: torch.Generator) -> MicroResult:
+    def loss(
+        self, step: Stages, records: Sequence[dict[str, Any]], prompt: Tokenized, rng: torch.Generator
+    ) -> MicroResult:
         """The micro-batch's loss and logs."""
 
 
@@ -279,8 +283,16 @@ class GenerationBackend(Component):
         super().__init__(config if config is not None else self.Config(type=self.kind))
 
     @abc.abstractmethod
-    def generate(self, model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params: Any, *,
-                 eos_token_ids: Sequence[int] = (), pad_token_id: int = 0) -> torch.Tensor:
+    def generate(
+        self,
+        model: Any,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        params: Any,
+        *,
+        eos_token_ids: Sequence[int] = (),
+        pad_token_id: int = 0,
+    ) -> torch.Tensor:
         """Sample one completion per left-padded prompt row with the recipe's ``generation`` params
         (temperature, top_p, top_k, max_new_tokens); stop at any of ``eos_token_ids``. Return the
         completion ids (B, T), right-padded with ``pad_token_id``."""

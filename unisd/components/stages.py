@@ -37,15 +37,30 @@ class Stages(Protocol):
         """Token sequences (one per row, EOS included where present) as a right-padded rollout."""
         ...
 
-    def score_student(self, prompt: Tokenized, roll: Rollout, *, temperature: float | None = None,
-                      full_logprobs: bool = False, feature_layers: Sequence[str] = (),
-                      keep_hidden: bool = False) -> Scores:
+    def score_student(
+        self,
+        prompt: Tokenized,
+        roll: Rollout,
+        *,
+        temperature: float | None = None,
+        full_logprobs: bool = False,
+        feature_layers: Sequence[str] = (),
+        keep_hidden: bool = False,
+    ) -> Scores:
         """The student's teacher-forced scores of ``roll`` after ``prompt`` (with gradient)."""
         ...
 
-    def score_teacher(self, texts: Sequence[str], completion_ids: torch.Tensor, present: torch.Tensor, *,
-                      temperature: float, full_logprobs: bool, feature_layers: Sequence[str] = (),
-                      keep_hidden: bool = False) -> Scores:
+    def score_teacher(
+        self,
+        texts: Sequence[str],
+        completion_ids: torch.Tensor,
+        present: torch.Tensor,
+        *,
+        temperature: float,
+        full_logprobs: bool,
+        feature_layers: Sequence[str] = (),
+        keep_hidden: bool = False,
+    ) -> Scores:
         """The teacher's scores of the completions after each of ``texts`` (no gradient)."""
         ...
 

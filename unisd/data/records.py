@@ -32,7 +32,16 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 from collections.abc import Iterable, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from unisd.components.base import RecordSlot
 from unisd.errors import UserError
@@ -61,7 +70,9 @@ def text_problem(value: Any, path: str = "") -> tuple[str, str] | None:
         return path, f"character {m.start() + 1} is U+{ord(ch):04X}, {kind}: not text"
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        found = text_problem(item, f"{path}.{key}" if path and isinstance(key, str) else f"{path}[{key}]" if path else str(key))
+        found = text_problem(
+            item, f"{path}.{key}" if path and isinstance(key, str) else f"{path}[{key}]" if path else str(key)
+        )
         if found:
             return found
     return None
@@ -171,8 +182,13 @@ class RecordsFileNotFound(UserError, FileNotFoundError):
 class _Checker:
     """Shared validation state: duplicate ids, reject sink, counts."""
 
-    def __init__(self, source: str, on_bad_record: OnBadRecord, rejects_path: str | Path | None,
-                 slots: Mapping[str, RecordSlot] | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        on_bad_record: OnBadRecord,
+        rejects_path: str | Path | None,
+        slots: Mapping[str, RecordSlot] | None = None,
+    ) -> None:
         if on_bad_record not in ("error", "skip"):
             raise ValueError(f"on_bad_record must be 'error' or 'skip', got {on_bad_record!r}")
         self.source, self.mode = source, on_bad_record
@@ -194,7 +210,9 @@ class _Checker:
                 self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
                 self._sink = self.rejects_path.open("a", encoding="utf-8")
             entry = {"source": self.source, "where": where, "field": field, "reason": text, "raw": raw}
-            self._sink.write(json.dumps(entry, ensure_ascii=text_problem(raw) is not None) + "\n")  # escaped if not text
+            self._sink.write(
+                json.dumps(entry, ensure_ascii=text_problem(raw) is not None) + "\n"
+            )  # escaped if not text
 
     def check(self, obj: Any, where: str, raw: Any) -> None:
         if not isinstance(obj, dict):
@@ -223,8 +241,12 @@ class _Checker:
         return LoadedRecords(self.records, self.rejected)
 
 
-def read_jsonl_records(path: str | Path, on_bad_record: OnBadRecord = "error", rejects_path: str | Path | None = None,
-                       slots: Mapping[str, RecordSlot] | None = None) -> LoadedRecords:
+def read_jsonl_records(
+    path: str | Path,
+    on_bad_record: OnBadRecord = "error",
+    rejects_path: str | Path | None = None,
+    slots: Mapping[str, RecordSlot] | None = None,
+) -> LoadedRecords:
     """Read and validate a JSONL file of training records (one JSON object per line).
 
     Checks each line for UTF-8, JSON syntax, required fields, types, empty texts and duplicate
@@ -245,7 +267,12 @@ def read_jsonl_records(path: str | Path, on_bad_record: OnBadRecord = "error", r
                     line = raw_bytes.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     raw = raw_bytes.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-                    checker.bad(where, None, f"not valid UTF-8 (byte {exc.start}: {raw_bytes[exc.start:exc.start + 1]!r})", raw)
+                    checker.bad(
+                        where,
+                        None,
+                        f"not valid UTF-8 (byte {exc.start}: {raw_bytes[exc.start : exc.start + 1]!r})",
+                        raw,
+                    )
                     continue
                 if not line.strip():
                     continue
@@ -260,8 +287,13 @@ def read_jsonl_records(path: str | Path, on_bad_record: OnBadRecord = "error", r
     return result
 
 
-def validate_records(records: Iterable[Any], source: str = "records", on_bad_record: OnBadRecord = "error",
-                     rejects_path: str | Path | None = None, slots: Mapping[str, RecordSlot] | None = None) -> LoadedRecords:
+def validate_records(
+    records: Iterable[Any],
+    source: str = "records",
+    on_bad_record: OnBadRecord = "error",
+    rejects_path: str | Path | None = None,
+    slots: Mapping[str, RecordSlot] | None = None,
+) -> LoadedRecords:
     """Validate in-memory records (e.g. a dataset adapter's output) like :func:`read_jsonl_records`.
 
     Errors name ``source`` and the record's index (``record 12``) instead of a line.

@@ -24,14 +24,18 @@ def check_teacher_template(template: str) -> None:
         raise ValueError(f"not a valid template ({exc}); write literal braces as {{{{ and }}}}") from None
     unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
     if unknown:
-        raise ValueError(f"unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}; "
-                         f"use {{prompt}} and {{reference}}")
+        raise ValueError(
+            f"unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}; use {{prompt}} and {{reference}}"
+        )
     if "reference" not in fields:
-        raise ValueError("the template must contain {reference}: without the privileged reference the teacher "
-                         "is the student itself")
+        raise ValueError(
+            "the template must contain {reference}: without the privileged reference the teacher is the student itself"
+        )
 
 
-def apply_teacher_template(records: list[dict[str, Any]], template: str, rendered: Mapping[str, str] | None = None) -> None:
+def apply_teacher_template(
+    records: list[dict[str, Any]], template: str, rendered: Mapping[str, str] | None = None
+) -> None:
     """Rewrite ``teacher_prompt`` in place, and each prompt slot of ``rendered`` (prompt slot →
     reference slot, from the components' :class:`~unisd.components.base.RecordSlot`) where the
     record has that reference."""

@@ -35,8 +35,15 @@ def _stats(values: Sequence[float], cumulative: bool = False) -> dict[str, float
     """Summary statistics of a metric over the logged steps; ``value`` is the one a table shows: the
     mean, or for a cumulative count the last."""
     mean = sum(values) / len(values)
-    return {"value": values[-1] if cumulative else mean, "mean": mean, "first": values[0], "last": values[-1],
-            "min": min(values), "max": max(values), "points": len(values)}
+    return {
+        "value": values[-1] if cumulative else mean,
+        "mean": mean,
+        "first": values[0],
+        "last": values[-1],
+        "min": min(values),
+        "max": max(values),
+        "points": len(values),
+    }
 
 
 def component_activity(component: Any, history: Sequence[Mapping[str, Any]], steps: int) -> dict[str, Any]:
@@ -44,8 +51,11 @@ def component_activity(component: Any, history: Sequence[Mapping[str, Any]], ste
     the logged steps), its term's loss and gradient shares, and ``status`` (``active``, ``weak`` or
     ``inert``) with the ``reason``."""
     name = component.name
-    metrics = {k: _stats(v, k in component.cumulative_metrics) for k in component.activity_metrics
-               if (v := series(history, f"{name}/{k}"))}
+    metrics = {
+        k: _stats(v, k in component.cumulative_metrics)
+        for k in component.activity_metrics
+        if (v := series(history, f"{name}/{k}"))
+    }
     entry: dict[str, Any] = {"name": name, "type": component.config.type, "kind": component.kind, "metrics": metrics}
     for what in ("loss", "grad"):
         values = series(history, f"share/{what}/{name}")
@@ -54,8 +64,9 @@ def component_activity(component: Any, history: Sequence[Mapping[str, Any]], ste
     status = "inert" if reason else "active"
     if reason is None and component.kind == "loss":
         weight = getattr(component.config, "weight", 1.0)
-        share, what = ((entry["grad_share"], "gradient norm") if entry["grad_share"] is not None
-                       else (entry["loss_share"], "loss"))
+        share, what = (
+            (entry["grad_share"], "gradient norm") if entry["grad_share"] is not None else (entry["loss_share"], "loss")
+        )
         if weight == 0:
             status, reason = "inert", "weight 0: the term is computed but adds nothing to the loss"
         elif share is not None and share < WEAK_SHARE:
@@ -79,8 +90,11 @@ def run_activity(recipe: Any, history: Sequence[Mapping[str, Any]], registries: 
 
 def warnings(activity: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per configured component that was inert or weak over the run."""
-    return [f"{a['name']} ({a['type']}) was {a['status']} over the run: {a['reason']}" for a in activity
-            if a["status"] != "active"]
+    return [
+        f"{a['name']} ({a['type']}) was {a['status']} over the run: {a['reason']}"
+        for a in activity
+        if a["status"] != "active"
+    ]
 
 
 def activity_lines(activity: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -88,7 +102,11 @@ def activity_lines(activity: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = []
     for a in activity:
         values = [f"{k} {_fmt(st.get('value', st['mean']))}" for k, st in a["metrics"].items()]
-        values += [f"{what} share {100 * a[f'{what}_share']:.1f}%" for what in ("loss", "grad") if a[f"{what}_share"] is not None]
+        values += [
+            f"{what} share {100 * a[f'{what}_share']:.1f}%"
+            for what in ("loss", "grad")
+            if a[f"{what}_share"] is not None
+        ]
         head = f"  {a['name']:<18} {a['status']}"
         lines.append(head + (f" ({', '.join(values)})" if values else ""))
         if a["reason"]:
@@ -107,14 +125,20 @@ def activity_markdown(activity: Sequence[Mapping[str, Any]]) -> str:
     the component's loss and gradient shares and its status."""
     if not activity:
         return "No mechanism component in this recipe.\n"
-    lines = ["| component | metric | over the run (mean; a count: its last) | first → last | loss share | grad share | status |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| component | metric | over the run (mean; a count: its last) | first → last | loss share | grad share | status |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for a in activity:
         status = a["status"] if not a.get("reason") else f"{a['status']}: {a['reason']}"
         share = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         rows = list(a["metrics"].items()) or [("(none logged)", None)]
         for i, (key, st) in enumerate(rows):
-            cells = ["–", "–"] if st is None else [_fmt(st.get("value", st["mean"])), f"{_fmt(st['first'])} → {_fmt(st['last'])}"]
+            cells = (
+                ["–", "–"]
+                if st is None
+                else [_fmt(st.get("value", st["mean"])), f"{_fmt(st['first'])} → {_fmt(st['last'])}"]
+            )
             head = [f"{a['name']} ({a['type']})", key]
             tail = [share(a["loss_share"]), share(a["grad_share"]), status] if i == 0 else ["", "", ""]
             lines.append("| " + " | ".join(head + cells + tail) + " |")
@@ -127,8 +151,9 @@ def activity_keys(activity: Sequence[Mapping[str, Any]]) -> list[str]:
     return keys + [f"share/grad/{a['name']}" for a in activity if a["grad_share"] is not None]
 
 
-def plot_activity(curves: Mapping[str, Sequence[Mapping[str, Any]]], keys: Sequence[str], path: Any,
-                  title: str = "") -> bool:
+def plot_activity(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]], keys: Sequence[str], path: Any, title: str = ""
+) -> bool:
     """Small multiples, one panel per metric key, one line per label of ``curves`` (label → logged
     rows) over optimizer steps; written to ``path``. False (and nothing written) without matplotlib
     or without any logged value."""
@@ -154,14 +179,16 @@ def plot_activity(curves: Mapping[str, Sequence[Mapping[str, Any]]], keys: Seque
         ax.set_title(key, fontsize="small")
         ax.set_xlabel("optimizer step", fontsize="x-small")
         ax.tick_params(labelsize="x-small")
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     legend: dict[str, Any] = {}  # every label once, from whichever panel drew it
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
     if len(curves) > 1:
-        fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(4, len(legend)), fontsize="x-small")
+        fig.legend(
+            list(legend.values()), list(legend), loc="lower center", ncol=min(4, len(legend)), fontsize="x-small"
+        )
     if title:
         fig.suptitle(title, fontsize="medium")
     fig.tight_layout(rect=(0, 0.02 + 0.012 * math.ceil(len(curves) / 4) if len(curves) > 1 else 0, 1, 1))
@@ -185,10 +212,23 @@ def merge_runs(runs: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, An
     merged: dict[str, dict[str, Any]] = {}
     for activity in runs:
         for a in activity:
-            m = merged.setdefault(a["name"], {"name": a["name"], "type": a["type"], "kind": a["kind"], "metrics": {},
-                                              "loss_share": [], "grad_share": [], "statuses": {}, "reasons": []})
+            m = merged.setdefault(
+                a["name"],
+                {
+                    "name": a["name"],
+                    "type": a["type"],
+                    "kind": a["kind"],
+                    "metrics": {},
+                    "loss_share": [],
+                    "grad_share": [],
+                    "statuses": {},
+                    "reasons": [],
+                },
+            )
             for k, st in a["metrics"].items():
-                m["metrics"].setdefault(k, []).append(st.get("value", st["mean"]))  # summaries written before "value": the mean
+                m["metrics"].setdefault(k, []).append(
+                    st.get("value", st["mean"])
+                )  # summaries written before "value": the mean
             for what in ("loss_share", "grad_share"):
                 if a[what] is not None:
                     m[what].append(a[what])

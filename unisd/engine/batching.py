@@ -12,8 +12,17 @@ import torch
 
 from unisd.components.batch import Tokenized
 
-__all__ = ["Tokenized", "completion_mask_from_ids", "pad_left", "pad_right", "pad_token_id", "render_chat",
-           "token_lengths", "tokenize_completions", "tokenize_prompts"]
+__all__ = [
+    "Tokenized",
+    "completion_mask_from_ids",
+    "pad_left",
+    "pad_right",
+    "pad_token_id",
+    "render_chat",
+    "token_lengths",
+    "tokenize_completions",
+    "tokenize_prompts",
+]
 
 
 def render_chat(tokenizer, user_text: str) -> str:
@@ -35,8 +44,8 @@ def pad_left(sequences: Sequence[Sequence[int]], pad_id: int) -> Tokenized:
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for i, s in enumerate(sequences):
         if len(s):
-            ids[i, width - len(s):] = torch.as_tensor(list(s), dtype=torch.long)
-            mask[i, width - len(s):] = 1
+            ids[i, width - len(s) :] = torch.as_tensor(list(s), dtype=torch.long)
+            mask[i, width - len(s) :] = 1
     return Tokenized(ids, mask)
 
 
@@ -59,7 +68,9 @@ def tokenize_prompts(tokenizer, texts: Sequence[str]) -> Tokenized:
     return pad_left(ids, pad_token_id(tokenizer))
 
 
-def tokenize_completions(tokenizer, texts: Sequence[str], max_tokens: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def tokenize_completions(
+    tokenizer, texts: Sequence[str], max_tokens: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gold completions as right-padded ids ending with EOS (like a finished sample)."""
     eos = tokenizer.eos_token_id
     seqs = []

@@ -81,8 +81,10 @@ def _check_space(root: Path, step: int, need: int) -> None:
     except OSError:
         return
     if free < need:
-        raise CheckpointError(f"checkpoint of step {step}: {root} has {free / 2**20:.1f} MiB free, the checkpoint needs "
-                              f"at least {need / 2**20:.1f} MiB; free space there (or lower checkpoint.keep_last) and resume")
+        raise CheckpointError(
+            f"checkpoint of step {step}: {root} has {free / 2**20:.1f} MiB free, the checkpoint needs "
+            f"at least {need / 2**20:.1f} MiB; free space there (or lower checkpoint.keep_last) and resume"
+        )
 
 
 def _start(root: Path) -> None:
@@ -109,12 +111,23 @@ def save_checkpoint(root: Path, step: int, payload: dict[str, Any], meta: dict[s
         return _seal(root, tmp, step, keep_last)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(f"checkpoint of step {step} could not be written to {root}: {exc.strerror or exc} "
-                              f"(it needs at least {need / 2**20:.1f} MiB); the partial write was removed") from None
+        raise CheckpointError(
+            f"checkpoint of step {step} could not be written to {root}: {exc.strerror or exc} "
+            f"(it needs at least {need / 2**20:.1f} MiB); the partial write was removed"
+        ) from None
 
 
-def save_sharded_checkpoint(root: Path, step: int, payload: dict[str, Any], meta: dict[str, Any], keep_last: int,
-                            write_shards, *, main: bool, barrier) -> Path:
+def save_sharded_checkpoint(
+    root: Path,
+    step: int,
+    payload: dict[str, Any],
+    meta: dict[str, Any],
+    keep_last: int,
+    write_shards,
+    *,
+    main: bool,
+    barrier,
+) -> Path:
     """A checkpoint that every process writes part of (collective).
 
     The main process prepares one temporary directory; ``write_shards(tmp)`` runs on every process
@@ -167,21 +180,32 @@ def read_torch(path: Path) -> Any:
         except Exception:  # noqa: BLE001 - not even a readable archive
             names = []
         what = f" it names {', '.join(names[:5])}" if names else ""
-        raise CheckpointError(f"{path} is not plain state:{what or ' ' + str(exc).splitlines()[0]}; checkpoints "
-                              "hold tensors, numbers and strings only, and nothing in them is executed") from None
+        raise CheckpointError(
+            f"{path} is not plain state:{what or ' ' + str(exc).splitlines()[0]}; checkpoints "
+            "hold tensors, numbers and strings only, and nothing in them is executed"
+        ) from None
 
 
 #: what torch.distributed.checkpoint's ``.metadata`` pickle names (torch 2.13): data classes of the
 #: checkpoint's layout, and values (paths, sizes, dtypes, layouts) built from plain data
 _DCP_MODULES = ("torch.distributed.checkpoint.metadata",)
-_DCP_NAMES = {("pathlib", "PosixPath"), ("pathlib", "PurePosixPath"), ("torch", "Size"),
-              ("torch.distributed.checkpoint.filesystem", "_StorageInfo"), ("torch.serialization", "_get_layout")}
+_DCP_NAMES = {
+    ("pathlib", "PosixPath"),
+    ("pathlib", "PurePosixPath"),
+    ("torch", "Size"),
+    ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+    ("torch.serialization", "_get_layout"),
+}
 
 
 class _LayoutOnly(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         obj = super().find_class(module, name) if module.split(".")[0] in ("torch", "pathlib") else None
-        if module in _DCP_MODULES or (module, name) in _DCP_NAMES or (module == "torch" and isinstance(obj, torch.dtype)):
+        if (
+            module in _DCP_MODULES
+            or (module, name) in _DCP_NAMES
+            or (module == "torch" and isinstance(obj, torch.dtype))
+        ):
             return obj
         raise pickle.UnpicklingError(f"{module}.{name}")
 
@@ -195,8 +219,9 @@ def check_sharded_metadata(state_dir: Path) -> None:
         with path.open("rb") as fh:
             _LayoutOnly(fh).load()
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path} is not a checkpoint layout: it names {exc}; nothing in a checkpoint is "
-                              "executed") from None
+        raise CheckpointError(
+            f"{path} is not a checkpoint layout: it names {exc}; nothing in a checkpoint is executed"
+        ) from None
     except (OSError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path} cannot be read as a checkpoint layout: {exc}") from None
 
@@ -256,8 +281,8 @@ def verify(path: Path) -> dict[str, Any]:
 def list_checkpoints(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
-    dirs = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX):].isdigit()]
-    return sorted(dirs, key=lambda p: int(p.name[len(PREFIX):]))
+    dirs = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit()]
+    return sorted(dirs, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
 def latest_complete(root: Path) -> Path | None:
@@ -278,7 +303,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify, then load every top-level payload file and the trainer state (sharded state, in a
     subdirectory, is read by :mod:`unisd.engine.sharding`)."""
     manifest = verify(path)
-    payload = {name[:-3]: read_torch(path / name) for name in manifest["files"] if name.endswith(".pt") and "/" not in name}
+    payload = {
+        name[:-3]: read_torch(path / name) for name in manifest["files"] if name.endswith(".pt") and "/" not in name
+    }
     meta = json.loads((path / "trainer_state.json").read_text())
     return payload, meta
 

@@ -28,8 +28,10 @@ def record_slots(recipe, registries) -> dict[str, Any]:
         who = cfg.name or cfg.type
         for name, slot in registries.component_class(cfg.type).record_slots.items():
             if name in slots and slots[name] != slot:
-                raise UserError(f"components {owner[name]!r} and {who!r} declare record slot {name!r} "
-                                f"differently ({slots[name]} vs {slot})")
+                raise UserError(
+                    f"components {owner[name]!r} and {who!r} declare record slot {name!r} "
+                    f"differently ({slots[name]} vs {slot})"
+                )
             slots[name], owner[name] = slot, who
     return slots
 
@@ -53,17 +55,21 @@ def load_records(recipe, registries, rejects_path=None) -> tuple[Any, list[dict[
     records = list(adapter.load())
     if not records:
         where = f" from {cfg.path}" if getattr(cfg, "path", None) else ""
-        raise UserError(f"dataset {cfg.type!r} produced no records{where}: the file is empty or every record was "
-                        f"rejected (see {rejects_path})" if rejects_path and Path(rejects_path).exists() else
-                        f"dataset {cfg.type!r} produced no records{where} (config: {cfg.model_dump(exclude_none=True)})")
+        raise UserError(
+            f"dataset {cfg.type!r} produced no records{where}: the file is empty or every record was "
+            f"rejected (see {rejects_path})"
+            if rejects_path and Path(rejects_path).exists()
+            else f"dataset {cfg.type!r} produced no records{where} (config: {cfg.model_dump(exclude_none=True)})"
+        )
     if recipe.data.teacher_template is not None:
         rendered = {name: slot.rendered_from for name, slot in slots.items() if slot.rendered_from}
         apply_teacher_template(records, recipe.data.teacher_template, rendered)
     return adapter, records
 
 
-def filter_long_prompts(records: list[dict[str, Any]], tokenizer, max_len: int,
-                        fields: Sequence[str] = PROMPT_FIELDS) -> tuple[list[dict[str, Any]], dict[str, int], int]:
+def filter_long_prompts(
+    records: list[dict[str, Any]], tokenizer, max_len: int, fields: Sequence[str] = PROMPT_FIELDS
+) -> tuple[list[dict[str, Any]], dict[str, int], int]:
     """Drop rows whose chat-rendered student/teacher/auxiliary prompts exceed ``max_len`` tokens.
 
     Teacher context is never truncated: a row that does not fit is dropped and counted by field.
@@ -88,8 +94,13 @@ def filter_long_prompts(records: list[dict[str, Any]], tokenizer, max_len: int,
         counts[f] = counts.get(f, 0) + 1
     kept = [r for i, r in enumerate(records) if i not in too_long]
     if too_long:
-        log.warning("dropped %d of %d records whose prompts exceed max_prompt_length=%d tokens (by field: %s)",
-                    len(too_long), len(records), max_len, counts)
+        log.warning(
+            "dropped %d of %d records whose prompts exceed max_prompt_length=%d tokens (by field: %s)",
+            len(too_long),
+            len(records),
+            max_len,
+            counts,
+        )
     return kept, counts, longest
 
 
@@ -136,7 +147,7 @@ class Schedule:
         epoch, within = divmod(step, self.steps_per_epoch)
         order = self.order(epoch)
         start = within * self.records_per_step + global_micro * self.batch_size
-        rows = order[start: start + self.batch_size]
+        rows = order[start : start + self.batch_size]
         if len(rows) < self.batch_size:  # fewer records than one step needs: wrap around
             rows = [order[(start + k) % len(order)] for k in range(self.batch_size)]
         return rows

@@ -50,17 +50,32 @@ def encode_prompts(tokenizer, prompts: Sequence[str], *, chat: bool = True) -> T
 
 
 @torch.no_grad()
-def generate_texts(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, temperature: float = 0.0,
-                   batch_size: int = 8, seed: int | None = None, base: bool = False, chat: bool = True,
-                   device: Any = None, progress: str | None = None) -> list[str]:
+def generate_texts(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    batch_size: int = 8,
+    seed: int | None = None,
+    base: bool = False,
+    chat: bool = True,
+    device: Any = None,
+    progress: str | None = None,
+) -> list[str]:
     """The continuation of each prompt as text: greedy at ``temperature`` 0, else sampled (no top-k
     or top-p cut; ``seed`` seeds torch first). ``base`` decodes with the base weights (LoRA adapter
     off). The model runs in eval mode and is put back as it was; under FSDP2 every process decodes
     until all have finished. ``progress``: the description of a progress bar over the prompts (shown
     on a terminal only, like the training bar)."""
     device = device if device is not None else next(model.parameters()).device
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": pad_token_id(tokenizer),
-                              "eos_token_id": eos_ids(tokenizer, model), "do_sample": temperature > 0}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "pad_token_id": pad_token_id(tokenizer),
+        "eos_token_id": eos_ids(tokenizer, model),
+        "do_sample": temperature > 0,
+    }
     if temperature > 0:
         kwargs.update(temperature=temperature, top_k=0)
     if is_sharded(model):
@@ -76,9 +91,9 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: 
     try:
         with adapter_disabled(model) if base else nullcontext():
             for start in range(0, len(prompts), batch_size):
-                enc = encode_prompts(tokenizer, prompts[start:start + batch_size], chat=chat)
+                enc = encode_prompts(tokenizer, prompts[start : start + batch_size], chat=chat)
                 ids = model.generate(input_ids=enc.ids.to(device), attention_mask=enc.mask.to(device), **kwargs)
-                out += tokenizer.batch_decode(ids[:, enc.ids.shape[1]:], skip_special_tokens=True)
+                out += tokenizer.batch_decode(ids[:, enc.ids.shape[1] :], skip_special_tokens=True)
                 bar.update(enc.ids.shape[0])
     finally:
         bar.close()

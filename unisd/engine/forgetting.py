@@ -26,8 +26,9 @@ class ProbeSpec(StrictModel):
     """One capability a run is scored on before (the base model) and after training."""
 
     name: str = Field(description="the probe's name in the tables")
-    data: dict[str, Any] | None = Field(None, description="a dataset adapter config: its held-out records, answered "
-                                                          "greedily and checked by the adapter")
+    data: dict[str, Any] | None = Field(
+        None, description="a dataset adapter config: its held-out records, answered greedily and checked by the adapter"
+    )
     heldout: int = Field(64, ge=1, description="records of the dataset scored (the first ones)")
     heldout_split: str = Field("test", description="their split")
     max_new_tokens: int = Field(32, ge=1, description="generation budget of a dataset probe")
@@ -68,22 +69,41 @@ def score_probe(model: Any, tokenizer: Any, probe: ProbeSpec, *, registries: Any
         from unisd.evaluation.runner import evaluate_model
 
         with tempfile.TemporaryDirectory(prefix="unisd-probe-") as tmp:
-            evaluate_model(model, tokenizer, [probe.lm_eval], limit=probe.limit, data_dir=probe.data_dir, output_dir=tmp,
-                           log_samples=True, batch_size=32, registries=registries)
+            evaluate_model(
+                model,
+                tokenizer,
+                [probe.lm_eval],
+                limit=probe.limit,
+                data_dir=probe.data_dir,
+                output_dir=tmp,
+                log_samples=True,
+                batch_size=32,
+                registries=registries,
+            )
             files = list(Path(tmp).glob("samples_*.jsonl"))
             if not files:
                 raise RuntimeError(f"probe {probe.name!r}: lm-eval logged no samples for task {probe.lm_eval!r}")
-            rows = [json.loads(line) for f in files for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+            rows = [
+                json.loads(line) for f in files for line in f.read_text(encoding="utf-8").splitlines() if line.strip()
+            ]
         if any(probe.metric not in r for r in rows):
-            raise ValueError(f"probe {probe.name!r}: task {probe.lm_eval!r} has no per-document metric {probe.metric!r} "
-                             f"(it logs: {', '.join(sorted(k for k in rows[0] if isinstance(rows[0][k], (int, float))))})")
+            raise ValueError(
+                f"probe {probe.name!r}: task {probe.lm_eval!r} has no per-document metric {probe.metric!r} "
+                f"(it logs: {', '.join(sorted(k for k in rows[0] if isinstance(rows[0][k], (int, float))))})"
+            )
         rows.sort(key=lambda r: int(r["doc_id"]))
         ids, correct = [str(r["doc_id"]) for r in rows], [float(r[probe.metric]) for r in rows]
     return {"ids": ids, "correct": correct, "accuracy": sum(correct) / len(correct) if correct else None}
 
 
-def score_probes(load: Callable[[], tuple[Any, Any]], probes: list[ProbeSpec], path: Path, *, model_name: str = "",
-                 registries: Any = None) -> dict[str, Any]:
+def score_probes(
+    load: Callable[[], tuple[Any, Any]],
+    probes: list[ProbeSpec],
+    path: Path,
+    *,
+    model_name: str = "",
+    registries: Any = None,
+) -> dict[str, Any]:
     """Every probe's result, cached in ``path`` (a probe whose settings or ``model_name`` changed is
     scored again). ``load()`` gives ``(model, tokenizer)``; it is called only when a probe needs scoring."""
     cached = json.loads(path.read_text()) if path.is_file() else {}
@@ -119,5 +139,12 @@ def paired_change(before: dict[str, Any], afters: list[dict[str, Any]]) -> dict[
     change, ci = mean_ci([a - before_acc for a in after_acc])
     diffs = [sum(s[i] for s in per_seed) / len(per_seed) - base[i] for i in common]
     _, lo, hi = paired_bootstrap(diffs)
-    return {"n": len(common), "before": before_acc, "after": sum(after_acc) / len(after_acc), "change": change,
-            "change_ci": ci, "bootstrap": [lo, hi], "per_seed_after": after_acc}
+    return {
+        "n": len(common),
+        "before": before_acc,
+        "after": sum(after_acc) / len(after_acc),
+        "change": change,
+        "change_ci": ci,
+        "bootstrap": [lo, hi],
+        "per_seed_after": after_acc,
+    }

@@ -92,14 +92,28 @@ class _Tally:
 
     def table(self, order: Sequence[str]) -> dict[str, dict[str, float]]:
         total = sum(self.sum.values()) or 1.0
-        return {k: {"tokens": self.n[k], "mean": self.sum[k] / self.n[k], "share": self.sum[k] / total}
-                for k in order if k in self.n}
+        return {
+            k: {"tokens": self.n[k], "mean": self.sum[k] / self.n[k], "share": self.sum[k] / total}
+            for k in order
+            if k in self.n
+        }
 
 
 @torch.no_grad()
-def divergence_profile(model, tokenizer, records: list[dict[str, Any]], divergence, *, temperature: float,
-                       score_temperature: float, max_new_tokens: int, opening: int, seed: int, use_base: bool,
-                       batch_size: int = 8) -> dict[str, Any]:
+def divergence_profile(
+    model,
+    tokenizer,
+    records: list[dict[str, Any]],
+    divergence,
+    *,
+    temperature: float,
+    score_temperature: float,
+    max_new_tokens: int,
+    opening: int,
+    seed: int,
+    use_base: bool,
+    batch_size: int = 8,
+) -> dict[str, Any]:
     """Sample one completion per record at ``temperature`` from the student (base weights if
     ``use_base``), score it at ``score_temperature`` with the student and with the base-weight
     teacher on ``teacher_prompt``, and tally the divergence."""
@@ -108,20 +122,33 @@ def divergence_profile(model, tokenizer, records: list[dict[str, Any]], divergen
     gen = torch.Generator().manual_seed(seed)
     model.eval()
     for i in range(0, len(records), batch_size):
-        rows = records[i:i + batch_size]
+        rows = records[i : i + batch_size]
         prompt = tokenize_prompts(tokenizer, [r["prompt"] for r in rows])
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         student_ctx = adapter_disabled(model) if use_base else nullcontext()
         with student_ctx:
-            out = model.generate(input_ids=prompt.ids, attention_mask=prompt.mask, do_sample=temperature > 0,
-                                 temperature=temperature if temperature > 0 else None, top_k=0,
-                                 max_new_tokens=max_new_tokens, pad_token_id=pad_token_id(tokenizer), eos_token_id=eos)
-            ids = out[:, prompt.ids.shape[1]:]
+            out = model.generate(
+                input_ids=prompt.ids,
+                attention_mask=prompt.mask,
+                do_sample=temperature > 0,
+                temperature=temperature if temperature > 0 else None,
+                top_k=0,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=pad_token_id(tokenizer),
+                eos_token_id=eos,
+            )
+            ids = out[:, prompt.ids.shape[1] :]
             present, _ = completion_mask_from_ids(ids, eos)
             student = score(model, model, prompt, ids, present, temperature=score_temperature)
         with adapter_disabled(model):
-            teacher = score(model, model, tokenize_prompts(tokenizer, [r["teacher_prompt"] for r in rows]), ids, present,
-                            temperature=score_temperature)
+            teacher = score(
+                model,
+                model,
+                tokenize_prompts(tokenizer, [r["teacher_prompt"] for r in rows]),
+                ids,
+                present,
+                temperature=score_temperature,
+            )
         div = divergence.per_token(teacher.logprobs, student.logprobs)
         for b in range(len(rows)):
             n = int(present[b].sum())
@@ -134,14 +161,18 @@ def divergence_profile(model, tokenizer, records: list[dict[str, Any]], divergen
                 by_cls.add(token_class(j, pieces[j], tok_id in eos, opening, j in answer), value)
     classes = by_cls.table(CLASSES)
     content = [classes[c] for c in ("answer", "digits", "words") if c in classes]
-    content_mean = (sum(c["mean"] * c["tokens"] for c in content) / sum(c["tokens"] for c in content)) if content else math.nan
+    content_mean = (
+        (sum(c["mean"] * c["tokens"] for c in content) / sum(c["tokens"] for c in content)) if content else math.nan
+    )
     for c in classes.values():
         c["vs_content"] = c["mean"] / content_mean if content_mean and not math.isnan(content_mean) else math.nan
     positions = by_pos.table(sorted(by_pos.n, key=lambda k: int(k.split("-")[0].rstrip("+"))))
     return {"by_position": positions, "by_class": classes}
 
 
-def greedy_accuracy(model, tokenizer, adapter, records, max_new_tokens: int, *, teacher: bool, use_base: bool) -> dict[str, Any]:
+def greedy_accuracy(
+    model, tokenizer, adapter, records, max_new_tokens: int, *, teacher: bool, use_base: bool
+) -> dict[str, Any]:
     """Greedy accuracy of the student prompt (or of the teacher prompt) on ``records``."""
     rows = [{**r, "prompt": r["teacher_prompt"]} for r in records] if teacher else records
     with adapter_disabled(model) if (use_base or teacher) else nullcontext():
@@ -179,8 +210,9 @@ def heldout_curve(run_dir: Path) -> list[dict[str, Any]]:
     return points
 
 
-def inspect_run(run_dir: Path, *, records: int = 64, split: str = "train", opening: int = 3, seed: int = 0,
-                progress: bool = True) -> dict[str, Any]:
+def inspect_run(
+    run_dir: Path, *, records: int = 64, split: str = "train", opening: int = 3, seed: int = 0, progress: bool = True
+) -> dict[str, Any]:
     """Measure and write ``run_dir/inspect/``; returns the report."""
     from unisd.data.templates import apply_teacher_template
     from unisd.models.loading import load_model_and_tokenizer
@@ -217,9 +249,17 @@ def inspect_run(run_dir: Path, *, records: int = 64, split: str = "train", openi
 
     tau = score_temperature(recipe)
     budget = heldout_max_new_tokens(recipe)
-    report: dict[str, Any] = {"run": str(run_dir), "recipe": recipe.name, "split": split, "records": len(rows),
-                              "divergence": div_cfg.type, "temperature": tau, "opening_tokens": opening,
-                              "max_new_tokens": recipe.generation.max_new_tokens, "students": {}}
+    report: dict[str, Any] = {
+        "run": str(run_dir),
+        "recipe": recipe.name,
+        "split": split,
+        "records": len(rows),
+        "divergence": div_cfg.type,
+        "temperature": tau,
+        "opening_tokens": opening,
+        "max_new_tokens": recipe.generation.max_new_tokens,
+        "students": {},
+    }
     steps = [(s, what) for s in students for what in ("divergence", "student", "teacher")]
     bar = _bar(len(steps), progress)
     teacher_acc = None
@@ -227,11 +267,24 @@ def inspect_run(run_dir: Path, *, records: int = 64, split: str = "train", openi
         entry = report["students"].setdefault(student, {})
         use_base = student == "base"
         if what == "divergence":
-            entry.update(divergence_profile(model, tok, rows, divergence, temperature=recipe.generation.temperature,
-                                            score_temperature=tau, max_new_tokens=recipe.generation.max_new_tokens, opening=opening,
-                                            seed=seed, use_base=use_base))
+            entry.update(
+                divergence_profile(
+                    model,
+                    tok,
+                    rows,
+                    divergence,
+                    temperature=recipe.generation.temperature,
+                    score_temperature=tau,
+                    max_new_tokens=recipe.generation.max_new_tokens,
+                    opening=opening,
+                    seed=seed,
+                    use_base=use_base,
+                )
+            )
         elif what == "student":
-            entry["greedy_student"] = greedy_accuracy(model, tok, adapter, rows, budget, teacher=False, use_base=use_base)
+            entry["greedy_student"] = greedy_accuracy(
+                model, tok, adapter, rows, budget, teacher=False, use_base=use_base
+            )
         else:
             teacher_acc = teacher_acc or greedy_accuracy(model, tok, adapter, rows, budget, teacher=True, use_base=True)
             entry["greedy_teacher"] = teacher_acc
@@ -264,7 +317,12 @@ def mechanism_report(run_dir: Path, out: Path | None = None, *, recipe=None) -> 
     activity = run_activity(recipe, rows, get_host().registries)
     if out is not None and activity:
         out.mkdir(parents=True, exist_ok=True)
-        plot_activity({recipe.name: rows}, activity_keys(activity), out / "mechanisms.png", title=f"{run_dir.name}: mechanism activity")
+        plot_activity(
+            {recipe.name: rows},
+            activity_keys(activity),
+            out / "mechanisms.png",
+            title=f"{run_dir.name}: mechanism activity",
+        )
     return activity
 
 
@@ -280,16 +338,27 @@ def _pct(x: float | None) -> str:
 
 def report_markdown(report: dict[str, Any]) -> str:
     """The tables of ``inspect.md``."""
-    lines = [f"# inspect: {report['run']}", "",
-             f"recipe `{report['recipe']}`, {report['records']} `{report['split']}` records, divergence "
-             f"`{report['divergence']}` at τ = {report['temperature']}, first {report['opening_tokens']} tokens = opening.", ""]
+    lines = [
+        f"# inspect: {report['run']}",
+        "",
+        f"recipe `{report['recipe']}`, {report['records']} `{report['split']}` records, divergence "
+        f"`{report['divergence']}` at τ = {report['temperature']}, first {report['opening_tokens']} tokens = opening.",
+        "",
+    ]
     for student, entry in report["students"].items():
-        lines += [f"## {student} student", "",
-                  f"greedy accuracy: student {_pct(entry['greedy_student']['accuracy'])}, answer-aware teacher "
-                  f"{_pct(entry['greedy_teacher']['accuracy'])} (n = {entry['greedy_student']['n']})", "",
-                  "| token class | tokens | mean divergence | share of mass | mean vs content |", "|---|---|---|---|---|"]
+        lines += [
+            f"## {student} student",
+            "",
+            f"greedy accuracy: student {_pct(entry['greedy_student']['accuracy'])}, answer-aware teacher "
+            f"{_pct(entry['greedy_teacher']['accuracy'])} (n = {entry['greedy_student']['n']})",
+            "",
+            "| token class | tokens | mean divergence | share of mass | mean vs content |",
+            "|---|---|---|---|---|",
+        ]
         for name, c in entry["by_class"].items():
-            lines.append(f"| {name} | {c['tokens']} | {c['mean']:.4f} | {100 * c['share']:.1f}% | {c['vs_content']:.2f}× |")
+            lines.append(
+                f"| {name} | {c['tokens']} | {c['mean']:.4f} | {100 * c['share']:.1f}% | {c['vs_content']:.2f}× |"
+            )
         lines += ["", "| position | tokens | mean divergence | share of mass |", "|---|---|---|---|"]
         for name, c in entry["by_position"].items():
             lines.append(f"| {name} | {c['tokens']} | {c['mean']:.4f} | {100 * c['share']:.1f}% |")
@@ -301,8 +370,12 @@ def report_markdown(report: dict[str, Any]) -> str:
     if report.get("mechanisms"):
         from unisd.engine.activity import activity_markdown
 
-        lines += ["", "## mechanism activity (mean over the logged steps; `mechanisms.png` shows them over steps)", "",
-                  activity_markdown(report["mechanisms"])]
+        lines += [
+            "",
+            "## mechanism activity (mean over the logged steps; `mechanisms.png` shows them over steps)",
+            "",
+            activity_markdown(report["mechanisms"]),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -320,7 +393,9 @@ def plot_report(report: dict[str, Any], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for student, entry in students.items():
         keys = list(entry["by_position"])
-        ax.plot(range(len(keys)), [entry["by_position"][k]["mean"] for k in keys], marker="o", label=f"{student} student")
+        ax.plot(
+            range(len(keys)), [entry["by_position"][k]["mean"] for k in keys], marker="o", label=f"{student} student"
+        )
         ax.set_xticks(range(len(keys)))
         ax.set_xticklabels(keys, rotation=45)
     ax.set_xlabel("completion position")

@@ -62,8 +62,10 @@ def _with_data(recipe, spec: str):
 
     data = recipe.model_dump(mode="json")
     if Path(spec).is_dir():
-        raise UserError(f"--data {spec} is a directory; give a records file (JSON Lines), a dataset name, or "
-                        f"NAME:PATH for a dataset read from a directory (e.g. --data gsm8k:{spec})")
+        raise UserError(
+            f"--data {spec} is a directory; give a records file (JSON Lines), a dataset name, or "
+            f"NAME:PATH for a dataset read from a directory (e.g. --data gsm8k:{spec})"
+        )
     if (spec.endswith(".jsonl") and ":" not in spec.split("/")[0]) or Path(spec).is_file():
         ds = {"type": "jsonl", "path": spec}
     else:
@@ -79,7 +81,9 @@ class OutputDirError(UserError):
     """The output directory holds another run."""
 
 
-def stored_recipe_changes(run_dir: Path, recipe_text: str, *, ignore: tuple[str, ...] = ()) -> list[tuple[str, Any, Any]]:
+def stored_recipe_changes(
+    run_dir: Path, recipe_text: str, *, ignore: tuple[str, ...] = ()
+) -> list[tuple[str, Any, Any]]:
     """``(field, stored value, given value)`` where ``run_dir``'s ``recipe.yaml`` differs from
     ``recipe_text`` (none when there is no recipe.yaml); ``ignore``: field names or prefixes
     (``"logging."``) left out of the comparison."""
@@ -92,7 +96,9 @@ def stored_recipe_changes(run_dir: Path, recipe_text: str, *, ignore: tuple[str,
     if old == recipe_text:
         return []
     a, b = (flat_fields(safe_yaml(t, str(stored)) or {}) for t in (old, recipe_text))
-    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and not k.startswith(ignore)]
+    return [
+        (k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and not k.startswith(ignore)
+    ]
 
 
 def stored_recipe_differs(run_dir: Path, recipe_text: str, *, ignore: tuple[str, ...] = ()) -> bool:
@@ -100,8 +106,9 @@ def stored_recipe_differs(run_dir: Path, recipe_text: str, *, ignore: tuple[str,
     return bool(stored_recipe_changes(run_dir, recipe_text, ignore=ignore))
 
 
-def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overwrite: bool,
-                       allow_recipe_change: bool = False):
+def prepare_output_dir(
+    out: Path, recipe_text: str, *, resume: str | None, overwrite: bool, allow_recipe_change: bool = False
+):
     """Refuse to mix two runs in one directory unless resuming the same recipe or told to.
 
     A directory "holds a run" once it has metrics or checkpoints; a recipe.yaml alone (a run that
@@ -110,16 +117,20 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
     (called when the new run fails during set-up, so a bad record file or model loses nothing).
     """
     if overwrite and resume:
-        raise OutputDirError("--overwrite and --resume contradict each other: --resume continues the run in the output "
-                             "directory, --overwrite replaces it; give one")
+        raise OutputDirError(
+            "--overwrite and --resume contradict each other: --resume continues the run in the output "
+            "directory, --overwrite replaces it; give one"
+        )
     if out.exists() and not out.is_dir():
         raise OutputDirError(f"--output-dir {out} is a file, not a directory")
     existing = out / "recipe.yaml"
     started = (out / "metrics.jsonl").exists() or (out / "checkpoints").exists()
     if started and not overwrite:
         if not resume:
-            raise OutputDirError(f"{out} already holds a run; use --resume auto to continue it, --overwrite to "
-                                 "replace it, or another --output-dir")
+            raise OutputDirError(
+                f"{out} already holds a run; use --resume auto to continue it, --overwrite to "
+                "replace it, or another --output-dir"
+            )
         from unisd.engine.trainer import RESUME_FREE
 
         # grad_accum may change with the number of processes (the checkpoint checks that the micro-batches
@@ -127,9 +138,11 @@ def prepare_output_dir(out: Path, recipe_text: str, *, resume: str | None, overw
         changes = stored_recipe_changes(out, recipe_text, ignore=("training.grad_accum", *RESUME_FREE))
         if changes and not allow_recipe_change:
             shown = "; ".join(f"{k}: {a!r} → {b!r}" for k, a, b in changes[:8]) + (" …" if len(changes) > 8 else "")
-            raise OutputDirError(f"--resume: the recipe differs from the one the run in {out} started with ({shown}; "
-                                 f"see {existing}); resume with the same recipe and overrides, or pass "
-                                 "--allow-recipe-change to continue it under the new one")
+            raise OutputDirError(
+                f"--resume: the recipe differs from the one the run in {out} started with ({shown}; "
+                f"see {existing}); resume with the same recipe and overrides, or pass "
+                "--allow-recipe-change to continue it under the new one"
+            )
     aside, created = None, not out.exists()
     if overwrite and out.exists() and any(out.iterdir()):
         aside = free_name(out, ".replaced")
@@ -179,9 +192,17 @@ def check_resume_path(resume: str | None) -> None:
     verify(path)
 
 
-def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: bool = False,
-          model=None, tokenizer=None, heldout_before: dict[str, Any] | None = None,
-          allow_recipe_change: bool = False) -> dict[str, Any]:
+def train(
+    recipe,
+    output_dir: Path,
+    *,
+    resume: str | None = None,
+    overwrite: bool = False,
+    model=None,
+    tokenizer=None,
+    heldout_before: dict[str, Any] | None = None,
+    allow_recipe_change: bool = False,
+) -> dict[str, Any]:
     """Train ``recipe`` into ``output_dir``; returns the summary (also written to summary.json).
 
     ``heldout_before``: the base model's held-out result on the same records and budget, computed once
@@ -198,11 +219,17 @@ def train(recipe, output_dir: Path, *, resume: str | None = None, overwrite: boo
         if processes.is_main_process:
             check_resume_path(resume)
             check_trackers(recipe.logging.report_to)  # before the directory is touched
-            undo = prepare_output_dir(output_dir, dump_recipe(recipe), resume=resume, overwrite=overwrite,
-                                      allow_recipe_change=allow_recipe_change)
+            undo = prepare_output_dir(
+                output_dir,
+                dump_recipe(recipe),
+                resume=resume,
+                overwrite=overwrite,
+                allow_recipe_change=allow_recipe_change,
+            )
         processes.wait_for_everyone()
-        trainer = Trainer(recipe, output_dir, resume=resume, model=model, tokenizer=tokenizer,
-                          allow_recipe_change=allow_recipe_change)
+        trainer = Trainer(
+            recipe, output_dir, resume=resume, model=model, tokenizer=tokenizer, allow_recipe_change=allow_recipe_change
+        )
         try:
             try:
                 trainer.setup()  # data, model, components: everything is validated before a run is replaced for good
@@ -237,11 +264,15 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
     probe = (lambda: check(None)["accuracy"]) if before is not None and recipe.evaluation.heldout_every else None
     t0 = time.time()
     result = trainer.train(heldout_probe=probe)
-    summary: dict[str, Any] = {"recipe": recipe.name, "steps": result.get("step"), "seconds": round(time.time() - t0, 1),
-                               "records": len(trainer.run.records),
-                               "records_loaded": trainer.records_loaded,
-                               "dropped_long_prompts": trainer.dropped_long_prompts,
-                               "rejected_records": _count_lines(output_dir / "rejects.jsonl")}
+    summary: dict[str, Any] = {
+        "recipe": recipe.name,
+        "steps": result.get("step"),
+        "seconds": round(time.time() - t0, 1),
+        "records": len(trainer.run.records),
+        "records_loaded": trainer.records_loaded,
+        "dropped_long_prompts": trainer.dropped_long_prompts,
+        "rejected_records": _count_lines(output_dir / "rejects.jsonl"),
+    }
     if "stopped_by_signal" in result:
         summary["stopped_by_signal"] = result["stopped_by_signal"]
         return summary
@@ -265,8 +296,12 @@ def _train(trainer, recipe, output_dir: Path) -> dict[str, Any]:
         summary["model"] = {k: str(v) for k, v in final.paths.items()}
         if before is not None:
             after = check("after", model=final.model)
-            summary["heldout"] = {"n": after["n"], "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
-                                  "split": recipe.evaluation.heldout_split}
+            summary["heldout"] = {
+                "n": after["n"],
+                "accuracy_before": before["accuracy"],
+                "accuracy_after": after["accuracy"],
+                "split": recipe.evaluation.heldout_split,
+            }
         if recipe.evaluation.tasks:
             summary["evaluation"] = _evaluate(trainer, final.model, output_dir)
         write_model_cards(output_dir / "final", recipe, summary)
@@ -296,9 +331,15 @@ class HeldoutCheck:
         adapter, records = self._records
         if when is not None:
             log.info("held-out check (%s training): %d %s records", when, len(records), recipe.evaluation.heldout_split)
-        result = recipe_heldout_accuracy(model if model is not None else unwrap(trainer.ddp_model), trainer.run.tokenizer,
-                                         adapter, records, recipe, device=trainer.accelerator.device,
-                                         when=when if trainer.accelerator.is_main_process else None)
+        result = recipe_heldout_accuracy(
+            model if model is not None else unwrap(trainer.ddp_model),
+            trainer.run.tokenizer,
+            adapter,
+            records,
+            recipe,
+            device=trainer.accelerator.device,
+            when=when if trainer.accelerator.is_main_process else None,
+        )
         if when is not None and trainer.accelerator.is_main_process:
             path.write_text(json.dumps(result, indent=2))
         return result
@@ -313,9 +354,19 @@ def _evaluate(trainer, model, output_dir: Path) -> dict[str, Any]:
     from unisd.evaluation.runner import evaluate_model
 
     e = trainer.recipe.evaluation
-    report = evaluate_model(model, trainer.run.tokenizer, e.tasks, limit=e.limit, data_dir=e.data_dir,
-                            output_dir=output_dir / "eval", batch_size=e.batch_size, seed=trainer.recipe.training.seed,
-                            max_gen_toks=e.max_gen_toks, mcqa_rule=e.mcqa_rule, model_name=str(output_dir))
+    report = evaluate_model(
+        model,
+        trainer.run.tokenizer,
+        e.tasks,
+        limit=e.limit,
+        data_dir=e.data_dir,
+        output_dir=output_dir / "eval",
+        batch_size=e.batch_size,
+        seed=trainer.recipe.training.seed,
+        max_gen_toks=e.max_gen_toks,
+        mcqa_rule=e.mcqa_rule,
+        model_name=str(output_dir),
+    )
     return report.get("summary", {})
 
 
@@ -327,13 +378,20 @@ def train_from_args(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     recipe = recipe_from_args(args)
     if args.resume == "auto" and not args.output_dir:
-        raise OutputDirError("--resume auto continues the run in --output-dir; name it (e.g. -o runs/demo-20261201-101500)")
+        raise OutputDirError(
+            "--resume auto continues the run in --output-dir; name it (e.g. -o runs/demo-20261201-101500)"
+        )
     check_resume_path(args.resume)  # before anything is written next to a mistyped path
     out = Path(args.output_dir) if args.output_dir else default_output_dir(recipe)
     if args.resume and args.resume != "auto" and not args.output_dir:
         out = Path(args.resume).resolve().parents[1]
-    summary = train(recipe, out, resume=args.resume, overwrite=args.overwrite,
-                    allow_recipe_change=getattr(args, "allow_recipe_change", False))
+    summary = train(
+        recipe,
+        out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        allow_recipe_change=getattr(args, "allow_recipe_change", False),
+    )
     if _processes().is_main_process:
         print_summary(summary, out)
     return 0
@@ -341,17 +399,24 @@ def train_from_args(args: argparse.Namespace) -> int:
 
 def print_summary(summary: dict[str, Any], out: Path) -> None:
     print(f"\nrun directory: {out}")
-    print(f"recipe {summary['recipe']}: {summary.get('steps')} steps on {summary.get('records')} records in {summary.get('seconds')} s")
+    print(
+        f"recipe {summary['recipe']}: {summary.get('steps')} steps on {summary.get('records')} records in {summary.get('seconds')} s"
+    )
     first, last = summary.get("first", {}), summary.get("last", {})
     for k in sorted(set(first) | set(last)):
-        print(f"  {k:<24} first step {first.get(k, float('nan')):>10.4f}   last step {last.get(k, float('nan')):>10.4f}")
+        print(
+            f"  {k:<24} first step {first.get(k, float('nan')):>10.4f}   last step {last.get(k, float('nan')):>10.4f}"
+        )
     h = summary.get("heldout")
     if h:
+
         def fmt(x):
             return "n/a" if x is None else f"{100 * x:.1f}%"
 
-        print(f"  held-out accuracy on {h['n']} {h['split']} records: before {fmt(h['accuracy_before'])}, "
-              f"after {fmt(h['accuracy_after'])}")
+        print(
+            f"  held-out accuracy on {h['n']} {h['split']} records: before {fmt(h['accuracy_before'])}, "
+            f"after {fmt(h['accuracy_after'])}"
+        )
     if summary.get("mechanisms"):
         from unisd.engine.activity import activity_lines
 

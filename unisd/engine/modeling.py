@@ -26,10 +26,18 @@ def build_student(model: torch.nn.Module, recipe) -> torch.nn.Module:
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [t for t in lora.target_modules if t not in present]
     if missing:
-        raise ValueError(f"lora.target_modules {missing} match no module of {type(model).__name__}; "
-                         f"module names include {sorted(present)[:30]}")
-    cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
-                     target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+        raise ValueError(
+            f"lora.target_modules {missing} match no module of {type(model).__name__}; "
+            f"module names include {sorted(present)[:30]}"
+        )
+    cfg = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        bias="none",
+        target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(model, cfg)
     if recipe.training.gradient_checkpointing:
         model.enable_input_require_grads()
@@ -87,8 +95,12 @@ def adapter_merged(model: torch.nn.Module) -> Iterator[bool]:
         return
     base = unwrap(model)
     layers = [m for m in base.modules() if isinstance(m, BaseTunerLayer)]
-    if (not layers or not hasattr(base, "disable_adapter") or any(type(m) is not LoraLinear for m in layers)
-            or any(m.disable_adapters for m in layers)):  # already running the base weights (SSD's sampler)
+    if (
+        not layers
+        or not hasattr(base, "disable_adapter")
+        or any(type(m) is not LoraLinear for m in layers)
+        or any(m.disable_adapters for m in layers)
+    ):  # already running the base weights (SSD's sampler)
         yield False
         return
     originals = []

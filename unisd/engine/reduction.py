@@ -5,8 +5,13 @@ from __future__ import annotations
 import torch
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor, token_weights: torch.Tensor | None = None,
-                sequence_weights: torch.Tensor | None = None, normalization: str = "sequence") -> torch.Tensor:
+def masked_mean(
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    token_weights: torch.Tensor | None = None,
+    sequence_weights: torch.Tensor | None = None,
+    normalization: str = "sequence",
+) -> torch.Tensor:
     """Reduce (B, T) ``values`` over ``mask``.
 
     ``"sequence"``: L_b = Σ_t m w v / max(1, Σ_t m w) (token weights act inside a sequence), then

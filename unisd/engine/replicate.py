@@ -45,8 +45,11 @@ class TaskSpec(StrictModel):
     heldout: int = Field(128, ge=1, description="held-out records scored per run")
     heldout_split: str = Field("test", description="the split they come from (never the one settings were chosen on)")
     set: list[str] = Field(default_factory=list, description="recipe overrides for this task's runs")
-    methods: list[str] | None = Field(None, description="the experiment's methods run on this task (names or grid "
-                                                        "labels; a gridded name keeps all its variants); default all")
+    methods: list[str] | None = Field(
+        None,
+        description="the experiment's methods run on this task (names or grid "
+        "labels; a gridded name keeps all its variants); default all",
+    )
 
     @field_validator("name")
     @classmethod
@@ -59,8 +62,11 @@ class TaskSpec(StrictModel):
 class RetentionSpec(StrictModel):
     """The paper's retention statistics against a reference method (spec §5.3)."""
 
-    reference: str | None = Field(None, description="the method every other is compared with, seed by seed (none: the "
-                                                    "statistics are kept per run, not compared)")
+    reference: str | None = Field(
+        None,
+        description="the method every other is compared with, seed by seed (none: the "
+        "statistics are kept per run, not compared)",
+    )
     records: int = Field(64, ge=1, description="held-out answers per run used (the first ones)")
 
 
@@ -82,17 +88,25 @@ class Experiment(StrictModel):
     description: str = ""
     seeds: list[int] = Field(min_length=1)
     methods: list[str] = Field(min_length=1, description="recipe names or files, or 'base' (no training)")
-    baselines: list[str] = Field(default_factory=list, description="the methods 'best baseline' is chosen from (per "
-                                                                  "task, by mean); none: no comparison with a best baseline")
+    baselines: list[str] = Field(
+        default_factory=list,
+        description="the methods 'best baseline' is chosen from (per "
+        "task, by mean); none: no comparison with a best baseline",
+    )
     tasks: list[TaskSpec] = Field(min_length=1)
     set: list[str] = Field(default_factory=list, description="recipe overrides for every run (the shared budget)")
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
-    forgetting: list[ProbeSpec] = Field(default_factory=list, description="capabilities no task trains: every run and "
-                                        "the base model are scored on them item by item (forgetting.json)")
+    forgetting: list[ProbeSpec] = Field(
+        default_factory=list,
+        description="capabilities no task trains: every run and "
+        "the base model are scored on them item by item (forgetting.json)",
+    )
     quick: QuickSpec = Field(default_factory=QuickSpec)
     grid: dict[str, dict[str, list[Any]]] = Field(
-        default_factory=dict, description="method → {recipe field: [values]}: the method is trained once per combination "
-        "of values, each its own row labelled method[field=value,…] (to choose a setting on a validation split)")
+        default_factory=dict,
+        description="method → {recipe field: [values]}: the method is trained once per combination "
+        "of values, each its own row labelled method[field=value,…] (to choose a setting on a validation split)",
+    )
 
     @field_validator("methods", "seeds")
     @classmethod
@@ -110,7 +124,9 @@ class Experiment(StrictModel):
                 raise ValueError("'base' trains nothing: it has no settings to grid")
             empty = [k for k, values in axes.items() if not values]
             if not axes or empty:
-                raise ValueError(f"{method}: every field needs at least one value ({', '.join(empty) or 'no field given'})")
+                raise ValueError(
+                    f"{method}: every field needs at least one value ({', '.join(empty) or 'no field given'})"
+                )
         return v
 
     @model_validator(mode="after")
@@ -151,14 +167,18 @@ class Experiment(StrictModel):
         for task in self.tasks:
             unknown = [m for m in task.methods or () if m not in known]
             if unknown:
-                raise ValueError(f"task {task.name!r}: methods {', '.join(unknown)} are not among the experiment's methods")
+                raise ValueError(
+                    f"task {task.name!r}: methods {', '.join(unknown)} are not among the experiment's methods"
+                )
         return self
 
     def only_tasks(self, names: list[str]) -> Experiment:
         unknown = [n for n in names if n not in {t.name for t in self.tasks}]
         if unknown:
-            raise UserError(f"experiment {self.name!r} has no task {', '.join(map(repr, unknown))} "
-                            f"(its tasks: {', '.join(t.name for t in self.tasks)})")
+            raise UserError(
+                f"experiment {self.name!r} has no task {', '.join(map(repr, unknown))} "
+                f"(its tasks: {', '.join(t.name for t in self.tasks)})"
+            )
         return self.model_copy(update={"tasks": [t for t in self.tasks if t.name in names]})
 
     def quickened(self) -> Experiment:
@@ -166,9 +186,20 @@ class Experiment(StrictModel):
         tasks = [t for t in self.tasks if q.tasks is None or t.name in q.tasks]
         if q.heldout:
             tasks = [t.model_copy(update={"heldout": q.heldout}) for t in tasks]
-        retention = self.retention.model_copy(update={"records": q.retention_records}) if q.retention_records else self.retention
-        return self.model_copy(update={"seeds": q.seeds or self.seeds, "methods": q.methods or self.methods, "tasks": tasks,
-                                       "set": [*self.set, *q.set], "retention": retention})
+        retention = (
+            self.retention.model_copy(update={"records": q.retention_records})
+            if q.retention_records
+            else self.retention
+        )
+        return self.model_copy(
+            update={
+                "seeds": q.seeds or self.seeds,
+                "methods": q.methods or self.methods,
+                "tasks": tasks,
+                "set": [*self.set, *q.set],
+                "retention": retention,
+            }
+        )
 
 
 class ExperimentError(UserError, ValueError):
@@ -213,17 +244,32 @@ def plan(exp: Experiment) -> list[dict[str, Any]]:
             if method == BASE:
                 continue
             for seed in exp.seeds:
-                overrides = [*exp.set, *task.set, *variant, f"training.seed={seed}", f"evaluation.heldout={task.heldout}",
-                             f"evaluation.heldout_split={task.heldout_split}"]
+                overrides = [
+                    *exp.set,
+                    *task.set,
+                    *variant,
+                    f"training.seed={seed}",
+                    f"evaluation.heldout={task.heldout}",
+                    f"evaluation.heldout_split={task.heldout_split}",
+                ]
                 try:
                     recipe = load_recipe(method, overrides, data={"dataset": task.data})
                 except RecipeError as exc:
                     raise UserError(f"experiment: task {task.name!r}, method {label!r}: {exc}") from None
-                runs.append({"task": task.name, "method": label, "seed": seed, "recipe": recipe,
-                             "build": (method, overrides, {"dataset": task.data}),
-                             "dir": Path(task.name) / _folder(label) / f"s{seed}"})
+                runs.append(
+                    {
+                        "task": task.name,
+                        "method": label,
+                        "seed": seed,
+                        "recipe": recipe,
+                        "build": (method, overrides, {"dataset": task.data}),
+                        "dir": Path(task.name) / _folder(label) / f"s{seed}",
+                    }
+                )
     if not runs:
-        raise UserError("experiment: no method to train (besides 'base'); the base score comes from the trained runs' 'before' check")
+        raise UserError(
+            "experiment: no method to train (besides 'base'); the base score comes from the trained runs' 'before' check"
+        )
     return runs
 
 
@@ -277,19 +323,29 @@ def run_replication(exp: Experiment, out: Path, *, progress: bool = True, worker
         return _replicate(exp, runs, out, progress=progress, workers=workers)
 
 
-def _replicate(exp: Experiment, runs: list[dict[str, Any]], out: Path, *, progress: bool, workers: int) -> dict[str, Any]:
+def _replicate(
+    exp: Experiment, runs: list[dict[str, Any]], out: Path, *, progress: bool, workers: int
+) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
-    bases = {task.name: _base_heldout(next(r["recipe"] for r in runs if r["task"] == task.name), out / task.name / "base")
-             for task in exp.tasks}
+    bases = {
+        task.name: _base_heldout(next(r["recipe"] for r in runs if r["task"] == task.name), out / task.name / "base")
+        for task in exp.tasks
+    }
     model = runs[0]["recipe"].model.name_or_path
     if exp.forgetting:
         _base_forgetting(model, exp.forgetting, out)
     outputs = ("summary.json", "retention.json", *(("forgetting.json",) if exp.forgetting else ()))
     todo = [r for r in runs if not all((out / r["dir"] / f).is_file() for f in outputs)]
-    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=f"replicate {exp.name}", unit="run",
-               disable=not progress, position=0)
+    bar = tqdm(
+        total=len(runs),
+        initial=len(runs) - len(todo),
+        desc=f"replicate {exp.name}",
+        unit="run",
+        disable=not progress,
+        position=0,
+    )
     jobs = [(r["build"], str(out / r["dir"]), bases[r["task"]], exp.retention.records, exp.forgetting) for r in todo]
     if workers <= 1 or len(jobs) <= 1:
         for r, job in zip(todo, jobs, strict=True):
@@ -316,8 +372,10 @@ def check_same_runs(runs: list[dict[str, Any]], out: Path) -> None:
     differ = [str(r["dir"]) for r in runs if stored_recipe_differs(out / r["dir"], dump_recipe(r["recipe"]))]
     if differ:
         more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
-        raise UserError(f"{out} holds runs of other settings than this experiment's ({', '.join(differ[:3])}{more}: their "
-                        "recipe.yaml differs); replicate into another --output-dir, or move that one away")
+        raise UserError(
+            f"{out} holds runs of other settings than this experiment's ({', '.join(differ[:3])}{more}: their "
+            "recipe.yaml differs); replicate into another --output-dir, or move that one away"
+        )
 
 
 def _base_forgetting(model: str, probes: list[ProbeSpec], out: Path) -> dict[str, Any]:
@@ -335,8 +393,12 @@ def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
 
     path = folder / "heldout.json"
     adapter, records = heldout_records(recipe, get_host().registries)
-    key = {"model": recipe.model.name_or_path, "ids": [r["id"] for r in records], "max_new_tokens": heldout_max_new_tokens(recipe),
-           "mcqa_rule": recipe.evaluation.mcqa_rule}
+    key = {
+        "model": recipe.model.name_or_path,
+        "ids": [r["id"] for r in records],
+        "max_new_tokens": heldout_max_new_tokens(recipe),
+        "mcqa_rule": recipe.evaluation.mcqa_rule,
+    }
     if path.is_file():
         cached = json.loads(path.read_text())
         if cached.get("key") == key:
@@ -349,8 +411,14 @@ def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
     return result
 
 
-def _run_one(build, run_dir: str, base: dict[str, Any], retention_records: int, probes: list[ProbeSpec] = (),
-             cache: dict[str, Any] | None = None) -> None:
+def _run_one(
+    build,
+    run_dir: str,
+    base: dict[str, Any],
+    retention_records: int,
+    probes: list[ProbeSpec] = (),
+    cache: dict[str, Any] | None = None,
+) -> None:
     """Train (or resume, or reuse) one run, then its retention statistics and forgetting probes."""
     from unisd.engine.launch import train
     from unisd.recipe import load_recipe
@@ -368,8 +436,12 @@ def _run_one(build, run_dir: str, base: dict[str, Any], retention_records: int, 
     if probes and not (run_dir / "forgetting.json").is_file():
         from unisd.evaluation.loading import load_for_eval
 
-        score_probes(lambda: load_for_eval(str(run_dir)), list(probes), run_dir / "forgetting.json",
-                     model_name=recipe.model.name_or_path)
+        score_probes(
+            lambda: load_for_eval(str(run_dir)),
+            list(probes),
+            run_dir / "forgetting.json",
+            model_name=recipe.model.name_or_path,
+        )
 
 
 _MODELS: dict[str, Any] = {}  # the base model for retention scoring, kept per process
@@ -397,8 +469,12 @@ def _run_parallel(todo: list[dict[str, Any]], jobs: list[tuple], workers: int, b
     threads = max(1, torch.get_num_threads() // workers)
     ctx = mp.get_context("spawn")
     # read by the children when they import torch
-    with patched_environ({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}), \
-            ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, ctx.Value("i", 0))) as pool:
+    with (
+        patched_environ({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}),
+        ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, ctx.Value("i", 0))
+        ) as pool,
+    ):
         futures = {pool.submit(_run_one, *job): r for r, job in zip(todo, jobs, strict=True)}
         pending = set(futures)
         while pending:
@@ -408,8 +484,10 @@ def _run_parallel(todo: list[dict[str, Any]], jobs: list[tuple], workers: int, b
                 if f.exception() is not None:
                     for p in pending:
                         p.cancel()
-                    raise UserError(f"replicate: run {r['dir']} failed: {f.exception()} (finished runs are kept; "
-                                    "run the same command again to resume)") from f.exception()
+                    raise UserError(
+                        f"replicate: run {r['dir']} failed: {f.exception()} (finished runs are kept; "
+                        "run the same command again to resume)"
+                    ) from f.exception()
                 bar.set_postfix_str(f"done {r['task']}/{r['method']}/s{r['seed']}")
                 bar.update(1)
 
@@ -428,8 +506,12 @@ def _retention(run_dir: Path, recipe, records: int, cache: dict[str, Any]) -> No
     base, tok = cache[key]
     trained, _ = load_for_eval(str(run_dir))
     scored = score_completions(base, tok, prompts, [a["answer"] for a in answers], other=trained, batch_size=8)
-    (run_dir / "retention.json").write_text(json.dumps({
-        "ids": [a["id"] for a in answers], "base_logp_of_model_completion": scored.mean_logp, "jsd": scored.jsd}, indent=2))
+    (run_dir / "retention.json").write_text(
+        json.dumps(
+            {"ids": [a["id"] for a in answers], "base_logp_of_model_completion": scored.mean_logp, "jsd": scored.jsd},
+            indent=2,
+        )
+    )
 
 
 def _heldout_prompts(recipe, ids: list[str]) -> list[str]:
@@ -469,18 +551,29 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
                 summary = json.loads((run_dir / "summary.json").read_text())
                 h = summary["heldout"]
                 ret = json.loads((run_dir / "retention.json").read_text())
-                per_seed[seed] = {"before": h["accuracy_before"], "after": h["accuracy_after"], "n": h["n"],
-                                  "curve": heldout_curve(run_dir), "jsd": ret["jsd"],
-                                  "base_logp": ret["base_logp_of_model_completion"], "step_s": step_seconds(run_dir),
-                                  "activity": mechanism_report(run_dir)}  # recomputed: as today's code summarises
+                per_seed[seed] = {
+                    "before": h["accuracy_before"],
+                    "after": h["accuracy_after"],
+                    "n": h["n"],
+                    "curve": heldout_curve(run_dir),
+                    "jsd": ret["jsd"],
+                    "base_logp": ret["base_logp_of_model_completion"],
+                    "step_s": step_seconds(run_dir),
+                    "activity": mechanism_report(run_dir),
+                }  # recomputed: as today's code summarises
                 before_any = h["accuracy_before"] if before_any is None else before_any
-            t["methods"][method] = {"per_seed": per_seed,
-                                    "activity": merge_runs([v["activity"] for v in per_seed.values()])}
+            t["methods"][method] = {
+                "per_seed": per_seed,
+                "activity": merge_runs([v["activity"] for v in per_seed.values()]),
+            }
             if base_probes:
-                runs = [json.loads((out / task.name / _folder(method) / f"s{s}" / "forgetting.json").read_text())
-                        for s in exp.seeds]
-                t["methods"][method]["forgetting"] = {p.name: paired_change(base_probes[p.name], [r[p.name] for r in runs])
-                                                      for p in exp.forgetting}
+                runs = [
+                    json.loads((out / task.name / _folder(method) / f"s{s}" / "forgetting.json").read_text())
+                    for s in exp.seeds
+                ]
+                t["methods"][method]["forgetting"] = {
+                    p.name: paired_change(base_probes[p.name], [r[p.name] for r in runs]) for p in exp.forgetting
+                }
         t["base"] = before_any
         base_file = out / task.name / "base" / "heldout.json"
         if base_file.is_file():  # the fixed held-out items every run of the task is scored on
@@ -495,8 +588,11 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
             secs = [v["step_s"] for v in m["per_seed"].values() if not math.isnan(v.get("step_s", math.nan))]
             m["step_s"] = sum(secs) / len(secs) if secs else None
         # a gridded baseline competes with each of its variants
-        present = [label for label, method, _ in exp.task_variants(task)
-                   if (method in exp.baselines or _name(method) in exp.baselines) and label in t["methods"]]
+        present = [
+            label
+            for label, method, _ in exp.task_variants(task)
+            if (method in exp.baselines or _name(method) in exp.baselines) and label in t["methods"]
+        ]
         best = max(present, key=lambda b: t["methods"][b]["mean"]) if present else None
         t["best_baseline"] = best
         ref = exp.retention.reference if exp.retention.reference in t["methods"] else None
@@ -505,10 +601,21 @@ def collect(exp: Experiment, out: Path) -> dict[str, Any]:
                 diffs = [m["per_seed"][s]["after"] - t["methods"][best]["per_seed"][s]["after"] for s in exp.seeds]
                 m["vs_best_baseline"] = dict(zip(("mean", "ci"), mean_ci(diffs), strict=True))
             if ref is not None and name not in (ref, BASE):
-                jl = [_pct_pairs(m["per_seed"][s]["jsd"], t["methods"][ref]["per_seed"][s]["jsd"], lambda x, y: x < y) for s in exp.seeds]
-                bl = [_pct_pairs(m["per_seed"][s]["base_logp"], t["methods"][ref]["per_seed"][s]["base_logp"], lambda x, y: x > y)
-                      for s in exp.seeds]
-                m["retention_vs_reference"] = {"reference": ref, "jsd_lower": mean_ci(jl)[0], "base_logp_higher": mean_ci(bl)[0]}
+                jl = [
+                    _pct_pairs(m["per_seed"][s]["jsd"], t["methods"][ref]["per_seed"][s]["jsd"], lambda x, y: x < y)
+                    for s in exp.seeds
+                ]
+                bl = [
+                    _pct_pairs(
+                        m["per_seed"][s]["base_logp"], t["methods"][ref]["per_seed"][s]["base_logp"], lambda x, y: x > y
+                    )
+                    for s in exp.seeds
+                ]
+                m["retention_vs_reference"] = {
+                    "reference": ref,
+                    "jsd_lower": mean_ci(jl)[0],
+                    "base_logp_higher": mean_ci(bl)[0],
+                }
         res["tasks"][task.name] = t
     return res
 
@@ -525,8 +632,10 @@ def _change_cell(c: dict[str, Any]) -> str:
     if not c.get("n"):
         return "–"
     lo, hi = c["bootstrap"]
-    return (f"{100 * c['before']:.1f} → {100 * c['after']:.1f}: {_cell(c['change'], c['change_ci'], True)} "
-            f"[{100 * lo:+.1f}, {100 * hi:+.1f}]")
+    return (
+        f"{100 * c['before']:.1f} → {100 * c['after']:.1f}: {_cell(c['change'], c['change_ci'], True)} "
+        f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    )
 
 
 def table_markdown(exp: Experiment, res: dict[str, Any]) -> str:
@@ -534,17 +643,31 @@ def table_markdown(exp: Experiment, res: dict[str, Any]) -> str:
     from unisd.engine.activity import merged_cells
 
     tasks = list(res["tasks"])
-    lines = [f"# {exp.name}", "", f"Seeds {exp.seeds}; accuracy (%) on each task's held-out split, mean ± 95% CI "
-             "(Student t over seeds).", "", "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    lines = [
+        f"# {exp.name}",
+        "",
+        f"Seeds {exp.seeds}; accuracy (%) on each task's held-out split, mean ± 95% CI (Student t over seeds).",
+        "",
+        "| method | " + " | ".join(tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+    ]
     methods = list(dict.fromkeys(m for t in res["tasks"].values() for m in t["methods"]))
     for m in methods:
-        cells = [_cell(res["tasks"][t]["methods"][m]["mean"], res["tasks"][t]["methods"][m]["ci"]) if m in res["tasks"][t]["methods"]
-                 else "–" for t in tasks]
+        cells = [
+            _cell(res["tasks"][t]["methods"][m]["mean"], res["tasks"][t]["methods"][m]["ci"])
+            if m in res["tasks"][t]["methods"]
+            else "–"
+            for t in tasks
+        ]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", "Paired differences in points (same seed), mean ± 95% CI: vs the base model | vs the best baseline "
-              "(" + ", ".join(f"{t}: {res['tasks'][t]['best_baseline']}" for t in tasks) + ").", "",
-              "| method | " + " | ".join(f"{t} vs base | {t} vs best baseline" for t in tasks) + " |",
-              "|---|" + "---|---|" * len(tasks)]
+    lines += [
+        "",
+        "Paired differences in points (same seed), mean ± 95% CI: vs the base model | vs the best baseline "
+        "(" + ", ".join(f"{t}: {res['tasks'][t]['best_baseline']}" for t in tasks) + ").",
+        "",
+        "| method | " + " | ".join(f"{t} vs base | {t} vs best baseline" for t in tasks) + " |",
+        "|---|" + "---|---|" * len(tasks),
+    ]
     for m in methods:
         cells = []
         for t in tasks:
@@ -553,11 +676,19 @@ def table_markdown(exp: Experiment, res: dict[str, Any]) -> str:
             cells += [_cell(vb.get("mean"), vb.get("ci"), True), _cell(vbb.get("mean"), vbb.get("ci"), True)]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     ref = exp.retention.reference
-    lines += [] if ref is None else ["", f"Retention against `{ref}` (per sample, same seed, mean over seeds): share of held-out samples whose "
-              f"JSD to the base model is lower than {ref}'s (paper: 70.3%) | share where the base model gives the "
-              f"method's completion a higher log-probability than {ref}'s (paper: 60.6%).", "",
-              "| method | " + " | ".join(f"{t} JSD lower | {t} base log-p higher" for t in tasks) + " |",
-              "|---|" + "---|---|" * len(tasks)]
+    lines += (
+        []
+        if ref is None
+        else [
+            "",
+            f"Retention against `{ref}` (per sample, same seed, mean over seeds): share of held-out samples whose "
+            f"JSD to the base model is lower than {ref}'s (paper: 70.3%) | share where the base model gives the "
+            f"method's completion a higher log-probability than {ref}'s (paper: 60.6%).",
+            "",
+            "| method | " + " | ".join(f"{t} JSD lower | {t} base log-p higher" for t in tasks) + " |",
+            "|---|" + "---|---|" * len(tasks),
+        ]
+    )
     for m in methods:
         cells = []
         for t in tasks:
@@ -567,32 +698,51 @@ def table_markdown(exp: Experiment, res: dict[str, Any]) -> str:
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
     if res.get("forgetting_base"):
         probes = list(res["forgetting_base"])
-        lines += ["", "Forgetting: accuracy (%) on capabilities no task trains, the base model → after training (mean over "
-                  "seeds), and the change in points ± 95% CI over seeds [paired bootstrap over items]; beside it the "
-                  "method's gain on the task it trained on.", "",
-                  "| task | method | gain on the task | " + " | ".join(probes) + " |", "|---|---|---|" + "---|" * len(probes)]
+        lines += [
+            "",
+            "Forgetting: accuracy (%) on capabilities no task trains, the base model → after training (mean over "
+            "seeds), and the change in points ± 95% CI over seeds [paired bootstrap over items]; beside it the "
+            "method's gain on the task it trained on.",
+            "",
+            "| task | method | gain on the task | " + " | ".join(probes) + " |",
+            "|---|---|---|" + "---|" * len(probes),
+        ]
         for t in tasks:
             for m in methods:
                 e = res["tasks"][t]["methods"].get(m, {})
                 if "forgetting" not in e:
                     continue
                 gain = _cell(e["vs_base"]["mean"], e["vs_base"]["ci"], True)
-                lines.append(f"| {t} | {m} | {gain} | " + " | ".join(_change_cell(e["forgetting"][p]) for p in probes) + " |")
-    lines += ["", "Cost: seconds per optimizer step (median over a run's steps without diagnostics, mean over seeds; runs "
-              "that shared the machine, side by side) and its ratio to the fastest method of the task.", "",
-              "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+                lines.append(
+                    f"| {t} | {m} | {gain} | " + " | ".join(_change_cell(e["forgetting"][p]) for p in probes) + " |"
+                )
+    lines += [
+        "",
+        "Cost: seconds per optimizer step (median over a run's steps without diagnostics, mean over seeds; runs "
+        "that shared the machine, side by side) and its ratio to the fastest method of the task.",
+        "",
+        "| method | " + " | ".join(tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+    ]
     for m in methods:
         cells = []
         for t in tasks:
             sec = res["tasks"][t]["methods"].get(m, {}).get("step_s")
-            fastest = min((v["step_s"] for v in res["tasks"][t]["methods"].values() if v.get("step_s") is not None), default=None)
+            fastest = min(
+                (v["step_s"] for v in res["tasks"][t]["methods"].values() if v.get("step_s") is not None), default=None
+            )
             cells.append("–" if sec is None or math.isnan(sec) else f"{sec:.1f} s ({sec / fastest:.2f}×)")
         if any(c != "–" for c in cells):
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", "Mechanism activity: each component's activity metrics (mean over seeds of each run's mean over its logged "
-              "steps), its term's share of the gradient norm, and in how many seeds it was active, weak or inert (with "
-              "the reason). `mechanisms_<task>.png` shows them over steps.", "",
-              "| task | method | component | metrics | grad share | status |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Mechanism activity: each component's activity metrics (mean over seeds of each run's mean over its logged "
+        "steps), its term's share of the gradient norm, and in how many seeds it was active, weak or inert (with "
+        "the reason). `mechanisms_<task>.png` shows them over steps.",
+        "",
+        "| task | method | component | metrics | grad share | status |",
+        "|---|---|---|---|---|---|",
+    ]
     for t in tasks:
         for m in methods:
             for a in res["tasks"][t]["methods"].get(m, {}).get("activity", []):
@@ -643,14 +793,21 @@ def plot_results(exp: Experiment, res: dict[str, Any], out: Path) -> None:
     for t in tasks:
         curves, keys = {}, []
         for m, e in res["tasks"][t]["methods"].items():
-            histories = [read_metrics(f) for s in e["per_seed"]
-                         if (f := out / t / _folder(m) / f"s{s}" / "metrics.jsonl").is_file()]
+            histories = [
+                read_metrics(f)
+                for s in e["per_seed"]
+                if (f := out / t / _folder(m) / f"s{s}" / "metrics.jsonl").is_file()
+            ]
             if histories and e.get("activity"):
                 curves[m] = mean_rows(histories)
                 keys += activity_keys(e["activity"])
         if curves:
-            plot_activity(curves, list(dict.fromkeys(keys)), out / f"mechanisms_{t}.png",
-                          title=f"{t}: mechanism activity over steps (mean over seeds)")
+            plot_activity(
+                curves,
+                list(dict.fromkeys(keys)),
+                out / f"mechanisms_{t}.png",
+                title=f"{t}: mechanism activity over steps (mean over seeds)",
+            )
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, t in zip(axes[0], tasks, strict=False):

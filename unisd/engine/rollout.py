@@ -23,8 +23,14 @@ def sample(backend, model, tokenizer, prompt: Tokenized, gen_cfg, *, use_base: b
     ctx = adapter_disabled(model) if use_base else nullcontext()
     try:
         with torch.no_grad(), ctx:
-            ids = backend.generate(model, prompt.ids, prompt.mask, gen_cfg, eos_token_ids=eos_ids(tokenizer, model),
-                                   pad_token_id=pad_token_id(tokenizer))
+            ids = backend.generate(
+                model,
+                prompt.ids,
+                prompt.mask,
+                gen_cfg,
+                eos_token_ids=eos_ids(tokenizer, model),
+                pad_token_id=pad_token_id(tokenizer),
+            )
     finally:
         model.train(was_training)
     present, truncated = completion_mask_from_ids(ids, eos_ids(tokenizer, model))
@@ -34,8 +40,9 @@ def sample(backend, model, tokenizer, prompt: Tokenized, gen_cfg, *, use_base: b
     return Rollout(ids, present, loss_mask, truncated)
 
 
-def sample_together(backend, model, tokenizer, prompts: list[Tokenized], gen_cfg, *, use_base: bool = False,
-                    max_rows: int | None = None) -> list[Rollout]:
+def sample_together(
+    backend, model, tokenizer, prompts: list[Tokenized], gen_cfg, *, use_base: bool = False, max_rows: int | None = None
+) -> list[Rollout]:
     """One completion per row of each batch in ``prompts``, sampled in as few generation calls as
     ``max_rows`` allows, returned per batch in the form :func:`sample` gives.
 
@@ -50,20 +57,26 @@ def sample_together(backend, model, tokenizer, prompts: list[Tokenized], gen_cfg
     seqs: list[list[int]] = [[] for _ in range(n)]
     truncated = torch.zeros(n, dtype=torch.bool)
     for start in range(0, n, cap):
-        part = order[start:start + cap]
+        part = order[start : start + cap]
         joint = pad_left([rows[i] for i in part], pad)
-        roll = sample(backend, model, tokenizer, Tokenized(joint.ids.to(device), joint.mask.to(device)), gen_cfg,
-                      use_base=use_base)
+        roll = sample(
+            backend,
+            model,
+            tokenizer,
+            Tokenized(joint.ids.to(device), joint.mask.to(device)),
+            gen_cfg,
+            use_base=use_base,
+        )
         for k, i in enumerate(part):
             seqs[i] = roll.ids[k][roll.present[k] > 0].tolist()
             truncated[i] = bool(roll.truncated[k])
     out, at = [], 0
     for p in prompts:
         b = p.ids.shape[0]
-        ids, present = pad_right(seqs[at:at + b], pad)
+        ids, present = pad_right(seqs[at : at + b], pad)
         loss_mask = present.clone()
         if gen_cfg.mask_truncated:
-            loss_mask[truncated[at:at + b]] = 0.0
-        out.append(Rollout(ids.to(device), present.to(device), loss_mask.to(device), truncated[at:at + b].clone()))
+            loss_mask[truncated[at : at + b]] = 0.0
+        out.append(Rollout(ids.to(device), present.to(device), loss_mask.to(device), truncated[at : at + b].clone()))
         at += b
     return out

@@ -47,8 +47,14 @@ def capture_features(model: torch.nn.Module, layers: Sequence[str]) -> Iterator[
                 module = base.get_submodule(path)
             except AttributeError:
                 names = [n for n, _ in base.named_modules() if n][:40]
-                raise ValueError(f"feature layer {path!r} is not a module path of {type(base).__name__}; e.g. {names[-5:]}") from None
-            handles.append(module.register_forward_hook(lambda m, a, out, p=path: captured.__setitem__(p, out[0] if isinstance(out, tuple) else out)))
+                raise ValueError(
+                    f"feature layer {path!r} is not a module path of {type(base).__name__}; e.g. {names[-5:]}"
+                ) from None
+            handles.append(
+                module.register_forward_hook(
+                    lambda m, a, out, p=path: captured.__setitem__(p, out[0] if isinstance(out, tuple) else out)
+                )
+            )
     try:
         yield captured
     finally:
@@ -76,8 +82,10 @@ def capture_head_input(model: torch.nn.Module) -> Iterator[dict[str, Any]]:
     def on_head(module, args, out):
         captured["head"] = (module.weight, module.bias)
 
-    handles = [base.get_decoder().register_forward_hook(on_decoder),
-               base.get_output_embeddings().register_forward_hook(on_head)]
+    handles = [
+        base.get_decoder().register_forward_hook(on_decoder),
+        base.get_output_embeddings().register_forward_hook(on_head),
+    ]
     try:
         yield captured
     finally:
@@ -135,10 +143,21 @@ def score(
             start = prompt.ids.shape[1] - int(prompt.lengths[rows].max())  # the group's left padding ends here
             c_len = max(int(completion_lengths[rows].max()), 1)
             sub_prompt = Tokenized(prompt.ids[rows, start:], prompt.mask[rows, start:])
-            parts.append(score(forward, model_for_hooks, sub_prompt, completion_ids[rows, :c_len],
-                               completion_mask[rows, :c_len], temperature=temperature, full_logprobs=full_logprobs,
-                               feature_layers=feature_layers, logit_chunk=logit_chunk, keep_hidden=keep_hidden,
-                               prefix=prefix))
+            parts.append(
+                score(
+                    forward,
+                    model_for_hooks,
+                    sub_prompt,
+                    completion_ids[rows, :c_len],
+                    completion_mask[rows, :c_len],
+                    temperature=temperature,
+                    full_logprobs=full_logprobs,
+                    feature_layers=feature_layers,
+                    logit_chunk=logit_chunk,
+                    keep_hidden=keep_hidden,
+                    prefix=prefix,
+                )
+            )
         return _in_row_order(parts, groups, completion_ids.shape[1])
     device = completion_ids.device
     P, T = prompt.ids.shape[1], completion_ids.shape[1]
@@ -162,7 +181,7 @@ def score(
         return Scores(token_logps=token_logps, features=features)
     with capture_features(model_for_hooks, feature_layers) as feats:
         out = _forward(forward, input_ids, attn, T + 1, prefix)
-    logits = out.logits[:, -(T + 1):-1, :].float()
+    logits = out.logits[:, -(T + 1) : -1, :].float()
     logprobs = torch.log_softmax(logits / temperature, dim=-1)
     token_logps = logprobs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
     features = {name: _align(f, P, T) for name, f in feats.items()}
@@ -170,14 +189,30 @@ def score(
     return Scores(token_logps=token_logps, logprobs=logprobs if keep else None, features=features)
 
 
-def _forward(forward: Callable[..., Any], input_ids: torch.Tensor, attn: torch.Tensor, logits_to_keep: int,
-             prefix: SharedPrefix | None) -> Any:
+def _forward(
+    forward: Callable[..., Any],
+    input_ids: torch.Tensor,
+    attn: torch.Tensor,
+    logits_to_keep: int,
+    prefix: SharedPrefix | None,
+) -> Any:
     if prefix is None:
-        return forward(input_ids=input_ids, attention_mask=attn, position_ids=position_ids_from_mask(attn),
-                       logits_to_keep=logits_to_keep, use_cache=False)
+        return forward(
+            input_ids=input_ids,
+            attention_mask=attn,
+            position_ids=position_ids_from_mask(attn),
+            logits_to_keep=logits_to_keep,
+            use_cache=False,
+        )
     full = torch.cat([attn.new_ones(attn.shape[0], prefix.length), attn], dim=1)
-    return forward(input_ids=input_ids, attention_mask=full, position_ids=position_ids_from_mask(full)[:, prefix.length:],
-                   logits_to_keep=logits_to_keep, use_cache=True, **{prefix.cache_arg: prefix.cache_for(attn.shape[0])})
+    return forward(
+        input_ids=input_ids,
+        attention_mask=full,
+        position_ids=position_ids_from_mask(full)[:, prefix.length :],
+        logits_to_keep=logits_to_keep,
+        use_cache=True,
+        **{prefix.cache_arg: prefix.cache_for(attn.shape[0])},
+    )
 
 
 @dataclass
@@ -191,8 +226,9 @@ class SharedPrefix:
     rest: Tokenized
 
     @classmethod
-    def of(cls, forward: Callable[..., Any], model_for_hooks: torch.nn.Module, prompt: Tokenized,
-           min_length: int) -> SharedPrefix | None:
+    def of(
+        cls, forward: Callable[..., Any], model_for_hooks: torch.nn.Module, prompt: Tokenized, min_length: int
+    ) -> SharedPrefix | None:
         """The rows' shared prefix, run through ``forward``; None when it is shorter than
         ``min_length`` tokens. Every row keeps one prompt token at least (its last position
         predicts the first completion token)."""
@@ -218,8 +254,9 @@ class SharedPrefix:
         # what follows the prefix, still left-padded: the last columns, with each row's prefix masked
         width = int(lengths.max()) - length
         start = P - width
-        rest_mask = mask[:, start:] * ((start + torch.arange(width, device=mask.device)).unsqueeze(0)
-                                       >= (P - lengths + length).unsqueeze(1))
+        rest_mask = mask[:, start:] * (
+            (start + torch.arange(width, device=mask.device)).unsqueeze(0) >= (P - lengths + length).unsqueeze(1)
+        )
         return cls(length, cache, cache_arg, Tokenized(ids[:, start:], rest_mask.to(mask.dtype)))
 
     def cache_for(self, rows: int) -> Any:
@@ -236,7 +273,9 @@ def _cache_keyword(model_type: type) -> str:
     return "cache" if "cache" in inspect.signature(model_type.forward).parameters else "past_key_values"
 
 
-def length_groups(prompt_lengths: torch.Tensor, completion_lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
+def length_groups(
+    prompt_lengths: torch.Tensor, completion_lengths: torch.Tensor, max_tokens: int
+) -> list[torch.Tensor]:
     """Row indices in groups: rows sorted by prompt length (longest first), each group as many rows
     as fit ``max_tokens`` padded tokens (rows × (longest prompt + longest completion)); one row at
     least per group."""
@@ -278,5 +317,5 @@ def _align(feature: torch.Tensor, P: int, T: int) -> torch.Tensor:
     if L == T + 1:  # already cut by logits_to_keep (LM-head input)
         return feature[:, :-1]
     if L == P + T:
-        return feature[:, P - 1: P + T - 1]
+        return feature[:, P - 1 : P + T - 1]
     raise ValueError(f"captured feature has sequence length {L}, expected {P + T} or {T + 1}")

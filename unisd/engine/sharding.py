@@ -27,15 +27,19 @@ def strategy_of(recipe, accelerator) -> str:
     ``fully_shard`` itself (the same path as on CPU, where accelerate refuses FSDP)."""
     kind = str(accelerator.distributed_type).rsplit(".", 1)[-1]
     if kind in ("DEEPSPEED", "MEGATRON_LM"):
-        raise UserError(f"accelerate is configured for {kind}, which UniSD does not support (untested here); use "
-                        "distributed.strategy: fsdp2 for sharded training, or DDP (accelerate's MULTI_GPU / MULTI_CPU)")
+        raise UserError(
+            f"accelerate is configured for {kind}, which UniSD does not support (untested here); use "
+            "distributed.strategy: fsdp2 for sharded training, or DDP (accelerate's MULTI_GPU / MULTI_CPU)"
+        )
     if kind == "FSDP":
         plugin = getattr(accelerator.state, "fsdp_plugin", None)
         version = int(getattr(plugin, "fsdp_version", 1) or 1)
         if version != 2:
-            raise UserError("accelerate is configured for FSDP version 1; UniSD shards with FSDP2 (fully_shard): set "
-                            "fsdp_version: 2 in the accelerate config, or use a multi-GPU config with "
-                            "distributed.strategy: fsdp2 in the recipe")
+            raise UserError(
+                "accelerate is configured for FSDP version 1; UniSD shards with FSDP2 (fully_shard): set "
+                "fsdp_version: 2 in the accelerate config, or use a multi-GPU config with "
+                "distributed.strategy: fsdp2 in the recipe"
+            )
         return "fsdp2"
     return recipe.distributed.strategy
 
@@ -52,7 +56,9 @@ def local(t: torch.Tensor) -> torch.Tensor:
     return t.to_local() if hasattr(t, "to_local") else t
 
 
-def shard(model: torch.nn.Module, *, reshard_after_forward: bool = True, mixed_precision: str = "no") -> torch.nn.Module:
+def shard(
+    model: torch.nn.Module, *, reshard_after_forward: bool = True, mixed_precision: str = "no"
+) -> torch.nn.Module:
     """Apply ``fully_shard`` in place to every transformer block of ``model`` and then to its root
     (the transformers model under peft); returns ``model``. Frozen modules shard the same way."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
@@ -124,8 +130,13 @@ def load_state(path: Path, model: torch.nn.Module, optimizer, components: dict[s
     check_sharded_metadata(path)  # DCP unpickles it unrestricted
     target = state(model, optimizer, components)
     dcp.load(target, checkpoint_id=str(path))  # raises when the checkpoint lacks a key of the target
-    set_state_dict(model, _plain_optimizer(optimizer), model_state_dict=target["model"],
-                   optim_state_dict=target["optimizer"], options=_options(strict=False))
+    set_state_dict(
+        model,
+        _plain_optimizer(optimizer),
+        model_state_dict=target["model"],
+        optim_state_dict=target["optimizer"],
+        options=_options(strict=False),
+    )
 
 
 def full_trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -33,7 +33,9 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
     return mean, t975(n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
 
 
-def paired_bootstrap(differences: Sequence[float], *, resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap(
+    differences: Sequence[float], *, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
     """(mean, 2.5% and 97.5% percentiles) of the mean of per-item paired ``differences``,
     resampling items with replacement (percentile bootstrap)."""
     d = np.asarray(differences, dtype=float)
@@ -42,7 +44,8 @@ def paired_bootstrap(differences: Sequence[float], *, resamples: int = 10_000, s
         return math.nan, math.nan, math.nan
     rng = np.random.default_rng(seed)
     rows = max(1, _CHUNK_CELLS // n)
-    means = np.concatenate([d[rng.integers(0, n, size=(min(rows, resamples - i), n))].mean(axis=1)
-                            for i in range(0, resamples, rows)])
+    means = np.concatenate(
+        [d[rng.integers(0, n, size=(min(rows, resamples - i), n))].mean(axis=1) for i in range(0, resamples, rows)]
+    )
     lo, hi = np.percentile(means, [2.5, 97.5])
     return float(d.mean()), float(lo), float(hi)

@@ -80,7 +80,10 @@ class MicroStep:
     def term_weights(self) -> list[tuple[str, float]]:
         """The distillation loss's named terms and their weights: the divergence (under its name,
         e.g. ``forward_kl``) first, then each auxiliary loss in recipe order."""
-        return [(self.divergence.name, self.divergence.config.weight), *((a.name, a.config.weight) for a in self.losses)]
+        return [
+            (self.divergence.name, self.divergence.config.weight),
+            *((a.name, a.config.weight) for a in self.losses),
+        ]
 
     @property
     def unwrapped(self) -> torch.nn.Module:
@@ -118,8 +121,17 @@ class MicroStep:
         return Rollout(ids.to(device), present.to(device), loss_mask.to(device), truncated)
 
     # -- scoring -----------------------------------------------------------------------------------
-    def score_teacher(self, texts: Sequence[str], completion_ids, present, *, temperature: float,
-                      full_logprobs: bool, feature_layers: Sequence[str] = (), keep_hidden: bool = False) -> Scores:
+    def score_teacher(
+        self,
+        texts: Sequence[str],
+        completion_ids,
+        present,
+        *,
+        temperature: float,
+        full_logprobs: bool,
+        feature_layers: Sequence[str] = (),
+        keep_hidden: bool = False,
+    ) -> Scores:
         start = time.perf_counter()
         prompt = tokenize_prompts(self.tok, list(texts))
         reps = len(texts) // completion_ids.shape[0]
@@ -129,9 +141,20 @@ class MicroStep:
                 # a teacher that is a module of its own (a frozen copy, a full-weight model) carries the
                 # feature hooks itself; a plain callable runs the student's modules
                 hooked = fwd if isinstance(fwd, torch.nn.Module) else self.unwrapped
-                return score(fwd, hooked, prompt, cids, pres, temperature=temperature, full_logprobs=full_logprobs,
-                             feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden,
-                             max_tokens=self.teacher_max_tokens, share_prefix=self.teacher_share_prefix)
+                return score(
+                    fwd,
+                    hooked,
+                    prompt,
+                    cids,
+                    pres,
+                    temperature=temperature,
+                    full_logprobs=full_logprobs,
+                    feature_layers=feature_layers,
+                    logit_chunk=self.logit_chunk,
+                    keep_hidden=keep_hidden,
+                    max_tokens=self.teacher_max_tokens,
+                    share_prefix=self.teacher_share_prefix,
+                )
         finally:
             self.teacher_seconds += time.perf_counter() - start
 
@@ -139,8 +162,16 @@ class MicroStep:
         """The per-token divergence (B, T); fills in token log-probs left to the block computation."""
         if student.hidden is not None and teacher.hidden is not None:
             div, student.token_logps, teacher.token_logps = divergence_and_token_logprobs(
-                self.divergence.per_token, student.hidden, student.head, teacher.hidden, teacher.head, ids,
-                self.temperature, chunk=self.logit_chunk, token_grad=self.token_logp_grad)
+                self.divergence.per_token,
+                student.hidden,
+                student.head,
+                teacher.hidden,
+                teacher.head,
+                ids,
+                self.temperature,
+                chunk=self.logit_chunk,
+                token_grad=self.token_logp_grad,
+            )
             return div
         for s in (student, teacher):  # a head that is not a plain linear layer on one side: full log-probs
             if s.logprobs is None:
@@ -151,16 +182,35 @@ class MicroStep:
     # -- losses --------------------------------------------------------------------------------------
     @staticmethod
     def rollout_logs(roll: Rollout) -> dict[str, float]:
-        return {"completion/length": float(roll.present.sum(-1).float().mean()),
-                "completion/truncated": float(roll.truncated.float().mean())}
+        return {
+            "completion/length": float(roll.present.sum(-1).float().mean()),
+            "completion/truncated": float(roll.truncated.float().mean()),
+        }
 
-    def score_student(self, prompt: Tokenized, roll: Rollout, *, temperature: float | None = None,
-                      full_logprobs: bool = False, feature_layers: Sequence[str] = (), keep_hidden: bool = False) -> Scores:
+    def score_student(
+        self,
+        prompt: Tokenized,
+        roll: Rollout,
+        *,
+        temperature: float | None = None,
+        full_logprobs: bool = False,
+        feature_layers: Sequence[str] = (),
+        keep_hidden: bool = False,
+    ) -> Scores:
         """The student's teacher-forced scores of ``roll`` after ``prompt`` (with gradient)."""
-        return score(self.model, self.unwrapped, prompt, roll.ids, roll.present,
-                     temperature=self.temperature if temperature is None else temperature, full_logprobs=full_logprobs,
-                     feature_layers=feature_layers, logit_chunk=self.logit_chunk, keep_hidden=keep_hidden,
-                     max_tokens=self.student_max_tokens)
+        return score(
+            self.model,
+            self.unwrapped,
+            prompt,
+            roll.ids,
+            roll.present,
+            temperature=self.temperature if temperature is None else temperature,
+            full_logprobs=full_logprobs,
+            feature_layers=feature_layers,
+            logit_chunk=self.logit_chunk,
+            keep_hidden=keep_hidden,
+            max_tokens=self.student_max_tokens,
+        )
 
     def nll(self, prompt: Tokenized, roll: Rollout) -> MicroResult:
         """Cross-entropy of ``roll`` under the student at temperature 1 (SFT, SSD)."""
@@ -175,20 +225,40 @@ class MicroStep:
         tokens = int(roll.loss_mask.sum())
         normalization = self.objective.config.normalization
         blocks = self.logit_chunk > 0
-        student = self.score_student(prompt, roll, full_logprobs=not blocks, feature_layers=self.feature_layers,
-                                     keep_hidden=blocks)
-        teacher = self.score_teacher([r["teacher_prompt"] for r in records], roll.ids, roll.present,
-                                     temperature=self.temperature, full_logprobs=not blocks,
-                                     feature_layers=self.feature_layers, keep_hidden=blocks)
+        student = self.score_student(
+            prompt, roll, full_logprobs=not blocks, feature_layers=self.feature_layers, keep_hidden=blocks
+        )
+        teacher = self.score_teacher(
+            [r["teacher_prompt"] for r in records],
+            roll.ids,
+            roll.present,
+            temperature=self.temperature,
+            full_logprobs=not blocks,
+            feature_layers=self.feature_layers,
+            keep_hidden=blocks,
+        )
         div = self.divergence_of(student, teacher, roll.ids)
 
         def score_contexts(contexts, *, temperature, full_logprobs=False, feature_layers=()):
-            return self.score_teacher(contexts, roll.ids, roll.present, temperature=temperature,
-                                      full_logprobs=full_logprobs, feature_layers=feature_layers)
+            return self.score_teacher(
+                contexts,
+                roll.ids,
+                roll.present,
+                temperature=temperature,
+                full_logprobs=full_logprobs,
+                feature_layers=feature_layers,
+            )
 
-        batch = DistillBatch(records=records, completion_ids=roll.ids, completion_mask=roll.loss_mask,
-                             student=student, teacher=teacher, temperature=self.temperature, step=self.step,
-                             score_contexts=score_contexts)
+        batch = DistillBatch(
+            records=records,
+            completion_ids=roll.ids,
+            completion_mask=roll.loss_mask,
+            student=student,
+            teacher=teacher,
+            temperature=self.temperature,
+            step=self.step,
+            score_contexts=score_contexts,
+        )
         logs["divergence/raw_mean"] = _masked_avg(div.detach(), roll.loss_mask)
         token_w, seq_w = None, None
         for guard in self.guards:
@@ -222,7 +292,9 @@ class MicroStep:
             logs["weights/sequence_mean"] = float(seq_w.mean())
         return MicroResult(total, terms, logs, tokens)
 
-    def plan(self, step: int, count: int, prepare: Callable[[int], tuple[list[dict[str, Any]], torch.Generator]]) -> None:
+    def plan(
+        self, step: int, count: int, prepare: Callable[[int], tuple[list[dict[str, Any]], torch.Generator]]
+    ) -> None:
         """Sample the rollouts of a whole optimizer step together (``generation.rollout_per_step``).
 
         ``prepare(j)`` sets up micro-batch ``j`` of ``count`` as training will (its seeds set) and
@@ -247,8 +319,15 @@ class MicroStep:
         for use_base in sorted({r[2] for r in requests}):
             asked = [r for r in requests if r[2] == use_base]
             start = time.perf_counter()
-            rolls = sample_together(self.generator, self.unwrapped, self.tok, [r[1] for r in asked], gen,
-                                    use_base=use_base, max_rows=gen.max_batch_rows)
+            rolls = sample_together(
+                self.generator,
+                self.unwrapped,
+                self.tok,
+                [r[1] for r in asked],
+                gen,
+                use_base=use_base,
+                max_rows=gen.max_batch_rows,
+            )
             self.generate_seconds += time.perf_counter() - start
             for (j, prompt, _), roll in zip(asked, rolls, strict=True):
                 self._ready[j] = (prompt, use_base, roll)
@@ -275,7 +354,9 @@ def loss_shares(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> di
     return {f"share/loss/{n}": (v / total if total > 0 else 0.0) for n, v in sizes.items()}
 
 
-def gradient_shares(terms: dict[str, torch.Tensor], weights: dict[str, float], params: Sequence[torch.Tensor]) -> dict[str, float]:
+def gradient_shares(
+    terms: dict[str, torch.Tensor], weights: dict[str, float], params: Sequence[torch.Tensor]
+) -> dict[str, float]:
     """``grad/<term>_norm`` and ``share/grad/<term>``: the gradient norm of each weighted term alone
     (one extra backward per term, the graph kept for the real one) and its part of their sum."""
     if len(terms) < 2:
@@ -289,10 +370,11 @@ def gradient_shares(terms: dict[str, torch.Tensor], weights: dict[str, float], p
         grads = [g for g in torch.autograd.grad(w * t, params, retain_graph=True, allow_unused=True) if g is not None]
         norms[n] = float(torch.stack([g.float().pow(2).sum() for g in grads]).sum().sqrt()) if grads else 0.0
     total = sum(norms.values())
-    return {**{f"grad/{n}_norm": v for n, v in norms.items()},
-            **{f"share/grad/{n}": (v / total if total > 0 else 0.0) for n, v in norms.items()}}
+    return {
+        **{f"grad/{n}_norm": v for n, v in norms.items()},
+        **{f"share/grad/{n}": (v / total if total > 0 else 0.0) for n, v in norms.items()},
+    }
 
 
 def _masked_avg(x: torch.Tensor, mask: torch.Tensor) -> float:
     return float((x * mask).sum() / mask.sum().clamp(min=1))
-

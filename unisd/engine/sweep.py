@@ -34,9 +34,16 @@ def expand(args: argparse.Namespace) -> list[dict[str, Any]]:
     runs = []
     for recipe, seed, combo in itertools.product(recipes, seeds, itertools.product(*axes) if axes else [()]):
         parts = [Path(recipe).stem, f"s{seed}"] + [f"{k.split('.')[-1]}={v}" for k, v in combo]
-        runs.append({"label": "-".join(parts).replace("/", "_").replace(" ", ""), "recipe": recipe, "seed": seed,
-                     "overrides": [*args.overrides, *(f"{k}={v}" for k, v in combo)], "grid": dict(combo),
-                     "grid_exprs": [f"{k}={v}" for k, v in combo]})
+        runs.append(
+            {
+                "label": "-".join(parts).replace("/", "_").replace(" ", ""),
+                "recipe": recipe,
+                "seed": seed,
+                "overrides": [*args.overrides, *(f"{k}={v}" for k, v in combo)],
+                "grid": dict(combo),
+                "grid_exprs": [f"{k}={v}" for k, v in combo],
+            }
+        )
     return runs
 
 
@@ -45,8 +52,10 @@ def _grid_axis(spec: str) -> tuple[str, list[str]]:
     the key and each value as the text of a ``--set`` value."""
     key, sep, values = spec.partition("=")
     if not sep or not key.strip() or not values.strip():
-        raise UserError(f"--grid {spec!r}: expected KEY=V1,V2 or KEY=[V1, V2] (e.g. components.agreement.gamma=0.001,0.01 "
-                        "or lora.target_modules='[[q_proj], [q_proj, v_proj]]')")
+        raise UserError(
+            f"--grid {spec!r}: expected KEY=V1,V2 or KEY=[V1, V2] (e.g. components.agreement.gamma=0.001,0.01 "
+            "or lora.target_modules='[[q_proj], [q_proj, v_proj]]')"
+        )
     if not values.lstrip().startswith("["):
         return key.strip(), [v.strip() for v in values.split(",") if v.strip()]
     from unisd.recipe.loading import safe_yaml
@@ -70,24 +79,40 @@ def run_sweep(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     recipes = []
     for r in runs:  # validate every run before training any
-        ns = argparse.Namespace(recipe=r["recipe"], overrides=r["overrides"], model=args.model, data=args.data,
-                                max_steps=args.max_steps, seed=r["seed"], on_bad_record=None)
+        ns = argparse.Namespace(
+            recipe=r["recipe"],
+            overrides=r["overrides"],
+            model=args.model,
+            data=args.data,
+            max_steps=args.max_steps,
+            seed=r["seed"],
+            on_bad_record=None,
+        )
         try:
             recipes.append(recipe_from_args(ns))
         except RecipeError as exc:  # a grid value is the user's --grid, not a --set they typed
             msg = str(exc)
             for expr in r["grid_exprs"]:
-                msg = msg.replace(f"--set {expr}", f"--grid value {expr}").replace(f"{expr!r}", f"--grid value {expr!r}")
-            raise UserError(f"sweep run {r['label']}: {msg.replace('invalid recipe --set', 'invalid --grid/--set value')}") from None
+                msg = msg.replace(f"--set {expr}", f"--grid value {expr}").replace(
+                    f"{expr!r}", f"--grid value {expr!r}"
+                )
+            raise UserError(
+                f"sweep run {r['label']}: {msg.replace('invalid recipe --set', 'invalid --grid/--set value')}"
+            ) from None
     if args.dry_run:
         for r in runs:
-            print(f"{r['label']}: --recipe {r['recipe']} --seed {r['seed']} " + " ".join(f"--set {o}" for o in r["overrides"]))
+            print(
+                f"{r['label']}: --recipe {r['recipe']} --seed {r['seed']} "
+                + " ".join(f"--set {o}" for o in r["overrides"])
+            )
         return 0
     for r, recipe in zip(runs, recipes, strict=True):  # a finished run is reused only if it ran this very recipe
         run_dir = out / r["label"]
         if (run_dir / "summary.json").exists() and stored_recipe_differs(run_dir, dump_recipe(recipe)):
-            raise UserError(f"sweep run {r['label']}: {run_dir} holds a finished run of another recipe (see "
-                            f"{run_dir / 'recipe.yaml'}); its result would be reused silently; use another --output-dir")
+            raise UserError(
+                f"sweep run {r['label']}: {run_dir} holds a finished run of another recipe (see "
+                f"{run_dir / 'recipe.yaml'}); its result would be reused silently; use another --output-dir"
+            )
     with hold_directory(out, "sweep"):
         return _sweep(runs, recipes, out)
 
@@ -144,24 +169,39 @@ def heldout_gains(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 item_diff.setdefault(rid, []).append(float(a[rid]) - float(b[rid]))
         diffs = [sum(v) / len(v) for v in item_diff.values()]
         _, lo, hi = paired_bootstrap(diffs) if diffs else (None, None, None)
-        out.append({"group": key, "seeds": [m["seed"] for m in members], "n": members[0]["summary"]["heldout"]["n"],
-                    "split": members[0]["summary"]["heldout"].get("split"),
-                    "before": mean_ci(before)[0], "after": mean_ci(after)[0], "after_ci": mean_ci(after)[1],
-                    "gain": gain_mean, "gain_ci_seeds": gain_half, "gain_ci_items": [lo, hi]})
+        out.append(
+            {
+                "group": key,
+                "seeds": [m["seed"] for m in members],
+                "n": members[0]["summary"]["heldout"]["n"],
+                "split": members[0]["summary"]["heldout"].get("split"),
+                "before": mean_ci(before)[0],
+                "after": mean_ci(after)[0],
+                "after_ci": mean_ci(after)[1],
+                "gain": gain_mean,
+                "gain_ci_seeds": gain_half,
+                "gain_ci_items": [lo, hi],
+            }
+        )
     return out
 
 
 def gains_table(groups: list[dict[str, Any]]) -> str:
     """Markdown: held-out accuracy before/after and the gain with its intervals, in points."""
     pts = lambda x: "–" if x is None or x != x else f"{100 * x:+.1f}"  # noqa: E731
-    lines = ["| recipe | seeds | held-out n | before | after (mean ± 95% CI) | gain ± 95% CI (seeds, t) | gain 95% CI (items, paired bootstrap) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| recipe | seeds | held-out n | before | after (mean ± 95% CI) | gain ± 95% CI (seeds, t) | gain 95% CI (items, paired bootstrap) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for g in groups:
         lo, hi = g["gain_ci_items"]
         half = "" if g["after_ci"] != g["after_ci"] else f" ± {100 * g['after_ci']:.1f}"
-        lines.append(f"| {g['group']} | {len(g['seeds'])} | {g['n']} ({g['split']}) | {100 * g['before']:.1f}% | "
-                     f"{100 * g['after']:.1f}%{half} | {pts(g['gain'])}" + ("" if g["gain_ci_seeds"] != g["gain_ci_seeds"] else
-                     f" ± {100 * g['gain_ci_seeds']:.1f}") + f" | [{pts(lo)}, {pts(hi)}] |")
+        lines.append(
+            f"| {g['group']} | {len(g['seeds'])} | {g['n']} ({g['split']}) | {100 * g['before']:.1f}% | "
+            f"{100 * g['after']:.1f}%{half} | {pts(g['gain'])}"
+            + ("" if g["gain_ci_seeds"] != g["gain_ci_seeds"] else f" ± {100 * g['gain_ci_seeds']:.1f}")
+            + f" | [{pts(lo)}, {pts(hi)}] |"
+        )
     return "\n".join(lines) + "\n"
 
 

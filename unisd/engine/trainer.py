@@ -50,8 +50,17 @@ class Trainer:
     >>> Trainer(recipe, Path("runs/demo")).train()   # doctest: +SKIP
     """
 
-    def __init__(self, recipe, output_dir: Path, *, host=None, resume: str | None = None, model=None, tokenizer=None,
-                 allow_recipe_change: bool = False) -> None:
+    def __init__(
+        self,
+        recipe,
+        output_dir: Path,
+        *,
+        host=None,
+        resume: str | None = None,
+        model=None,
+        tokenizer=None,
+        allow_recipe_change: bool = False,
+    ) -> None:
         from accelerate import Accelerator
 
         from unisd.plugins import get_host
@@ -62,8 +71,11 @@ class Trainer:
         self.resume = resume
         self.allow_recipe_change = allow_recipe_change
         check_trackers(recipe.logging.report_to)  # before anything loads: a missing tracker stops the run at once
-        self.accelerator = Accelerator(mixed_precision=recipe.precision.mixed_precision,
-                                       log_with=recipe.logging.report_to or None, project_dir=str(self.output_dir))
+        self.accelerator = Accelerator(
+            mixed_precision=recipe.precision.mixed_precision,
+            log_with=recipe.logging.report_to or None,
+            project_dir=str(self.output_dir),
+        )
         self._given = (model, tokenizer)
         self._stop_signal: int | None = None
         self._registered: list[str] = []
@@ -92,10 +104,22 @@ class Trainer:
         self._check_memory(model, longest + recipe.generation.max_new_tokens, path)
         model = self._student(model, tok, path)
         self.divergence = reg.divergences.get(recipe.divergence.type)(recipe.divergence)
-        run = Run(recipe=recipe, model=model, tokenizer=tok, device=acc.device, output_dir=self.output_dir,
-                  registries=reg, divergence=self.divergence, dataset_adapter=adapter, records=records,
-                  record_pool=pool, is_main_process=acc.is_main_process, sharded=self.sharded,
-                  shard_frozen=self._shard if self.sharded else None, register=self._register)
+        run = Run(
+            recipe=recipe,
+            model=model,
+            tokenizer=tok,
+            device=acc.device,
+            output_dir=self.output_dir,
+            registries=reg,
+            divergence=self.divergence,
+            dataset_adapter=adapter,
+            records=records,
+            record_pool=pool,
+            is_main_process=acc.is_main_process,
+            sharded=self.sharded,
+            shard_frozen=self._shard if self.sharded else None,
+            register=self._register,
+        )
         adapter.setup(run)
         self._register(adapter)
 
@@ -111,19 +135,29 @@ class Trainer:
         # components add teacher prompts at setup (auxiliary contexts, negatives): filter those slots too
         slots = sorted({f for c in comps for f in c.requirements().prompt_fields})
         if slots:
-            run.records, extra, _ = filter_long_prompts(run.records, tok, recipe.data.max_prompt_length,
-                                                     ("prompt", "teacher_prompt", *slots))
+            run.records, extra, _ = filter_long_prompts(
+                run.records, tok, recipe.data.max_prompt_length, ("prompt", "teacher_prompt", *slots)
+            )
             self.dropped_long_prompts.update({k: self.dropped_long_prompts.get(k, 0) + v for k, v in extra.items()})
         self._check_record_fields(run, comps)
 
-        self.schedule = Schedule(len(run.records), recipe.training.batch_size, recipe.training.grad_accum,
-                                 acc.num_processes, recipe.training.epochs, recipe.training.seed,
-                                 shuffle=recipe.data.shuffle, max_steps=recipe.training.max_steps)
+        self.schedule = Schedule(
+            len(run.records),
+            recipe.training.batch_size,
+            recipe.training.grad_accum,
+            acc.num_processes,
+            recipe.training.epochs,
+            recipe.training.seed,
+            shuffle=recipe.data.shuffle,
+            max_steps=recipe.training.max_steps,
+        )
         extra = [p for c in comps for p in (c.trainable_parameters() if hasattr(c, "trainable_parameters") else [])]
         if extra and self.strategy == "fsdp2":
             owners = sorted({c.name for c in comps if hasattr(c, "trainable_parameters") and c.trainable_parameters()})
-            raise UserError(f"distributed.strategy=fsdp2: components {owners} train parameters of their own (outside the "
-                            "model), which sharded checkpoints do not hold yet; use distributed.strategy=ddp")
+            raise UserError(
+                f"distributed.strategy=fsdp2: components {owners} train parameters of their own (outside the "
+                "model), which sharded checkpoints do not hold yet; use distributed.strategy=ddp"
+            )
         if self.sharded:  # in place; the optimizer must see the sharded parameters
             self._shard(model)
         optimizer, scheduler = build_optimizer(model, recipe, self.schedule.total_steps, extra)
@@ -172,8 +206,10 @@ class Trainer:
         loaded = len(records)
         records, dropped, longest = filter_long_prompts(records, tok, recipe.data.max_prompt_length)
         if not records:
-            raise UserError(f"every record exceeds data.max_prompt_length={recipe.data.max_prompt_length} tokens (dropped by "
-                            f"field: {dropped}); raise data.max_prompt_length or shorten the prompts")
+            raise UserError(
+                f"every record exceeds data.max_prompt_length={recipe.data.max_prompt_length} tokens (dropped by "
+                f"field: {dropped}); raise data.max_prompt_length or shorten the prompts"
+            )
         self.records_loaded, self.dropped_long_prompts = loaded, dropped
         if recipe.data.shuffle:
             random.Random(recipe.training.seed).shuffle(records)
@@ -196,8 +232,9 @@ class Trainer:
 
     def _shard(self, module: torch.nn.Module) -> torch.nn.Module:
         d = self.recipe.distributed
-        return sharding.shard(module, reshard_after_forward=d.reshard_after_forward,
-                              mixed_precision=self.recipe.precision.mixed_precision)
+        return sharding.shard(
+            module, reshard_after_forward=d.reshard_after_forward, mixed_precision=self.recipe.precision.mixed_precision
+        )
 
     def _check_memory(self, model, seq_len: int, path: str | None = None) -> None:
         """Estimate from the model config (before loading weights) whether a micro-batch of the
@@ -208,13 +245,23 @@ class Trainer:
         recipe, acc = self.recipe, self.accelerator
         teacher_copies = self._teacher_class().model_copies(recipe)
         backend = recipe.generation.backend
-        resolved = {"name_or_path": path, "gguf_file": None} if path else {}  # the folder already resolved: no second lookup
+        resolved = (
+            {"name_or_path": path, "gguf_file": None} if path else {}
+        )  # the folder already resolved: no second lookup
         sized = model if model is not None else recipe.model.model_copy(update=resolved)
-        check_fits(sized, recipe.training.batch_size, seq_len, recipe.lora,
-                   device=acc.device, gradient_checkpointing=recipe.training.gradient_checkpointing,
-                   teacher_copies=teacher_copies, shards=acc.num_processes if self.sharded else 1,
-                   rollout_rows=self._rollout_rows(),
-                   reserved=backend.reserved_memory(acc.device), reserved_by=f"generation.backend={backend.type}")
+        check_fits(
+            sized,
+            recipe.training.batch_size,
+            seq_len,
+            recipe.lora,
+            device=acc.device,
+            gradient_checkpointing=recipe.training.gradient_checkpointing,
+            teacher_copies=teacher_copies,
+            shards=acc.num_processes if self.sharded else 1,
+            rollout_rows=self._rollout_rows(),
+            reserved=backend.reserved_memory(acc.device),
+            reserved_by=f"generation.backend={backend.type}",
+        )
 
     def _rollout_rows(self) -> int:
         """Rows one generation call decodes when ``generation.rollout_per_step`` joins a step's
@@ -231,8 +278,10 @@ class Trainer:
         listed = [c.type for c in self.recipe.components if c.type in reg]
         name = listed[0] if listed else reg.default
         if name is None:
-            raise UserError("the recipe lists no teacher provider and no plugin registers a default one "
-                            "(registry.teachers.add(..., default=True))")
+            raise UserError(
+                "the recipe lists no teacher provider and no plugin registers a default one "
+                "(registry.teachers.add(..., default=True))"
+            )
         return reg.get(name)
 
     def _default_teacher(self):
@@ -242,7 +291,9 @@ class Trainer:
     def _register(self, component) -> None:
         """Register ``component`` with the plugin manager for the length of the run (its ``unisd_*``
         methods become hook implementations)."""
-        self._registered.append(self.host.pm.register(component, name=f"{component.kind}:{component.name}:{id(component)}"))
+        self._registered.append(
+            self.host.pm.register(component, name=f"{component.kind}:{component.name}:{id(component)}")
+        )
 
     def _component(self, cfg):
         return self.host.registries.component_class(cfg.type)(cfg)
@@ -252,8 +303,10 @@ class Trainer:
             for f in c.requirements().record_fields:
                 missing = [r.get("id", i) for i, r in enumerate(run.records) if r.get(f) in (None, "", [])]
                 if missing:
-                    raise ValueError(f"component {c.name!r} needs record field {f!r}, missing in {len(missing)} "
-                                     f"records (first: {missing[:3]})")
+                    raise ValueError(
+                        f"component {c.name!r} needs record field {f!r}, missing in {len(missing)} "
+                        f"records (first: {missing[:3]})"
+                    )
 
     def gathered_student(self) -> torch.nn.Module | None:
         """The trained student as one plain module on the main process (``None`` elsewhere).
@@ -271,7 +324,9 @@ class Trainer:
         plain = build_student(load_model_and_tokenizer(self.recipe.model)[0], self.recipe)
         expected = set(trainable_parameters(plain))
         if expected != set(trained):
-            raise RuntimeError(f"gathered weights do not match the rebuilt student: {sorted(expected ^ set(trained))[:5]}")
+            raise RuntimeError(
+                f"gathered weights do not match the rebuilt student: {sorted(expected ^ set(trained))[:5]}"
+            )
         plain.load_state_dict(trained, strict=False)
         return plain.to(self.accelerator.device)
 
@@ -283,24 +338,43 @@ class Trainer:
     def save(self, step: int) -> Path | None:
         acc = self.accelerator
         acc.wait_for_everyone()
-        meta = {"step": step, "total_steps": self.schedule.total_steps, "recipe": self.recipe.name,
-                "recipe_fields": recipe_fields(self.recipe), "processes": acc.num_processes,
-                "records": len(self.run.records), "bad_steps": self._bad_steps}
+        meta = {
+            "step": step,
+            "total_steps": self.schedule.total_steps,
+            "recipe": self.recipe.name,
+            "recipe_fields": recipe_fields(self.recipe),
+            "processes": acc.num_processes,
+            "records": len(self.run.records),
+            "bad_steps": self._bad_steps,
+        }
         components = _merge_states(self.host.checkpoint_state(self.run))
         if self.strategy == "fsdp2":  # component state may be sharded too (DTensors): it goes through DCP
+
             def write_shards(tmp: Path) -> None:
                 sharding.save_state(tmp / ckpt.SHARDED_STATE, self.ddp_model, self.optimizer, components)
                 ckpt.write_torch(tmp / f"rng-rank{acc.process_index}.pt", ckpt.rng_state())
                 maybe_kill("checkpoint_write", step)
 
             shared = {"scheduler": self.scheduler.state_dict()}
-            path = ckpt.save_sharded_checkpoint(self.checkpoint_root, step, shared, meta, self.recipe.checkpoint.keep_last,
-                                                write_shards, main=acc.is_main_process, barrier=acc.wait_for_everyone)
+            path = ckpt.save_sharded_checkpoint(
+                self.checkpoint_root,
+                step,
+                shared,
+                meta,
+                self.recipe.checkpoint.keep_last,
+                write_shards,
+                main=acc.is_main_process,
+                barrier=acc.wait_for_everyone,
+            )
         elif acc.is_main_process:
             model = unwrap(self.ddp_model)
-            payload = {"trainable": {n: p.detach().cpu() for n, p in trainable_parameters(model).items()},
-                       "optimizer": self.optimizer.state_dict(), "rng": ckpt.rng_state(),
-                       "scheduler": self.scheduler.state_dict(), "components": components}
+            payload = {
+                "trainable": {n: p.detach().cpu() for n, p in trainable_parameters(model).items()},
+                "optimizer": self.optimizer.state_dict(),
+                "rng": ckpt.rng_state(),
+                "scheduler": self.scheduler.state_dict(),
+                "components": components,
+            }
             path = ckpt.save_checkpoint(self.checkpoint_root, step, payload, meta, self.recipe.checkpoint.keep_last)
         else:
             return None
@@ -323,14 +397,17 @@ class Trainer:
                 bad = name
                 break
         if self.sharded:  # each process saw only its shards (DDP processes hold the same weights)
-            flag = self.accelerator.reduce(torch.tensor([float(bool(bad))], device=self.accelerator.device), reduction="sum")
+            flag = self.accelerator.reduce(
+                torch.tensor([float(bool(bad))], device=self.accelerator.device), reduction="sum"
+            )
             bad = bad or ("a sharded weight on another process" if float(flag) > 0 else "")
         if bad:
             last = ckpt.latest_complete(self.checkpoint_root)
             where = f"the last good state is {last}" if last else "no checkpoint was written yet"
             raise TrainingStopped(
                 f"step {step + 1} left trainable weight {bad} non-finite or above {self.MAX_WEIGHT:g} in magnitude "
-                f"(optim.lr={self.recipe.optim.lr:g}: too high?); stopped before sampling or saving; {where}")
+                f"(optim.lr={self.recipe.optim.lr:g}: too high?); stopped before sampling or saving; {where}"
+            )
 
     def restore(self) -> int:
         """Restore from ``self.resume`` ('auto' or a path); return the step to continue from."""
@@ -342,12 +419,16 @@ class Trainer:
             self.metrics.truncate_after(0)  # the earlier attempt's rows would repeat
             return 0
         payload, meta = ckpt.load_checkpoint(path)
-        changed = changed_fields(_per_step_fields(meta, self.accelerator.num_processes),
-                                 recipe_fields(self.recipe, self.accelerator.num_processes))
+        changed = changed_fields(
+            _per_step_fields(meta, self.accelerator.num_processes),
+            recipe_fields(self.recipe, self.accelerator.num_processes),
+        )
         if changed and not self.allow_recipe_change:
             shown = "; ".join(f"{k}: {a!r} → {b!r}" for k, a, b in changed[:8]) + (" …" if len(changed) > 8 else "")
-            raise ckpt.CheckpointError(f"{path} was written by another recipe ({shown}); resume with the same recipe, or "
-                                       "pass --allow-recipe-change to load it anyway")
+            raise ckpt.CheckpointError(
+                f"{path} was written by another recipe ({shown}); resume with the same recipe, or "
+                "pass --allow-recipe-change to load it anyway"
+            )
         if (path / ckpt.SHARDED_STATE).is_dir():
             # the components' current state is the template DCP loads into (with its sharding)
             components = _merge_states(self.host.checkpoint_state(self.run))
@@ -368,18 +449,27 @@ class Trainer:
     def _load_full(self, path: Path, payload: dict[str, Any]) -> None:
         """Load a checkpoint of full trainable weights (written by the main process of a DDP run)."""
         if self.sharded:
-            raise ckpt.CheckpointError(f"{path} holds full weights (a distributed.strategy=ddp run); resume it with ddp")
+            raise ckpt.CheckpointError(
+                f"{path} holds full weights (a distributed.strategy=ddp run); resume it with ddp"
+            )
         model = unwrap(self.ddp_model)
         params = trainable_parameters(model)
         missing = set(params) - set(payload["trainable"])
         if missing:
-            raise ckpt.CheckpointError(f"{path}: checkpoint lacks trainable parameters {sorted(missing)[:5]} — recipe changed?")
-        wrong = [(n, tuple(payload["trainable"][n].shape), tuple(p.shape)) for n, p in params.items()
-                 if tuple(payload["trainable"][n].shape) != tuple(p.shape)]
+            raise ckpt.CheckpointError(
+                f"{path}: checkpoint lacks trainable parameters {sorted(missing)[:5]} — recipe changed?"
+            )
+        wrong = [
+            (n, tuple(payload["trainable"][n].shape), tuple(p.shape))
+            for n, p in params.items()
+            if tuple(payload["trainable"][n].shape) != tuple(p.shape)
+        ]
         if wrong:
             n, a, b = wrong[0]
-            raise ckpt.CheckpointError(f"{path}: parameter {n} has shape {a} in the checkpoint but {b} in this model "
-                                       f"({len(wrong)} differ: another model, LoRA rank or target modules?)")
+            raise ckpt.CheckpointError(
+                f"{path}: parameter {n} has shape {a} in the checkpoint but {b} in this model "
+                f"({len(wrong)} differ: another model, LoRA rank or target modules?)"
+            )
         with torch.no_grad():
             for n, p in params.items():
                 p.copy_(payload["trainable"][n].to(p.device, p.dtype))
@@ -427,7 +517,9 @@ class Trainer:
                 if due or step + 1 == total or self._stop_signal is not None:
                     self.save(step + 1)
                 if self._stop_signal is not None:
-                    log.warning("received signal %d: checkpoint written at step %d, exiting", self._stop_signal, step + 1)
+                    log.warning(
+                        "received signal %d: checkpoint written at step %d, exiting", self._stop_signal, step + 1
+                    )
                     return {"stopped_by_signal": self._stop_signal, "step": step + 1, **last}
         finally:
             self._restore_signal_handlers(old_handlers)
@@ -478,18 +570,26 @@ class Trainer:
                         bad_terms.append(name)
                 if self.micro.diagnose and acc.num_processes == 1 and not bad_terms:
                     # one process only: an extra backward through a DDP or FSDP2 module would run its collectives
-                    res.logs.update(gradient_shares(res.terms, dict(self.micro.term_weights),
-                                                    [p for p in model.parameters() if p.requires_grad]))
+                    res.logs.update(
+                        gradient_shares(
+                            res.terms, dict(self.micro.term_weights), [p for p in model.parameters() if p.requires_grad]
+                        )
+                    )
                 acc.backward(res.loss / ga)
                 maybe_kill("backward", step + 1)
             tokens += res.tokens
-            for k, v in {**{f"loss/{n}": float(t.detach()) for n, t in res.terms.items()},
-                         "loss/total": float(res.loss.detach()), **res.logs}.items():
+            for k, v in {
+                **{f"loss/{n}": float(t.detach()) for n, t in res.terms.items()},
+                "loss/total": float(res.loss.detach()),
+                **res.logs,
+            }.items():
                 step_metrics.add(k, v)
         sums = step_metrics.result()
         grads_ok = all(torch.isfinite(sharding.local(p.grad)).all() for p in model.parameters() if p.grad is not None)
         keys = sorted(k for k in sums if k.startswith("loss/")) if acc.num_processes > 1 else []
-        reduced = torch.tensor([0.0 if (grads_ok and not bad_terms) else 1.0, *(sums[k] for k in keys)], device=acc.device)
+        reduced = torch.tensor(
+            [0.0 if (grads_ok and not bad_terms) else 1.0, *(sums[k] for k in keys)], device=acc.device
+        )
         if acc.num_processes > 1:  # one collective: the bad-step flags summed, the step's losses over every process
             reduced = acc.reduce(reduced, reduction="sum")
             sums.update(zip(keys, (reduced[1:] / acc.num_processes).tolist(), strict=True))
@@ -508,7 +608,8 @@ class Trainer:
                 self.save(step)
                 raise TrainingStopped(
                     f"{self._bad_steps} consecutive steps with non-finite {what} (training.max_bad_steps="
-                    f"{self.recipe.training.max_bad_steps}); last good state saved in {self.checkpoint_root}")
+                    f"{self.recipe.training.max_bad_steps}); last good state saved in {self.checkpoint_root}"
+                )
         else:
             self._bad_steps = 0
             if self.recipe.optim.max_grad_norm:
@@ -598,5 +699,8 @@ def changed_fields(saved: dict[str, Any] | None, current: dict[str, Any]) -> lis
     if not saved:
         return []
     keys = sorted(set(saved) | set(current))
-    return [(k, saved.get(k), current.get(k)) for k in keys
-            if k in saved and saved.get(k) != current.get(k) and not k.startswith(RESUME_FREE)]
+    return [
+        (k, saved.get(k), current.get(k))
+        for k in keys
+        if k in saved and saved.get(k) != current.get(k) and not k.startswith(RESUME_FREE)
+    ]

@@ -25,7 +25,9 @@ from torch.utils.checkpoint import checkpoint
 BlockFn = Callable[[torch.Tensor, slice], torch.Tensor]
 
 
-def block_logprobs(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, temperature: float) -> torch.Tensor:
+def block_logprobs(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, temperature: float
+) -> torch.Tensor:
     """fp32 log-softmax of ``hidden @ weightᵀ (+ bias)`` at ``temperature`` (as the naive scorer)."""
     return torch.log_softmax(F.linear(hidden, weight, bias).float() / temperature, dim=-1)
 
@@ -56,7 +58,9 @@ class _FrozenHeadBlocks(torch.autograd.Function):
                     grads[rows, j] = g
             if token_grad:
                 probs = lps.detach().exp()
-                grads[rows, -1] = ((weight[token_ids[rows]].float() - probs @ weight.float()) / temperature).to(grads.dtype)
+                grads[rows, -1] = ((weight[token_ids[rows]].float() - probs @ weight.float()) / temperature).to(
+                    grads.dtype
+                )
             outs.append(torch.cat([out.detach(), tok.detach()], dim=1))
         ctx.columns = (*grad_columns, k) if token_grad else tuple(grad_columns)
         ctx.save_for_backward(grads)
@@ -69,10 +73,18 @@ class _FrozenHeadBlocks(torch.autograd.Function):
         return torch.einsum("nk,nkh->nh", upstream, grads), *(None,) * 8
 
 
-def per_token_from_hidden(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, temperature: float,
-                          fn: BlockFn | None, *, chunk: int, grad_columns: tuple[int, ...] = (0,),
-                          token_ids: torch.Tensor | None = None, token_grad: bool = True
-                          ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+def per_token_from_hidden(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    temperature: float,
+    fn: BlockFn | None,
+    *,
+    chunk: int,
+    grad_columns: tuple[int, ...] = (0,),
+    token_ids: torch.Tensor | None = None,
+    token_grad: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """``fn`` over blocks of ``chunk`` rows of ``hidden`` (N, H), and the log-probs of ``token_ids``
     (N,): returns ``(fn outputs (N, k) or None, token log-probs (N,) or None)``.
 
@@ -90,16 +102,26 @@ def per_token_from_hidden(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
     if trainable_head and grad:
         out = _checkpointed_blocks(hidden, weight, bias, temperature, fn, chunk, token_ids)
     else:
-        out = _FrozenHeadBlocks.apply(hidden, weight.detach(), None if bias is None else bias.detach(), temperature, fn,
-                                      chunk, grad_columns, token_ids, token_grad)
+        out = _FrozenHeadBlocks.apply(
+            hidden,
+            weight.detach(),
+            None if bias is None else bias.detach(),
+            temperature,
+            fn,
+            chunk,
+            grad_columns,
+            token_ids,
+            token_grad,
+        )
     keep = [*grad_columns, out.shape[1] - 1] if token_grad else list(grad_columns)
     cols = [out[:, c] if c in keep else out[:, c].detach() for c in range(out.shape[1])]
     values = torch.stack(cols[:-1], dim=-1) if fn is not None else None
     return values, cols[-1] if token_ids is not None else None
 
 
-def _block_outputs(lps: torch.Tensor, fn: BlockFn | None, rows: slice, token_ids: torch.Tensor | None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def _block_outputs(
+    lps: torch.Tensor, fn: BlockFn | None, rows: slice, token_ids: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One block's ``fn`` columns ``(C, k)`` (``k = 0`` without ``fn``) and token log-probs ``(C, 1)``
     (zeros without ``token_ids``)."""
     out = fn(lps, rows) if fn is not None else lps.new_zeros((lps.shape[0], 0))
@@ -120,20 +142,36 @@ def _checkpointed_blocks(hidden, weight, bias, temperature, fn, chunk, token_ids
     return torch.cat(blocks)
 
 
-def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, ids: torch.Tensor,
-                   temperature: float, *, chunk: int) -> torch.Tensor:
+def token_logprobs(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    ids: torch.Tensor,
+    temperature: float,
+    *,
+    chunk: int,
+) -> torch.Tensor:
     """``log p(ids | hidden)`` for ``hidden`` (B, T, H) and ``ids`` (B, T), with gradients when
     ``hidden`` has them; never more than ``chunk`` rows of vocabulary-sized tensors at once."""
     b, t, h = hidden.shape
-    _, tok = per_token_from_hidden(hidden.reshape(b * t, h), weight, bias, temperature, None, chunk=chunk,
-                                   token_ids=ids.reshape(-1))
+    _, tok = per_token_from_hidden(
+        hidden.reshape(b * t, h), weight, bias, temperature, None, chunk=chunk, token_ids=ids.reshape(-1)
+    )
     return tok.view(b, t)
 
 
-def divergence_and_token_logprobs(per_token: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                                  student_hidden: torch.Tensor, student_head, teacher_hidden: torch.Tensor, teacher_head,
-                                  ids: torch.Tensor, temperature: float, *, chunk: int, token_grad: bool = True
-                                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def divergence_and_token_logprobs(
+    per_token: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    student_hidden: torch.Tensor,
+    student_head,
+    teacher_hidden: torch.Tensor,
+    teacher_head,
+    ids: torch.Tensor,
+    temperature: float,
+    *,
+    chunk: int,
+    token_grad: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The per-token divergence ``per_token(teacher_logprobs, student_logprobs)`` and both models'
     token log-probs, all ``(B, T)``, from one pass of blocks (each block's teacher log-probs are
     computed once, without gradient). The divergence carries exact gradients, the student's token
@@ -150,6 +188,15 @@ def divergence_and_token_logprobs(per_token: Callable[[torch.Tensor, torch.Tenso
         return per_token(teacher_lps[None], student_lps[None])[0][:, None]
 
     weight, bias = student_head
-    div, tok = per_token_from_hidden(student_hidden.reshape(b * t, h), weight, bias, temperature, fn, chunk=chunk,
-                                     grad_columns=(0,), token_ids=flat_ids, token_grad=token_grad)
+    div, tok = per_token_from_hidden(
+        student_hidden.reshape(b * t, h),
+        weight,
+        bias,
+        temperature,
+        fn,
+        chunk=chunk,
+        grad_columns=(0,),
+        token_ids=flat_ids,
+        token_grad=token_grad,
+    )
     return div[:, 0].view(b, t), tok.view(b, t), teacher_tokens.view(b, t)

@@ -54,8 +54,11 @@ def _report_sandbox(tasks: list[str]) -> None:
         return
     report = require_isolation()
     missing = f"; missing (opted in): {'; '.join(report['layer_problems'])}" if report["layer_problems"] else ""
-    print(f"code sandbox for {', '.join(code_tasks)}: {', '.join(report['active']) or 'no kernel layer'} active, "
-          f"python guard on{missing}", file=sys.stderr)
+    print(
+        f"code sandbox for {', '.join(code_tasks)}: {', '.join(report['active']) or 'no kernel layer'} active, "
+        f"python guard on{missing}",
+        file=sys.stderr,
+    )
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -66,13 +69,18 @@ def run_eval(args: argparse.Namespace) -> int:
     if getattr(args, "model_args", None):  # lm-eval's spelling: --model hf --model_args pretrained=PATH
         pairs = dict(kv.split("=", 1) for kv in args.model_args.split(",") if "=" in kv)
         if "pretrained" not in pairs or set(pairs) - {"pretrained"}:
-            print(f"error: --model_args {args.model_args!r}: give pretrained=PATH only (other lm-eval model arguments "
-                  "are not taken)", file=sys.stderr)
+            print(
+                f"error: --model_args {args.model_args!r}: give pretrained=PATH only (other lm-eval model arguments "
+                "are not taken)",
+                file=sys.stderr,
+            )
             return 2
         args.model = pairs["pretrained"]
     if not getattr(args, "model", None):
-        print("error: --model is required (a model directory, hub id, run directory or 'smollm2-135m-instruct')",
-              file=sys.stderr)
+        print(
+            "error: --model is required (a model directory, hub id, run directory or 'smollm2-135m-instruct')",
+            file=sys.stderr,
+        )
         return 2
     try:
         selection = select_tasks(args.tasks, getattr(args, "include_path", None) or ())
@@ -102,9 +110,11 @@ def _evaluate_into(args: argparse.Namespace, selection, tasks, output_dir: Path)
 
     earlier = earlier_results(output_dir)
     if earlier and not getattr(args, "overwrite", False):
-        print(f"error: {output_dir} already holds the results of an evaluation ({', '.join(p.name for p in earlier)}); "
-              "use --overwrite to replace them (they are moved to previous-<time>/) or another --output-dir",
-              file=sys.stderr)
+        print(
+            f"error: {output_dir} already holds the results of an evaluation ({', '.join(p.name for p in earlier)}); "
+            "use --overwrite to replace them (they are moved to previous-<time>/) or another --output-dir",
+            file=sys.stderr,
+        )
         return 2
     try:
         source = resolve_model_source(args.model)
@@ -117,11 +127,20 @@ def _evaluate_into(args: argparse.Namespace, selection, tasks, output_dir: Path)
     max_gen = getattr(args, "max_gen_toks", None) or os.environ.get("UNISD_EVAL_MAX_GEN_TOKS")
     try:
         report = evaluate_model(
-            model, tokenizer, selection, limit=args.limit, data_dir=args.data_dir, output_dir=output_dir,
-            batch_size=args.batch_size, seed=args.seed, max_gen_toks=int(max_gen) if max_gen else None,
-            log_samples=bool(getattr(args, "log_samples", False)), model_name=source.describe(),
+            model,
+            tokenizer,
+            selection,
+            limit=args.limit,
+            data_dir=args.data_dir,
+            output_dir=output_dir,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            max_gen_toks=int(max_gen) if max_gen else None,
+            log_samples=bool(getattr(args, "log_samples", False)),
+            model_name=source.describe(),
             mcqa_rule=getattr(args, "mcqa_rule", "fixed"),
-            apply_chat_template=getattr(args, "apply_chat_template", None), num_fewshot=getattr(args, "num_fewshot", None),
+            apply_chat_template=getattr(args, "apply_chat_template", None),
+            num_fewshot=getattr(args, "num_fewshot", None),
             gen_kwargs=getattr(args, "gen_kwargs", None),
         )
     except ValueError as exc:
@@ -145,8 +164,15 @@ def _retention(args: argparse.Namespace, model, tokenizer, tasks, output_dir: Pa
     from unisd.evaluation.retention import retention_for_tasks
 
     base, _ = load_for_eval(resolve_model_source(args.retention_base))
-    report = retention_for_tasks(model, base, tokenizer, tasks, data_dir=args.data_dir, limit=args.retention_limit,
-                                 max_new_tokens=args.retention_max_new_tokens)
+    report = retention_for_tasks(
+        model,
+        base,
+        tokenizer,
+        tasks,
+        data_dir=args.data_dir,
+        limit=args.retention_limit,
+        max_new_tokens=args.retention_max_new_tokens,
+    )
     path = output_dir / "retention.json"
     path.write_text(json.dumps(report, indent=2, default=str))
     print(f"wrote {path}")

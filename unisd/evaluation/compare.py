@@ -24,7 +24,9 @@ def find_results(path: Path) -> Path:
         return found[0]
     stamped = sorted(path.glob("**/results_*.json"), key=lambda p: (p.name, str(p)))  # lm-eval's names sort by time
     if not stamped:
-        raise FileNotFoundError(f"no results.json or lm-eval results_*.json under {path} (run 'unisd eval' or lm_eval first)")
+        raise FileNotFoundError(
+            f"no results.json or lm-eval results_*.json under {path} (run 'unisd eval' or lm_eval first)"
+        )
     return stamped[-1]
 
 
@@ -65,7 +67,10 @@ def comparison_markdown(labels: list[str], table: dict[str, dict[str, dict[str, 
         metric = primary_metric(task, "acc")
         vals = [table[lab].get(task, {}).get(metric) for lab in labels]
         best = max((v for v in vals if v is not None), default=None)
-        cells = ["–" if v is None else (f"**{100 * v:.1f}**" if v == best and len(set(vals)) > 1 else f"{100 * v:.1f}") for v in vals]
+        cells = [
+            "–" if v is None else (f"**{100 * v:.1f}**" if v == best and len(set(vals)) > 1 else f"{100 * v:.1f}")
+            for v in vals
+        ]
         lines.append(f"| {task} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

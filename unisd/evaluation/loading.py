@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 @dataclass(frozen=True)
 class ModelSource:
     """Where the weights come from: ``path`` (dir, hub id or alias) and an optional adapter."""

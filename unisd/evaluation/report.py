@@ -38,8 +38,9 @@ def summarize(lm_results: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def breakdown(samples: Mapping[str, Sequence[Mapping[str, Any]]],
-              registries: Registries | None = None) -> dict[str, dict[str, dict[str, float]]]:
+def breakdown(
+    samples: Mapping[str, Sequence[Mapping[str, Any]]], registries: Registries | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
     """Per-domain means of every metric, from lm-eval's logged samples."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for task, rows in samples.items():
@@ -52,8 +53,10 @@ def breakdown(samples: Mapping[str, Sequence[Mapping[str, Any]]],
             for metric in s.get("metrics", []):
                 if isinstance(s.get(metric), (int, float)):
                     groups[domain][metric].append(float(s[metric]))
-        out[task] = {d: {m: sum(v) / len(v) for m, v in ms.items()} | {"n": float(max(map(len, ms.values()), default=0))}
-                     for d, ms in sorted(groups.items())}
+        out[task] = {
+            d: {m: sum(v) / len(v) for m, v in ms.items()} | {"n": float(max(map(len, ms.values()), default=0))}
+            for d, ms in sorted(groups.items())
+        }
     return out
 
 
@@ -63,27 +66,45 @@ def _fmt(value: float | None, pct: bool = True) -> str:
     return f"{100 * value:.1f}" if pct else f"{value:g}"
 
 
-def results_markdown(summary: Mapping[str, Mapping[str, float]], skipped: Mapping[str, str] | None = None,
-                     details: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None, title: str = "",
-                     *, registries: Registries | None = None) -> str:
+def results_markdown(
+    summary: Mapping[str, Mapping[str, float]],
+    skipped: Mapping[str, str] | None = None,
+    details: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    title: str = "",
+    *,
+    registries: Registries | None = None,
+) -> str:
     """A Markdown report: one row per task (primary metric first, values in %), then breakdowns."""
     lines = [f"# {title}" if title else "# Evaluation results", ""]
     lines += ["| task | metric | value (%) | ± stderr | other metrics | n |", "|---|---|---|---|---|---|"]
     for task, row in summary.items():
-        primary = primary_metric(task, None, registries) or next((k for k in row if not k.endswith("_stderr") and k != "n"), "")
-        others = ", ".join(f"{k} {_fmt(v)}" for k, v in row.items() if k not in (primary, "n") and not k.endswith("_stderr"))
-        lines.append(f"| {task} | {primary} | {_fmt(row.get(primary))} | {_fmt(row.get(primary + '_stderr'))} | "
-                     f"{others} | {int(row.get('n', 0))} |")
+        primary = primary_metric(task, None, registries) or next(
+            (k for k in row if not k.endswith("_stderr") and k != "n"), ""
+        )
+        others = ", ".join(
+            f"{k} {_fmt(v)}" for k, v in row.items() if k not in (primary, "n") and not k.endswith("_stderr")
+        )
+        lines.append(
+            f"| {task} | {primary} | {_fmt(row.get(primary))} | {_fmt(row.get(primary + '_stderr'))} | "
+            f"{others} | {int(row.get('n', 0))} |"
+        )
     for task, reason in (skipped or {}).items():
         lines.append(f"| {task} | – | data unavailable | | {reason.replace('|', '/')} | 0 |")
     for task, domains in (details or {}).items():
         if not domains:
             continue
         metrics = sorted({m for d in domains.values() for m in d if m != "n"})
-        lines += ["", f"## {task} by {breakdown_field(task, registries) or 'group'}", "",
-                  "| group | " + " | ".join(metrics) + " | n |", "|---" * (len(metrics) + 2) + "|"]
+        lines += [
+            "",
+            f"## {task} by {breakdown_field(task, registries) or 'group'}",
+            "",
+            "| group | " + " | ".join(metrics) + " | n |",
+            "|---" * (len(metrics) + 2) + "|",
+        ]
         for domain, vals in domains.items():
-            lines.append(f"| {domain} | " + " | ".join(_fmt(vals.get(m)) for m in metrics) + f" | {int(vals.get('n', 0))} |")
+            lines.append(
+                f"| {domain} | " + " | ".join(_fmt(vals.get(m)) for m in metrics) + f" | {int(vals.get('n', 0))} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -35,12 +35,20 @@ class Scored:
     mean_logp_b: list[float] | None = None
 
 
-def _batches(prompts: Sequence[str], completions: Sequence[str], tokenizer: Any, batch_size: int,
-             max_prompt_tokens: int | None, chat: bool):
+def _batches(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    tokenizer: Any,
+    batch_size: int,
+    max_prompt_tokens: int | None,
+    chat: bool,
+):
     for start in range(0, len(prompts), batch_size):
         seqs, spans = [], []
-        chunk = prompts[start:start + batch_size]  # the prompts as generate_texts encodes them
-        for p_ids, c in zip(prompt_ids(tokenizer, chunk, chat=chat), completions[start:start + batch_size], strict=True):
+        chunk = prompts[start : start + batch_size]  # the prompts as generate_texts encodes them
+        for p_ids, c in zip(
+            prompt_ids(tokenizer, chunk, chat=chat), completions[start : start + batch_size], strict=True
+        ):
             if max_prompt_tokens:
                 p_ids = p_ids[-max_prompt_tokens:]
             c_ids = tokenizer(c, add_special_tokens=False)["input_ids"]
@@ -56,7 +64,9 @@ def _batches(prompts: Sequence[str], completions: Sequence[str], tokenizer: Any,
         yield ids, mask, spans
 
 
-def _completion_logps(model: Any, ids: torch.Tensor, mask: torch.Tensor, spans: list[tuple[int, int]]) -> list[torch.Tensor]:
+def _completion_logps(
+    model: Any, ids: torch.Tensor, mask: torch.Tensor, spans: list[tuple[int, int]]
+) -> list[torch.Tensor]:
     """Per example: fp32 log-softmax rows [T_c, V] predicting each completion token."""
     device = next(model.parameters()).device
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
@@ -65,7 +75,7 @@ def _completion_logps(model: Any, ids: torch.Tensor, mask: torch.Tensor, spans: 
         if c_len == 0:
             rows.append(torch.empty(0, logits.shape[-1]))
             continue
-        rows.append(F.log_softmax(logits[i, p_len - 1: p_len - 1 + c_len].float(), dim=-1).cpu())
+        rows.append(F.log_softmax(logits[i, p_len - 1 : p_len - 1 + c_len].float(), dim=-1).cpu())
     return rows
 
 
@@ -79,9 +89,18 @@ def token_jsd(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_completions(model: Any, tokenizer: Any, prompts: Sequence[str], completions: Sequence[str],
-                      other: Any | None = None, *, batch_size: int = 2, max_prompt_tokens: int | None = None,
-                      chat: bool = True, progress: str | None = "retention scores") -> Scored:
+def score_completions(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    other: Any | None = None,
+    *,
+    batch_size: int = 2,
+    max_prompt_tokens: int | None = None,
+    chat: bool = True,
+    progress: str | None = "retention scores",
+) -> Scored:
     """Mean log p_model(completion | prompt) per example; with ``other``, also JSD and its log p.
     ``progress``: a progress bar's description (shown on a terminal; None: none)."""
     from tqdm.auto import tqdm
@@ -89,13 +108,15 @@ def score_completions(model: Any, tokenizer: Any, prompts: Sequence[str], comple
     if len(prompts) != len(completions):
         raise ValueError("prompts and completions must have the same length")
     out = Scored([], [] if other is not None else None, [] if other is not None else None)
-    bar = tqdm(total=len(prompts), desc=progress, unit="example", dynamic_ncols=True, disable=None if progress else True)
+    bar = tqdm(
+        total=len(prompts), desc=progress, unit="example", dynamic_ncols=True, disable=None if progress else True
+    )
     for ids, mask, spans in _batches(prompts, completions, tokenizer, batch_size, max_prompt_tokens, chat):
         bar.update(len(spans))
         rows_a = _completion_logps(model, ids, mask, spans)
         rows_b = _completion_logps(other, ids, mask, spans) if other is not None else None
         for i, (p_len, c_len) in enumerate(spans):
-            target = ids[i, p_len: p_len + c_len]
+            target = ids[i, p_len : p_len + c_len]
             lp = rows_a[i].gather(-1, target[:, None]).squeeze(-1) if c_len else torch.empty(0)
             out.mean_logp.append(float(lp.mean()) if c_len else float("nan"))
             if rows_b is not None:
@@ -116,8 +137,12 @@ def logp_stats(mean_logps: Sequence[float]) -> dict[str, float]:
     if not vals:
         return {"n": 0}
     t = torch.tensor(vals, dtype=torch.float64)
-    stats = {"n": len(vals), "mean_logp": float(t.mean()), "std_logp": float(t.std(unbiased=False)),
-             "ppl": float(torch.exp(-t).mean())}
+    stats = {
+        "n": len(vals),
+        "mean_logp": float(t.mean()),
+        "std_logp": float(t.std(unbiased=False)),
+        "ppl": float(torch.exp(-t).mean()),
+    }
     stats.update({f"q{int(q * 100)}": float(torch.quantile(t, q)) for q in QUANTILES})
     return stats
 
@@ -130,9 +155,19 @@ def jsd_stats(values: Sequence[float]) -> dict[str, float]:
     return {"n": len(vals), "mean": float(t.mean()), "std": float(t.std(unbiased=False)), "max": float(t.max())}
 
 
-def retention_report(model: Any, base_model: Any, tokenizer: Any, prompts: Sequence[str], completions: Sequence[str],
-                     gold: Sequence[str] | None = None, *, base_completions: Sequence[str] | None = None,
-                     batch_size: int = 2, max_prompt_tokens: int | None = None, chat: bool = True) -> dict[str, Any]:
+def retention_report(
+    model: Any,
+    base_model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    gold: Sequence[str] | None = None,
+    *,
+    base_completions: Sequence[str] | None = None,
+    batch_size: int = 2,
+    max_prompt_tokens: int | None = None,
+    chat: bool = True,
+) -> dict[str, Any]:
     """Fit and retention of a trained ``model`` relative to ``base_model`` (same tokenizer).
 
     ``completions`` are the trained model's outputs for ``prompts``; ``gold`` the reference
@@ -168,6 +203,7 @@ def paired_stats(method: dict[str, Any], reference: dict[str, Any]) -> dict[str,
     ``base_logp_higher_pct``: % of samples where the base gives the method's completion a higher
     mean log-prob than the reference's completion.
     """
+
     def pct(a: Sequence[float] | None, b: Sequence[float] | None, lower: bool) -> float:
         pairs = [(x, y) for x, y in zip(a or [], b or [], strict=False) if not (math.isnan(x) or math.isnan(y))]
         if not pairs:
@@ -175,14 +211,27 @@ def paired_stats(method: dict[str, Any], reference: dict[str, Any]) -> dict[str,
         return 100.0 * sum((x < y) if lower else (x > y) for x, y in pairs) / len(pairs)
 
     m, r = method["per_example"], reference["per_example"]
-    return {"jsd_lower_pct": pct(m.get("jsd"), r.get("jsd"), lower=True),
-            "base_logp_higher_pct": pct(m.get("base_logp_of_model_completion"), r.get("base_logp_of_model_completion"), lower=False)}
+    return {
+        "jsd_lower_pct": pct(m.get("jsd"), r.get("jsd"), lower=True),
+        "base_logp_higher_pct": pct(
+            m.get("base_logp_of_model_completion"), r.get("base_logp_of_model_completion"), lower=False
+        ),
+    }
 
 
-def retention_for_tasks(model: Any, base_model: Any, tokenizer: Any, tasks: str | Sequence[str] | None = None,
-                        data_dir: str | None = None, limit: int | None = 50, *, max_new_tokens: int = 256,
-                        batch_size: int = 2, max_prompt_tokens: int | None = 2048,
-                        registries: Any = None) -> dict[str, Any]:
+def retention_for_tasks(
+    model: Any,
+    base_model: Any,
+    tokenizer: Any,
+    tasks: str | Sequence[str] | None = None,
+    data_dir: str | None = None,
+    limit: int | None = 50,
+    *,
+    max_new_tokens: int = 256,
+    batch_size: int = 2,
+    max_prompt_tokens: int | None = 2048,
+    registries: Any = None,
+) -> dict[str, Any]:
     """:func:`retention_report` per task: greedy completions of both models on the first
     ``limit`` test prompts, gold = the task's ``gold_completion`` (SFT-style). Per-example lists are
     kept. Log-likelihood tasks are left out; a task without ``docs`` or ``gold_completion`` in its
@@ -207,6 +256,15 @@ def retention_for_tasks(model: Any, base_model: Any, tokenizer: Any, tasks: str 
         gen = {"max_new_tokens": max_new_tokens, "batch_size": batch_size}
         ys = generate_texts(model, tokenizer, prompts, **gen)
         ys_base = generate_texts(base_model, tokenizer, prompts, **gen)
-        out[task] = retention_report(model, base_model, tokenizer, prompts, ys, [spec.gold(d) for d in docs],
-                                     base_completions=ys_base, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens)
+        out[task] = retention_report(
+            model,
+            base_model,
+            tokenizer,
+            prompts,
+            ys,
+            [spec.gold(d) for d in docs],
+            base_completions=ys_base,
+            batch_size=batch_size,
+            max_prompt_tokens=max_prompt_tokens,
+        )
     return out

@@ -27,8 +27,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("unisd.eval")
 
 
-def available_tasks(tasks: Iterable[str], data_dir: str | Path | None,
-                    registries: Registries | None = None) -> tuple[list[str], dict[str, str]]:
+def available_tasks(
+    tasks: Iterable[str], data_dir: str | Path | None, registries: Registries | None = None
+) -> tuple[list[str], dict[str, str]]:
     """Split task names into those whose data loads and ``{task: reason}`` for the others.
 
     A task whose spec has no ``docs`` loader is always kept (lm-eval loads its data itself)."""
@@ -113,16 +114,22 @@ def evaluate_model(
         from unisd.evaluation.sandbox import require_isolation
 
         report = require_isolation()  # refuses before any generation when the kernel layers are missing
-        log.info("code sandbox layers active: %s%s", ", ".join(report["active"]) or "none",
-                 f" (missing, opted in: {'; '.join(report['layer_problems'])})" if report["layer_problems"] else "")
+        log.info(
+            "code sandbox layers active: %s%s",
+            ", ".join(report["active"]) or "none",
+            f" (missing, opted in: {'; '.join(report['layer_problems'])})" if report["layer_problems"] else "",
+        )
     summary: dict[str, Any] = {}
     details: dict[str, Any] = {}
     raw: dict[str, Any] = {}
     settings: dict[str, Any] = {}
     if names or stock:
         data = str(Path(data_dir).expanduser().resolve()) if data_dir else None
-        manager = lm_eval_task_manager([*include_paths(names, registries), *selection.include_path],
-                                       defaults=selection.stock, metadata={"data_dir": data})
+        manager = lm_eval_task_manager(
+            [*include_paths(names, registries), *selection.include_path],
+            defaults=selection.stock,
+            metadata={"data_dir": data},
+        )
         was_training = getattr(model, "training", False)
         try:
             lm = _make_lm(model, tokenizer, batch_size, max_gen_toks)
@@ -133,25 +140,56 @@ def evaluate_model(
             model.eval()
             runs = []
             if names:  # UniSD's tasks: the paper's settings
-                chat = bool(getattr(tokenizer, "chat_template", None)) if apply_chat_template is None else apply_chat_template
+                chat = (
+                    bool(getattr(tokenizer, "chat_template", None))
+                    if apply_chat_template is None
+                    else apply_chat_template
+                )
                 kwargs = gen_kwargs or ({"max_gen_toks": gen_tokens} if gen_tokens else None)
-                runs.append((names, {"apply_chat_template": chat, "gen_kwargs": kwargs, "num_fewshot": num_fewshot,
-                                     **{k: 42 if seed is None else seed for k in LM_EVAL_SEEDS}, "bootstrap_iters": 1000}))
+                runs.append(
+                    (
+                        names,
+                        {
+                            "apply_chat_template": chat,
+                            "gen_kwargs": kwargs,
+                            "num_fewshot": num_fewshot,
+                            **{k: 42 if seed is None else seed for k in LM_EVAL_SEEDS},
+                            "bootstrap_iters": 1000,
+                        },
+                    )
+                )
             if stock:  # lm-eval's tasks: lm-eval's defaults unless told otherwise
                 kwargs = gen_kwargs or ({"max_gen_toks": max_gen_toks} if max_gen_toks else None)
-                runs.append((stock, {"apply_chat_template": bool(apply_chat_template), "gen_kwargs": kwargs,
-                                     "num_fewshot": num_fewshot, "bootstrap_iters": LM_EVAL_BOOTSTRAP,
-                                     **(LM_EVAL_SEEDS if seed is None else {k: seed for k in LM_EVAL_SEEDS})}))
+                runs.append(
+                    (
+                        stock,
+                        {
+                            "apply_chat_template": bool(apply_chat_template),
+                            "gen_kwargs": kwargs,
+                            "num_fewshot": num_fewshot,
+                            "bootstrap_iters": LM_EVAL_BOOTSTRAP,
+                            **(LM_EVAL_SEEDS if seed is None else {k: seed for k in LM_EVAL_SEEDS}),
+                        },
+                    )
+                )
             with eval_settings(code_timeout_s=code_timeout_s, mcqa_rule=mcqa_rule):
                 for task_names, options in runs:
-                    part = lm_eval.simple_evaluate(model=lm, tasks=task_names, task_manager=manager, limit=limit,
-                                                   log_samples=True, **options) or {}
+                    part = (
+                        lm_eval.simple_evaluate(
+                            model=lm, tasks=task_names, task_manager=manager, limit=limit, log_samples=True, **options
+                        )
+                        or {}
+                    )
                     raw = _merge(raw, part)
                     for name in part.get("results", {}):
-                        settings[name] = {"apply_chat_template": options["apply_chat_template"], "limit": limit,
-                                          "num_fewshot": (part.get("n-shot") or {}).get(name, num_fewshot),
-                                          "gen_kwargs": options["gen_kwargs"], "seeds": {k: options[k] for k in LM_EVAL_SEEDS},
-                                          "conventions": "unisd" if task_names is names else "lm-eval"}
+                        settings[name] = {
+                            "apply_chat_template": options["apply_chat_template"],
+                            "limit": limit,
+                            "num_fewshot": (part.get("n-shot") or {}).get(name, num_fewshot),
+                            "gen_kwargs": options["gen_kwargs"],
+                            "seeds": {k: options[k] for k in LM_EVAL_SEEDS},
+                            "conventions": "unisd" if task_names is names else "lm-eval",
+                        }
         finally:
             if was_training:
                 model.train()
@@ -159,9 +197,16 @@ def evaluate_model(
         summary, details = summarize(raw), breakdown(samples, registries)
         if log_samples and output_dir:
             _write_samples(Path(output_dir), samples, registries)
-    report = {"summary": summary, "breakdown": details, "skipped": skipped, "lm_eval": raw, "settings": settings,
-              "model": model_name or getattr(getattr(model, "config", None), "_name_or_path", ""),
-              "limit": limit, "data_dir": str(data_dir) if data_dir else None}
+    report = {
+        "summary": summary,
+        "breakdown": details,
+        "skipped": skipped,
+        "lm_eval": raw,
+        "settings": settings,
+        "model": model_name or getattr(getattr(model, "config", None), "_name_or_path", ""),
+        "limit": limit,
+        "data_dir": str(data_dir) if data_dir else None,
+    }
     if output_dir:
         write_report(report, Path(output_dir), registries)
     return report
@@ -201,13 +246,19 @@ def write_report(report: dict[str, Any], out: Path, registries: Registries | Non
 
     out.mkdir(parents=True, exist_ok=True)
     payload = dict(report.get("lm_eval") or {})
-    payload["unisd"] = {k: report.get(k) for k in ("summary", "breakdown", "skipped", "model", "limit", "data_dir", "settings")}
+    payload["unisd"] = {
+        k: report.get(k) for k in ("summary", "breakdown", "skipped", "model", "limit", "data_dir", "settings")
+    }
     text = json.dumps(payload, indent=2, default=handle_non_serializable)
     (out / "results.json").write_text(text, encoding="utf-8")
     # lm-eval's own name for the same file, so that its tooling (and `lm_eval`-style scripts) read the directory
     stamp = payload.get("date") or time.time()
     name = f"results_{datetime.datetime.fromtimestamp(float(stamp)).strftime('%Y-%m-%dT%H-%M-%S.%f')}.json"
     (out / name).write_text(text, encoding="utf-8")  # `unisd eval` moves earlier results aside before writing
-    title = f"Evaluation of {report.get('model') or 'model'}" + (f" (limit {report['limit']})" if report.get("limit") else "")
-    (out / "results.md").write_text(results_markdown(report["summary"], report["skipped"], report["breakdown"], title,
-                                                     registries=registries), encoding="utf-8")
+    title = f"Evaluation of {report.get('model') or 'model'}" + (
+        f" (limit {report['limit']})" if report.get("limit") else ""
+    )
+    (out / "results.md").write_text(
+        results_markdown(report["summary"], report["skipped"], report["breakdown"], title, registries=registries),
+        encoding="utf-8",
+    )

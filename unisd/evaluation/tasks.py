@@ -63,8 +63,10 @@ def catalog(registries: Registries | None = None) -> Catalog:
     for entry in reg.entries():
         obj = entry.resolve(reg)
         if isinstance(obj, (TaskSpec, GroupSpec)) and obj.name != entry.name:
-            raise ValueError(f"evaluator {entry.name!r} from {entry.origin} is a {type(obj).__name__} named "
-                             f"{obj.name!r}; register it under its own name")
+            raise ValueError(
+                f"evaluator {entry.name!r} from {entry.origin} is a {type(obj).__name__} named "
+                f"{obj.name!r}; register it under its own name"
+            )
         if isinstance(obj, TaskSpec):
             tasks[entry.name] = obj
         elif isinstance(obj, GroupSpec):
@@ -112,7 +114,7 @@ def _unknown(item: str, reg: Registry) -> UnknownTaskError:
     message = reg.unknown_message(item)
     prefix = f"unknown {reg.kind} {item!r}"
     if message.startswith(prefix):
-        message = f"unknown task or group {item!r}" + message[len(prefix):]
+        message = f"unknown task or group {item!r}" + message[len(prefix) :]
     return UnknownTaskError(message)
 
 
@@ -148,8 +150,9 @@ def _expand(item: str, cat: Catalog) -> list[str]:
             group = cat.groups[name]
             missing = [t for t in group.tasks if t not in cat.tasks]
             if missing:
-                raise ValueError(f"group {name!r} from {cat.origins[name]} lists unregistered task(s) "
-                                 f"{', '.join(missing)}")
+                raise ValueError(
+                    f"group {name!r} from {cat.origins[name]} lists unregistered task(s) {', '.join(missing)}"
+                )
             return list(group.tasks)
         if name in cat.tasks:
             return [name]
@@ -157,8 +160,10 @@ def _expand(item: str, cat: Catalog) -> list[str]:
     if len(hits) == 1:
         return hits
     if len(hits) > 1:
-        raise UnknownTaskError(f"task alias {item!r} is ambiguous: it names {', '.join(hits)} "
-                               f"(from {', '.join(sorted({cat.origins[h] for h in hits}))}); use the full name")
+        raise UnknownTaskError(
+            f"task alias {item!r} is ambiguous: it names {', '.join(hits)} "
+            f"(from {', '.join(sorted({cat.origins[h] for h in hits}))}); use the full name"
+        )
     raise _unknown(item, cat.registry)
 
 
@@ -189,12 +194,14 @@ def _task_manager(paths: tuple[str, ...], defaults: bool, metadata: str | None):
 
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_defaults=defaults, include_path=list(paths) or None,
-                       metadata=json.loads(metadata) if metadata else None)
+    return TaskManager(
+        include_defaults=defaults, include_path=list(paths) or None, metadata=json.loads(metadata) if metadata else None
+    )
 
 
-def select_tasks(spec: str | Iterable[str] | None, include_path: Iterable[str] = (),
-                 registries: Registries | None = None) -> TaskSelection:
+def select_tasks(
+    spec: str | Iterable[str] | None, include_path: Iterable[str] = (), registries: Registries | None = None
+) -> TaskSelection:
     """Resolve ``spec`` (comma-separated names, groups, aliases): registered tasks first, then the
     YAML tasks under ``include_path``, then lm-eval's shipped ones; a registered task's alias
     (``mbpp``) that is also an lm-eval task name means lm-eval's task (UniSD's is ``unisd_mbpp``).
@@ -226,8 +233,11 @@ def select_tasks(spec: str | Iterable[str] | None, include_path: Iterable[str] =
     if missing:
         item, exc = missing[0]
         close = difflib.get_close_matches(item, sorted(stock | local), n=3)
-        hint = (f"; lm-eval has no such task either (closest: {', '.join(close)})" if close else
-                "; lm-eval has no such task either (give --include-path DIR for a directory of lm-eval YAML tasks)")
+        hint = (
+            f"; lm-eval has no such task either (closest: {', '.join(close)})"
+            if close
+            else "; lm-eval has no such task either (give --include-path DIR for a directory of lm-eval YAML tasks)"
+        )
         raise UnknownTaskError(f"{exc}{hint}")
     return TaskSelection(registered, [item for item, _ in unknown], paths, stock=bool(rest))
 

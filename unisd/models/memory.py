@@ -42,7 +42,9 @@ def _meta_model(model_config: ModelConfig) -> torch.nn.Module:
     from unisd.models.loading import resolve_model_path
 
     path = resolve_model_path(model_config.name_or_path, model_config.revision, model_config.gguf_file)
-    cfg = AutoConfig.from_pretrained(path, revision=model_config.revision, trust_remote_code=model_config.trust_remote_code)
+    cfg = AutoConfig.from_pretrained(
+        path, revision=model_config.revision, trust_remote_code=model_config.trust_remote_code
+    )
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(cfg, trust_remote_code=model_config.trust_remote_code)
 

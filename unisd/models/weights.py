@@ -61,11 +61,17 @@ def _is_adapter_tensor(key: str, tuner_layers: dict[str, torch.nn.Module]) -> bo
 def _with_delta(name: str, layer: torch.nn.Module, weight: torch.Tensor) -> torch.Tensor:
     if layer.disable_adapters or layer.merged:
         return weight
-    active = [a for a in layer.active_adapters if a in getattr(layer, "lora_A", {}) or a in getattr(layer, "lora_embedding_A", {})]
+    active = [
+        a
+        for a in layer.active_adapters
+        if a in getattr(layer, "lora_A", {}) or a in getattr(layer, "lora_embedding_A", {})
+    ]
     if not active:
         return weight
     if not hasattr(layer, "get_delta_weight"):
-        raise TypeError(f"{name}: {type(layer).__name__} has no get_delta_weight(); only LoRA-style adapters can be merged")
+        raise TypeError(
+            f"{name}: {type(layer).__name__} has no get_delta_weight(); only LoRA-style adapters can be merged"
+        )
     merged = weight.clone()
     for adapter in active:
         merged += layer.get_delta_weight(adapter).to(merged.dtype)

@@ -93,8 +93,13 @@ def refuse_aliases(text: str, where: str) -> None:
         for event in yaml.parse(text):
             if isinstance(event, yaml.AliasEvent):
                 m = event.start_mark
-                raise RecipeError(where, [f"line {m.line + 1}, column {m.column + 1}: YAML alias *{event.anchor} is not "
-                                          "accepted (aliases can expand a small file without bound); write the value out"])
+                raise RecipeError(
+                    where,
+                    [
+                        f"line {m.line + 1}, column {m.column + 1}: YAML alias *{event.anchor} is not "
+                        "accepted (aliases can expand a small file without bound); write the value out"
+                    ],
+                )
     except yaml.YAMLError:
         return  # a syntax error: the parser proper reports it with its line
 
@@ -138,8 +143,13 @@ def read_document(path: Path) -> tuple[dict[str, Any], _Located]:
         node = None
     duplicates = list(_duplicate_keys(node)) if node is not None else []
     if duplicates:
-        raise RecipeError(str(path), [f"line {line}: key {key!r} appears again (first on line {first}); "
-                                      "YAML would silently keep the last one" for key, line, first in duplicates])
+        raise RecipeError(
+            str(path),
+            [
+                f"line {line}: key {key!r} appears again (first on line {first}); YAML would silently keep the last one"
+                for key, line, first in duplicates
+            ],
+        )
     return data, _Located(node, path)
 
 
@@ -172,7 +182,9 @@ def resolve_source(name_or_path: str | Path) -> Path:
 
     recipes = get_registries().recipes
     if str(name_or_path) not in recipes:
-        raise RecipeError(str(name_or_path), [recipes.unknown_message(str(name_or_path)) + " (or give a .yaml/.json path)"])
+        raise RecipeError(
+            str(name_or_path), [recipes.unknown_message(str(name_or_path)) + " (or give a .yaml/.json path)"]
+        )
     return Path(recipes.get(str(name_or_path)))
 
 
@@ -206,7 +218,9 @@ def load_raw(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[di
         try:
             resolve_source(parent)
         except RecipeError as exc:  # name the file that asked for the missing parent, and its line
-            raise RecipeError(str(path), [f"line {located.line(['extends'])}: extends: {p}" for p in exc.problems]) from None
+            raise RecipeError(
+                str(path), [f"line {located.line(['extends'])}: extends: {p}" for p in exc.problems]
+            ) from None
         base, parent_locator, _ = load_raw(parent, (*_seen, path))
         data = deep_merge(base, data)
         docs += parent_locator.docs
@@ -270,7 +284,9 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
                 else:
                     node = node.setdefault(part, {})
             else:
-                raise RecipeError("--set", [f"{expr!r}: {'.'.join(parts[:i])} is a {type(node).__name__}, not a mapping or list"])
+                raise RecipeError(
+                    "--set", [f"{expr!r}: {'.'.join(parts[:i])} is a {type(node).__name__}, not a mapping or list"]
+                )
     return data
 
 
@@ -287,8 +303,13 @@ def _list_index(node: list, part: str, expr: str, where: str) -> int:
     if types.count(part) == 1:
         return types.index(part)
     if types.count(part) > 1:
-        raise RecipeError("--set", [f"{expr!r}: {types.count(part)} items have type {part!r} at {where}; address one "
-                                    f"by its name: {[n for n, t in zip(names, types, strict=True) if t == part]}"])
+        raise RecipeError(
+            "--set",
+            [
+                f"{expr!r}: {types.count(part)} items have type {part!r} at {where}; address one "
+                f"by its name: {[n for n, t in zip(names, types, strict=True) if t == part]}"
+            ],
+        )
     close = difflib.get_close_matches(part, [t for t in names if t], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise RecipeError("--set", [f"{expr!r}: no item with name or type {part!r} at {where}.{hint} Items: {names}"])
@@ -300,7 +321,13 @@ def _fmt_loc(loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[str, list[Any]
     path: list[Any] = []
     node: Any = data
     for part in loc:
-        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (
+            isinstance(node, dict)
+            and part in node
+            or isinstance(node, list)
+            and isinstance(part, int)
+            and part < len(node)
+        ):
             path.append(part)
             node = node[part]
         elif isinstance(node, dict) and part not in node and isinstance(part, str) and part == node.get("type"):
@@ -324,8 +351,12 @@ def _allowed_hint(err: dict[str, Any], value: Any) -> str:
     return err["msg"]
 
 
-def validate(data: dict[str, Any], source: str = "<recipe>", located: Locator | None = None,
-             model: type[RecipeBase] | None = None) -> RecipeBase:
+def validate(
+    data: dict[str, Any],
+    source: str = "<recipe>",
+    located: Locator | None = None,
+    model: type[RecipeBase] | None = None,
+) -> RecipeBase:
     """Validate a recipe dict; on failure raise :class:`RecipeError` listing every problem."""
     model = model or recipe_model()
     try:  # validators see the registries the model was built from, not the process-wide ones
@@ -353,7 +384,6 @@ def validate(data: dict[str, Any], source: str = "<recipe>", located: Locator | 
 def _allowed_fields(model: type, path: list[Any], data: dict[str, Any]) -> list[str]:
     """Field names of the model at ``path`` (following list items and component types)."""
     from typing import get_args, get_origin
-
 
     ann: Any = model
     node: Any = data

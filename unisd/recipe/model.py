@@ -8,7 +8,7 @@ and appears in ``unisd recipe schema`` with no core change.
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, create_model, model_validator
 
@@ -62,19 +62,25 @@ class RecipeBase(StrictModel):
         names = [c.name or c.type for c in self.components]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"components: {', '.join(dup)} listed more than once; give each a name: of its own "
-                             "(e.g. name: early and name: late) to use one type twice")
+            raise ValueError(
+                f"components: {', '.join(dup)} listed more than once; give each a name: of its own "
+                "(e.g. name: early and name: late) to use one type twice"
+            )
         term = self.divergence.name or self.divergence.type  # the divergence's loss term is named like a component
         if term in names:
-            raise ValueError(f"components: {term!r} is also the name of the divergence's loss term; give the "
-                             "component (or the divergence) another name:")
+            raise ValueError(
+                f"components: {term!r} is also the name of the divergence's loss term; give the "
+                "component (or the divergence) another name:"
+            )
         return self
 
     @model_validator(mode="after")
     def _generations_need_sampling(self) -> RecipeBase:
         if self.generation.num_generations > 1 and not getattr(type(self.objective), "samples", True):
-            raise ValueError(f"generation.num_generations > 1 needs sampled completions; objective "
-                             f"{self.objective.type!r} trains on the gold completion only (set num_generations: 1)")
+            raise ValueError(
+                f"generation.num_generations > 1 needs sampled completions; objective "
+                f"{self.objective.type!r} trains on the gold completion only (set num_generations: 1)"
+            )
         return self
 
     def score_temperature(self) -> float:
@@ -90,8 +96,12 @@ class RecipeBase(StrictModel):
 def _tagged(name: str, cls: type, kind: str) -> type[ComponentConfig]:
     """``cls.Config`` with ``type`` narrowed to ``Literal[name]`` (one model per registry name)."""
     base = config_model_of(cls)
-    model = create_model(f"{_camel(name)}Config", __base__=base, __module__=base.__module__,
-                         type=(Literal[name], Field(name, description=f"{kind} '{name}'")))
+    model = create_model(
+        f"{_camel(name)}Config",
+        __base__=base,
+        __module__=base.__module__,
+        type=(Literal[name], Field(name, description=f"{kind} '{name}'")),
+    )
     model.__doc__ = base.__doc__ or cls.__doc__
     model._unisd_kind = kind  # type: ignore[attr-defined]
     return model
@@ -106,7 +116,7 @@ def _union(models: list[type]) -> Any:
         return Any
     if len(models) == 1:
         return Annotated[models[0], Field(discriminator="type")]
-    return Annotated[tuple(models), Field(discriminator="type")]
+    return Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007 (built from a runtime list)
 
 
 def _tagged_all(reg: Registry, kind: str) -> list[type]:
@@ -138,26 +148,42 @@ def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
             owner[n] = reg
         component_models += _tagged_all(reg, reg.kind)
     data_model = create_model(
-        "Data", __base__=DataConfig,
-        dataset=(_union(_tagged_all(registries.datasets, "dataset")),
-                 _registered_default(registries.datasets, "a dataset adapter config; 'type' names the adapter")),
+        "Data",
+        __base__=DataConfig,
+        dataset=(
+            _union(_tagged_all(registries.datasets, "dataset")),
+            _registered_default(registries.datasets, "a dataset adapter config; 'type' names the adapter"),
+        ),
     )
     generation_model = create_model(
-        "Generation", __base__=GenerationConfig,
-        backend=(_union(_tagged_all(registries.generators, "generator")),
-                 _registered_default(registries.generators,
-                                     "generation backend; 'type' names it, a bare name stands for its defaults")),
+        "Generation",
+        __base__=GenerationConfig,
+        backend=(
+            _union(_tagged_all(registries.generators, "generator")),
+            _registered_default(
+                registries.generators, "generation backend; 'type' names it, a bare name stands for its defaults"
+            ),
+        ),
     )
     divergences = _tagged_all(registries.divergences, "divergence")
     objectives = _tagged_all(registries.objectives, "objective")
     model = create_model(
-        "Recipe", __base__=RecipeBase,
+        "Recipe",
+        __base__=RecipeBase,
         data=(data_model, Field(default_factory=data_model)),
         generation=(generation_model, Field(default_factory=generation_model)),
-        objective=(_union(objectives), _registered_default(registries.objectives,
-                                                           "what the student learns from; 'type' names the objective")),
-        divergence=(_union(divergences), _registered_default(registries.divergences, "per-token divergence; 'type' names it")),
-        components=(list[_union(component_models)], Field(default_factory=list, description="components in the order they act; 'type' names each")),
+        objective=(
+            _union(objectives),
+            _registered_default(registries.objectives, "what the student learns from; 'type' names the objective"),
+        ),
+        divergence=(
+            _union(divergences),
+            _registered_default(registries.divergences, "per-token divergence; 'type' names it"),
+        ),
+        components=(
+            list[_union(component_models)],
+            Field(default_factory=list, description="components in the order they act; 'type' names each"),
+        ),
     )
     model.registries = registries
     return model
@@ -169,10 +195,15 @@ def recipe_json_schema(registries: Registries | None = None) -> dict:
     schema = recipe_model(registries).model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "UniSD recipe"
-    schema["properties"] = {"extends": {"type": "string", "title": "Extends", "description":
-                                        "a shipped recipe name or a recipe file (relative to this one) whose fields "
-                                        "this file starts from; mappings merge, lists are replaced"},
-                            **schema["properties"]}
+    schema["properties"] = {
+        "extends": {
+            "type": "string",
+            "title": "Extends",
+            "description": "a shipped recipe name or a recipe file (relative to this one) whose fields "
+            "this file starts from; mappings merge, lists are replaced",
+        },
+        **schema["properties"],
+    }
     return schema
 
 

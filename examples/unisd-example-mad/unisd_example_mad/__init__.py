@@ -15,6 +15,8 @@ RECIPE = Path(__file__).with_name("unisd-mad.yaml")
 @hookimpl
 def unisd_register(registry):
     registry.disagreements.add(
-        "agreement_mad", "unisd_example_mad.measure:MADAgreement",
-        description="agreement weights from the mean absolute deviation of the K context log-probs")
+        "agreement_mad",
+        "unisd_example_mad.measure:MADAgreement",
+        description="agreement weights from the mean absolute deviation of the K context log-probs",
+    )
     registry.recipes.add("unisd-mad", RECIPE, description="vanilla SD + MAD agreement (example plugin)")

@@ -32,7 +32,8 @@ class MADAgreementConfig(AgreementConfig):
 
     statistic: Literal["mad"] = Field("mad", description="fixed: this measure always uses the mean absolute deviation")
     center: Literal["mean", "median"] = Field(
-        "median", description="deviations are measured from the mean or from the median of the K log-probs")
+        "median", description="deviations are measured from the mean or from the median of the K log-probs"
+    )
 
 
 def mean_absolute_deviation(values: torch.Tensor, center: str, dim: int = 0) -> torch.Tensor:

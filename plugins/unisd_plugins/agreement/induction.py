@@ -47,12 +47,25 @@ class InductionContexts(ContextBuilder):
             raise ValueError("induction needs the model: build contexts inside a training run")
         instructions = self.instructions(records, run)
         rng = random.Random(self.config.seed)
-        return [[build_induction_context(r["prompt"], rng.choice(instructions)) for _ in range(self.config.k)] for r in records]
+        return [
+            [build_induction_context(r["prompt"], rng.choice(instructions)) for _ in range(self.config.k)]
+            for r in records
+        ]
 
     def cache_key(self, records, run) -> str:
         c = self.config
-        blob = json.dumps([run.recipe.model.name_or_path, [r["id"] for r in records], META_PROMPT,
-                           c.num_instructions, c.num_demos, c.seed, c.temperature, c.max_new_tokens])
+        blob = json.dumps(
+            [
+                run.recipe.model.name_or_path,
+                [r["id"] for r in records],
+                META_PROMPT,
+                c.num_instructions,
+                c.num_demos,
+                c.seed,
+                c.temperature,
+                c.max_new_tokens,
+            ]
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
     def instructions(self, records, run) -> list[str]:
@@ -68,14 +81,22 @@ class InductionContexts(ContextBuilder):
         pool = donor_pool(records, run)
         for i in range(c.num_instructions):
             demos = rng.sample(pool, min(c.num_demos, len(pool)))
-            examples = "\n\n".join(f"Example {j + 1}:\n{d['prompt']}\nSolution:\n{d['gold']}" for j, d in enumerate(demos))
-            (text,) = generate_texts(run.model, run.tokenizer, [META_PROMPT.format(n=len(demos), examples=examples)],
-                                     temperature=c.temperature, max_new_tokens=c.max_new_tokens, seed=c.seed + i,
-                                     device=run.device, base=True)
+            examples = "\n\n".join(
+                f"Example {j + 1}:\n{d['prompt']}\nSolution:\n{d['gold']}" for j, d in enumerate(demos)
+            )
+            (text,) = generate_texts(
+                run.model,
+                run.tokenizer,
+                [META_PROMPT.format(n=len(demos), examples=examples)],
+                temperature=c.temperature,
+                max_new_tokens=c.max_new_tokens,
+                seed=c.seed + i,
+                device=run.device,
+                base=True,
+            )
             if text.strip():
                 out.append(text.strip())
         if not out:
             raise RuntimeError("instruction induction produced no instructions (the model generated only empty text)")
         write_atomically(path, lambda tmp: tmp.write_text(json.dumps(out, indent=1)))
         return out
-

@@ -27,19 +27,27 @@ from unisd.api import series
 class AgreementConfig(ComponentConfig):
     """Multi-teacher agreement (spec §2a)."""
 
-    contexts: dict[str, Any] = Field(default_factory=lambda: {"type": "random", "k": 3},
-                                     description="context builder config: type (random|retrieval|induction|…), k, demos, seed, …")
+    contexts: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "random", "k": 3},
+        description="context builder config: type (random|retrieval|induction|…), k, demos, seed, …",
+    )
     granularity: Literal["token", "sequence"] = "token"
     statistic: Literal["variance", "std", "range", "entropy"] = Field(
-        "variance", description="spread of the K log-probs: variance (token: unbiased; sequence: biased), std, "
-                                "max−min range, or log K − entropy of the normalised probabilities")
+        "variance",
+        description="spread of the K log-probs: variance (token: unbiased; sequence: biased), std, "
+        "max−min range, or log K − entropy of the normalised probabilities",
+    )
     gamma: float = Field(1.0, ge=0.0, description="agreement strength γ")
-    quantile: float = Field(0.95, gt=0.0, le=1.0, description="token level: disagreement is scaled by this masked quantile")
+    quantile: float = Field(
+        0.95, gt=0.0, le=1.0, description="token level: disagreement is scaled by this masked quantile"
+    )
     cap: float = Field(10.0, gt=0.0, description="token level: cap of the scaled disagreement")
     floor: float = Field(0.01, ge=0.0, le=1.0, description="token level: smallest weight")
     temperature: float = Field(1.0, gt=0.0, description="temperature of the K context scores (reference: 1.0)")
     normalization: Literal["fixed", "reference"] = Field(
-        "fixed", description="'fixed': sequence weights scale each sequence's loss; 'reference': they cancel as in the authors' code")
+        "fixed",
+        description="'fixed': sequence weights scale each sequence's loss; 'reference': they cancel as in the authors' code",
+    )
 
     @field_validator("contexts")
     @classmethod
@@ -160,8 +168,12 @@ def _spread_logs(w: torch.Tensor) -> dict[str, float]:
     if w.numel() == 0:
         return {"weight_mean": 1.0, "weight_std": 0.0, "weight_min": 1.0, "below_0.9": 0.0}
     w = w.detach().float()
-    return {"weight_mean": float(w.mean()), "weight_std": float(w.std(unbiased=False)), "weight_min": float(w.min()),
-            "below_0.9": float((w < 0.9).float().mean())}
+    return {
+        "weight_mean": float(w.mean()),
+        "weight_std": float(w.std(unbiased=False)),
+        "weight_min": float(w.min()),
+        "below_0.9": float((w < 0.9).float().mean()),
+    }
 
 
 def _avg(x: torch.Tensor, mask: torch.Tensor) -> float:

@@ -5,5 +5,8 @@ from unisd import hookimpl
 
 @hookimpl
 def unisd_register(registry):
-    registry.guards.add("clip", "unisd_plugins.clipping.guard:DivergenceClip",
-                        description="cap per-token divergences (static or adaptive quantile), before weighting")
+    registry.guards.add(
+        "clip",
+        "unisd_plugins.clipping.guard:DivergenceClip",
+        description="cap per-token divergences (static or adaptive quantile), before weighting",
+    )

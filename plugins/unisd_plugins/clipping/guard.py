@@ -42,10 +42,14 @@ class DivergenceClip(StabilityGuard):
         bound = getattr(div, "upper_bound", float("inf"))
         c = self.config
         if c.mode == "static" and c.cap >= bound:
-            raise ValueError(f"clip: static cap {c.cap} can never bind for divergence {div.name!r} (bounded by {bound:.4f}); "
-                             "use mode: quantile, mode: fraction, or a smaller cap")
+            raise ValueError(
+                f"clip: static cap {c.cap} can never bind for divergence {div.name!r} (bounded by {bound:.4f}); "
+                "use mode: quantile, mode: fraction, or a smaller cap"
+            )
         if c.mode == "fraction" and bound == float("inf"):
-            raise ValueError(f"clip: mode 'fraction' needs a bounded divergence; {div.name!r} is unbounded — use static or quantile")
+            raise ValueError(
+                f"clip: mode 'fraction' needs a bounded divergence; {div.name!r} is unbounded — use static or quantile"
+            )
         self.bound = bound
 
     def cap_for(self, divergence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | float:
@@ -68,10 +72,17 @@ class DivergenceClip(StabilityGuard):
         out = torch.where(clipped, cap, divergence)
         d = divergence.detach() * mask
         mass = float(d.sum())
-        batch.logs.update({f"{self.name}/{k}": v for k, v in {
-            "fraction": float((clipped.float() * mask).sum() / mask.sum().clamp(min=1)),
-            "mass_removed": float((d - out.detach() * mask).sum()) / mass if mass > 0 else 0.0,
-            "cap": float(cap), "max_divergence": float(d.max()) if d.numel() else 0.0}.items()})
+        batch.logs.update(
+            {
+                f"{self.name}/{k}": v
+                for k, v in {
+                    "fraction": float((clipped.float() * mask).sum() / mask.sum().clamp(min=1)),
+                    "mass_removed": float((d - out.detach() * mask).sum()) / mass if mass > 0 else 0.0,
+                    "cap": float(cap),
+                    "max_divergence": float(d.max()) if d.numel() else 0.0,
+                }.items()
+            }
+        )
         return out
 
     def inert_reason(self, history, steps):
@@ -79,8 +90,11 @@ class DivergenceClip(StabilityGuard):
         if clipped and max(clipped) == 0:
             largest = series(history, f"{self.name}/max_divergence")
             seen = f" (the largest per-token divergence logged: {max(largest):.3g})" if largest else ""
-            how = {"static": f"cap {self.config.cap:g}", "quantile": f"quantile {self.config.quantile:g}",
-                   "relative": f"factor {self.config.factor:g} × the batch mean",
-                   "fraction": f"fraction {self.config.fraction:g} of the bound"}[self.config.mode]
+            how = {
+                "static": f"cap {self.config.cap:g}",
+                "quantile": f"quantile {self.config.quantile:g}",
+                "relative": f"factor {self.config.factor:g} × the batch mean",
+                "fraction": f"fraction {self.config.fraction:g} of the bound",
+            }[self.config.mode]
             return f"nothing was clipped: {how} (mode {self.config.mode}) was never reached{seen}"
         return None

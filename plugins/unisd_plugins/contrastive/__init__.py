@@ -5,5 +5,8 @@ from unisd import hookimpl
 
 @hookimpl
 def unisd_register(registry):
-    registry.losses.add("contrastive", "unisd_plugins.contrastive.loss:TokenContrastive",
-                        description="hinge: stay closer to the good teacher than to a bad-teacher context, per token")
+    registry.losses.add(
+        "contrastive",
+        "unisd_plugins.contrastive.loss:TokenContrastive",
+        description="hinge: stay closer to the good teacher than to a bad-teacher context, per token",
+    )

@@ -41,15 +41,22 @@ class TokenContrastive(AuxiliaryLoss):
     Config: ClassVar = ContrastiveConfig
     activity_metrics: ClassVar = ("active", "margin", "pos_dist", "neg_dist")
     record_slots: ClassVar = {
-        "negative_prompt": RecordSlot(StrictStr, rendered_from="negative_reference",
-                                      description="the bad teacher's user turn (generated when absent)"),
-        "negative_reference": RecordSlot(StrictStr, description="a wrong reference; data.teacher_template renders "
-                                                                "it into negative_prompt"),
+        "negative_prompt": RecordSlot(
+            StrictStr,
+            rendered_from="negative_reference",
+            description="the bad teacher's user turn (generated when absent)",
+        ),
+        "negative_reference": RecordSlot(
+            StrictStr, description="a wrong reference; data.teacher_template renders it into negative_prompt"
+        ),
     }
 
     def requirements(self) -> Requirements:
-        return Requirements(record_fields=frozenset({"negative_prompt"}), prompt_fields=frozenset({"negative_prompt"}),
-                            token_logp_grad=True)
+        return Requirements(
+            record_fields=frozenset({"negative_prompt"}),
+            prompt_fields=frozenset({"negative_prompt"}),
+            token_logp_grad=True,
+        )
 
     def setup(self, run) -> None:
         records = run.records
@@ -58,15 +65,23 @@ class TokenContrastive(AuxiliaryLoss):
             return
         adapter = run.dataset_adapter
         if not (hasattr(adapter, "negative_requests") and hasattr(adapter, "render_negative")):
-            raise ValueError(f"contrastive: {len(missing)} records have no negative_prompt and dataset "
-                             f"{run.recipe.data.dataset.type!r} cannot generate negatives")
+            raise ValueError(
+                f"contrastive: {len(missing)} records have no negative_prompt and dataset "
+                f"{run.recipe.data.dataset.type!r} cannot generate negatives"
+            )
         c = self.config
         requests = [list(adapter.negative_requests(r))[: c.negatives_per_item] for r in missing]
         params = {"max_new_tokens": c.max_new_tokens, "temperature": c.temperature, "seed": c.seed}
         key = cache_key(run.recipe.model.name_or_path, missing, requests, params)
         cache = NegativesCache(run.cache_dir / "negatives" / f"{key}.json")
-        gen = hf_generator(run.model, run.tokenizer, run.device, temperature=c.temperature,
-                           max_new_tokens=c.max_new_tokens, seed=c.seed)
+        gen = hf_generator(
+            run.model,
+            run.tokenizer,
+            run.device,
+            temperature=c.temperature,
+            max_new_tokens=c.max_new_tokens,
+            seed=c.seed,
+        )
         negatives = generate_negatives(missing, requests, gen, cache, progress=run.recipe.logging.progress_bar)
         picks = choose(missing, negatives, c.seed)
         dropped = []
@@ -76,7 +91,11 @@ class TokenContrastive(AuxiliaryLoss):
             else:
                 rec["negative_prompt"] = adapter.render_negative(rec, pick[1], pick[0])
         if dropped:
-            log.warning("contrastive: %d records without any usable negative were dropped (first: %s)", len(dropped), dropped[:3])
+            log.warning(
+                "contrastive: %d records without any usable negative were dropped (first: %s)",
+                len(dropped),
+                dropped[:3],
+            )
             keep = set(dropped)
             run.records[:] = [r for r in records if r["id"] not in keep]
         self.dropped = len(dropped)  # records left out for want of a negative (also logged above)
@@ -91,15 +110,24 @@ class TokenContrastive(AuxiliaryLoss):
         hinge = torch.relu(self.config.margin + pos_d - neg_d)
         mask = batch.completion_mask
         denom = mask.sum().clamp(min=1)
-        return LossTerm(self.name, masked_mean(hinge, mask), {
-            "pos_dist": float((pos_d.detach() * mask).sum() / denom),
-            "neg_dist": float((neg_d.detach() * mask).sum() / denom),
-            "margin": float(((neg_d - pos_d).detach() * mask).sum() / denom),  # achieved: neg − pos, the hinge wants ≥ μ
-            "active": float(((hinge.detach() > 0).float() * mask).sum() / denom)})
+        return LossTerm(
+            self.name,
+            masked_mean(hinge, mask),
+            {
+                "pos_dist": float((pos_d.detach() * mask).sum() / denom),
+                "neg_dist": float((neg_d.detach() * mask).sum() / denom),
+                "margin": float(
+                    ((neg_d - pos_d).detach() * mask).sum() / denom
+                ),  # achieved: neg − pos, the hinge wants ≥ μ
+                "active": float(((hinge.detach() > 0).float() * mask).sum() / denom),
+            },
+        )
 
     def inert_reason(self, history, steps):
         active = series(history, f"{self.name}/active")
         if active and max(active) == 0:
-            return (f"the hinge was never active: on every token the student sat closer to the good teacher than to "
-                    f"the bad one by more than margin {self.config.margin:g}")
+            return (
+                f"the hinge was never active: on every token the student sat closer to the good teacher than to "
+                f"the bad one by more than margin {self.config.margin:g}"
+            )
         return None

@@ -17,7 +17,9 @@ from unisd.api import write_atomically
 log = logging.getLogger("unisd.contrastive")
 
 
-def cache_key(model_name: str, records: Sequence[dict[str, Any]], requests: Sequence[Sequence[str]], params: dict[str, Any]) -> str:
+def cache_key(
+    model_name: str, records: Sequence[dict[str, Any]], requests: Sequence[Sequence[str]], params: dict[str, Any]
+) -> str:
     blob = json.dumps([model_name, [r["id"] for r in records], list(map(list, requests)), params], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -34,8 +36,15 @@ class NegativesCache:
         write_atomically(self.path, lambda tmp: tmp.write_text(json.dumps(self.data)))
 
 
-def generate_negatives(records, requests: list[list[str]], generate: Callable[[list[str]], list[str]],
-                       cache: NegativesCache, chunk: int = 8, retries: int = 2, progress: bool = True) -> dict[str, list[str]]:
+def generate_negatives(
+    records,
+    requests: list[list[str]],
+    generate: Callable[[list[str]], list[str]],
+    cache: NegativesCache,
+    chunk: int = 8,
+    retries: int = 2,
+    progress: bool = True,
+) -> dict[str, list[str]]:
     """Fill ``cache`` with one generated text per request; empty generations are retried."""
     todo = [(r["id"], q) for r, qs in zip(records, requests, strict=True) if r["id"] not in cache.data for q in qs]
     if not todo:
@@ -48,7 +57,7 @@ def generate_negatives(records, requests: list[list[str]], generate: Callable[[l
         bar = tqdm(total=len(todo), desc="negatives", unit="gen")
     want = {r["id"]: len(qs) for r, qs in zip(records, requests, strict=True)}
     for i in range(0, len(todo), chunk):
-        part = todo[i:i + chunk]
+        part = todo[i : i + chunk]
         texts = generate([q for _, q in part])
         for _ in range(retries):
             empty = [j for j, t in enumerate(texts) if not t.strip()]
@@ -79,7 +88,9 @@ def choose(records, negatives: dict[str, list[str]], seed: int) -> list[tuple[in
     return out
 
 
-def hf_generator(model, tokenizer, device, *, temperature: float, max_new_tokens: int, seed: int) -> Callable[[list[str]], list[str]]:
+def hf_generator(
+    model, tokenizer, device, *, temperature: float, max_new_tokens: int, seed: int
+) -> Callable[[list[str]], list[str]]:
     """Sample from the base weights (LoRA adapter disabled) with the chat template; each call
     uses the next seed, so a resumed generation draws the same texts."""
     from unisd.api import generate_texts
@@ -88,7 +99,16 @@ def hf_generator(model, tokenizer, device, *, temperature: float, max_new_tokens
 
     def generate(prompts: list[str]) -> list[str]:
         calls[0] += 1
-        return generate_texts(model, tokenizer, prompts, temperature=temperature, max_new_tokens=max_new_tokens,
-                              seed=seed + calls[0] - 1, device=device, base=True, batch_size=max(len(prompts), 1))
+        return generate_texts(
+            model,
+            tokenizer,
+            prompts,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            seed=seed + calls[0] - 1,
+            device=device,
+            base=True,
+            batch_size=max(len(prompts), 1),
+        )
 
     return generate

@@ -39,13 +39,19 @@ def is_correct(record: dict[str, Any], completion: str) -> bool | None:
     if task == "code":
         from unisd_plugins.evaluation.scoring import code_pass_at_1, extract_code, mbpp_program
 
-        program = mbpp_program(extract_code(completion), meta.get("tests", []), meta.get("test_imports", []), meta.get("test_setup", ""),
-                               reference=extract_code(str(record.get("gold", ""))))
+        program = mbpp_program(
+            extract_code(completion),
+            meta.get("tests", []),
+            meta.get("test_imports", []),
+            meta.get("test_setup", ""),
+            reference=extract_code(str(record.get("gold", ""))),
+        )
         return bool(code_pass_at_1([program])[0])
     if task == "tool":
         from unisd_plugins.evaluation.scoring import tool_scores
 
         return tool_scores(completion, meta.get("golden_answer"))["full_acc"] == 1.0
+
     def norm(s: str) -> str:
         return " ".join(re.sub(r"[^\w\s]", " ", s.lower()).split())
 

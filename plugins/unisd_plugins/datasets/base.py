@@ -23,7 +23,10 @@ class DatasetSourceError(UserError, RuntimeError):
 
 def hub_offline() -> bool:
     """Whether the environment forbids Hugging Face hub access."""
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(
+        os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+        for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
 
 
 def load_hub_split(adapter: str, repo_id: str, name: str | None, split: str) -> list[dict[str, Any]]:
@@ -32,8 +35,10 @@ def load_hub_split(adapter: str, repo_id: str, name: str | None, split: str) -> 
     Any failure (offline, no network, unknown split) becomes a :class:`DatasetSourceError` that
     tells the user to pass local files with ``data.dataset.path``.
     """
-    hint = (f"Download the upstream files and pass their location as data.dataset.path "
-            f"(see `unisd plugins list`), e.g. data: {{dataset: {{type: {adapter}, path: /data/{adapter}}}}}.")
+    hint = (
+        f"Download the upstream files and pass their location as data.dataset.path "
+        f"(see `unisd plugins list`), e.g. data: {{dataset: {{type: {adapter}, path: /data/{adapter}}}}}."
+    )
     try:
         import datasets  # heavy: imported only when the hub is used
     except ImportError as exc:  # pragma: no cover - datasets is a core dependency
@@ -42,10 +47,16 @@ def load_hub_split(adapter: str, repo_id: str, name: str | None, split: str) -> 
     try:
         ds = datasets.load_dataset(repo_id, name, split=split)
     except Exception as exc:
-        why = "the Hugging Face hub is offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set) and no cached copy was found" if offline \
+        why = (
+            "the Hugging Face hub is offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set) and no cached copy was found"
+            if offline
             else f"loading it failed: {type(exc).__name__}: {exc}"
-        raise DatasetSourceError(f"dataset '{adapter}' needs {repo_id}" + (f" ({name})" if name else "")
-                                 + f" split '{split}' from the Hugging Face hub, but {why}. {hint}") from exc
+        )
+        raise DatasetSourceError(
+            f"dataset '{adapter}' needs {repo_id}"
+            + (f" ({name})" if name else "")
+            + f" split '{split}' from the Hugging Face hub, but {why}. {hint}"
+        ) from exc
     return [dict(row) for row in ds]
 
 
@@ -91,8 +102,9 @@ class BaseAdapter(DatasetAdapter):
         if self.config.limit is not None:
             records = itertools.islice(records, self.config.limit)
         source = f"dataset '{self.config.type}' (split {self.config.split})"
-        return validate_records(records, source=source, on_bad_record=self.on_bad_record, rejects_path=self.rejects_path,
-                                slots=self.slots).records
+        return validate_records(
+            records, source=source, on_bad_record=self.on_bad_record, rejects_path=self.rejects_path, slots=self.slots
+        ).records
 
     def is_correct(self, record: dict[str, Any], completion: str) -> bool | None:
         """Answer check by ``meta.task`` (see :mod:`unisd_plugins.datasets.answers`)."""
@@ -110,8 +122,18 @@ class BaseAdapter(DatasetAdapter):
         return negatives.render_negative(record, generated_text, index)
 
 
-def mcqa_record(*, rid: str, question: str, choices: Sequence[str], correct_index: int, explanation: str | None,
-                index: int, seed: int, context: str | None = None, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def mcqa_record(
+    *,
+    rid: str,
+    question: str,
+    choices: Sequence[str],
+    correct_index: int,
+    explanation: str | None,
+    index: int,
+    seed: int,
+    context: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A multiple-choice record with options shuffled by ``Random(seed + index)`` (spec §5.1)."""
     options, letter = prompts.shuffle_options(list(choices), correct_index, seed, index)
     student = prompts.mcqa_student_prompt(question, options, context)
@@ -122,9 +144,16 @@ def mcqa_record(*, rid: str, question: str, choices: Sequence[str], correct_inde
         "teacher_prompt": prompts.render_teacher_prompt(student, letter, explanation),
         "gold": prompts.sft_gold_mcqa(letter, explanation),
         "answer": letter,
-        "meta": {"task": "mcqa", "question": question, "choices": options, "correct_letter": letter,
-                 "correct_answer": choices[correct_index], "num_choices": len(choices),
-                 "explanation": explanation or "", **(meta or {})},
+        "meta": {
+            "task": "mcqa",
+            "question": question,
+            "choices": options,
+            "correct_letter": letter,
+            "correct_answer": choices[correct_index],
+            "num_choices": len(choices),
+            "explanation": explanation or "",
+            **(meta or {}),
+        },
         "demo": prompts.mcqa_demo_block(question, options, letter, explanation),
         "retrieval_text": question,
     }

@@ -17,7 +17,15 @@ from collections.abc import Iterable
 from pydantic import Field
 
 from unisd.components.kinds import DatasetConfig
-from unisd_plugins.datasets.base import BaseAdapter, DatasetSourceError, load_hub_split, local_path, mcqa_record, read_json_or_jsonl, split_alias
+from unisd_plugins.datasets.base import (
+    BaseAdapter,
+    DatasetSourceError,
+    load_hub_split,
+    local_path,
+    mcqa_record,
+    read_json_or_jsonl,
+    split_alias,
+)
 
 HUB_ID, HUB_CONFIG = "Salesforce/cos_e", "v1.11"
 _SPLITS = {"dev": "validation", "val": "validation", "test": "validation"}
@@ -28,7 +36,9 @@ class CoSEConfig(DatasetConfig):
 
     type: str = "cose"
     seed: int = Field(42, description="option shuffling uses Random(seed + index)")
-    cqa_path: str | None = Field(None, description="CommonsenseQA question files (folder or file) for the raw CoS-E layout")
+    cqa_path: str | None = Field(
+        None, description="CommonsenseQA question files (folder or file) for the raw CoS-E layout"
+    )
 
 
 class CoSEAdapter(BaseAdapter):
@@ -55,7 +65,9 @@ class CoSEAdapter(BaseAdapter):
         if rows and isinstance(rows[0].get("explanation"), dict):
             return _join_raw(rows, _questions(self._cqa_file(path, split)))
         if rows and not {"question", "choices", "answer"} <= rows[0].keys():
-            raise DatasetSourceError(f"dataset 'cose': {file} is neither the hub export layout nor the raw CoS-E layout")
+            raise DatasetSourceError(
+                f"dataset 'cose': {file} is neither the hub export layout nor the raw CoS-E layout"
+            )
         return rows
 
     def _cqa_file(self, path: Path, split: str) -> Path:
@@ -68,19 +80,28 @@ class CoSEAdapter(BaseAdapter):
             for cand in [folder, *sorted(folder.glob("commonsenseqa*"))]:
                 if (cand / name).is_file():
                     return cand / name
-        raise DatasetSourceError(f"dataset 'cose': the raw CoS-E layout needs CommonsenseQA question files ({name}); "
-                                 "pass data.dataset.cqa_path")
+        raise DatasetSourceError(
+            f"dataset 'cose': the raw CoS-E layout needs CommonsenseQA question files ({name}); "
+            "pass data.dataset.cqa_path"
+        )
 
     def build(self) -> Iterable[dict[str, Any]]:
         split = self._split()
         for index, row in enumerate(self.rows()):
             choices = [str(c) for c in row["choices"]]
             if row["answer"] not in choices:
-                raise DatasetSourceError(f"dataset 'cose': row {index} (id {row.get('id')}) answer {row['answer']!r} is not among its choices")
+                raise DatasetSourceError(
+                    f"dataset 'cose': row {index} (id {row.get('id')}) answer {row['answer']!r} is not among its choices"
+                )
             yield mcqa_record(
-                rid=f"cose/{row.get('id') or f'{split}-{index}'}", question=row["question"], choices=choices,
-                correct_index=choices.index(row["answer"]), explanation=row.get("abstractive_explanation"),
-                index=index, seed=self.config.seed, meta={"dataset": "cose", "source_id": row.get("id", "")},
+                rid=f"cose/{row.get('id') or f'{split}-{index}'}",
+                question=row["question"],
+                choices=choices,
+                correct_index=choices.index(row["answer"]),
+                explanation=row.get("abstractive_explanation"),
+                index=index,
+                seed=self.config.seed,
+                meta={"dataset": "cose", "source_id": row.get("id", "")},
             )
 
 
@@ -91,7 +112,9 @@ def _pick_file(path: Path, split: str) -> Path:
     for name in (f"cose_{short}_v1.11.jsonl", f"cose_{short}_v1.0.jsonl", f"{split}.jsonl", f"{short}.jsonl"):
         if (path / name).is_file():
             return path / name
-    raise DatasetSourceError(f"dataset 'cose': no {split} file in {path} (expected cose_{short}_v1.11.jsonl or {split}.jsonl)")
+    raise DatasetSourceError(
+        f"dataset 'cose': no {split} file in {path} (expected cose_{short}_v1.11.jsonl or {split}.jsonl)"
+    )
 
 
 def _must_exist(path: Path) -> Path:
@@ -115,10 +138,14 @@ def _join_raw(cose_rows: list[dict[str, Any]], questions: dict[str, dict[str, An
             continue
         choices = sorted(q["question"]["choices"], key=lambda c: c["label"])
         labels = [c["label"] for c in choices]
-        out.append({
-            "id": row["id"], "question": q["question"]["stem"], "choices": [c["text"] for c in choices],
-            "answer": choices[labels.index(q["answerKey"])]["text"],
-            "abstractive_explanation": row["explanation"].get("open-ended", ""),
-            "extractive_explanation": row["explanation"].get("selected", ""),
-        })
+        out.append(
+            {
+                "id": row["id"],
+                "question": q["question"]["stem"],
+                "choices": [c["text"] for c in choices],
+                "answer": choices[labels.index(q["answerKey"])]["text"],
+                "abstractive_explanation": row["explanation"].get("open-ended", ""),
+                "extractive_explanation": row["explanation"].get("selected", ""),
+            }
+        )
     return out

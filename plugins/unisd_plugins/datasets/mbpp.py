@@ -10,12 +10,22 @@ from pydantic import Field
 
 from unisd.components.kinds import DatasetConfig
 from unisd_plugins.datasets import prompts
-from unisd_plugins.datasets.base import BaseAdapter, DatasetSourceError, load_hub_split, local_path, read_json_or_jsonl, split_alias
+from unisd_plugins.datasets.base import (
+    BaseAdapter,
+    DatasetSourceError,
+    load_hub_split,
+    local_path,
+    read_json_or_jsonl,
+    split_alias,
+)
 
 HUB_ID = "google-research-datasets/mbpp"
 #: Standard task-id ranges of the splits (both configs use them).
 SPLIT_IDS: dict[str, range] = {
-    "prompt": range(1, 11), "test": range(11, 511), "validation": range(511, 601), "train": range(601, 975),
+    "prompt": range(1, 11),
+    "test": range(11, 511),
+    "validation": range(511, 601),
+    "train": range(601, 975),
 }
 LOCAL_FILES = {"full": "mbpp.jsonl", "sanitized": "sanitized-mbpp.json"}
 
@@ -24,7 +34,9 @@ class MBPPConfig(DatasetConfig):
     """MBPP. ``path``: ``mbpp.jsonl`` / ``sanitized-mbpp.json`` or a folder holding them."""
 
     type: str = "mbpp"
-    variant: Literal["full", "sanitized"] | None = Field(None, description="hub config; default: 'full' for train, 'sanitized' otherwise")
+    variant: Literal["full", "sanitized"] | None = Field(
+        None, description="hub config; default: 'full' for train, 'sanitized' otherwise"
+    )
 
 
 class MBPPAdapter(BaseAdapter):
@@ -37,7 +49,9 @@ class MBPPAdapter(BaseAdapter):
     def _split(self) -> str:
         split = split_alias(self.config.split, {"dev": "validation", "val": "validation", "eval": "test"})
         if split not in SPLIT_IDS:
-            raise DatasetSourceError(f"dataset 'mbpp': unknown split {self.config.split!r}; use one of {', '.join(SPLIT_IDS)}")
+            raise DatasetSourceError(
+                f"dataset 'mbpp': unknown split {self.config.split!r}; use one of {', '.join(SPLIT_IDS)}"
+            )
         return split
 
     def _variant(self) -> str:
@@ -51,7 +65,9 @@ class MBPPAdapter(BaseAdapter):
         if path.is_dir():
             path = path / LOCAL_FILES[variant]
             if not path.is_file():
-                raise DatasetSourceError(f"dataset 'mbpp': {path} not found (variant {variant!r} expects {LOCAL_FILES[variant]})")
+                raise DatasetSourceError(
+                    f"dataset 'mbpp': {path} not found (variant {variant!r} expects {LOCAL_FILES[variant]})"
+                )
         ids = SPLIT_IDS[split]
         return [r for r in read_json_or_jsonl(Path(path)) if int(r["task_id"]) in ids]
 
@@ -76,9 +92,16 @@ def mbpp_record(row: dict[str, Any]) -> dict[str, Any]:
         "teacher_prompt": prompts.render_teacher_prompt(student, fixed),
         "gold": prompts.sft_gold_code(fixed),
         "answer": fixed,
-        "meta": {"task": "code", "task_id": int(row["task_id"]), "text": text, "tests": tests, "test_setup": setup,
-                 "entry_point": entry, "signature": prompts.function_signature(fixed, entry or None),
-                 "renamed": fixed != code},
+        "meta": {
+            "task": "code",
+            "task_id": int(row["task_id"]),
+            "text": text,
+            "tests": tests,
+            "test_setup": setup,
+            "entry_point": entry,
+            "signature": prompts.function_signature(fixed, entry or None),
+            "renamed": fixed != code,
+        },
         "demo": prompts.mbpp_demo_block(student, tests, fixed),
         "retrieval_text": student,
     }

@@ -49,7 +49,7 @@ def parse_generation(text: str) -> tuple[str, str]:
     start, end = body.find("{"), body.rfind("}")
     if start != -1 and end > start:
         try:
-            obj = json.loads(body[start:end + 1])
+            obj = json.loads(body[start : end + 1])
         except json.JSONDecodeError:
             obj = None
         if isinstance(obj, dict) and ("answer" in obj or "reasoning" in obj):
@@ -117,7 +117,7 @@ def code_request(record: Mapping[str, Any], bug_type: str) -> str:
         "- Use the correct function name and signature.\n"
         "- The bug must be subtle (not a syntax error or an obvious typo).\n"
         "- Include necessary imports.\n"
-        "- Put ONLY the function code in \"answer\".\n\n"
+        '- Put ONLY the function code in "answer".\n\n'
         + RETURN_FORMAT.format(reasoning="ONE SENTENCE ABOUT THE APPROACH", answer=f"def {signature}: ...")
     )
 
@@ -146,7 +146,7 @@ def tool_request(record: Mapping[str, Any], corruption: str) -> str:
         f"API documentation and format:\n{record['prompt']}\n\n"
         f"Mistake to make: {how}\n\n"
         "Rules:\n"
-        "- Put your thought in \"reasoning\" and the ReAct lines (\"Action: …\" then \"Action Input: {…}\") in \"answer\".\n"
+        '- Put your thought in "reasoning" and the ReAct lines ("Action: …" then "Action Input: {…}") in "answer".\n'
         "- The mistake must be subtle and plausible; Action Input must be valid JSON.\n"
         "- Do NOT mention that you are making a mistake.\n\n"
         + RETURN_FORMAT.format(reasoning="YOUR THOUGHT", answer="Action: ...\\nAction Input: {...}")
@@ -213,12 +213,17 @@ def negative_requests(record: Mapping[str, Any], num: int = NUM_NEGATIVES) -> li
         return [tool_request(record, kinds[i % len(kinds)]) for i in range(num)]
     if task == "math":
         return [math_request(record, n) for n in wrong_numbers(record, num)]
-    raise NotImplementedError(f"record {record.get('id')!r}: no contrastive negatives for task {task!r} "
-                              "(meta.task must be one of mcqa, code, tool, math)")
+    raise NotImplementedError(
+        f"record {record.get('id')!r}: no contrastive negatives for task {task!r} "
+        "(meta.task must be one of mcqa, code, tool, math)"
+    )
 
 
 _RENDER: dict[str, Callable[[Mapping[str, Any], str, int], str]] = {
-    "mcqa": mcqa_render, "code": code_render, "tool": tool_render, "math": math_render,
+    "mcqa": mcqa_render,
+    "code": code_render,
+    "tool": tool_render,
+    "math": math_render,
 }
 
 

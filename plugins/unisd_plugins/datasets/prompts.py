@@ -83,8 +83,29 @@ def shuffle_options(choices: Sequence[str], correct_index: int, seed: int, index
 
 
 # -- MBPP ------------------------------------------------------------------------------------------
-_WRAPPERS = {"math", "set", "sorted", "len", "list", "tuple", "str", "int", "float", "type",
-             "isinstance", "round", "max", "min", "abs", "sum", "all", "any", "bool", "dict", "frozenset"}
+_WRAPPERS = {
+    "math",
+    "set",
+    "sorted",
+    "len",
+    "list",
+    "tuple",
+    "str",
+    "int",
+    "float",
+    "type",
+    "isinstance",
+    "round",
+    "max",
+    "min",
+    "abs",
+    "sum",
+    "all",
+    "any",
+    "bool",
+    "dict",
+    "frozenset",
+}
 _DEF_RE = re.compile(r"^[ \t]*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 
 
@@ -97,8 +118,10 @@ def _called_names(tests: Sequence[str]) -> list[str]:
     """Candidate function names the asserts call, direct (``f(``) before wrapped (``set(f(``)."""
     found: list[str] = []
     for test in tests:
-        for pattern in (r"assert\s+(?:not\s+)?\(?\s*([A-Za-z_]\w*)\s*\(",
-                        r"assert\s+(?:not\s+)?\w+(?:\.\w+)?\s*\(\s*([A-Za-z_]\w*)\s*\("):
+        for pattern in (
+            r"assert\s+(?:not\s+)?\(?\s*([A-Za-z_]\w*)\s*\(",
+            r"assert\s+(?:not\s+)?\w+(?:\.\w+)?\s*\(\s*([A-Za-z_]\w*)\s*\(",
+        ):
             m = re.search(pattern, test)
             if m and m.group(1) not in found:
                 found.append(m.group(1))
@@ -218,7 +241,9 @@ def render_reference(reference: str, reasoning: str | None = None) -> str:
     return reference
 
 
-def render_teacher_prompt(student_prompt: str, reference: str, reasoning: str | None = None, *, variant: str = "generic") -> str:
+def render_teacher_prompt(
+    student_prompt: str, reference: str, reasoning: str | None = None, *, variant: str = "generic"
+) -> str:
     """The privileged teacher user turn: student prompt, worked reference, SD instruction.
 
     ``variant="generic"`` is the template of §1.2 (leading newline, trailing newline).
@@ -272,7 +297,9 @@ def mbpp_demo_block(student_prompt: str, tests: Sequence[str], code: str) -> str
     )
 
 
-def mcqa_demo_block(question: str, options: Mapping[str, str] | Sequence[str], letter: str, explanation: str | None = None) -> str:
+def mcqa_demo_block(
+    question: str, options: Mapping[str, str] | Sequence[str], letter: str, explanation: str | None = None
+) -> str:
     """A donor MCQA sample: question, ``A) text`` options, ``Answer: X.`` and the explanation."""
     opts = as_options(options)
     options_text = "\n".join(f"{k}) {v}" for k, v in opts.items())

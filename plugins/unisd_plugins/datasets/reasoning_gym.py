@@ -39,20 +39,33 @@ class ReasoningGymConfig(DatasetConfig):
     """A reasoning-gym dataset."""
 
     type: str = "reasoning_gym"
-    task: str = Field("chain_sum", description="reasoning-gym dataset name (e.g. chain_sum, basic_arithmetic, letter_counting)")
+    task: str = Field(
+        "chain_sum", description="reasoning-gym dataset name (e.g. chain_sum, basic_arithmetic, letter_counting)"
+    )
     size: int = Field(512, ge=1, description="items generated per split")
     seed: int = Field(42, description="generation seed of the train split (test uses seed + 1_000_003)")
-    validation_size: int = Field(128, ge=1, description="items of the validation split, drawn from the train generator after its first `size` items")
-    options: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments of the reasoning-gym dataset config")
-    instruction: str | None = Field(None, description="line appended to each question; default: write out the calculation "
-                                    "(tasks that state an expression) or give only the final answer (others)")
+    validation_size: int = Field(
+        128,
+        ge=1,
+        description="items of the validation split, drawn from the train generator after its first `size` items",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="extra keyword arguments of the reasoning-gym dataset config"
+    )
+    instruction: str | None = Field(
+        None,
+        description="line appended to each question; default: write out the calculation "
+        "(tasks that state an expression) or give only the final answer (others)",
+    )
 
 
 def _gym():
     try:
         import reasoning_gym
     except ImportError as exc:
-        raise DatasetSourceError("dataset 'reasoning_gym' needs the reasoning-gym package: pip install 'unisd[embedded]'") from exc
+        raise DatasetSourceError(
+            "dataset 'reasoning_gym' needs the reasoning-gym package: pip install 'unisd[embedded]'"
+        ) from exc
     return reasoning_gym
 
 
@@ -128,7 +141,9 @@ class ReasoningGymAdapter(BaseAdapter):
         try:
             return _gym().create_dataset(c.task, size=size, seed=seed, **task_options(c.task, c.options))
         except (KeyError, ValueError, TypeError) as exc:
-            raise DatasetSourceError(f"dataset 'reasoning_gym': cannot create task {c.task!r} with options {c.options}: {exc}") from exc
+            raise DatasetSourceError(
+                f"dataset 'reasoning_gym': cannot create task {c.task!r} with options {c.options}: {exc}"
+            ) from exc
 
     def _entries(self, split: str) -> Iterable[tuple[int, dict[str, Any]]]:
         """(index, entry) of ``split``; validation indices continue train's."""
@@ -153,8 +168,13 @@ class ReasoningGymAdapter(BaseAdapter):
                 "teacher_prompt": prompts.render_teacher_prompt(student, gold),
                 "gold": gold,
                 "answer": answer,
-                "meta": {"task": "math" if numeric else "qa", "question": question, "source": "reasoning_gym", "dataset": self.config.task,
-                         "entry": json.loads(json.dumps(entry, default=str))},
+                "meta": {
+                    "task": "math" if numeric else "qa",
+                    "question": question,
+                    "source": "reasoning_gym",
+                    "dataset": self.config.task,
+                    "entry": json.loads(json.dumps(entry, default=str)),
+                },
                 "demo": prompts.qa_demo_block(question, f"Answer: {answer}"),
                 "retrieval_text": question,
                 "reference": gold,

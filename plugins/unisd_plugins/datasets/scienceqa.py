@@ -15,7 +15,14 @@ from collections.abc import Iterable
 from pydantic import Field
 
 from unisd.components.kinds import DatasetConfig
-from unisd_plugins.datasets.base import BaseAdapter, DatasetSourceError, load_hub_split, local_path, mcqa_record, split_alias
+from unisd_plugins.datasets.base import (
+    BaseAdapter,
+    DatasetSourceError,
+    load_hub_split,
+    local_path,
+    mcqa_record,
+    split_alias,
+)
 
 HUB_ID = "derek-thomas/ScienceQA"
 _OFFICIAL = {"validation": "val"}  # hub split name → official pid_splits key
@@ -55,15 +62,23 @@ class ScienceQAAdapter(BaseAdapter):
     def _local_rows(self, split: str) -> list[dict[str, Any]]:
         path = local_path("scienceqa", self.config.path or "")
         problems_file = path / "problems.json" if path.is_dir() else path
-        splits_file = Path(self.config.pid_splits).expanduser() if self.config.pid_splits else problems_file.parent / "pid_splits.json"
+        splits_file = (
+            Path(self.config.pid_splits).expanduser()
+            if self.config.pid_splits
+            else problems_file.parent / "pid_splits.json"
+        )
         for f in (problems_file, splits_file):
             if not f.is_file():
-                raise DatasetSourceError(f"dataset 'scienceqa': {f} not found (the official layout needs problems.json and pid_splits.json)")
+                raise DatasetSourceError(
+                    f"dataset 'scienceqa': {f} not found (the official layout needs problems.json and pid_splits.json)"
+                )
         problems = json.loads(problems_file.read_text(encoding="utf-8"))
         splits = json.loads(splits_file.read_text(encoding="utf-8"))
         key = _OFFICIAL.get(split, split)
         if key not in splits:
-            raise DatasetSourceError(f"dataset 'scienceqa': split {split!r} not in {splits_file} (has {', '.join(splits)})")
+            raise DatasetSourceError(
+                f"dataset 'scienceqa': split {split!r} not in {splits_file} (has {', '.join(splits)})"
+            )
         missing = [pid for pid in splits[key] if pid not in problems]
         if missing and len(missing) == len(splits[key]):
             raise DatasetSourceError(f"dataset 'scienceqa': none of the {key} pids are in {problems_file}")
@@ -75,9 +90,19 @@ class ScienceQAAdapter(BaseAdapter):
             lecture = (row.get("lecture") or "").strip()
             pid = row.get("pid", f"{split}-{index}")
             yield mcqa_record(
-                rid=f"scienceqa/{pid}", question=row["question"], choices=[str(c) for c in row["choices"]],
-                correct_index=int(row["answer"]), explanation=row.get("solution"), index=index, seed=self.config.seed,
+                rid=f"scienceqa/{pid}",
+                question=row["question"],
+                choices=[str(c) for c in row["choices"]],
+                correct_index=int(row["answer"]),
+                explanation=row.get("solution"),
+                index=index,
+                seed=self.config.seed,
                 context=lecture if self.config.include_lecture and lecture else None,
-                meta={"dataset": "scienceqa", "lecture": lecture, "domain": row.get("subject", ""),
-                      "subdomain": row.get("topic", ""), "grade": str(row.get("grade", ""))},
+                meta={
+                    "dataset": "scienceqa",
+                    "lecture": lecture,
+                    "domain": row.get("subject", ""),
+                    "subdomain": row.get("topic", ""),
+                    "grade": str(row.get("grade", "")),
+                },
             )

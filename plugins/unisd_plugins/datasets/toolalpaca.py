@@ -21,13 +21,17 @@ from unisd_plugins.datasets.base import BaseAdapter, DatasetSourceError, load_hu
 HUB_ID = "Ahren09/ToolAlpaca"
 #: Files of the official layout per split, when ``path`` is a folder.
 LOCAL_FILES: dict[str, tuple[str, ...]] = {
-    "train": ("train_data.json",), "validation": ("validation_data.json",),
-    "test": ("eval_simulated.json", "eval_real.json"), "eval_simulated": ("eval_simulated.json",),
+    "train": ("train_data.json",),
+    "validation": ("validation_data.json",),
+    "test": ("eval_simulated.json", "eval_real.json"),
+    "eval_simulated": ("eval_simulated.json",),
     "eval_real": ("eval_real.json",),
 }
-GET_DETAILS = ('getDetails: Ask the user for details that are missing but required to complete the request.\n'
-               'Parameters: {"Question": "Required. string. The question to ask the user."}\n'
-               "Output: The user's answer.")
+GET_DETAILS = (
+    "getDetails: Ask the user for details that are missing but required to complete the request.\n"
+    'Parameters: {"Question": "Required. string. The question to ask the user."}\n'
+    "Output: The user's answer."
+)
 
 
 class ToolAlpacaConfig(DatasetConfig):
@@ -43,7 +47,7 @@ def react_prompt(tools: Mapping[str, str], instruction: str) -> str:
     return (
         "Answer the user's question with the help of the tools below. The user cannot see the tools or "
         "their results, so give every piece of information the user needs in the Final Answer. Do not make "
-        "anything up; if a required parameter is missing, use the \"getDetails\" tool to ask the user for it.\n"
+        'anything up; if a required parameter is missing, use the "getDetails" tool to ask the user for it.\n'
         "You have access to the following tools:\n\n"
         f"{tool_text}\n\n"
         "Use the following format:\n"
@@ -106,9 +110,14 @@ def official_items(apis: Sequence[Mapping[str, Any]], stem: str) -> Iterable[dic
             golden = api.get("Golden_Answers") or []
             for i, instruction in enumerate(api["Instructions"]):
                 calls = _normalize_calls(golden[i] if i < len(golden) else [])
-                yield {"id": f"toolalpaca/{stem}/{k}-{name}/{i}", "api": name, "instruction": instruction,
-                       "prompt": react_prompt(tools, instruction), "golden_answer": calls,
-                       "golden_response": calls_to_react(calls)}
+                yield {
+                    "id": f"toolalpaca/{stem}/{k}-{name}/{i}",
+                    "api": name,
+                    "instruction": instruction,
+                    "prompt": react_prompt(tools, instruction),
+                    "golden_answer": calls,
+                    "golden_response": calls_to_react(calls),
+                }
         for i, inst in enumerate(api.get("Instances") or []):
             steps = inst.get("intermediate_steps") or []
             if not steps:
@@ -120,8 +129,14 @@ def official_items(apis: Sequence[Mapping[str, Any]], stem: str) -> Iterable[dic
                 calls.append({"Action": action, "Action_Input": args})
                 text = log.strip() or f"Action: {action}\nAction Input: {args}"
                 response.append(text if text.startswith(("Thought:", "Action:")) else f"Thought: {text}")
-            yield {"id": f"toolalpaca/{stem}/{k}-{name}/{i}", "api": name, "instruction": instruction,
-                   "prompt": react_prompt(tools, instruction), "golden_answer": calls, "golden_response": response}
+            yield {
+                "id": f"toolalpaca/{stem}/{k}-{name}/{i}",
+                "api": name,
+                "instruction": instruction,
+                "prompt": react_prompt(tools, instruction),
+                "golden_answer": calls,
+                "golden_response": response,
+            }
 
 
 class ToolAlpacaAdapter(BaseAdapter):
@@ -138,7 +153,9 @@ class ToolAlpacaAdapter(BaseAdapter):
         path = local_path("toolalpaca", self.config.path)
         if path.is_dir():
             if split not in LOCAL_FILES:
-                raise DatasetSourceError(f"dataset 'toolalpaca': unknown split {split!r}; use one of {', '.join(LOCAL_FILES)}")
+                raise DatasetSourceError(
+                    f"dataset 'toolalpaca': unknown split {split!r}; use one of {', '.join(LOCAL_FILES)}"
+                )
             files = [path / f for f in LOCAL_FILES[split] if (path / f).is_file()]
             if not files:
                 raise DatasetSourceError(f"dataset 'toolalpaca': none of {', '.join(LOCAL_FILES[split])} in {path}")

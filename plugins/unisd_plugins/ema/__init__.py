@@ -5,5 +5,8 @@ from unisd import hookimpl
 
 @hookimpl
 def unisd_register(registry):
-    registry.teachers.add("ema", "unisd_plugins.ema.teacher:EMATeacher",
-                          description="teacher = exponential moving average of the student (fp32, LoRA-aware)")
+    registry.teachers.add(
+        "ema",
+        "unisd_plugins.ema.teacher:EMATeacher",
+        description="teacher = exponential moving average of the student (fp32, LoRA-aware)",
+    )

@@ -33,7 +33,9 @@ class EMAConfig(ComponentConfig):
 
     beta: float = Field(0.9, ge=0.0, lt=1.0, description="decay β (reference: 0.9 for ema, 0.98 in UniSD*)")
     every: int = Field(10, ge=1, description="sync every N optimizer steps (reference: 10)")
-    mode: Literal["fixed", "reference"] = Field("fixed", description="'fixed': EMA of the merged student; 'reference': the authors' no-op under LoRA")
+    mode: Literal["fixed", "reference"] = Field(
+        "fixed", description="'fixed': EMA of the merged student; 'reference': the authors' no-op under LoRA"
+    )
 
 
 class EMATeacher(TeacherProvider):
@@ -64,9 +66,15 @@ class EMATeacher(TeacherProvider):
 
     def _lora_layers(self):
         for name, module in self.model.named_modules():
-            if hasattr(module, "lora_A") and hasattr(module, "base_layer") and "default" in getattr(module, "lora_A", {}):
+            if (
+                hasattr(module, "lora_A")
+                and hasattr(module, "base_layer")
+                and "default" in getattr(module, "lora_A", {})
+            ):
                 if not isinstance(module.base_layer, torch.nn.Linear):
-                    raise TypeError(f"EMA teacher supports LoRA on Linear layers; {name} wraps {type(module.base_layer).__name__}")
+                    raise TypeError(
+                        f"EMA teacher supports LoRA on Linear layers; {name} wraps {type(module.base_layer).__name__}"
+                    )
                 yield name, module
 
     def lora_delta(self, module) -> torch.Tensor:
@@ -113,8 +121,11 @@ class EMATeacher(TeacherProvider):
             for name, module in self._lora_layers():
                 a, b = module.lora_A["default"].weight, module.lora_B["default"].weight
                 whole_a = a.full_tensor() if hasattr(a, "full_tensor") else a  # collective: same order everywhere
-                yield (f"{name}.base_layer.weight", module.base_layer.weight,
-                       lambda b=b, whole_a=whole_a, s=module.scaling["default"]: s * (local(b).float() @ whole_a.float()))
+                yield (
+                    f"{name}.base_layer.weight",
+                    module.base_layer.weight,
+                    lambda b=b, whole_a=whole_a, s=module.scaling["default"]: s * (local(b).float() @ whole_a.float()),
+                )
         else:
             for name, p in self.model.named_parameters():
                 if p.requires_grad:
@@ -128,8 +139,9 @@ class EMATeacher(TeacherProvider):
         with torch.no_grad():
             if self.lora:  # E starts at the delta of the initial adapter: zero (no need to gather A)
                 for name, module in self._lora_layers():
-                    self.ema[f"{name}.base_layer.weight"] = torch.zeros_like(local(module.base_layer.weight),
-                                                                             dtype=torch.float32)
+                    self.ema[f"{name}.base_layer.weight"] = torch.zeros_like(
+                        local(module.base_layer.weight), dtype=torch.float32
+                    )
                 return
             for name, _, current in self._shard_targets():  # full weights: a copy
                 self.ema[name] = current().clone()
@@ -164,11 +176,15 @@ class EMATeacher(TeacherProvider):
     @contextmanager
     def teacher_forward(self):
         if self.view != "ema":  # a diagnostic's comparison: the base weights, or the live student
-            with eval_mode(self.model), (self.model.disable_adapter() if self.view == "base" else nullcontext()):
+            with eval_mode(self.model), self.model.disable_adapter() if self.view == "base" else nullcontext():
                 yield self.model
             return
         if self.sharded:
-            with self._teacher_shards(), eval_mode(self.model), (self.model.disable_adapter() if self.lora else nullcontext()):
+            with (
+                self._teacher_shards(),
+                eval_mode(self.model),
+                self.model.disable_adapter() if self.lora else nullcontext(),
+            ):
                 yield self.model
             return
         overrides = self.teacher_weights()
@@ -199,9 +215,12 @@ class EMATeacher(TeacherProvider):
                 base += float(e.pow(2).sum())
                 student += float((e - delta).pow(2).sum())
                 own += float(delta.pow(2).sum())
-            return {"dist_base": base ** 0.5, "dist_student": student ** 0.5, "student_dist_base": own ** 0.5}
+            return {"dist_base": base**0.5, "dist_student": student**0.5, "student_dist_base": own**0.5}
         params = dict(self.model.named_parameters())
-        return {"dist_student": sum(float((e - params[n].detach().float()).pow(2).sum()) for n, e in self.ema.items()) ** 0.5}
+        return {
+            "dist_student": sum(float((e - params[n].detach().float()).pow(2).sum()) for n, e in self.ema.items())
+            ** 0.5
+        }
 
     @contextmanager
     def viewing(self, view: str):
@@ -220,15 +239,18 @@ class EMATeacher(TeacherProvider):
         from unisd.api import block_logprobs
 
         def logprobs(scores):
-            full = scores.logprobs if scores.logprobs is not None else block_logprobs(scores.hidden, *scores.head,
-                                                                                        batch.temperature)
+            full = (
+                scores.logprobs
+                if scores.logprobs is not None
+                else block_logprobs(scores.hidden, *scores.head, batch.temperature)
+            )
             return full.detach().float()
 
         texts = batch.record_field("teacher_prompt")
         ema = logprobs(batch.teacher)  # the main teacher call's scores: full log-probs, or the head input in blocks
         mask = batch.completion_mask
         out = {}
-        for view in (("base", "student") if self.lora else ("student",)):
+        for view in ("base", "student") if self.lora else ("student",):
             with self.viewing(view):
                 other = logprobs(batch.score_contexts(texts, temperature=batch.temperature, full_logprobs=True))
             kl = (ema.exp() * (ema - other)).sum(-1)
@@ -258,8 +280,17 @@ class EMATeacher(TeacherProvider):
 
             self._ensure_shards()
             params = dict(self.model.named_parameters())
-            ema = {k: DTensor.from_local(v, params[k].device_mesh, params[k].placements, run_check=False,
-                                         shape=params[k].shape, stride=params[k].stride()) for k, v in self.ema.items()}
+            ema = {
+                k: DTensor.from_local(
+                    v,
+                    params[k].device_mesh,
+                    params[k].placements,
+                    run_check=False,
+                    shape=params[k].shape,
+                    stride=params[k].stride(),
+                )
+                for k, v in self.ema.items()
+            }
             return {"ema_teacher": {"syncs": self.syncs, "ema": ema}}
         return {"ema_teacher": {"syncs": self.syncs, "ema": {k: v.cpu() for k, v in self.ema.items()}}}
 

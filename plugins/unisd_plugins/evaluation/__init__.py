@@ -34,5 +34,6 @@ _ENTRIES = {
 @hookimpl
 def unisd_register(registry):
     for name, description in _ENTRIES.items():
-        registry.evaluators.add(name, f"{_SPECS}:{name.replace('-', '_')}", description=description,
-                                default=name == DEFAULT_GROUP)
+        registry.evaluators.add(
+            name, f"{_SPECS}:{name.replace('-', '_')}", description=description, default=name == DEFAULT_GROUP
+        )

@@ -59,8 +59,10 @@ def mc_prompt(doc: dict) -> str:
     """Prompt of the log-likelihood variant: question, context, options; the model continues 'Answer: X'."""
     context = f"Context: {doc['context']}\n\n" if doc.get("context") else ""
     options = "\n".join(f"{letter}. {text}" for letter, text in zip(doc["letters"], doc["options"], strict=True))
-    return (f"Answer the following multiple-choice question.\n\nQuestion: {doc['question']}\n\n{context}"
-            f"{options}\n\nAnswer with the letter of the correct option.")
+    return (
+        f"Answer the following multiple-choice question.\n\nQuestion: {doc['question']}\n\n{context}"
+        f"{options}\n\nAnswer with the letter of the correct option."
+    )
 
 
 def options_prompt(doc: dict) -> str:
@@ -102,8 +104,13 @@ def _run(program: str) -> float:
 
 def mbpp_results(doc: dict, results: list[str]) -> dict[str, float]:
     code = metrics.extract_code(results[0])
-    return {"pass@1": _run(metrics.mbpp_program(code, doc["tests"], doc["test_imports"], doc["test_setup"],
-                                                reference=doc.get("gold_code", "")))}
+    return {
+        "pass@1": _run(
+            metrics.mbpp_program(
+                code, doc["tests"], doc["test_imports"], doc["test_setup"], reference=doc.get("gold_code", "")
+            )
+        )
+    }
 
 
 def humaneval_results(doc: dict, results: list[str]) -> dict[str, float]:

@@ -73,7 +73,9 @@ def extract_mcqa_letter(text: str, num_choices: int, rule: str = "fixed") -> tup
         for m in pattern.finditer(text):
             if m.group(1) in valid:
                 return m.group(1), name
-    letter_line, standalone = (_REFERENCE_LETTER_LINE, _REFERENCE_STANDALONE) if rule == "reference" else (_LETTER_LINE, _STANDALONE)
+    letter_line, standalone = (
+        (_REFERENCE_LETTER_LINE, _REFERENCE_STANDALONE) if rule == "reference" else (_LETTER_LINE, _STANDALONE)
+    )
     if rule == "fixed" and sum(bool(_OPTION_LINE.match(ln)) for ln in lines) >= 2:
         lines = [ln for ln in lines if not _OPTION_LINE.match(ln)]
     for ln in lines:
@@ -135,8 +137,9 @@ def defined_names(code: str) -> tuple[str, ...]:
     return tuple(n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
 
 
-def mbpp_program(code: str, tests: Sequence[str], test_imports: Sequence[str] = (), test_setup: str = "",
-                 reference: str = ""):
+def mbpp_program(
+    code: str, tests: Sequence[str], test_imports: Sequence[str] = (), test_setup: str = "", reference: str = ""
+):
     """MBPP: the test imports and the candidate code are the solution; the setup code and the
     asserts are the checks, run by the judge after the imports (a
     :class:`~unisd.evaluation.sandbox.CheckedProgram`). ``reference``: the gold solution, whose
@@ -182,7 +185,10 @@ def code_pass_at_1(programs: Sequence[Any], timeout_s: float = 10.0, max_workers
 
 # -------------------------------------------------------------------------------------- ToolAlpaca
 
-_REACT_KEYS = re.compile(r"^\s*(Thought|Action Input|Action_Input|Action|Observation|Final Answer|Question)\s*:", re.IGNORECASE | re.MULTILINE)
+_REACT_KEYS = re.compile(
+    r"^\s*(Thought|Action Input|Action_Input|Action|Observation|Final Answer|Question)\s*:",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 @dataclass
@@ -231,7 +237,7 @@ def parse_react_calls(text: str) -> list[ToolCall]:
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         key = m.group(1).lower().replace("_", " ")
-        segments.append((key, text[m.end():end].strip()))
+        segments.append((key, text[m.end() : end].strip()))
     calls: list[ToolCall] = []
     for key, value in segments:
         if key == "final answer":
@@ -298,6 +304,12 @@ def tool_scores(generation: str, golden: Any) -> dict[str, float]:
     elif not gold:
         arg = 1.0
     else:
-        arg = sum(step_argument_score(p.args, g.args) if p.args_parsed else 0.0 for p, g in zip(pred, gold, strict=False)) / len(gold)
-    return {"action_acc": float(action_ok), "arg_acc": float(arg), "full_acc": float(action_ok and arg == 1.0),
-            "parsed": float(bool(pred) and all(p.args_parsed for p in pred))}
+        arg = sum(
+            step_argument_score(p.args, g.args) if p.args_parsed else 0.0 for p, g in zip(pred, gold, strict=False)
+        ) / len(gold)
+    return {
+        "action_acc": float(action_ok),
+        "arg_acc": float(arg),
+        "full_acc": float(action_ok and arg == 1.0),
+        "parsed": float(bool(pred) and all(p.args_parsed for p in pred)),
+    }

@@ -52,7 +52,8 @@ def _hub_rows(dataset: str) -> list[dict[str, Any]]:
     except Exception as exc:  # noqa: BLE001 - offline, gated, renamed…: all mean "unavailable"
         raise DataUnavailable(
             f"{dataset}: cannot load {path}{'/' + name if name else ''} [{split}] from the hub "
-            f"({type(exc).__name__}: {str(exc)[:200]}); pass --data-dir with local files") from exc
+            f"({type(exc).__name__}: {str(exc)[:200]}); pass --data-dir with local files"
+        ) from exc
 
 
 def _need(path: Path, dataset: str, hint: str = "") -> Path:
@@ -70,13 +71,30 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ MCQA
 
 
-def _mcqa_doc(dataset: str, index: int, doc_id: str, question: str, choices: list[str], correct: int,
-              context: str = "", domain: str = "", explanation: str = "", seed: int = SEED) -> dict[str, Any]:
+def _mcqa_doc(
+    dataset: str,
+    index: int,
+    doc_id: str,
+    question: str,
+    choices: list[str],
+    correct: int,
+    context: str = "",
+    domain: str = "",
+    explanation: str = "",
+    seed: int = SEED,
+) -> dict[str, Any]:
     options, gold = prompts.shuffle_options(choices, correct, seed, index)
     return {
-        "id": doc_id, "dataset": dataset, "question": question, "context": context or "",
-        "options": list(options.values()), "letters": "".join(options), "gold": gold,
-        "gold_index": "".join(options).index(gold), "domain": domain or "", "explanation": explanation or "",
+        "id": doc_id,
+        "dataset": dataset,
+        "question": question,
+        "context": context or "",
+        "options": list(options.values()),
+        "letters": "".join(options),
+        "gold": gold,
+        "gold_index": "".join(options).index(gold),
+        "domain": domain or "",
+        "explanation": explanation or "",
         "prompt": prompts.mcqa_student_prompt(question, options, context or None),
     }
 
@@ -93,8 +111,17 @@ def scienceqa(data_dir: Path | None) -> list[dict[str, Any]]:
         rows = [{**problems[pid], "pid": pid} for pid in splits["test"] if pid in problems]
     rows = [r for r in rows if r.get("image") in (None, "")]
     return [
-        _mcqa_doc("scienceqa", i, str(r.get("pid", i)), r["question"], [str(c) for c in r["choices"]],
-                  int(r["answer"]), (r.get("lecture") or "").strip(), r.get("subject", ""), r.get("solution") or "")
+        _mcqa_doc(
+            "scienceqa",
+            i,
+            str(r.get("pid", i)),
+            r["question"],
+            [str(c) for c in r["choices"]],
+            int(r["answer"]),
+            (r.get("lecture") or "").strip(),
+            r.get("subject", ""),
+            r.get("solution") or "",
+        )
         for i, r in enumerate(rows)
     ]
 
@@ -109,9 +136,19 @@ def gpqa(data_dir: Path | None) -> list[dict[str, Any]]:
     docs = []
     for i, r in enumerate(rows):
         choices = [r["Correct Answer"], r["Incorrect Answer 1"], r["Incorrect Answer 2"], r["Incorrect Answer 3"]]
-        docs.append(_mcqa_doc("gpqa", i, str(r.get("Record ID") or i), r["Question"].strip(),
-                              [c.strip() for c in choices], 0, "", r.get("High-level domain", ""),
-                              (r.get("Explanation") or "").strip()))
+        docs.append(
+            _mcqa_doc(
+                "gpqa",
+                i,
+                str(r.get("Record ID") or i),
+                r["Question"].strip(),
+                [c.strip() for c in choices],
+                0,
+                "",
+                r.get("High-level domain", ""),
+                (r.get("Explanation") or "").strip(),
+            )
+        )
     return docs
 
 
@@ -131,9 +168,15 @@ def cose(data_dir: Path | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if data_dir is None:
         for r in _hub_rows("cose"):
-            rows.append({"id": r["id"], "question": r["question"], "choices": list(r["choices"]),
-                         "correct": list(r["choices"]).index(r["answer"]),
-                         "explanation": r.get("abstractive_explanation") or ""})
+            rows.append(
+                {
+                    "id": r["id"],
+                    "question": r["question"],
+                    "choices": list(r["choices"]),
+                    "correct": list(r["choices"]).index(r["answer"]),
+                    "explanation": r.get("abstractive_explanation") or "",
+                }
+            )
     else:
         dev = _jsonl(_need(data_dir / "cose" / "v1.11" / "cose_dev_v1.11.jsonl", "cose"))
         questions = _cqa_questions(data_dir)
@@ -144,14 +187,21 @@ def cose(data_dir: Path | None) -> list[dict[str, Any]]:
             if q is None:
                 continue
             labels = [c["label"] for c in q["question"]["choices"]]
-            rows.append({"id": r["id"], "question": q["question"]["stem"],
-                         "choices": [c["text"] for c in q["question"]["choices"]],
-                         "correct": labels.index(q["answerKey"]),
-                         "explanation": ((r.get("explanation") or {}).get("open-ended") or "")})
+            rows.append(
+                {
+                    "id": r["id"],
+                    "question": q["question"]["stem"],
+                    "choices": [c["text"] for c in q["question"]["choices"]],
+                    "correct": labels.index(q["answerKey"]),
+                    "explanation": ((r.get("explanation") or {}).get("open-ended") or ""),
+                }
+            )
         if not rows:
             raise DataUnavailable("cose: no CoS-E v1.11 dev id has a CommonsenseQA question locally")
-    return [_mcqa_doc("cose", i, str(r["id"]), r["question"], r["choices"], r["correct"], explanation=r["explanation"])
-            for i, r in enumerate(rows)]
+    return [
+        _mcqa_doc("cose", i, str(r["id"]), r["question"], r["choices"], r["correct"], explanation=r["explanation"])
+        for i, r in enumerate(rows)
+    ]
 
 
 # ------------------------------------------------------------------------------------------ code
@@ -169,9 +219,17 @@ def mbpp(data_dir: Path | None) -> list[dict[str, Any]]:
         tests = list(r["test_list"])
         code = prompts.fix_function_name(r["code"], tests)
         text = r.get("prompt") or r.get("text") or ""
-        docs.append({"id": str(r["task_id"]), "dataset": "mbpp", "prompt": prompts.mbpp_student_prompt(text, code, tests),
-                     "tests": tests, "test_imports": list(r.get("test_imports") or []),
-                     "test_setup": r.get("test_setup_code") or "", "gold_code": code})
+        docs.append(
+            {
+                "id": str(r["task_id"]),
+                "dataset": "mbpp",
+                "prompt": prompts.mbpp_student_prompt(text, code, tests),
+                "tests": tests,
+                "test_imports": list(r.get("test_imports") or []),
+                "test_setup": r.get("test_setup_code") or "",
+                "gold_code": code,
+            }
+        )
     return docs
 
 
@@ -183,9 +241,18 @@ def humaneval(data_dir: Path | None) -> list[dict[str, Any]]:
         base = data_dir / "humaneval"
         path = base / "HumanEval.jsonl.gz" if (base / "HumanEval.jsonl.gz").is_file() else base / "HumanEval.jsonl"
         rows = _jsonl(_need(path, "humaneval"))
-    return [{"id": r["task_id"], "dataset": "humaneval", "prompt": prompts.humaneval_student_prompt(r["prompt"]),
-             "original_prompt": r["prompt"], "test": r["test"], "entry_point": r["entry_point"],
-             "gold_code": r["prompt"] + r["canonical_solution"]} for r in rows]
+    return [
+        {
+            "id": r["task_id"],
+            "dataset": "humaneval",
+            "prompt": prompts.humaneval_student_prompt(r["prompt"]),
+            "original_prompt": r["prompt"],
+            "test": r["test"],
+            "entry_point": r["entry_point"],
+            "gold_code": r["prompt"] + r["canonical_solution"],
+        }
+        for r in rows
+    ]
 
 
 # ------------------------------------------------------------------------------------------ ToolAlpaca
@@ -199,9 +266,17 @@ def _tool_local(data_dir: Path) -> list[dict[str, Any]]:
         for api in apis:
             tools = api_tools(api)
             for j, (instruction, golden) in enumerate(zip(api["Instructions"], api["Golden_Answers"], strict=False)):
-                docs.append({"id": f"{source}/{api['Name']}/{j}", "dataset": "toolalpaca", "source": source,
-                             "api": api["Name"], "instruction": instruction, "golden": json.dumps(golden),
-                             "prompt": prompts.toolalpaca_student_prompt(react_prompt(tools, instruction))})
+                docs.append(
+                    {
+                        "id": f"{source}/{api['Name']}/{j}",
+                        "dataset": "toolalpaca",
+                        "source": source,
+                        "api": api["Name"],
+                        "instruction": instruction,
+                        "golden": json.dumps(golden),
+                        "prompt": prompts.toolalpaca_student_prompt(react_prompt(tools, instruction)),
+                    }
+                )
     return docs
 
 
@@ -213,9 +288,17 @@ def _tool_hub() -> list[dict[str, Any]]:
         if isinstance(prompt, list):  # chat-format prompt
             prompt = next((m.get("content", "") for m in prompt if m.get("role") == "user"), "")
         prompt = prompts.toolalpaca_student_prompt(str(prompt))
-        docs.append({"id": str(r.get("id", i)), "dataset": "toolalpaca", "source": "hub", "api": str(r.get("api_name", "")),
-                     "instruction": str(r.get("instruction", "")),
-                     "golden": golden if isinstance(golden, str) else json.dumps(golden), "prompt": prompt})
+        docs.append(
+            {
+                "id": str(r.get("id", i)),
+                "dataset": "toolalpaca",
+                "source": "hub",
+                "api": str(r.get("api_name", "")),
+                "instruction": str(r.get("instruction", "")),
+                "golden": golden if isinstance(golden, str) else json.dumps(golden),
+                "prompt": prompt,
+            }
+        )
     return docs
 
 
@@ -235,14 +318,20 @@ def gold_completion(doc: dict[str, Any]) -> str:
         return prompts.sft_gold_code(doc["gold_code"])
     from unisd_plugins.evaluation.scoring import gold_calls
 
-    steps = [f"Action: {c.action}\nAction Input: {json.dumps(c.args, ensure_ascii=False)}" for c in gold_calls(doc["golden"])]
+    steps = [
+        f"Action: {c.action}\nAction Input: {json.dumps(c.args, ensure_ascii=False)}" for c in gold_calls(doc["golden"])
+    ]
     return prompts.sft_gold_tool(steps)
 
 
 # ------------------------------------------------------------------------------------------ registry
 
 LOADERS: dict[str, Callable[[Path | None], list[dict[str, Any]]]] = {
-    "scienceqa": scienceqa, "gpqa": gpqa, "mbpp": mbpp, "humaneval": humaneval, "cose": cose,
+    "scienceqa": scienceqa,
+    "gpqa": gpqa,
+    "mbpp": mbpp,
+    "humaneval": humaneval,
+    "cose": cose,
     "toolalpaca": toolalpaca,
 }
 

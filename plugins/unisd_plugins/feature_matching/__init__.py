@@ -5,5 +5,8 @@ from unisd import hookimpl
 
 @hookimpl
 def unisd_register(registry):
-    registry.losses.add("feature_matching", "unisd_plugins.feature_matching.loss:FeatureMatching",
-                        description="match student and teacher hidden states at chosen layers (MSE or cosine)")
+    registry.losses.add(
+        "feature_matching",
+        "unisd_plugins.feature_matching.loss:FeatureMatching",
+        description="match student and teacher hidden states at chosen layers (MSE or cosine)",
+    )

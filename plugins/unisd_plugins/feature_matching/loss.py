@@ -25,10 +25,13 @@ class FeatureMatchingConfig(AuxiliaryLossConfig):
     """Feature matching (spec §2d). ``weight`` is λ_h (reference: 0.1; 0.01 in UniSD*)."""
 
     weight: float = 0.1
-    layers: list[int | str] = Field(default_factory=lambda: [LM_HEAD_INPUT],
-                                          description="module paths, decoder-layer indices, or 'lm_head_input'")
+    layers: list[int | str] = Field(
+        default_factory=lambda: [LM_HEAD_INPUT], description="module paths, decoder-layer indices, or 'lm_head_input'"
+    )
     metric: Literal["mse", "cosine"] = "mse"
-    projection: bool = Field(False, description="learn a linear map (identity-initialised) from student to teacher features")
+    projection: bool = Field(
+        False, description="learn a linear map (identity-initialised) from student to teacher features"
+    )
 
 
 def decoder_layer_paths(model: torch.nn.Module) -> list[str]:
@@ -56,7 +59,9 @@ class FeatureMatching(AuxiliaryLoss):
                 try:
                     paths.append(blocks[layer])
                 except IndexError:
-                    raise ValueError(f"feature_matching.layers: index {layer} out of range ({len(blocks)} decoder layers)") from None
+                    raise ValueError(
+                        f"feature_matching.layers: index {layer} out of range ({len(blocks)} decoder layers)"
+                    ) from None
             else:
                 paths.append(layer)
         self.paths = paths

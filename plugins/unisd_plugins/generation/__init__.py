@@ -5,6 +5,11 @@ from unisd import hookimpl
 
 @hookimpl
 def unisd_register(registry):
-    registry.generators.add("hf", "unisd_plugins.generation.hf:HFGenerate", default=True, description="transformers generate() (CPU or GPU)")
-    registry.generators.add("vllm", "unisd_plugins.generation.vllm_engine:VLLMGenerate",
-                            description="a vLLM engine in the training process, synced to the student's weights each step (needs vllm)")
+    registry.generators.add(
+        "hf", "unisd_plugins.generation.hf:HFGenerate", default=True, description="transformers generate() (CPU or GPU)"
+    )
+    registry.generators.add(
+        "vllm",
+        "unisd_plugins.generation.vllm_engine:VLLMGenerate",
+        description="a vLLM engine in the training process, synced to the student's weights each step (needs vllm)",
+    )

@@ -17,9 +17,12 @@ from unisd.api import is_sharded
 class HFGenerateConfig(GeneratorConfig):
     """Options of the ``hf`` backend."""
 
-    merge_adapter: bool = Field(True, description="decode with the LoRA deltas folded into the base weights, exactly "
-                                                  "undone afterwards (one matmul per layer instead of three; "
-                                                  "benchmarks/step_throughput.py); not under FSDP2, whose weights are shards")
+    merge_adapter: bool = Field(
+        True,
+        description="decode with the LoRA deltas folded into the base weights, exactly "
+        "undone afterwards (one matmul per layer instead of three; "
+        "benchmarks/step_throughput.py); not under FSDP2, whose weights are shards",
+    )
 
 
 class HFGenerate(GenerationBackend):
@@ -27,11 +30,23 @@ class HFGenerate(GenerationBackend):
 
     Config: ClassVar = HFGenerateConfig
 
-    def generate(self, model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params, *,
-                 eos_token_ids: Sequence[int] = (), pad_token_id: int = 0) -> torch.Tensor:
+    def generate(
+        self,
+        model,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        params,
+        *,
+        eos_token_ids: Sequence[int] = (),
+        pad_token_id: int = 0,
+    ) -> torch.Tensor:
         sampling = params.temperature > 0
-        kwargs = dict(max_new_tokens=params.max_new_tokens, do_sample=sampling, pad_token_id=pad_token_id,
-                      eos_token_id=list(eos_token_ids) or None)
+        kwargs = dict(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sampling,
+            pad_token_id=pad_token_id,
+            eos_token_id=list(eos_token_ids) or None,
+        )
         if sampling:
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or 0)
         sharded = is_sharded(model)
@@ -39,4 +54,4 @@ class HFGenerate(GenerationBackend):
             kwargs["synced_gpus"] = True
         with adapter_merged(model) if self.config.merge_adapter and not sharded else nullcontext():
             out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **kwargs)
-        return out[:, prompt_ids.shape[1]:]
+        return out[:, prompt_ids.shape[1] :]

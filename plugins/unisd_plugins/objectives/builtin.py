@@ -17,8 +17,12 @@ if TYPE_CHECKING:  # pragma: no cover
 class DistillConfig(ObjectiveConfig):
     """On-policy self-distillation."""
 
-    on_policy_fraction: float = Field(1.0, ge=0.0, le=1.0, description="share of rows whose completion is sampled; "
-                                                                         "the rest use the gold completion (GKD's λ)")
+    on_policy_fraction: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="share of rows whose completion is sampled; the rest use the gold completion (GKD's λ)",
+    )
 
 
 class Distill(Objective):
@@ -28,8 +32,7 @@ class Distill(Objective):
 
     Config: ClassVar = DistillConfig
 
-    def loss(self, step: Stages, records: list[dict[str, Any]], prompt: Tokenized,
-             rng: torch.Generator) -> MicroResult:
+    def loss(self, step: Stages, records: list[dict[str, Any]], prompt: Tokenized, rng: torch.Generator) -> MicroResult:
         fraction = self.config.on_policy_fraction
         off = torch.rand(len(records), generator=rng) >= fraction if fraction < 1.0 else None
         if off is None or not off.any():  # every row sampled
@@ -57,8 +60,7 @@ class SFT(Objective):
 
     Config: ClassVar = SFTConfig
 
-    def loss(self, step: Stages, records: list[dict[str, Any]], prompt: Tokenized,
-             rng: torch.Generator) -> MicroResult:
+    def loss(self, step: Stages, records: list[dict[str, Any]], prompt: Tokenized, rng: torch.Generator) -> MicroResult:
         return step.nll(prompt, step.gold(records))
 
     def describe(self, step) -> str:
@@ -68,8 +70,7 @@ class SFT(Objective):
 class SSD(Objective):
     """Simple self-distillation: cross-entropy on samples from the base weights, unverified."""
 
-    def loss(self, step: Stages, records: list[dict[str, Any]], prompt: Tokenized,
-             rng: torch.Generator) -> MicroResult:
+    def loss(self, step: Stages, records: list[dict[str, Any]], prompt: Tokenized, rng: torch.Generator) -> MicroResult:
         return step.nll(prompt, step.sample(prompt, use_base=True))
 
     def describe(self, step) -> str:

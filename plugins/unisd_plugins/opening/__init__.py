@@ -5,5 +5,8 @@ from unisd import hookimpl
 
 @hookimpl
 def unisd_register(registry):
-    registry.guards.add("skip_opening", "unisd_plugins.opening.guard:SkipOpening",
-                        description="drop (or down-weight) the first N completion tokens from the divergence")
+    registry.guards.add(
+        "skip_opening",
+        "unisd_plugins.opening.guard:SkipOpening",
+        description="drop (or down-weight) the first N completion tokens from the divergence",
+    )

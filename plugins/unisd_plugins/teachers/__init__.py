@@ -5,10 +5,20 @@ from unisd import hookimpl
 
 @hookimpl
 def unisd_register(registry):
-    registry.teachers.add("base", "unisd_plugins.teachers.providers:BaseTeacher", default=True,
-                          description="the initial weights: LoRA adapter disabled (no second copy), or a frozen copy "
-                                      "under full fine-tuning; used when a recipe lists no teacher")
-    registry.teachers.add("frozen_copy", "unisd_plugins.teachers.providers:FrozenCopyTeacher",
-                          description="a separate frozen copy of the initial model (the reference's setup)")
-    registry.teachers.add("student", "unisd_plugins.teachers.providers:LiveStudentTeacher",
-                          description="the live student itself, without gradient")
+    registry.teachers.add(
+        "base",
+        "unisd_plugins.teachers.providers:BaseTeacher",
+        default=True,
+        description="the initial weights: LoRA adapter disabled (no second copy), or a frozen copy "
+        "under full fine-tuning; used when a recipe lists no teacher",
+    )
+    registry.teachers.add(
+        "frozen_copy",
+        "unisd_plugins.teachers.providers:FrozenCopyTeacher",
+        description="a separate frozen copy of the initial model (the reference's setup)",
+    )
+    registry.teachers.add(
+        "student",
+        "unisd_plugins.teachers.providers:LiveStudentTeacher",
+        description="the live student itself, without gradient",
+    )

@@ -106,8 +106,11 @@ class SandboxResult:
 def _read_roots() -> list[str]:
     """What the child may read: the standard library, system libraries and a few device files."""
     roots = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")}
-    roots |= {p for p in ("/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/dev/null", "/dev/urandom",
-                          "/dev/zero") if os.path.lexists(p)}
+    roots |= {
+        p
+        for p in ("/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/dev/null", "/dev/urandom", "/dev/zero")
+        if os.path.lexists(p)
+    }
     return sorted(roots)
 
 
@@ -233,8 +236,17 @@ def run_program(program: str | CheckedProgram, limits: SandboxLimits | None = No
         cmd = [sys.executable, "-I", "-S", "-B", str(RUNNER)]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
-                proc = subprocess.Popen(cmd, cwd="/", env=env, stdin=subprocess.PIPE, stdout=out, stderr=err,
-                                        start_new_session=True, close_fds=True, pass_fds=(call_r, reply_w))
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd="/",
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                    close_fds=True,
+                    pass_fds=(call_r, reply_w),
+                )
             except OSError as exc:
                 return SandboxResult("error", None, 0.0, stderr_tail=f"cannot start sandbox: {exc}")
             with _LIVE_LOCK:
@@ -269,11 +281,17 @@ def run_program(program: str | CheckedProgram, limits: SandboxLimits | None = No
             _kill_group(proc)  # nothing may outlive the program
             stderr = _tail(err, limits.tail_chars)
             if failure:
-                stderr = (stderr + ("\n" if stderr else "") + f"checks failed: {failure}")[-limits.tail_chars:]
+                stderr = (stderr + ("\n" if stderr else "") + f"checks failed: {failure}")[-limits.tail_chars :]
             status = verdict or _classify(rc, timed_out, stderr)
-            problems = [ln[len("[sandbox] "):] for ln in stderr.splitlines() if ln.startswith("[sandbox] ")]
-            return SandboxResult(status, rc, time.monotonic() - start, _tail(out, limits.tail_chars), stderr,
-                                 {"layer_problems": problems, "proven": verdict == "passed"})
+            problems = [ln[len("[sandbox] ") :] for ln in stderr.splitlines() if ln.startswith("[sandbox] ")]
+            return SandboxResult(
+                status,
+                rc,
+                time.monotonic() - start,
+                _tail(out, limits.tail_chars),
+                stderr,
+                {"layer_problems": problems, "proven": verdict == "passed"},
+            )
     finally:
         if proc is not None:
             _kill_group(proc)
@@ -294,8 +312,9 @@ def _check_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}" + (f" at line {line}" if line else "") + (f": {exc}" if str(exc) else "")
 
 
-def run_many(programs: Sequence[str | CheckedProgram], limits: SandboxLimits | None = None,
-             max_workers: int = 2) -> list[SandboxResult]:
+def run_many(
+    programs: Sequence[str | CheckedProgram], limits: SandboxLimits | None = None, max_workers: int = 2
+) -> list[SandboxResult]:
     """Run several programs with a small thread pool (each one in its own subprocess)."""
     if not programs:
         return []
@@ -321,8 +340,12 @@ def isolation_report() -> dict:
     problems = res.extra.get("layer_problems", [])
     layers = ["namespaces", "no_new_privs", "landlock", "seccomp"]
     active = [name for name in layers if not any(p.startswith(name + ":") for p in problems)]
-    return {"status": res.status, "active": active, "layer_problems": problems,
-            "probe": res.stdout_tail.strip().splitlines()}
+    return {
+        "status": res.status,
+        "active": active,
+        "layer_problems": problems,
+        "probe": res.stdout_tail.strip().splitlines(),
+    }
 
 
 def unsafe_code_allowed() -> bool:
@@ -338,5 +361,6 @@ def require_isolation() -> dict:
         raise SandboxUnavailable(
             "refusing to execute model-written code: the sandbox's kernel layers are not all available "
             f"here ({missing}). Run where user namespaces, Landlock and seccomp are permitted, or set "
-            "UNISD_ALLOW_UNSAFE_CODE=1 (or HF_ALLOW_CODE_EVAL=1) to run with the layers that are.")
+            "UNISD_ALLOW_UNSAFE_CODE=1 (or HF_ALLOW_CODE_EVAL=1) to run with the layers that are."
+        )
     return report

@@ -80,7 +80,7 @@ class Channel:
         data = line.encode()
         try:
             while data:
-                data = data[os.write(self.call_fd, data):]
+                data = data[os.write(self.call_fd, data) :]
         except (BrokenPipeError, OSError):
             raise ChannelClosed("the program's process ended") from None
         reply = self._message()
@@ -97,6 +97,7 @@ class Channel:
 
     def send_value(self, value: Any) -> Any:
         """``value`` as wire data: the checks' own data, or a reference to one of the candidate's objects."""
+
         def other(obj: Any) -> dict:
             if type(obj) is Remote and obj._channel is self and "ref" in obj._target:
                 return {"ref": obj._target["ref"], "type": obj._type}

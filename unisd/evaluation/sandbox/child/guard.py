@@ -13,14 +13,39 @@ import sys
 
 # audit events refused once the candidate runs: frame and object-graph introspection (which could
 # reach the runner's state or its nonce), tracing, ctypes, process creation, sockets
-_DENIED_EVENTS = frozenset({
-    "sys._getframe", "sys._current_frames", "sys._current_exceptions", "sys.settrace", "sys.setprofile",
-    "gc.get_objects", "gc.get_referrers", "gc.get_referents", "os.fork", "os.forkpty", "os.exec",
-    "os.posix_spawn", "os.spawn", "os.system", "os.kill", "os.killpg", "os.startfile", "pty.spawn",
-    "subprocess.Popen", "socket.__new__", "socket.socketpair", "socket.fromfd", "socket.bind",
-    "socket.connect", "socket.sendto", "socket.sendmsg", "cpython.PyInterpreterState_Clear",
-    "cpython._PySys_ClearAuditHooks", "sys.remote_exec",
-})
+_DENIED_EVENTS = frozenset(
+    {
+        "sys._getframe",
+        "sys._current_frames",
+        "sys._current_exceptions",
+        "sys.settrace",
+        "sys.setprofile",
+        "gc.get_objects",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "os.fork",
+        "os.forkpty",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.system",
+        "os.kill",
+        "os.killpg",
+        "os.startfile",
+        "pty.spawn",
+        "subprocess.Popen",
+        "socket.__new__",
+        "socket.socketpair",
+        "socket.fromfd",
+        "socket.bind",
+        "socket.connect",
+        "socket.sendto",
+        "socket.sendmsg",
+        "cpython.PyInterpreterState_Clear",
+        "cpython._PySys_ClearAuditHooks",
+        "sys.remote_exec",
+    }
+)
 _DENIED_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 _DENIED_IMPORTS = frozenset({"ctypes", "_ctypes", "_posixsubprocess", "pty", "multiprocessing", "_multiprocessing"})
 
@@ -59,32 +84,85 @@ def python_guard(read_roots: list[str], home: str) -> None:
     def blocked(name: str):
         def refuse(*_a, **_k):
             raise PermissionError(f"{name} is disabled in the sandbox")
+
         return refuse
 
     def home_only(name: str, fn, nargs: int = 1):
         def guarded(*args, **kwargs):
-            if kwargs.get("dir_fd") is not None or kwargs.get("src_dir_fd") is not None or kwargs.get("dst_dir_fd") is not None:
+            if (
+                kwargs.get("dir_fd") is not None
+                or kwargs.get("src_dir_fd") is not None
+                or kwargs.get("dst_dir_fd") is not None
+            ):
                 raise PermissionError(f"{name} with dir_fd is disabled in the sandbox")
             if not all(inside(a, [home_r]) for a in args[:nargs]):
                 raise PermissionError(f"{name} outside the sandbox directory")
             return fn(*args, **kwargs)
+
         return guarded
 
     for mod in (os, sys.modules.get("posix")):
         if mod is None:
             continue
-        for name in ("system", "popen", "fork", "forkpty", "vfork", "kill", "killpg", "abort",
-                     "execv", "execve", "execl", "execle", "execlp", "execlpe", "execvp", "execvpe",
-                     "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve", "spawnvp",
-                     "spawnvpe", "posix_spawn", "posix_spawnp", "setuid", "setgid", "chroot",
-                     "putenv", "unsetenv", "pidfd_open"):
+        for name in (
+            "system",
+            "popen",
+            "fork",
+            "forkpty",
+            "vfork",
+            "kill",
+            "killpg",
+            "abort",
+            "execv",
+            "execve",
+            "execl",
+            "execle",
+            "execlp",
+            "execlpe",
+            "execvp",
+            "execvpe",
+            "spawnl",
+            "spawnle",
+            "spawnlp",
+            "spawnlpe",
+            "spawnv",
+            "spawnve",
+            "spawnvp",
+            "spawnvpe",
+            "posix_spawn",
+            "posix_spawnp",
+            "setuid",
+            "setgid",
+            "chroot",
+            "putenv",
+            "unsetenv",
+            "pidfd_open",
+        ):
             if hasattr(mod, name):
                 setattr(mod, name, blocked(f"os.{name}"))
-        for name, n in (("remove", 1), ("unlink", 1), ("rmdir", 1), ("removedirs", 1),
-                        ("rename", 2), ("replace", 2), ("renames", 2), ("link", 2), ("symlink", 2),
-                        ("truncate", 1), ("chmod", 1), ("chown", 1), ("lchown", 1), ("mkdir", 1),
-                        ("makedirs", 1), ("chdir", 1), ("utime", 1), ("setxattr", 1), ("removexattr", 1),
-                        ("mkfifo", 1), ("mknod", 1)):
+        for name, n in (
+            ("remove", 1),
+            ("unlink", 1),
+            ("rmdir", 1),
+            ("removedirs", 1),
+            ("rename", 2),
+            ("replace", 2),
+            ("renames", 2),
+            ("link", 2),
+            ("symlink", 2),
+            ("truncate", 1),
+            ("chmod", 1),
+            ("chown", 1),
+            ("lchown", 1),
+            ("mkdir", 1),
+            ("makedirs", 1),
+            ("chdir", 1),
+            ("utime", 1),
+            ("setxattr", 1),
+            ("removexattr", 1),
+            ("mkfifo", 1),
+            ("mknod", 1),
+        ):
             if hasattr(mod, name):
                 setattr(mod, name, home_only(f"os.{name}", getattr(mod, name), n))
     for name in ("rmtree", "move", "chown", "copy", "copy2", "copyfile", "copytree"):

@@ -132,13 +132,27 @@ def _build_root(read_roots: list[str], quota_bytes: int, max_inodes: int, host_r
             open(target, "w").close()
         _mount(libc, path, target, None, _MS_BIND | _MS_REC, None, f"bind {path}")
         nodev = 0 if path.startswith("/dev/") else _MS_NODEV
-        _mount(libc, None, target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | nodev | _locked_flags(path),
-               None, f"read-only {path}")
+        _mount(
+            libc,
+            None,
+            target,
+            None,
+            _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | nodev | _locked_flags(path),
+            None,
+            f"read-only {path}",
+        )
     home = new + HOME
     os.makedirs(home)
     owner = f",uid={NOBODY},gid={NOBODY}" if host_root else ""
-    _mount(libc, "unisd-home", home, "tmpfs", _MS_NOSUID | _MS_NODEV,
-           f"size={quota_bytes},nr_inodes={max_inodes},mode=0700{owner}", "home tmpfs (quota)")
+    _mount(
+        libc,
+        "unisd-home",
+        home,
+        "tmpfs",
+        _MS_NOSUID | _MS_NODEV,
+        f"size={quota_bytes},nr_inodes={max_inodes},mode=0700{owner}",
+        "home tmpfs (quota)",
+    )
     os.makedirs(new + "/.old")
     machine = platform.machine()
     if machine not in _SYS_PIVOT_ROOT:

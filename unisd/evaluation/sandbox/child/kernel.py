@@ -10,6 +10,7 @@ import signal
 
 EXIT_RUNNER = 2  # the runner itself failed
 
+
 def libc_handle():
     import ctypes
 
@@ -62,50 +63,185 @@ def apply_rlimits(cfg: dict) -> None:
 _SECCOMP_MODE_FILTER = 2
 
 _ARCH = {  # machine → (AUDIT_ARCH, syscall numbers)
-    "x86_64": (0xC000003E, {
-        "clone": 56, "fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "clone3": 435,
-        "socket": 41, "kill": 62, "tkill": 200, "tgkill": 234, "prlimit64": 302, "ptrace": 101,
-        "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_open": 434, "pidfd_getfd": 438,
-        "pidfd_send_signal": 424, "io_uring_setup": 425, "unshare": 272, "setns": 308,
-        "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "bpf": 321,
-        "perf_event_open": 298, "keyctl": 250, "add_key": 248, "request_key": 249,
-        "kexec_load": 246, "init_module": 175, "finit_module": 313, "delete_module": 176,
-        "reboot": 169, "userfaultfd": 323, "personality": 135, "kcmp": 312,
-        "open_by_handle_at": 304, "mknod": 133, "mknodat": 259, "capset": 126,
-        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
-        "fspick": 433, "mount_setattr": 442, "shmget": 29, "shmat": 30, "shmctl": 31,
-        "semget": 64, "semop": 65, "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69,
-        "msgrcv": 70, "msgctl": 71, "mq_open": 240, "setpriority": 141, "ioprio_set": 251,
-    }),
-    "aarch64": (0xC00000B7, {
-        "clone": 220, "execve": 221, "execveat": 281, "clone3": 435, "socket": 198,
-        "kill": 129, "tkill": 130, "tgkill": 131, "prlimit64": 261, "ptrace": 117,
-        "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_open": 434, "pidfd_getfd": 438,
-        "pidfd_send_signal": 424, "io_uring_setup": 425, "unshare": 97, "setns": 268, "mount": 40,
-        "umount2": 39, "pivot_root": 41, "chroot": 51, "bpf": 280, "perf_event_open": 241,
-        "keyctl": 219, "add_key": 217, "request_key": 218, "kexec_load": 104, "init_module": 105,
-        "finit_module": 273, "delete_module": 106, "reboot": 142, "userfaultfd": 282,
-        "personality": 92, "kcmp": 272, "open_by_handle_at": 265, "mknodat": 33, "capset": 91,
-        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
-        "fspick": 433, "mount_setattr": 442, "shmget": 194, "shmat": 196, "shmctl": 195,
-        "semget": 190, "semop": 193, "semctl": 191, "semtimedop": 192, "msgget": 186, "msgsnd": 189,
-        "msgrcv": 188, "msgctl": 187, "mq_open": 180, "setpriority": 140, "ioprio_set": 30,
-    }),
+    "x86_64": (
+        0xC000003E,
+        {
+            "clone": 56,
+            "fork": 57,
+            "vfork": 58,
+            "execve": 59,
+            "execveat": 322,
+            "clone3": 435,
+            "socket": 41,
+            "kill": 62,
+            "tkill": 200,
+            "tgkill": 234,
+            "prlimit64": 302,
+            "ptrace": 101,
+            "process_vm_readv": 310,
+            "process_vm_writev": 311,
+            "pidfd_open": 434,
+            "pidfd_getfd": 438,
+            "pidfd_send_signal": 424,
+            "io_uring_setup": 425,
+            "unshare": 272,
+            "setns": 308,
+            "mount": 165,
+            "umount2": 166,
+            "pivot_root": 155,
+            "chroot": 161,
+            "bpf": 321,
+            "perf_event_open": 298,
+            "keyctl": 250,
+            "add_key": 248,
+            "request_key": 249,
+            "kexec_load": 246,
+            "init_module": 175,
+            "finit_module": 313,
+            "delete_module": 176,
+            "reboot": 169,
+            "userfaultfd": 323,
+            "personality": 135,
+            "kcmp": 312,
+            "open_by_handle_at": 304,
+            "mknod": 133,
+            "mknodat": 259,
+            "capset": 126,
+            "open_tree": 428,
+            "move_mount": 429,
+            "fsopen": 430,
+            "fsconfig": 431,
+            "fsmount": 432,
+            "fspick": 433,
+            "mount_setattr": 442,
+            "shmget": 29,
+            "shmat": 30,
+            "shmctl": 31,
+            "semget": 64,
+            "semop": 65,
+            "semctl": 66,
+            "semtimedop": 220,
+            "msgget": 68,
+            "msgsnd": 69,
+            "msgrcv": 70,
+            "msgctl": 71,
+            "mq_open": 240,
+            "setpriority": 141,
+            "ioprio_set": 251,
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            "clone": 220,
+            "execve": 221,
+            "execveat": 281,
+            "clone3": 435,
+            "socket": 198,
+            "kill": 129,
+            "tkill": 130,
+            "tgkill": 131,
+            "prlimit64": 261,
+            "ptrace": 117,
+            "process_vm_readv": 270,
+            "process_vm_writev": 271,
+            "pidfd_open": 434,
+            "pidfd_getfd": 438,
+            "pidfd_send_signal": 424,
+            "io_uring_setup": 425,
+            "unshare": 97,
+            "setns": 268,
+            "mount": 40,
+            "umount2": 39,
+            "pivot_root": 41,
+            "chroot": 51,
+            "bpf": 280,
+            "perf_event_open": 241,
+            "keyctl": 219,
+            "add_key": 217,
+            "request_key": 218,
+            "kexec_load": 104,
+            "init_module": 105,
+            "finit_module": 273,
+            "delete_module": 106,
+            "reboot": 142,
+            "userfaultfd": 282,
+            "personality": 92,
+            "kcmp": 272,
+            "open_by_handle_at": 265,
+            "mknodat": 33,
+            "capset": 91,
+            "open_tree": 428,
+            "move_mount": 429,
+            "fsopen": 430,
+            "fsconfig": 431,
+            "fsmount": 432,
+            "fspick": 433,
+            "mount_setattr": 442,
+            "shmget": 194,
+            "shmat": 196,
+            "shmctl": 195,
+            "semget": 190,
+            "semop": 193,
+            "semctl": 191,
+            "semtimedop": 192,
+            "msgget": 186,
+            "msgsnd": 189,
+            "msgrcv": 188,
+            "msgctl": 187,
+            "mq_open": 180,
+            "setpriority": 140,
+            "ioprio_set": 30,
+        },
+    ),
 }
 # file metadata syscalls, refused when the program runs without its own mount namespace (Landlock
 # does not cover metadata, and the host's files would be reachable)
 _METADATA = {
-    "x86_64": {"chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "chown": 92, "fchown": 93,
-               "lchown": 94, "fchownat": 260, "utime": 132, "utimes": 235, "futimesat": 261, "utimensat": 280,
-               "setxattr": 188, "lsetxattr": 189, "fsetxattr": 190, "removexattr": 197, "lremovexattr": 198,
-               "fremovexattr": 199},
-    "aarch64": {"fchmod": 52, "fchmodat": 53, "fchmodat2": 452, "fchownat": 54, "fchown": 55, "utimensat": 88,
-                "setxattr": 5, "lsetxattr": 6, "fsetxattr": 7, "removexattr": 14, "lremovexattr": 15,
-                "fremovexattr": 16},
+    "x86_64": {
+        "chmod": 90,
+        "fchmod": 91,
+        "fchmodat": 268,
+        "fchmodat2": 452,
+        "chown": 92,
+        "fchown": 93,
+        "lchown": 94,
+        "fchownat": 260,
+        "utime": 132,
+        "utimes": 235,
+        "futimesat": 261,
+        "utimensat": 280,
+        "setxattr": 188,
+        "lsetxattr": 189,
+        "fsetxattr": 190,
+        "removexattr": 197,
+        "lremovexattr": 198,
+        "fremovexattr": 199,
+    },
+    "aarch64": {
+        "fchmod": 52,
+        "fchmodat": 53,
+        "fchmodat2": 452,
+        "fchownat": 54,
+        "fchown": 55,
+        "utimensat": 88,
+        "setxattr": 5,
+        "lsetxattr": 6,
+        "fsetxattr": 7,
+        "removexattr": 14,
+        "lremovexattr": 15,
+        "fremovexattr": 16,
+    },
 }
 # syscalls allowed only on the calling process: (argument index, allowed values besides getpid())
-_SELF_ONLY = {"kill": (0, ()), "tkill": (0, ()), "tgkill": (0, ()), "prlimit64": (0, (0,)),
-              "setpriority": (1, (0,)), "ioprio_set": (1, (0,))}
+_SELF_ONLY = {
+    "kill": (0, ()),
+    "tkill": (0, ()),
+    "tgkill": (0, ()),
+    "prlimit64": (0, (0,)),
+    "setpriority": (1, (0,)),
+    "ioprio_set": (1, (0,)),
+}
 
 
 def no_new_privs_and_drop_caps() -> None:
@@ -116,8 +252,7 @@ def no_new_privs_and_drop_caps() -> None:
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
     class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
     header, data = Header(0x20080522, 0), (Data * 2)()
     check_rc(libc.capset(ctypes.byref(header), data), "capset")
@@ -164,8 +299,12 @@ def landlock(read_roots: list[str], home: str) -> int:
             if not os.path.isdir(path):
                 rights &= file_rights
             rule = PathBeneath(rights & fs, fd)
-            check_rc(libc.syscall(_SYS_LL_ADD_RULE, ctypes.c_int(rfd), ctypes.c_int(1), ctypes.byref(rule), ctypes.c_uint32(0)),
-                   f"landlock_add_rule({path})")
+            check_rc(
+                libc.syscall(
+                    _SYS_LL_ADD_RULE, ctypes.c_int(rfd), ctypes.c_int(1), ctypes.byref(rule), ctypes.c_uint32(0)
+                ),
+                f"landlock_add_rule({path})",
+            )
         finally:
             os.close(fd)
 
@@ -198,14 +337,21 @@ def seccomp(metadata: bool = False) -> None:
         return 0x00050000 | err
 
     prog: list[tuple[int, int, int, int]] = [
-        (ld, 0, 0, 4), (jeq, 1, 0, audit_arch), (ret, 0, 0, 0x80000000),  # wrong arch → kill
+        (ld, 0, 0, 4),
+        (jeq, 1, 0, audit_arch),
+        (ret, 0, 0, 0x80000000),  # wrong arch → kill
         (ld, 0, 0, 0),
     ]
     if machine == "x86_64":
         prog += [(jge, 0, 1, 0x40000000), (ret, 0, 0, deny(errno.ENOSYS))]  # x32 ABI
     if "clone" in nr:  # threads only (CLONE_THREAD = 0x10000)
-        prog += [(jeq, 0, 4, nr["clone"]), (ld, 0, 0, 16), (jset, 0, 1, 0x10000),
-                 (ret, 0, 0, allow), (ret, 0, 0, deny(errno.EPERM))]
+        prog += [
+            (jeq, 0, 4, nr["clone"]),
+            (ld, 0, 0, 16),
+            (jset, 0, 1, 0x10000),
+            (ret, 0, 0, allow),
+            (ret, 0, 0, deny(errno.EPERM)),
+        ]
     pid = os.getpid()
     for name, (arg, extra) in _SELF_ONLY.items():  # the low 32 bits of the pid argument
         ok = [pid, *extra]

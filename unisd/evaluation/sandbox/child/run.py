@@ -88,7 +88,7 @@ def _server(namespace: dict, call_fd: int, reply_fd: int, nonce: str):
     def send(message: dict) -> None:
         data = (dumps(message) + "\n").encode()
         while data:
-            data = data[write(reply_fd, data):]
+            data = data[write(reply_fd, data) :]
 
     def serve() -> None:
         send({"ready": nonce})  # the judge's nonce (from stdin, gone before the program ran): no earlier line counts
@@ -112,9 +112,13 @@ def _server(namespace: dict, call_fd: int, reply_fd: int, nonce: str):
                     msg = text(exc)[:500]
                 except BaseException:  # noqa: BLE001
                     msg = ""
-                reply = {"id": req["id"], "raise": type(exc).__name__ if type(type(exc).__name__) is str else "Exception",
-                         "msg": msg if type(msg) is str else ""}
+                reply = {
+                    "id": req["id"],
+                    "raise": type(exc).__name__ if type(type(exc).__name__) is str else "Exception",
+                    "msg": msg if type(msg) is str else "",
+                }
             send(reply)
+
     return serve
 
 
@@ -147,9 +151,11 @@ def main() -> None:
             home = cfg["fallback_home"]
             os.mkdir(home, 0o700)
         apply_rlimits(cfg)
-        for name, layer in (("no_new_privs", no_new_privs_and_drop_caps),
-                            ("landlock", lambda: landlock(roots, home)),
-                            ("seccomp", lambda: seccomp(metadata=home != HOME))):
+        for name, layer in (
+            ("no_new_privs", no_new_privs_and_drop_caps),
+            ("landlock", lambda: landlock(roots, home)),
+            ("seccomp", lambda: seccomp(metadata=home != HOME)),
+        ):
             try:
                 layer()
             except Exception as exc:  # noqa: BLE001 - reported, then the next layer still applies

@@ -28,10 +28,21 @@ class WireError(ValueError):
     """A message that is not well-formed data."""
 
 
-_ITERATORS = tuple({type(iter(x)) for x in ([], (), {}, set(), "", b"", range(1), {}.keys(), {}.values(),
-                                              {}.items(), bytearray())}
-                   | {type(x) for x in (map(abs, []), filter(None, []), zip(), enumerate([]), reversed([]),
-                                         (i for i in ()), iter(lambda: 0, 0))})
+_ITERATORS = tuple(
+    {type(iter(x)) for x in ([], (), {}, set(), "", b"", range(1), {}.keys(), {}.values(), {}.items(), bytearray())}
+    | {
+        type(x)
+        for x in (
+            map(abs, []),
+            filter(None, []),
+            zip(),
+            enumerate([]),
+            reversed([]),
+            (i for i in ()),
+            iter(lambda: 0, 0),
+        )
+    }
+)
 
 
 def encode(value, keep, depth: int = 0):
@@ -43,7 +54,9 @@ def encode(value, keep, depth: int = 0):
     t = type(value)
     if value is None or t is bool or t is str:
         return value
-    if issubclass(t, int):  # int subclasses (IntEnum, IntFlag) as their integer; a huge one in hex, which has no digit limit
+    if issubclass(
+        t, int
+    ):  # int subclasses (IntEnum, IntFlag) as their integer; a huge one in hex, which has no digit limit
         v = int.__index__(value)
         return v if v.bit_length() < 12_000 else {"int": hex(v)}
     if issubclass(t, float):
@@ -52,7 +65,9 @@ def encode(value, keep, depth: int = 0):
     if issubclass(t, str):
         return str.__str__(value)
     if issubclass(t, complex):
-        return {"complex": [encode(_REAL.__get__(value), keep, depth + 1), encode(_IMAG.__get__(value), keep, depth + 1)]}
+        return {
+            "complex": [encode(_REAL.__get__(value), keep, depth + 1), encode(_IMAG.__get__(value), keep, depth + 1)]
+        }
     if issubclass(t, (bytes, bytearray)):
         return {"bytes" if issubclass(t, bytes) else "bytearray": list(bytes(memoryview(value)))}
     if issubclass(t, (list, tuple)):
@@ -92,9 +107,11 @@ def encode(value, keep, depth: int = 0):
 def keeper(refs: list):
     """The sandbox's ``keep`` for :func:`encode`: the object stays in ``refs``; its index and type
     name cross."""
+
     def keep(value) -> dict:
         refs.append(value)
         return {"ref": len(refs) - 1, "type": type.__dict__["__name__"].__get__(type(value))}
+
     return keep
 
 
@@ -115,6 +132,7 @@ def decode(data, ref, depth: int = 0):
     if type(data) is not dict or len(data) not in (1, 2):
         raise WireError(f"not wire data: {type(data).__name__}")
     (tag, body), *rest = data.items()
+
     def items() -> list:
         return [decode(v, ref, depth + 1) for v in _list(body)]
 
