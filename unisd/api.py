@@ -41,7 +41,7 @@ _WHERE = {
     "adapters_disabled": "unisd.models.weights",
     "effective_weights": "unisd.models.weights",
     "block_logprobs": "unisd.engine.vocab_chunks",
-    "LM_HEAD_INPUT": "unisd.engine.scoring",
+    "LM_HEAD_INPUT": "unisd.components.batch",
     "generate_texts": "unisd.engine.decoding",
     "is_sharded": "unisd.engine.sharding",
     "local": "unisd.engine.sharding",
@@ -93,7 +93,7 @@ if TYPE_CHECKING:  # pragma: no cover  (for type checkers and editors; at run ti
     from unisd.engine.decoding import generate_texts
     from unisd.engine.modeling import adapter_merged, base_model
     from unisd.engine.reduction import masked_mean
-    from unisd.engine.scoring import LM_HEAD_INPUT
+    from unisd.components.batch import LM_HEAD_INPUT
     from unisd.engine.sharding import is_sharded, local
     from unisd.engine.vocab_chunks import block_logprobs
     from unisd.evaluation.sandbox import CheckedProgram, SandboxLimits, require_isolation, run_many, unsafe_code_allowed

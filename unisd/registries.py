@@ -86,9 +86,18 @@ class _StampedRegistry:
         self._registry, self._origin = registry, origin
 
     def add(
-        self, name: str, target: object, *, origin: str | None = None, description: str = "", default: bool = False
+        self,
+        name: str,
+        target: object,
+        *,
+        origin: str | None = None,
+        description: str = "",
+        default: bool = False,
+        config: object = None,
     ) -> None:
-        self._registry.add(name, target, origin=origin or self._origin, description=description, default=default)
+        self._registry.add(
+            name, target, origin=origin or self._origin, description=description, default=default, config=config
+        )
 
     def __getattr__(self, item: str):
         return getattr(self._registry, item)

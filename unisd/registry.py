@@ -50,6 +50,7 @@ class Entry(Generic[T]):
     origin: str
     description: str = ""
     loaded: bool = field(default=False)
+    config: Any = None  # the component's Config model, or "module:attr" to it (imported without the component)
 
     @property
     def lazy_path(self) -> str | None:
@@ -78,6 +79,11 @@ class Entry(Generic[T]):
                     f"has no attribute {attr!r}"
                 ) from exc
             registry._check_type(self.name, obj, self.origin)
+            if self.config is not None and getattr(obj, "Config", None) is not registry.config(self.name):
+                raise RegistryError(
+                    f"{registry.kind} '{self.name}' from {self.origin}: registered with config "
+                    f"{_describe(self.config)}, but {_describe(obj)}.Config is {_describe(getattr(obj, 'Config', None))}"
+                )
             self.target, self.loaded = obj, True
         return self.target
 
@@ -100,10 +106,19 @@ class Registry(Generic[T]):
 
     # -- registration -------------------------------------------------------------------------
     def add(
-        self, name: str, target: T | str, *, origin: str = "unknown", description: str = "", default: bool = False
+        self,
+        name: str,
+        target: T | str,
+        *,
+        origin: str = "unknown",
+        description: str = "",
+        default: bool = False,
+        config: Any = None,
     ) -> None:
         """Register ``target`` (an object or a lazy ``"module:attr"`` string) under ``name``.
-        ``default``: the entry the engine uses when a recipe names none of this kind (one per registry)."""
+        ``default``: the entry the engine uses when a recipe names none of this kind (one per registry).
+        ``config``: the component's ``Config`` model (or a lazy path to it) in a module that imports
+        little, so that validating a recipe does not import the component itself (and torch)."""
         if self._frozen:
             raise FrozenRegistryError(
                 f"cannot register {self.kind} '{name}' from {origin}: registries are frozen after "
@@ -132,7 +147,7 @@ class Registry(Generic[T]):
                     f"{self._default[1]} and '{name}' by {origin}"
                 )
             self._default = (name, origin)
-        self._entries[name] = Entry(name, target, origin, description, loaded=not lazy)
+        self._entries[name] = Entry(name, target, origin, description, loaded=not lazy, config=config)
 
     def freeze(self) -> None:
         """Refuse further registrations."""
@@ -151,6 +166,32 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """Return the object registered under ``name``, importing it if lazy."""
         return self.entry(name).resolve(self)
+
+    def config(self, name: str) -> Any:
+        """The ``Config`` model of the component under ``name``: the one registered with ``config=``
+        (imported alone), else the component's own ``Config`` (importing the component)."""
+        from unisd.components.base import config_model_of
+
+        entry = self.entry(name)
+        if entry.config is None:
+            return config_model_of(self.get(name))
+        if isinstance(entry.config, str):
+            module_name, _, attr = entry.config.partition(":")
+            try:
+                entry.config = getattr(importlib.import_module(module_name), attr)
+            except Exception as exc:
+                raise RegistryError(
+                    f"{self.kind} '{name}' from {entry.origin}: cannot import its config {entry.config!r}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        cfg = entry.config
+        fields = getattr(cfg, "model_fields", None)
+        if not (isinstance(cfg, type) and isinstance(fields, dict) and "type" in fields):
+            raise RegistryError(
+                f"{self.kind} '{name}' from {entry.origin}: its config {_describe(cfg)} must be a pydantic model "
+                "with a 'type' field (subclass unisd.ComponentConfig, or the kind's config base)"
+            )
+        return cfg
 
     def entry(self, name: str) -> Entry[T]:
         """The raw :class:`Entry` (not imported)."""

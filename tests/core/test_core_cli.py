@@ -337,3 +337,25 @@ def test_the_cli_and_the_component_api_load_without_torch():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "False", res.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["recipe", "validate", "unisd-star", "gkd", "sft", "ssd", "token-clip", "demo"],
+        ["recipe", "show", "unisd-star"],
+        ["recipe", "schema"],
+        ["plugins", "list"],
+    ],
+)
+def test_recipe_and_plugins_commands_load_without_torch(argv):
+    """Every shipped component registers its Config model apart (``config=``), so validating a recipe
+    imports the config modules alone, not the components (nor torch)."""
+    import subprocess
+    import sys
+
+    code = f"import sys\nfrom unisd.cli.main import main\nrc = main({argv!r})\nprint('torch' in sys.modules, rc)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1] == "False 0", (
+        res.stdout[-500:] + res.stderr[-2000:]
+    )

@@ -356,3 +356,70 @@ def test_the_builtin_default_teacher_is_base_and_the_core_names_no_teacher():
     engine = Path(__file__).resolve().parents[2] / "unisd" / "engine" / "trainer.py"
     text = engine.read_text(encoding="utf-8")
     assert '"base"' not in text and '"frozen_copy"' not in text and '"aux_contexts"' not in text
+
+
+# -- config= : the Config model apart from the component ---------------------------------------------
+@pytest.fixture
+def split_module(dists, unique_name):
+    """A component module that records its import, and a config module apart from it."""
+    cfg_name, impl_name = unique_name("split_config"), unique_name("split_impl")
+    dists.module(
+        cfg_name,
+        """
+        from unisd.components.base import ComponentConfig
+
+        class SplitConfig(ComponentConfig):
+            strength: float = 1.0
+
+        class NotAConfig:
+            pass
+    """,
+    )
+    dists.module(
+        impl_name,
+        f"""
+        from unisd.components.base import Component
+        from {cfg_name} import SplitConfig
+
+        class Split(Component):
+            Config = SplitConfig
+
+        class Mismatched(Component):
+            pass
+    """,
+    )
+    return cfg_name, impl_name
+
+
+def test_a_registered_config_is_imported_without_its_component(split_module):
+    cfg_name, impl_name = split_module
+    reg = Registry("guard", Component)
+    reg.add("split", f"{impl_name}:Split", origin="t", config=f"{cfg_name}:SplitConfig")
+    cfg = reg.config("split")
+    assert cfg.__name__ == "SplitConfig" and impl_name not in sys.modules
+    assert reg.get("split").Config is cfg  # loading the component checks it holds that very model
+
+
+def test_a_component_whose_config_differs_from_the_registered_one_is_refused(split_module):
+    cfg_name, impl_name = split_module
+    reg = Registry("guard", Component)
+    reg.add("bad", f"{impl_name}:Mismatched", origin="pkg-x", config=f"{cfg_name}:SplitConfig")
+    with pytest.raises(RegistryError, match=r"guard 'bad' from pkg-x: registered with config .*SplitConfig"):
+        reg.get("bad")
+
+
+@pytest.mark.parametrize(
+    "path, message", [("{cfg}:Missing", "cannot import its config"), ("{cfg}:NotAConfig", "must be a pydantic model")]
+)
+def test_a_bad_config_path_names_the_entry(split_module, path, message):
+    cfg_name, impl_name = split_module
+    reg = Registry("guard", Component)
+    reg.add("x", f"{impl_name}:Split", origin="pkg-y", config=path.format(cfg=cfg_name))
+    with pytest.raises(RegistryError, match=rf"guard 'x' from pkg-y: .*{message}"):
+        reg.config("x")
+
+
+def test_without_a_registered_config_the_component_s_own_is_used(lazy_module):
+    reg = Registry("guard", Component)
+    reg.add("impl", f"{lazy_module}:Impl", origin="t")
+    assert reg.config("impl") is reg.get("impl").Config

@@ -15,6 +15,10 @@ if TYPE_CHECKING:  # pragma: no cover  (annotations only: importing the componen
     import torch
 
 
+#: the feature-layer name of the LM head's input (the last hidden state, after the final norm)
+LM_HEAD_INPUT = "lm_head_input"
+
+
 @dataclass
 class Tokenized:
     """Left-padded prompt ids and mask of shape (B, P)."""

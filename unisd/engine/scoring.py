@@ -18,12 +18,10 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from unisd.components.batch import Scores
+from unisd.components.batch import LM_HEAD_INPUT, Scores
 from unisd.engine.batching import Tokenized
 from unisd.engine.modeling import base_model
 from unisd.engine.vocab_chunks import token_logprobs
-
-LM_HEAD_INPUT = "lm_head_input"
 
 
 def position_ids_from_mask(mask: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, create_model, model_validator
 
-from unisd.components.base import ComponentConfig, StrictModel, config_model_of
+from unisd.components.base import ComponentConfig, StrictModel
 from unisd.recipe.sections import (
     CheckpointConfig,
     DataConfig,
@@ -93,16 +93,15 @@ class RecipeBase(StrictModel):
         return type(config)._unisd_kind
 
 
-def _tagged(name: str, cls: type, kind: str) -> type[ComponentConfig]:
-    """``cls.Config`` with ``type`` narrowed to ``Literal[name]`` (one model per registry name)."""
-    base = config_model_of(cls)
+def _tagged(name: str, base: type, kind: str) -> type[ComponentConfig]:
+    """The config model ``base`` with ``type`` narrowed to ``Literal[name]`` (one model per registry name)."""
     model = create_model(
         f"{_camel(name)}Config",
         __base__=base,
         __module__=base.__module__,
         type=(Literal[name], Field(name, description=f"{kind} '{name}'")),
     )
-    model.__doc__ = base.__doc__ or cls.__doc__
+    model.__doc__ = base.__doc__
     model._unisd_kind = kind  # type: ignore[attr-defined]
     return model
 
@@ -120,7 +119,7 @@ def _union(models: list[type]) -> Any:
 
 
 def _tagged_all(reg: Registry, kind: str) -> list[type]:
-    return [_tagged(n, reg.get(n), kind) for n in reg.names()]
+    return [_tagged(n, reg.config(n), kind) for n in reg.names()]
 
 
 def _registered_default(reg: Registry, description: str) -> Any:

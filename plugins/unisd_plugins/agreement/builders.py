@@ -14,15 +14,15 @@ import random
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from collections.abc import Sequence
 
 import torch
-from pydantic import Field
 
-from unisd.components.kinds import ContextBuilder, ContextBuilderConfig
+from unisd.components.kinds import ContextBuilder
 from unisd.api import write_atomically
 from unisd_plugins.datasets.prompts import aux_context_for_record
+from unisd_plugins.agreement.config import RetrievalConfig
 
 log = logging.getLogger("unisd.agreement")
 
@@ -70,20 +70,6 @@ class RandomContexts(ContextBuilder):
                     picks.append(j)
             donors.append(picks)
         return _contexts_from_donors(records, pool, donors, c.k, c.demos)
-
-
-class RetrievalConfig(ContextBuilderConfig):
-    """Nearest neighbours of each item's ``retrieval_text``."""
-
-    encoder: str = Field(
-        "sentence-transformers/all-MiniLM-L6-v2",
-        description="HF model id or local directory of a sentence encoder (mean-pooled, L2-normalised)",
-    )
-    fallback: Literal["tfidf", "error"] = Field(
-        "tfidf", description="when the encoder cannot be loaded: lexical TF-IDF retrieval, or stop"
-    )
-    lexical: bool = Field(False, description="use TF-IDF retrieval directly, without an encoder")
-    batch_size: int = Field(64, ge=1)
 
 
 class RetrievalContexts(ContextBuilder):

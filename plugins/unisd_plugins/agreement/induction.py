@@ -13,12 +13,12 @@ import logging
 import random
 from typing import ClassVar
 
-from pydantic import Field
 
-from unisd.components.kinds import ContextBuilder, ContextBuilderConfig
+from unisd.components.kinds import ContextBuilder
 from unisd.api import write_atomically
 from unisd_plugins.agreement.builders import donor_pool
 from unisd_plugins.datasets.prompts import build_induction_context
+from unisd_plugins.agreement.config import InductionConfig
 
 log = logging.getLogger("unisd.agreement")
 
@@ -28,13 +28,6 @@ META_PROMPT = (
     "kind well. Do not mention any specific example, name, number or answer from above. "
     "Output only the instruction."
 )
-
-
-class InductionConfig(ContextBuilderConfig):
-    num_instructions: int = Field(100, ge=1, description="instructions to induce (reference: up to 100)")
-    num_demos: int = Field(3, ge=1, description="training examples shown per induction prompt (reference runner: 3)")
-    temperature: float = Field(0.7, gt=0.0)
-    max_new_tokens: int = Field(256, ge=8)
 
 
 class InductionContexts(ContextBuilder):

@@ -11,24 +11,13 @@ bound can never bind: that is an error at setup, not a silent no-op (spec §7.7)
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
-from pydantic import Field
 
-from unisd.components.base import ComponentConfig
 from unisd.components.kinds import StabilityGuard
 from unisd.api import series
-
-
-class ClipConfig(ComponentConfig):
-    """Divergence clipping (spec §2e)."""
-
-    mode: Literal["static", "quantile", "relative", "fraction"] = "static"
-    cap: float = Field(10.0, gt=0.0, description="static cap")
-    quantile: float = Field(0.95, gt=0.0, lt=1.0, description="quantile mode: cap = this masked quantile of D")
-    factor: float = Field(3.0, gt=0.0, description="relative mode: cap = factor × the masked batch mean of D")
-    fraction: float = Field(0.5, gt=0.0, lt=1.0, description="fraction mode: cap = fraction × divergence upper bound")
+from unisd_plugins.clipping.config import ClipConfig
 
 
 class DivergenceClip(StabilityGuard):

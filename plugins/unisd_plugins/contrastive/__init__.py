@@ -8,5 +8,6 @@ def unisd_register(registry):
     registry.losses.add(
         "contrastive",
         "unisd_plugins.contrastive.loss:TokenContrastive",
+        config="unisd_plugins.contrastive.config:ContrastiveConfig",
         description="hinge: stay closer to the good teacher than to a bad-teacher context, per token",
     )

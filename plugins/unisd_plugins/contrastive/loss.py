@@ -13,26 +13,16 @@ import logging
 from typing import ClassVar
 
 import torch
-from pydantic import Field, StrictStr
+from pydantic import StrictStr
 
 from unisd.components.base import RecordSlot, Requirements
-from unisd.components.kinds import AuxiliaryLoss, AuxiliaryLossConfig, LossTerm
+from unisd.components.kinds import AuxiliaryLoss, LossTerm
 from unisd.api import series
 from unisd.api import masked_mean
 from unisd_plugins.contrastive.negatives import NegativesCache, cache_key, choose, generate_negatives, hf_generator
+from unisd_plugins.contrastive.config import ContrastiveConfig
 
 log = logging.getLogger("unisd.contrastive")
-
-
-class ContrastiveConfig(AuxiliaryLossConfig):
-    """Token contrastive loss. ``weight`` is λ_c (reference: 0.1; 0.01 in UniSD*)."""
-
-    weight: float = 0.1
-    margin: float = Field(0.5, ge=0.0, description="hinge margin μ (reference: 0.5; 0.1 in UniSD*)")
-    negatives_per_item: int = Field(4, ge=1, description="negatives generated and cached per item; one is used")
-    max_new_tokens: int = Field(256, ge=8, description="length limit of a generated negative")
-    temperature: float = Field(0.7, gt=0.0, description="sampling temperature of negatives")
-    seed: int = 42
 
 
 class TokenContrastive(AuxiliaryLoss):

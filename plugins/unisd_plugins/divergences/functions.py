@@ -10,9 +10,9 @@ import math
 from typing import ClassVar
 
 import torch
-from pydantic import Field
 
-from unisd.components.kinds import Divergence, DivergenceConfig
+from unisd.components.kinds import Divergence
+from unisd_plugins.divergences.config import JSDConfig
 
 
 def forward_kl(teacher_logprobs: torch.Tensor, student_logprobs: torch.Tensor) -> torch.Tensor:
@@ -50,12 +50,6 @@ class ReverseKL(Divergence):
 
     def per_token(self, teacher_logprobs, student_logprobs):
         return reverse_kl(teacher_logprobs, student_logprobs)
-
-
-class JSDConfig(DivergenceConfig):
-    """Generalized JSD with mixture weight ``beta`` on the teacher (0 < β < 1)."""
-
-    beta: float = Field(0.5, gt=0.0, lt=1.0, description="teacher weight in the mixture m = β·p + (1−β)·q")
 
 
 class GeneralizedJSD(Divergence):

@@ -17,25 +17,14 @@ DCP can reshard it to another number of processes.
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
-from pydantic import Field
 
-from unisd.components.base import ComponentConfig
 from unisd.components.kinds import TeacherProvider
 from unisd.api import series
 from unisd_plugins.teachers.providers import eval_mode
-
-
-class EMAConfig(ComponentConfig):
-    """EMA teacher (spec §2b)."""
-
-    beta: float = Field(0.9, ge=0.0, lt=1.0, description="decay β (reference: 0.9 for ema, 0.98 in UniSD*)")
-    every: int = Field(10, ge=1, description="sync every N optimizer steps (reference: 10)")
-    mode: Literal["fixed", "reference"] = Field(
-        "fixed", description="'fixed': EMA of the merged student; 'reference': the authors' no-op under LoRA"
-    )
+from unisd_plugins.ema.config import EMAConfig
 
 
 class EMATeacher(TeacherProvider):

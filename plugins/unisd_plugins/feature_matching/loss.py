@@ -9,29 +9,15 @@ features before matching; its weights are trained with the student and saved in 
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
-from pydantic import Field
 
 from unisd.components.base import Requirements
-from unisd.components.kinds import AuxiliaryLoss, AuxiliaryLossConfig, LossTerm
+from unisd.components.kinds import AuxiliaryLoss, LossTerm
 from unisd.api import masked_mean
 from unisd.api import base_model
-from unisd.api import LM_HEAD_INPUT
-
-
-class FeatureMatchingConfig(AuxiliaryLossConfig):
-    """Feature matching (spec §2d). ``weight`` is λ_h (reference: 0.1; 0.01 in UniSD*)."""
-
-    weight: float = 0.1
-    layers: list[int | str] = Field(
-        default_factory=lambda: [LM_HEAD_INPUT], description="module paths, decoder-layer indices, or 'lm_head_input'"
-    )
-    metric: Literal["mse", "cosine"] = "mse"
-    projection: bool = Field(
-        False, description="learn a linear map (identity-initialised) from student to teacher features"
-    )
+from unisd_plugins.feature_matching.config import FeatureMatchingConfig
 
 
 def decoder_layer_paths(model: torch.nn.Module) -> list[str]:

@@ -7,22 +7,11 @@ from typing import ClassVar
 from collections.abc import Sequence
 
 import torch
-from pydantic import Field
 
-from unisd.components.kinds import GenerationBackend, GeneratorConfig
+from unisd.components.kinds import GenerationBackend
 from unisd.api import adapter_merged
 from unisd.api import is_sharded
-
-
-class HFGenerateConfig(GeneratorConfig):
-    """Options of the ``hf`` backend."""
-
-    merge_adapter: bool = Field(
-        True,
-        description="decode with the LoRA deltas folded into the base weights, exactly "
-        "undone afterwards (one matmul per layer instead of three; "
-        "benchmarks/step_throughput.py); not under FSDP2, whose weights are shards",
-    )
+from unisd_plugins.generation.config import HFGenerateConfig
 
 
 class HFGenerate(GenerationBackend):

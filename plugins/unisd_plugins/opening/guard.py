@@ -12,17 +12,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from pydantic import Field
 
-from unisd.components.base import ComponentConfig
 from unisd.components.kinds import StabilityGuard
-
-
-class SkipOpeningConfig(ComponentConfig):
-    """Loss weight of the first completion tokens."""
-
-    tokens: int = Field(2, ge=1, description="how many leading completion tokens")
-    weight: float = Field(0.0, ge=0.0, lt=1.0, description="their loss weight (0 drops them)")
+from unisd_plugins.opening.config import SkipOpeningConfig
 
 
 class SkipOpening(StabilityGuard):
