@@ -66,7 +66,7 @@ def _env_list(name: str) -> list[str]:
 
 
 #: the options pluggy's own ``@hookimpl`` marker gives an unadorned implementation
-_PLAIN_IMPL = getattr(hookspecs.hookimpl(lambda: None), f"{hookspecs.PROJECT}_impl")
+_PLAIN_IMPL: pluggy.HookimplOpts = getattr(hookspecs.hookimpl(lambda: None), f"{hookspecs.PROJECT}_impl")
 
 
 class UniSDPluginManager(pluggy.PluginManager):
@@ -74,13 +74,13 @@ class UniSDPluginManager(pluggy.PluginManager):
     (no marker needed on methods of :class:`~unisd.components.base.Component` subclasses: they get
     the options of a bare ``@hookimpl``)."""
 
-    def parse_hookimpl_opts(self, plugin: Any, name: str):  # type: ignore[override]
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
         opts = super().parse_hookimpl_opts(plugin, name)
         if opts is None and name.startswith("unisd_") and not inspect.ismodule(plugin):
             from unisd.components.base import Component
 
             if isinstance(plugin, Component) and inspect.isroutine(getattr(plugin, name, None)):
-                opts = dict(_PLAIN_IMPL)
+                opts = _PLAIN_IMPL.copy()
         return opts
 
 

@@ -129,7 +129,7 @@ def make_tiny_model_dir(
     The model's vocabulary equals the tokenizer's length. Weights are drawn with ``seed``.
     """
     import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig, Qwen2Config
+    from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig, PretrainedConfig, Qwen2Config
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,6 +148,7 @@ def make_tiny_model_dir(
         pad_token_id=ids[PAD_TOKEN] if pad_token else None,
         tie_word_embeddings=True,
     )
+    config: PretrainedConfig
     if arch == "llama":
         config = LlamaConfig(**common)
     elif arch == "qwen2":

@@ -27,9 +27,18 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
-class ComponentConfig(StrictModel):
+class TypedConfig(StrictModel):
+    """Base of every config that names its implementation in ``type`` (a registry name): component
+    configs, and those of dataset adapters and context builders, which have no ``name``."""
+
+    type: str
+
+
+class ComponentConfig(TypedConfig):
     """Base of a component's config. Subclasses narrow ``type`` to ``Literal["their-name"]``."""
 
+    #: the registry kind of a config model the recipe model built for one registered name (``_tagged``)
+    _unisd_kind: ClassVar[str]
     type: str
     name: str | None = Field(
         None,
@@ -96,7 +105,7 @@ class Component(abc.ABC):  # noqa: B024 (no method is abstract: every kind overr
     """
 
     kind: ClassVar[str] = "component"
-    Config: ClassVar[type[ComponentConfig]] = ComponentConfig
+    Config: ClassVar[type[TypedConfig]] = ComponentConfig
     #: record fields this component reads beyond the core schema, validated when records load
     record_slots: ClassVar[Mapping[str, RecordSlot]] = {}
     #: the metrics (logged as ``<name>/<key>``) that show whether this component acts; ``unisd inspect``,
@@ -105,7 +114,7 @@ class Component(abc.ABC):  # noqa: B024 (no method is abstract: every kind overr
     #: those of them that count up over a run (a number of updates): summarised by their last value
     cumulative_metrics: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, config: ComponentConfig) -> None:
+    def __init__(self, config: TypedConfig) -> None:
         self.config = config
 
     @property

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pydantic import Field
 
-from unisd.components.base import Component, ComponentConfig, RecordSlot, StrictModel
+from unisd.components.base import Component, ComponentConfig, RecordSlot, TypedConfig
 from unisd.components.batch import DistillBatch, MicroResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,7 +43,8 @@ class Divergence(Component):
     """
 
     kind: ClassVar[str] = "divergence"
-    Config: ClassVar[type[ComponentConfig]] = DivergenceConfig
+    Config: ClassVar[type[DivergenceConfig]] = DivergenceConfig
+    config: DivergenceConfig
     upper_bound: float = float("inf")
 
     @abc.abstractmethod
@@ -83,7 +84,8 @@ class Objective(Component):
     """
 
     kind: ClassVar[str] = "objective"
-    Config: ClassVar[type[ComponentConfig]] = ObjectiveConfig
+    Config: ClassVar[type[ObjectiveConfig]] = ObjectiveConfig
+    config: ObjectiveConfig
 
     @abc.abstractmethod
     def loss(
@@ -169,7 +171,8 @@ class AuxiliaryLoss(Component):
     """An extra loss term; the engine adds ``config.weight · term.value`` to the total."""
 
     kind: ClassVar[str] = "loss"
-    Config: ClassVar[type[ComponentConfig]] = AuxiliaryLossConfig
+    Config: ClassVar[type[AuxiliaryLossConfig]] = AuxiliaryLossConfig
+    config: AuxiliaryLossConfig
 
     @abc.abstractmethod
     def compute(self, batch: DistillBatch) -> LossTerm:
@@ -199,7 +202,7 @@ class StabilityGuard(Component):
 
 
 # -- context builders ----------------------------------------------------------------------------
-class ContextBuilderConfig(StrictModel):
+class ContextBuilderConfig(TypedConfig):
     """Config of a context builder: K contexts per item, ``demos`` donor items per context."""
 
     type: str
@@ -225,7 +228,7 @@ class ContextBuilder(Component):
 
 
 # -- dataset adapters ----------------------------------------------------------------------------
-class DatasetConfig(StrictModel):
+class DatasetConfig(TypedConfig):
     """Config of a dataset adapter. ``path`` overrides the hub source with local files."""
 
     type: str

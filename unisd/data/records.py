@@ -29,7 +29,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple, TextIO
 from collections.abc import Iterable, Mapping
 
 from pydantic import (
@@ -148,7 +148,9 @@ def _record_model(slots: tuple[tuple[str, RecordSlot], ...]) -> type[TrainingRec
     clash = [name for name, _ in slots if name in TrainingRecord.model_fields]
     if clash:
         raise ValueError(f"record slot(s) {clash} are core record fields; a component must name a slot of its own")
-    fields = {name: (slot.type | None, Field(None, description=slot.description)) for name, slot in slots}
+    fields: dict[str, Any] = {
+        name: (slot.type | None, Field(None, description=slot.description)) for name, slot in slots
+    }
     model = create_model("TrainingRecordWithSlots", __base__=TrainingRecord, **fields)
     model.slots = tuple(name for name, _ in slots)
     return model
@@ -197,7 +199,7 @@ class _Checker:
         self.seen: dict[str, str] = {}
         self.records: list[dict[str, Any]] = []
         self.rejected = 0
-        self._sink = None
+        self._sink: TextIO | None = None
 
     def bad(self, where: str, field: str | None, message: str, raw: Any) -> None:
         text = f"{self.source}, {where}: " + (f"field '{field}': " if field else "") + message

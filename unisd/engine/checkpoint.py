@@ -164,7 +164,7 @@ def _numpy_array_globals() -> list[Any]:
     try:
         from numpy._core.multiarray import _reconstruct
     except ImportError:  # numpy 1.x
-        from numpy.core.multiarray import _reconstruct
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]  # mypy: one name, two imports
     return [_reconstruct, np.ndarray, np.dtype, *{type(np.dtype(t)) for t in ("uint32", "int64", "float64")}]
 
 

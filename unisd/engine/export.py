@@ -7,8 +7,13 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from peft import PeftModel
+    from transformers import PreTrainedModel
 
 
 @dataclass
@@ -20,20 +25,20 @@ class FinalModel:
     model: torch.nn.Module | None = None
 
 
-def save_final(model: torch.nn.Module, tokenizer, out_dir: Path, *, merged: bool = True) -> FinalModel:
+def save_final(model: PreTrainedModel | PeftModel, tokenizer, out_dir: Path, *, merged: bool = True) -> FinalModel:
     """Write ``out_dir/adapter`` (LoRA only) and ``out_dir/merged``.
 
     Merging happens on the live model (``merge_and_unload``), so call this after training.
     """
     final = FinalModel()
     out_dir.mkdir(parents=True, exist_ok=True)
-    is_peft = hasattr(model, "merge_and_unload")
-    if is_peft:
+    merge_and_unload = getattr(model, "merge_and_unload", None)  # a LoRA model under peft has it
+    if merge_and_unload is not None:
         final.paths["adapter"] = _atomic_save(
             out_dir / "adapter", lambda d: (model.save_pretrained(d), tokenizer.save_pretrained(d))
         )
     if merged:
-        merged_model = model.merge_and_unload() if is_peft else model
+        merged_model = merge_and_unload() if merge_and_unload is not None else model
         merged_model.config.use_cache = True  # training turns the cache off; a loaded model generates with it
         final.paths["merged"] = _atomic_save(
             out_dir / "merged", lambda d: (merged_model.save_pretrained(d), tokenizer.save_pretrained(d))

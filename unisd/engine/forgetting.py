@@ -68,6 +68,8 @@ def score_probe(model: Any, tokenizer: Any, probe: ProbeSpec, *, registries: Any
     else:
         from unisd.evaluation.runner import evaluate_model
 
+        assert probe.lm_eval is not None  # a probe has data or lm_eval (ProbeSpec._one_source)
+
         with tempfile.TemporaryDirectory(prefix="unisd-probe-") as tmp:
             evaluate_model(
                 model,

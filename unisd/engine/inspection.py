@@ -26,7 +26,7 @@ import math
 import statistics
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from collections.abc import Sequence
 
 import torch
@@ -35,6 +35,9 @@ from unisd.engine.batching import completion_mask_from_ids, pad_token_id, tokeni
 from unisd.engine.heldout import heldout_accuracy, heldout_max_new_tokens
 from unisd.engine.rollout import adapter_disabled, eos_ids
 from unisd.engine.scoring import score
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unisd.components.kinds import DatasetConfig
 
 log = logging.getLogger("unisd.inspect")
 
@@ -225,13 +228,15 @@ def inspect_run(
         raise FileNotFoundError(f"{run_dir} is not a run directory (no recipe.yaml)")
     recipe = load_recipe(recipe_path)
     reg = get_host().registries
-    cfg = recipe.data.dataset.model_copy(update={"split": split})
+    # the recipe model validates data.dataset into the adapter's config (DataConfig declares a dict)
+    cfg = cast("DatasetConfig", recipe.data.dataset).model_copy(update={"split": split})
     adapter = reg.datasets.get(cfg.type)(cfg)
     rows = list(adapter.load())[:records]
     if recipe.data.teacher_template is not None:
         apply_teacher_template(rows, recipe.data.teacher_template)
     if not rows:
         raise ValueError(f"split {split!r} of dataset {cfg.type!r} has no records")
+    model: torch.nn.Module  # the base model, or the trained one: it under the run's adapter
     model, tok = load_model_and_tokenizer(recipe.model)
     tok.padding_side = "left"
     if tok.pad_token_id is None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
 
 import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedModel
 
 log = logging.getLogger("unisd.model")
 
 
-def build_student(model: torch.nn.Module, recipe) -> torch.nn.Module:
+def build_student(model: PreTrainedModel, recipe) -> torch.nn.Module:
     """Wrap ``model`` with a LoRA adapter (peft) or make every parameter trainable."""
     lora = recipe.lora
     if recipe.training.gradient_checkpointing:
@@ -38,10 +42,10 @@ def build_student(model: torch.nn.Module, recipe) -> torch.nn.Module:
         target_modules=list(lora.target_modules),
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, cfg)
+    peft_model = get_peft_model(model, cfg)
     if recipe.training.gradient_checkpointing:
-        model.enable_input_require_grads()
-    return model
+        peft_model.enable_input_require_grads()
+    return peft_model
 
 
 def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
@@ -71,10 +75,11 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def base_model(model: torch.nn.Module) -> torch.nn.Module:
+def base_model(model: torch.nn.Module) -> PreTrainedModel:
     """The transformers model under DDP/accelerate and peft wrappers (module paths are relative to it)."""
     model = unwrap(model)
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+    get_base_model = getattr(model, "get_base_model", None)  # a peft model's
+    return cast("PreTrainedModel", get_base_model() if get_base_model is not None else model)
 
 
 @contextmanager
@@ -95,9 +100,10 @@ def adapter_merged(model: torch.nn.Module) -> Iterator[bool]:
         return
     base = unwrap(model)
     layers = [m for m in base.modules() if isinstance(m, BaseTunerLayer)]
+    disable_adapter = getattr(base, "disable_adapter", None)  # peft's context manager
     if (
         not layers
-        or not hasattr(base, "disable_adapter")
+        or disable_adapter is None
         or any(type(m) is not LoraLinear for m in layers)
         or any(m.disable_adapters for m in layers)
     ):  # already running the base weights (SSD's sampler)
@@ -105,14 +111,15 @@ def adapter_merged(model: torch.nn.Module) -> Iterator[bool]:
         return
     originals = []
     with torch.no_grad():
-        for layer in layers:
-            weight = layer.get_base_layer().weight
+        for layer in cast("list[LoraLinear]", layers):  # each one's type is LoraLinear (checked above)
+            weight = cast(torch.Tensor, layer.get_base_layer().weight)  # a linear layer's
             deltas = [layer.get_delta_weight(name) for name in layer.active_adapters if name in layer.lora_A]
             if deltas:
                 originals.append((weight, weight.data))
-                weight.data = weight.data + sum(deltas).to(weight.dtype)
+                delta = cast(torch.Tensor, sum(deltas))  # deltas is not empty: a tensor, not sum's start 0
+                weight.data = weight.data + delta.to(weight.dtype)
     try:
-        with base.disable_adapter():
+        with disable_adapter():
             yield True
     finally:
         for weight, data in originals:

@@ -23,6 +23,7 @@ import logging
 import math
 from pathlib import Path
 from typing import Any
+from collections.abc import Sequence
 
 from pydantic import Field, field_validator, model_validator
 
@@ -138,7 +139,7 @@ class Experiment(StrictModel):
 
     def variants(self) -> list[tuple[str, str, list[str]]]:
         """``(label, method, overrides)`` per row: a method with a grid gives one per combination of values."""
-        out = []
+        out: list[tuple[str, str, list[str]]] = []
         for method in self.methods:
             axes = self.grid.get(method)
             if not axes:
@@ -413,10 +414,10 @@ def _base_heldout(recipe, folder: Path) -> dict[str, Any]:
 
 def _run_one(
     build,
-    run_dir: str,
+    run_dir: str | Path,
     base: dict[str, Any],
     retention_records: int,
-    probes: list[ProbeSpec] = (),
+    probes: Sequence[ProbeSpec] = (),
     cache: dict[str, Any] | None = None,
 ) -> None:
     """Train (or resume, or reuse) one run, then its retention statistics and forgetting probes."""
@@ -791,7 +792,7 @@ def plot_results(exp: Experiment, res: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
     for t in tasks:
-        curves, keys = {}, []
+        activity_curves, keys = {}, []
         for m, e in res["tasks"][t]["methods"].items():
             histories = [
                 read_metrics(f)
@@ -799,11 +800,11 @@ def plot_results(exp: Experiment, res: dict[str, Any], out: Path) -> None:
                 if (f := out / t / _folder(m) / f"s{s}" / "metrics.jsonl").is_file()
             ]
             if histories and e.get("activity"):
-                curves[m] = mean_rows(histories)
+                activity_curves[m] = mean_rows(histories)
                 keys += activity_keys(e["activity"])
-        if curves:
+        if activity_curves:
             plot_activity(
-                curves,
+                activity_curves,
                 list(dict.fromkeys(keys)),
                 out / f"mechanisms_{t}.png",
                 title=f"{t}: mechanism activity over steps (mean over seeds)",

@@ -247,7 +247,7 @@ class SharedPrefix:
             return None
         head = heads[:1, :length]
         out = forward(input_ids=head, attention_mask=torch.ones_like(head), logits_to_keep=1, use_cache=True)
-        cache_arg = _cache_keyword(type(base_model(model_for_hooks)))
+        cache_arg = _cache_keyword(type(base_model(model_for_hooks)).forward)
         cache = out.cache if cache_arg == "cache" else out.past_key_values
         # what follows the prefix, still left-padded: the last columns, with each row's prefix masked
         width = int(lengths.max()) - length
@@ -265,10 +265,10 @@ class SharedPrefix:
 
 
 @functools.cache
-def _cache_keyword(model_type: type) -> str:
-    """The name of the key/value cache argument of a model's forward: ``cache`` (transformers
-    5.24 on) or ``past_key_values``."""
-    return "cache" if "cache" in inspect.signature(model_type.forward).parameters else "past_key_values"
+def _cache_keyword(forward: Callable[..., Any]) -> str:
+    """The name of the key/value cache argument of a model class's ``forward``: ``cache``
+    (transformers 5.24 on) or ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
 def length_groups(
@@ -297,7 +297,7 @@ def _in_row_order(parts: list[Scores], groups: list[torch.Tensor], T: int) -> Sc
         padded = [F.pad(t, (0, 0) * (t.dim() - 2) + (0, T - t.shape[1])) for t in tensors]
         return torch.cat(padded)[inverse.to(padded[0].device)]
 
-    out = {}
+    out: dict[str, Any] = {}
     for f in fields(Scores):
         values = [getattr(s, f.name) for s in parts]
         if f.name == "features":

@@ -13,12 +13,15 @@ lets DCP load a checkpoint into another number of processes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from unisd.engine.modeling import base_model, trainable_parameters, unwrap
 from unisd.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch.distributed.fsdp import FSDPModule
 
 
 def strategy_of(recipe, accelerator) -> str:
@@ -78,7 +81,7 @@ def shard(
 
 def gradient_sync(model: torch.nn.Module, enabled: bool) -> None:
     """Reduce-scatter gradients after this backward (``enabled``) or keep accumulating locally."""
-    base_model(model).set_requires_gradient_sync(enabled)
+    cast("FSDPModule", base_model(model)).set_requires_gradient_sync(enabled)  # fully_shard made it one
 
 
 def _plain_optimizer(optimizer):

@@ -4,7 +4,7 @@ scoring, divergence → guards → weights → loss terms, or a cross-entropy)."
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 from collections.abc import Callable, Sequence
 
 import torch
@@ -161,6 +161,7 @@ class MicroStep:
     def divergence_of(self, student: Scores, teacher: Scores, ids: torch.Tensor) -> torch.Tensor:
         """The per-token divergence (B, T); fills in token log-probs left to the block computation."""
         if student.hidden is not None and teacher.hidden is not None:
+            assert student.head is not None and teacher.head is not None  # kept with the hidden states
             div, student.token_logps, teacher.token_logps = divergence_and_token_logprobs(
                 self.divergence.per_token,
                 student.hidden,
@@ -175,6 +176,7 @@ class MicroStep:
             return div
         for s in (student, teacher):  # a head that is not a plain linear layer on one side: full log-probs
             if s.logprobs is None:
+                assert s.hidden is not None and s.head is not None  # scored in blocks: the head's input was kept
                 s.logprobs = block_logprobs(s.hidden, *s.head, self.temperature)
                 s.token_logps = s.logprobs.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
         return self.divergence.per_token(teacher.logprobs, student.logprobs)
@@ -267,18 +269,19 @@ class MicroStep:
             if w is not None:
                 token_w = w.detach() if token_w is None else token_w * w.detach()
         for measure in self.measures:
-            w = measure.weights(batch)
-            logs.update({f"{measure.name}/{k}": v for k, v in w.logs.items()})
-            if w.token is not None:
-                token_w = w.token.detach() if token_w is None else token_w * w.token.detach()
-            if w.sequence is not None:
-                seq_w = w.sequence.detach() if seq_w is None else seq_w * w.sequence.detach()
+            mw = measure.weights(batch)
+            logs.update({f"{measure.name}/{k}": v for k, v in mw.logs.items()})
+            if mw.token is not None:
+                token_w = mw.token.detach() if token_w is None else token_w * mw.token.detach()
+            if mw.sequence is not None:
+                seq_w = mw.sequence.detach() if seq_w is None else seq_w * mw.sequence.detach()
         terms = {self.divergence.name: masked_mean(div, roll.loss_mask, token_w, seq_w, normalization)}
         for aux in self.losses:  # each term under its component's name (two of one type stay apart)
             term = aux.compute(batch)
             terms[aux.name] = term.value
             logs.update({f"{aux.name}/{k}": v for k, v in term.logs.items()})
-        total = sum(w * terms[name] for name, w in self.term_weights)  # a weight of 0 keeps the graph, adds 0
+        # a weight of 0 keeps the graph, adds 0; the divergence's term at least: a tensor, not sum's start 0
+        total = cast(torch.Tensor, sum(w * terms[name] for name, w in self.term_weights))
         logs.update(loss_shares(terms, dict(self.term_weights)))
         if self.diagnose:
             for c in self.diagnosed:

@@ -135,10 +135,10 @@ class Trainer:
         # components add teacher prompts at setup (auxiliary contexts, negatives): filter those slots too
         slots = sorted({f for c in comps for f in c.requirements().prompt_fields})
         if slots:
-            run.records, extra, _ = filter_long_prompts(
+            run.records, dropped, _ = filter_long_prompts(
                 run.records, tok, recipe.data.max_prompt_length, ("prompt", "teacher_prompt", *slots)
             )
-            self.dropped_long_prompts.update({k: self.dropped_long_prompts.get(k, 0) + v for k, v in extra.items()})
+            self.dropped_long_prompts.update({k: self.dropped_long_prompts.get(k, 0) + v for k, v in dropped.items()})
         self._check_record_fields(run, comps)
 
         self.schedule = Schedule(
@@ -291,9 +291,9 @@ class Trainer:
     def _register(self, component) -> None:
         """Register ``component`` with the plugin manager for the length of the run (its ``unisd_*``
         methods become hook implementations)."""
-        self._registered.append(
-            self.host.pm.register(component, name=f"{component.kind}:{component.name}:{id(component)}")
-        )
+        name = self.host.pm.register(component, name=f"{component.kind}:{component.name}:{id(component)}")
+        if name is not None:  # None: pluggy blocks that name (nothing to unregister)
+            self._registered.append(name)
 
     def _component(self, cfg):
         return self.host.registries.component_class(cfg.type)(cfg)

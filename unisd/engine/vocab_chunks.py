@@ -157,15 +157,16 @@ def token_logprobs(
     _, tok = per_token_from_hidden(
         hidden.reshape(b * t, h), weight, bias, temperature, None, chunk=chunk, token_ids=ids.reshape(-1)
     )
+    assert tok is not None  # token_ids given
     return tok.view(b, t)
 
 
 def divergence_and_token_logprobs(
     per_token: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     student_hidden: torch.Tensor,
-    student_head,
+    student_head: tuple[torch.Tensor, torch.Tensor | None],
     teacher_hidden: torch.Tensor,
-    teacher_head,
+    teacher_head: tuple[torch.Tensor, torch.Tensor | None],
     ids: torch.Tensor,
     temperature: float,
     *,
@@ -178,7 +179,7 @@ def divergence_and_token_logprobs(
     log-probs too when ``token_grad`` (a component trains through them), the teacher's never."""
     b, t, h = student_hidden.shape
     flat_ids, t_hidden = ids.reshape(-1), teacher_hidden.reshape(b * t, -1).detach()
-    t_weight, t_bias = (None if x is None else x.detach() for x in teacher_head)
+    t_weight, t_bias = teacher_head[0].detach(), None if teacher_head[1] is None else teacher_head[1].detach()
     teacher_tokens = torch.empty(b * t, device=student_hidden.device)
 
     def fn(student_lps: torch.Tensor, rows: slice) -> torch.Tensor:
@@ -199,4 +200,5 @@ def divergence_and_token_logprobs(
         token_ids=flat_ids,
         token_grad=token_grad,
     )
+    assert div is not None and tok is not None  # fn and token_ids given
     return div[:, 0].view(b, t), tok.view(b, t), teacher_tokens.view(b, t)

@@ -174,7 +174,7 @@ def retention_report(
     completions (gold fit, under the trained and the base model); ``base_completions`` the base
     model's outputs (reverse retention: log p_model(y_base | x) and JSD on y_base).
     """
-    kw = {"batch_size": batch_size, "max_prompt_tokens": max_prompt_tokens, "chat": chat}
+    kw: dict[str, Any] = {"batch_size": batch_size, "max_prompt_tokens": max_prompt_tokens, "chat": chat}
     fwd = score_completions(base_model, tokenizer, prompts, completions, other=model, **kw)
     report: dict[str, Any] = {
         "n": len(prompts),
@@ -253,9 +253,8 @@ def retention_for_tasks(
             out[task] = {"skipped": str(exc)}
             continue
         prompts = [d["prompt"] for d in docs]
-        gen = {"max_new_tokens": max_new_tokens, "batch_size": batch_size}
-        ys = generate_texts(model, tokenizer, prompts, **gen)
-        ys_base = generate_texts(base_model, tokenizer, prompts, **gen)
+        ys = generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        ys_base = generate_texts(base_model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
         out[task] = retention_report(
             model,
             base_model,

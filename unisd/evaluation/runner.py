@@ -53,7 +53,7 @@ def _quiet_lm_eval() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _make_lm(model: Any, tokenizer: Any, batch_size: int, max_gen_toks: int | None):
+def _make_lm(model: Any, tokenizer: Any, batch_size: int | str, max_gen_toks: int | None):
     from lm_eval.models.huggingface import HFLM
 
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)

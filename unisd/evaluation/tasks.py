@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 from collections.abc import Iterable
 
 from unisd.evaluation.spec import GroupSpec, TaskSpec
@@ -102,6 +102,14 @@ def get_task(name: str, registries: Registries | None = None) -> TaskSpec:
     if spec is None:
         raise _unknown(name, _evaluators(registries))
     return spec
+
+
+@overload
+def primary_metric(task: str, default: str, registries: Registries | None = None) -> str: ...
+
+
+@overload
+def primary_metric(task: str, default: None = None, registries: Registries | None = None) -> str | None: ...
 
 
 def primary_metric(task: str, default: str | None = None, registries: Registries | None = None) -> str | None:
@@ -231,14 +239,14 @@ def select_tasks(
     stock = set(lm_eval_task_manager(paths).all_tasks) if rest else set()
     missing = [(item, exc) for item, exc in rest if item not in stock]
     if missing:
-        item, exc = missing[0]
+        item, error = missing[0]
         close = difflib.get_close_matches(item, sorted(stock | local), n=3)
         hint = (
             f"; lm-eval has no such task either (closest: {', '.join(close)})"
             if close
             else "; lm-eval has no such task either (give --include-path DIR for a directory of lm-eval YAML tasks)"
         )
-        raise UnknownTaskError(f"{exc}{hint}")
+        raise UnknownTaskError(f"{error}{hint}")
     return TaskSelection(registered, [item for item, _ in unknown], paths, stock=bool(rest))
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from unisd.models.embedded import EMBEDDED_MODEL, embedded_model_dir, is_embedded_alias
 from unisd.models.errors import ChatTemplateMissingError, ModelLoadError, ModelNotFoundError, VocabularyMismatchError
@@ -181,7 +181,7 @@ def load_model_and_tokenizer(
         raise
     except SafetensorError as e:  # a truncated, empty or overwritten weights file
         raise ModelLoadError(_corrupt_weights(path, e)) from e
-    n_embed = model.get_input_embeddings().weight.shape[0]
+    n_embed = cast("torch.Tensor", model.get_input_embeddings().weight).shape[0]  # an embedding's weight
     if len(tok) > n_embed:
         raise ModelLoadError(
             f"the tokenizer of '{model_config.name_or_path}' has {len(tok)} tokens but the model's "
@@ -191,7 +191,8 @@ def load_model_and_tokenizer(
         if cfg is not None and getattr(cfg, "pad_token_id", None) is None:
             cfg.pad_token_id = tok.pad_token_id
     if device is not None:
-        model.to(device)
+        # PreTrainedModel.to is functools.wraps(nn.Module.to), whose signature mypy reads unbound (self first)
+        model.to(device)  # type: ignore[arg-type]
     return model, tok
 
 
@@ -213,9 +214,9 @@ def check_same_vocabulary(tok_a: PreTrainedTokenizerBase, tok_b: PreTrainedToken
     va, vb = tok_a.get_vocab(), tok_b.get_vocab()
     if va == vb:
         return
-    only_a = sorted(set(va) - set(vb), key=va.get)
-    only_b = sorted(set(vb) - set(va), key=vb.get)
-    moved = sorted((t for t in set(va) & set(vb) if va[t] != vb[t]), key=va.get)
+    only_a = sorted(set(va) - set(vb), key=va.__getitem__)
+    only_b = sorted(set(vb) - set(va), key=vb.__getitem__)
+    moved = sorted((t for t in set(va) & set(vb) if va[t] != vb[t]), key=va.__getitem__)
     parts = [f"sizes {len(va)} vs {len(vb)}"]
     if only_a:
         parts.append(f"{len(only_a)} tokens only in the first (e.g. {only_a[:5]!r})")

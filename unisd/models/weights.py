@@ -9,10 +9,14 @@ and unmerging again would drift the base weights by rounding at every step.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 
 from unisd.engine.modeling import base_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
 _BASE = ".base_layer."
 
@@ -41,7 +45,7 @@ def adapters_disabled(model: torch.nn.Module) -> bool:
     return any(layer.disable_adapters for layer in _tuner_layers(base_model(model)).values())
 
 
-def _tuner_layers(base: torch.nn.Module) -> dict[str, torch.nn.Module]:
+def _tuner_layers(base: torch.nn.Module) -> dict[str, BaseTunerLayer]:
     try:
         from peft.tuners.tuners_utils import BaseTunerLayer
     except ImportError:  # peft not installed: no adapters possible
@@ -49,7 +53,7 @@ def _tuner_layers(base: torch.nn.Module) -> dict[str, torch.nn.Module]:
     return {name: m for name, m in base.named_modules() if isinstance(m, BaseTunerLayer)}
 
 
-def _is_adapter_tensor(key: str, tuner_layers: dict[str, torch.nn.Module]) -> bool:
+def _is_adapter_tensor(key: str, tuner_layers: dict[str, BaseTunerLayer]) -> bool:
     owner = key
     while "." in owner:
         owner = owner.rsplit(".", 1)[0]
@@ -58,7 +62,7 @@ def _is_adapter_tensor(key: str, tuner_layers: dict[str, torch.nn.Module]) -> bo
     return False
 
 
-def _with_delta(name: str, layer: torch.nn.Module, weight: torch.Tensor) -> torch.Tensor:
+def _with_delta(name: str, layer: BaseTunerLayer, weight: torch.Tensor) -> torch.Tensor:
     if layer.disable_adapters or layer.merged:
         return weight
     active = [

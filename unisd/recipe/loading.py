@@ -8,13 +8,18 @@ import difflib
 import json
 import re
 from pathlib import Path
-from typing import Any
-from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Iterable, Iterator
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from unisd.recipe.model import RecipeBase, recipe_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydantic_core import ErrorDetails
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class RecipeError(ValueError):
@@ -153,7 +158,7 @@ def read_document(path: Path) -> tuple[dict[str, Any], _Located]:
     return data, _Located(node, path)
 
 
-def _duplicate_keys(node):
+def _duplicate_keys(node: yaml.Node) -> Iterator[tuple[str, int, int]]:
     """``(key, line, first line)`` for every mapping key given twice, at any depth."""
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
@@ -339,7 +344,7 @@ def _fmt_loc(loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[str, list[Any]
     return text or "(top level)", path
 
 
-def _allowed_hint(err: dict[str, Any], value: Any) -> str:
+def _allowed_hint(err: ErrorDetails, value: Any) -> str:
     ctx = err.get("ctx") or {}
     if err["type"] == "union_tag_invalid":
         tags = re.findall(r"'([^']+)'", str(ctx.get("expected_tags", "")))
@@ -351,13 +356,26 @@ def _allowed_hint(err: dict[str, Any], value: Any) -> str:
     return err["msg"]
 
 
+@overload
+def validate(
+    data: dict[str, Any], source: str = ..., located: Locator | None = ..., model: None = None
+) -> RecipeBase: ...
+
+
+@overload
+def validate(
+    data: dict[str, Any], source: str = ..., located: Locator | None = ..., *, model: type[ModelT]
+) -> ModelT: ...
+
+
 def validate(
     data: dict[str, Any],
     source: str = "<recipe>",
     located: Locator | None = None,
-    model: type[RecipeBase] | None = None,
-) -> RecipeBase:
-    """Validate a recipe dict; on failure raise :class:`RecipeError` listing every problem."""
+    model: type[BaseModel] | None = None,
+) -> BaseModel:
+    """Validate a recipe dict (or, with ``model``, another document: an experiment); on failure raise
+    :class:`RecipeError` listing every problem."""
     model = model or recipe_model()
     try:  # validators see the registries the model was built from, not the process-wide ones
         return model.model_validate(data, context={"registries": getattr(model, "registries", None)})
@@ -404,8 +422,6 @@ def _allowed_fields(model: type, path: list[Any], data: dict[str, Any]) -> list[
 
 def _pick_model(ann: Any, node: Any) -> Any:
     from typing import get_args
-
-    from pydantic import BaseModel
 
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return ann

@@ -253,13 +253,15 @@ def run_program(program: str | CheckedProgram, limits: SandboxLimits | None = No
                 _LIVE.add(proc)
             for end in ("call_r", "reply_w"):  # the child's ends
                 os.close(fds.pop(end))
+            assert proc.stdin is not None  # stdin=PIPE
             try:
                 proc.stdin.write(payload.encode())
                 proc.stdin.close()
             except (BrokenPipeError, OSError):
                 pass
             channel = Channel(fds["call_w"], fds["reply_r"], start + limits.timeout_s, nonce)
-            verdict, timed_out, failure = None, False, ""
+            verdict: Status | None = None
+            timed_out, failure = False, ""
             try:
                 channel.ready()
                 if program.checks.strip():

@@ -161,7 +161,8 @@ class Remote:
 def free_names(source: str) -> set[str]:
     """Names ``source`` reads that it never binds (anywhere: a rough scope-blind over-approximation
     is enough, since only the names also undefined by the trusted code become remote)."""
-    loaded, bound = set(), set()
+    loaded: set[str] = set()
+    bound: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Name):
             (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)

@@ -245,7 +245,9 @@ _SELF_ONLY = {
 
 
 def no_new_privs_and_drop_caps() -> None:
-    ctypes, libc = libc_handle()
+    import ctypes  # imported here (not taken from libc_handle) so that mypy sees ctypes.Structure below
+
+    _, libc = libc_handle()
     check_rc(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
 
     class Header(ctypes.Structure):
@@ -269,7 +271,9 @@ _SYS_LL_CREATE, _SYS_LL_ADD_RULE, _SYS_LL_RESTRICT = 444, 445, 446
 
 def landlock(read_roots: list[str], home: str) -> int:
     """Restrict the filesystem to ``read_roots`` (read) and ``home`` (full); returns the ABI."""
-    ctypes, libc = libc_handle()
+    import ctypes  # imported here (not taken from libc_handle) so that mypy sees ctypes.Structure below
+
+    _, libc = libc_handle()
     abi = libc.syscall(_SYS_LL_CREATE, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
     if abi < 1:
         raise OSError(f"landlock unavailable: {os.strerror(ctypes.get_errno())}")
@@ -322,9 +326,10 @@ def landlock(read_roots: list[str], home: str) -> int:
 def seccomp(metadata: bool = False) -> None:
     """Install a deny-list seccomp-bpf filter (see module docstring); ``metadata`` also refuses the
     file metadata syscalls."""
+    import ctypes  # imported here (not taken from libc_handle) so that mypy sees ctypes.Structure below
     import errno
 
-    ctypes, libc = libc_handle()
+    _, libc = libc_handle()
     machine = platform.machine()
     if machine not in _ARCH:
         raise OSError(f"seccomp: no syscall table for {machine}")

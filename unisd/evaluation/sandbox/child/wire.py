@@ -19,6 +19,7 @@ import datetime
 import decimal
 import fractions
 import math
+from collections.abc import Iterable, Iterator
 
 MAX_DEPTH = 100
 MAX_ITEMS = 1_000_000
@@ -28,21 +29,34 @@ class WireError(ValueError):
     """A message that is not well-formed data."""
 
 
-_ITERATORS = tuple(
-    {type(iter(x)) for x in ([], (), {}, set(), "", b"", range(1), {}.keys(), {}.values(), {}.items(), bytearray())}
-    | {
-        type(x)
-        for x in (
-            map(abs, []),
-            filter(None, []),
-            zip(),
-            enumerate([]),
-            reversed([]),
-            (i for i in ()),
-            iter(lambda: 0, 0),
-        )
-    }
-)
+def _iterator_types() -> tuple[type, ...]:
+    """The types of the built-in iterators (a finished one crosses as its items)."""
+    containers: tuple[Iterable[object], ...] = (
+        [],
+        (),
+        {},
+        set(),
+        "",
+        b"",
+        range(1),
+        {}.keys(),
+        {}.values(),
+        {}.items(),
+        bytearray(),
+    )
+    iterators: tuple[Iterator[object], ...] = (
+        map(abs, []),
+        filter(None, []),
+        zip(),
+        enumerate([]),
+        reversed([]),
+        (i for i in range(0)),
+        iter(lambda: 0, 0),
+    )
+    return tuple({type(iter(x)) for x in containers} | {type(x) for x in iterators})
+
+
+_ITERATORS = _iterator_types()
 
 
 def encode(value, keep, depth: int = 0):
@@ -60,8 +74,8 @@ def encode(value, keep, depth: int = 0):
         v = int.__index__(value)
         return v if v.bit_length() < 12_000 else {"int": hex(v)}
     if issubclass(t, float):
-        v = float.__float__(value)
-        return v if math.isfinite(v) else {"float": repr(v)}
+        f = float.__float__(value)
+        return f if math.isfinite(f) else {"float": repr(f)}
     if issubclass(t, str):
         return str.__str__(value)
     if issubclass(t, complex):
@@ -80,8 +94,8 @@ def encode(value, keep, depth: int = 0):
     if issubclass(t, dict):  # Counter, OrderedDict, defaultdict: their items
         return {"dict": [[encode(k, keep, depth + 1), encode(v, keep, depth + 1)] for k, v in dict.items(value)]}
     if issubclass(t, (set, frozenset)):
-        base = set if issubclass(t, set) else frozenset
-        return {base.__name__: [encode(v, keep, depth + 1) for v in base.__iter__(value)]}
+        set_base = set if issubclass(t, set) else frozenset
+        return {set_base.__name__: [encode(v, keep, depth + 1) for v in set_base.__iter__(value)]}
     if t is range:
         return {"range": [value.start, value.stop, value.step]}
     if t is collections.deque:
