@@ -132,7 +132,7 @@ class Registry(Generic[T]):
         existing = self._entries.get(name)
         if existing is not None:
             same = existing.target is target or _describe(existing.target) == _describe(target)
-            if not same and existing.loaded and lazy:  # a lazy path naming a re-export of the loaded object
+            if not same and existing.loaded and isinstance(target, str):  # a lazy path naming a re-export
                 same = _import_quietly(target) is existing.target
             if not same:
                 raise DuplicateEntryError(

@@ -8,7 +8,7 @@ and appears in ``unisd recipe schema`` with no core change.
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, cast
 
 from pydantic import Field, create_model, model_validator
 
@@ -95,14 +95,18 @@ class RecipeBase(StrictModel):
 
 def _tagged(name: str, base: type, kind: str) -> type[ComponentConfig]:
     """The config model ``base`` with ``type`` narrowed to ``Literal[name]`` (one model per registry name)."""
-    model = create_model(
-        f"{_camel(name)}Config",
-        __base__=base,
-        __module__=base.__module__,
-        type=(Literal[name], Field(name, description=f"{kind} '{name}'")),
+    narrowed: Any = Literal[name]  # a Literal of a name known at run time only
+    model = cast(
+        "type[ComponentConfig]",
+        create_model(
+            f"{_camel(name)}Config",
+            __base__=base,
+            __module__=base.__module__,
+            type=(narrowed, Field(name, description=f"{kind} '{name}'")),
+        ),
     )
     model.__doc__ = base.__doc__
-    model._unisd_kind = kind  # type: ignore[attr-defined]
+    model._unisd_kind = kind
     return model
 
 
@@ -116,6 +120,11 @@ def _union(models: list[type]) -> Any:
     if len(models) == 1:
         return Annotated[models[0], Field(discriminator="type")]
     return Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007 (built from a runtime list)
+
+
+def _list_of(item: Any) -> Any:
+    """``list[item]`` for an item type built at run time."""
+    return list[item]
 
 
 def _tagged_all(reg: Registry, kind: str) -> list[type]:
@@ -180,7 +189,7 @@ def _build(registries_id: int, registries: Registries) -> type[RecipeBase]:
             _registered_default(registries.divergences, "per-token divergence; 'type' names it"),
         ),
         components=(
-            list[_union(component_models)],
+            _list_of(_union(component_models)),
             Field(default_factory=list, description="components in the order they act; 'type' names each"),
         ),
     )
