@@ -39,7 +39,7 @@ def main() -> None:
 
     from unisd.engine.batching import tokenize_prompts
     from unisd.engine.decoding import generate_texts
-    from unisd.engine.heldout import heldout_accuracy
+    from unisd.runs.heldout import heldout_accuracy
     from unisd.evaluation.loading import load_for_eval
     from unisd_plugins.evaluation.scoring import extract_mcqa_letter
     from unisd.plugins import get_host

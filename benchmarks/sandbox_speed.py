@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = r"""
 import inspect, json, sys, time
 from pathlib import Path
-from unisd.evaluation.sandbox import CheckedProgram, SandboxLimits, run_program
+from unisd.sandbox import CheckedProgram, SandboxLimits, run_program
 from unisd_plugins.evaluation import scoring as M
 from unisd_plugins.evaluation.sources import gold_completion, load_docs
 

@@ -77,8 +77,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from unisd.engine import step as step_module
-    from unisd.engine.launch import train
-    from unisd.engine.modeling import base_model
+    from unisd.runs.launch import train
+    from unisd.models.wrapping import base_model
     from unisd.recipe import load_recipe
 
     calls: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))

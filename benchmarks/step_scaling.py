@@ -41,7 +41,7 @@ from random_models import build_model, write_records  # benchmarks/random_models
 def child(args) -> dict:
     import torch
 
-    from unisd.engine.launch import train
+    from unisd.runs.launch import train
     from unisd.recipe import load_recipe
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -130,7 +130,7 @@ def _common(args) -> list[str]:
 
 
 def child_unisd(name: str, args) -> dict:
-    from unisd.engine.launch import train
+    from unisd.runs.launch import train
     from unisd.recipe import load_recipe
 
     recipe_name, extra = CONFIGS[name]

@@ -121,7 +121,7 @@ def scan_task(
     model, tok, skill: str, task: str, options: dict, *, items: int, max_new_tokens: int, batch_size: int
 ) -> dict:
     from unisd.data.templates import apply_teacher_template
-    from unisd.engine.heldout import heldout_accuracy
+    from unisd.runs.heldout import heldout_accuracy
     from unisd.plugins import get_host
 
     cls = get_host().registries.datasets.get("reasoning_gym")

@@ -24,7 +24,7 @@ from unisd.hookspecs import hookimpl
 from unisd.plugins import get_host, get_registries
 from unisd.registry import Registry
 
-__version__ = "0.1.0"
+from unisd.version import __version__
 
 __all__ = [
     "AuxiliaryLoss",

@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 _WHERE = {
     "masked_mean": "unisd.engine.reduction",
-    "series": "unisd.engine.activity",
-    "base_model": "unisd.engine.modeling",
-    "adapter_merged": "unisd.engine.modeling",
-    "adapters_disabled": "unisd.models.weights",
-    "effective_weights": "unisd.models.weights",
+    "series": "unisd.runs.activity",
+    "base_model": "unisd.models.wrapping",
+    "adapter_merged": "unisd.models.wrapping",
+    "adapters_disabled": "unisd.models.wrapping",
+    "effective_weights": "unisd.models.wrapping",
     "block_logprobs": "unisd.engine.vocab_chunks",
     "LM_HEAD_INPUT": "unisd.components.batch",
     "generate_texts": "unisd.engine.decoding",
@@ -47,15 +47,15 @@ _WHERE = {
     "local": "unisd.engine.sharding",
     "validate_records": "unisd.data.records",
     "read_jsonl_records": "unisd.data.records",
-    "TaskSpec": "unisd.evaluation.spec",
-    "GroupSpec": "unisd.evaluation.spec",
-    "DataUnavailable": "unisd.evaluation.spec",
-    "current_settings": "unisd.evaluation.spec",
-    "CheckedProgram": "unisd.evaluation.sandbox",
-    "SandboxLimits": "unisd.evaluation.sandbox",
-    "run_many": "unisd.evaluation.sandbox",
-    "require_isolation": "unisd.evaluation.sandbox",
-    "unsafe_code_allowed": "unisd.evaluation.sandbox",
+    "TaskSpec": "unisd.components.evaluators",
+    "GroupSpec": "unisd.components.evaluators",
+    "DataUnavailable": "unisd.components.evaluators",
+    "current_settings": "unisd.components.evaluators",
+    "CheckedProgram": "unisd.sandbox",
+    "SandboxLimits": "unisd.sandbox",
+    "run_many": "unisd.sandbox",
+    "require_isolation": "unisd.sandbox",
+    "unsafe_code_allowed": "unisd.sandbox",
     "write_atomically": "unisd.files",
     "UserError": "unisd.errors",
 }
@@ -89,18 +89,18 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover  (for type checkers and editors; at run time names load lazily)
     from unisd.data.records import read_jsonl_records, validate_records
-    from unisd.engine.activity import series
+    from unisd.runs.activity import series
     from unisd.engine.decoding import generate_texts
-    from unisd.engine.modeling import adapter_merged, base_model
+    from unisd.models.wrapping import adapter_merged, base_model
     from unisd.engine.reduction import masked_mean
     from unisd.components.batch import LM_HEAD_INPUT
     from unisd.engine.sharding import is_sharded, local
     from unisd.engine.vocab_chunks import block_logprobs
-    from unisd.evaluation.sandbox import CheckedProgram, SandboxLimits, require_isolation, run_many, unsafe_code_allowed
+    from unisd.sandbox import CheckedProgram, SandboxLimits, require_isolation, run_many, unsafe_code_allowed
     from unisd.errors import UserError
-    from unisd.evaluation.spec import DataUnavailable, GroupSpec, TaskSpec, current_settings
+    from unisd.components.evaluators import DataUnavailable, GroupSpec, TaskSpec, current_settings
     from unisd.files import write_atomically
-    from unisd.models.weights import adapters_disabled, effective_weights
+    from unisd.models.wrapping import adapters_disabled, effective_weights
 
 
 def __getattr__(name: str) -> Any:

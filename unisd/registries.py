@@ -16,7 +16,7 @@ from unisd.components.kinds import (
     StabilityGuard,
     TeacherProvider,
 )
-from unisd.evaluation.spec import EvaluatorSpec
+from unisd.components.evaluators import EvaluatorSpec
 from unisd.registry import Registry
 
 #: Registries whose entries can appear in a recipe's ``components`` list.

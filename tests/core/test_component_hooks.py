@@ -65,7 +65,7 @@ def counting(tmp_path, monkeypatch):
 
 
 def test_adapters_backends_and_adopted_builders_receive_the_run_hooks(counting, make_recipe, records_file, tmp_path):
-    from unisd.engine.launch import train
+    from unisd.runs.launch import train
 
     recipe = make_recipe(
         "vanilla",

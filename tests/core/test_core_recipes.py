@@ -655,19 +655,24 @@ def test_schema_cli_stdout_and_file(tmp_path, capsys):
     assert "gamma" in out["$defs"]["AgreementConfig"]["properties"]
 
 
-def test_unknown_evaluation_task_is_rejected_with_did_you_mean():
-    with pytest.raises(RecipeError) as ei:
-        load_recipe("vanilla", ["evaluation.tasks=[unisd_mbp]"])
-    (msg,) = problems_of(ei)
-    assert (
-        msg.startswith("--set evaluation.tasks=[unisd_mbp]: evaluation.tasks:") and "Did you mean 'unisd_mbpp'" in msg
-    )
+def test_unknown_evaluation_task_is_rejected_with_did_you_mean(make_recipe, tmp_path, capsys):
+    """The recipe model leaves task names to evaluation (it sits below it): `unisd recipe validate` and
+    training check them, before anything is written."""
+    from unisd.cli.main import main
+    from unisd.evaluation.tasks import RecipeTaskError
+    from unisd.runs.launch import train
+
+    assert main(["recipe", "validate", "vanilla", "--set", "evaluation.tasks=[unisd_mbp]"]) == 2
+    assert "evaluation.tasks: unknown task" in capsys.readouterr().err
+    with pytest.raises(RecipeTaskError, match=r"evaluation.tasks: .*Did you mean 'unisd_mbpp'"):
+        train(make_recipe("vanilla", "evaluation.tasks=[unisd_mbp]"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_validators_use_the_registries_the_recipe_model_was_built_from(tmp_path):
     """A host of one's own (not the process-wide one) validates evaluation.tasks against its evaluators."""
     from unisd import hookimpl
-    from unisd.evaluation.spec import TaskSpec
+    from unisd.components.evaluators import TaskSpec
     from unisd.plugins import PluginHost
     from unisd.recipe import recipe_model
 
@@ -681,3 +686,6 @@ def test_validators_use_the_registries_the_recipe_model_was_built_from(tmp_path)
     host.load()
     recipe = validate({"evaluation": {"tasks": ["own_task"]}}, model=recipe_model(host.registries))
     assert recipe.evaluation.tasks == ["own_task"]
+    from unisd.evaluation.tasks import check_recipe_tasks
+
+    check_recipe_tasks(recipe)  # the recipe model's registries know own_task; the process-wide ones do not

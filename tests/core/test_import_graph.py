@@ -4,6 +4,7 @@ functions, and type-only ones under ``TYPE_CHECKING``."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import unisd
@@ -198,3 +199,64 @@ def test_the_plugin_api_lists_what_it_loads():
     import unisd.api
 
     assert sorted(unisd.api.__all__) == sorted(unisd.api._WHERE)
+
+
+ARCHITECTURE = PACKAGE.parent / "docs" / "concepts" / "architecture.md"
+
+
+def _layers() -> list[list[str]]:
+    """The layer table of docs/concepts/architecture.md: per row, the packages and modules it names."""
+    text = ARCHITECTURE.read_text(encoding="utf-8").split("## Layers", 1)[1]
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
+    return [re.findall(r"`(unisd[\w.]*)`", row.split("|")[2]) for row in rows]
+
+
+def _alias(path: Path) -> bool:
+    """A module left at an old path: it only makes itself the moved module."""
+    return "sys.modules[__name__] = _moved" in path.read_text(encoding="utf-8")
+
+
+def _layer_of(module: str, layers: list[list[str]]) -> int | None:
+    best: tuple[int, int] | None = None
+    for i, names in enumerate(layers):
+        for name in names:
+            if (module == name or module.startswith(name + ".")) and (best is None or len(name) > best[1]):
+                best = (i, len(name))
+    return best[0] if best else None
+
+
+def test_every_import_goes_down_the_layers_the_architecture_page_draws():
+    layers = _layers()
+    assert len(layers) >= 8, "the layer table of docs/concepts/architecture.md was not found"
+    graph, mods = import_graph(), _modules()
+    unplaced = [m for m in graph if not _alias(mods[m]) and _layer_of(m, layers) is None]
+    assert not unplaced, f"modules no row of the layer table places: {unplaced}"
+    upward = []
+    for module, targets in sorted(graph.items()):
+        if _alias(mods[module]):
+            continue
+        own = _layer_of(module, layers)
+        for target in sorted(targets):
+            layer = _layer_of(target, layers)
+            if layer is not None and own is not None and layer > own:
+                upward.append(f"{module} (layer {own + 1}) imports {target} (layer {layer + 1})")
+    assert not upward, "\n".join(upward)
+
+
+def test_the_sandbox_imports_nothing_else_of_unisd():
+    graph = import_graph()
+    outside = {
+        m: sorted(t for t in targets if not t.startswith("unisd.sandbox"))
+        for m, targets in graph.items()
+        if m.startswith("unisd.sandbox")
+    }
+    assert not {m: t for m, t in outside.items() if t}, outside
+
+
+def test_the_layer_finder_sees_an_upward_import():
+    layers = [["unisd.a"], ["unisd.b"]]
+    assert (
+        _layer_of("unisd.a.x", layers) == 0
+        and _layer_of("unisd.b", layers) == 1
+        and _layer_of("unisd.c", layers) is None
+    )

@@ -31,7 +31,7 @@ def docs_objective(tmp_path, monkeypatch):
 
 
 def test_a_new_objective_trains_from_a_plugin(docs_objective, make_recipe, tmp_path, caplog):
-    from unisd.engine.launch import train
+    from unisd.runs.launch import train
 
     assert docs_objective.registries.objectives.origin("sampled_reverse_kl") != "unisd"
     recipe = make_recipe("vanilla", "objective={type: sampled_reverse_kl}", "training.max_steps=2")

@@ -36,7 +36,7 @@ trainer = Trainer(recipe, out)
 trainer.setup()
 trainer.train()
 trainer.close()
-from unisd.engine.modeling import unwrap
+from unisd.models.wrapping import unwrap
 from unisd.engine.sharding import full_trainable_state
 
 params = full_trainable_state(unwrap(trainer.ddp_model))  # every process: FSDP2 gathers the shards

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from unisd.engine.modeling import adapter_merged, build_student
+from unisd.engine.modeling import build_student
+
+from unisd.models.wrapping import adapter_merged
 from unisd.models.loading import load_model_and_tokenizer
 from unisd.recipe import load_recipe
 

@@ -38,7 +38,7 @@ def test_a_run_with_accumulation_logs_the_step_minimum(make_recipe, tmp_path, mo
     import json
 
     from unisd.engine import step as step_module
-    from unisd.engine.launch import train
+    from unisd.runs.launch import train
 
     real = step_module.MicroStep.__call__
     calls = iter([0.1, 0.5] * 10)

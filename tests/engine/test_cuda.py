@@ -18,7 +18,7 @@ import os
 import pytest
 import torch
 
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 from unisd.engine.vocab_chunks import block_logprobs, divergence_and_token_logprobs
 from unisd_plugins.divergences.functions import reverse_kl
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 from unisd_plugins.datasets.answers import is_correct, last_number
 
 

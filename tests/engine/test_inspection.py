@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from unisd.engine.inspection import answer_positions, heldout_curve, inspect_run, position_bin, token_class
+from unisd.runs.inspection import answer_positions, heldout_curve, inspect_run, position_bin, token_class
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ def test_position_bins():
 
 
 def test_inspect_a_trained_run_writes_tables_plots_and_numbers(make_recipe, tmp_path):
-    from unisd.engine.launch import train
+    from unisd.runs.launch import train
 
     recipe = make_recipe(
         "vanilla",

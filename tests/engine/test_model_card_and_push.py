@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from unisd.cli.main import main
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 
 
 def test_the_final_model_generates_with_the_cache_and_carries_a_model_card(make_recipe, tmp_path):

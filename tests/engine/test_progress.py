@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import tqdm.auto
 
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 
 
 @pytest.fixture

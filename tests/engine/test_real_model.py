@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 from unisd.recipe import load_recipe
 
 pytestmark = pytest.mark.slow

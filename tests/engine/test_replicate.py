@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from unisd.engine.replicate import load_experiment, plan, run_replication
+from unisd.runs.replicate import load_experiment, plan, run_replication
 from unisd.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -133,7 +133,7 @@ def test_recipe_files_beside_an_experiment_and_per_task_methods(tmp_path, tiny_m
     ]
     r = next(r for r in runs if r["task"] == "other")
     assert r["recipe"].optim.lr == 1e-5 and str(r["dir"]) == "other/slow-sft/s1"
-    from unisd.engine.replicate import collect, table_markdown
+    from unisd.runs.replicate import collect, table_markdown
 
     for r in runs:  # what finished runs leave, enough for the table
         run = tmp_path / "out" / r["dir"]
@@ -269,7 +269,7 @@ def test_a_grid_trains_one_row_per_combination_of_values(tmp_path, tiny_model_di
         r["recipe"].optim.lr == 3e-4 and r["recipe"].divergence.type == "reverse_kl" and r["recipe"].name == "vanilla"
     )
     assert str(r["dir"]) == "gsm8k/vanilla[lr=0.0003,type=reverse_kl]/s2"
-    from unisd.engine.replicate import collect
+    from unisd.runs.replicate import collect
 
     fake = {"sft": 0.5, "vanilla[lr=0.0001,type=forward_kl]": 0.7}  # a gridded baseline competes by its variants
     for label, after in fake.items():
@@ -335,7 +335,7 @@ def test_forgetting_probes_score_every_run_and_the_base_item_by_item(tmp_path, t
 
 
 def test_a_probe_names_exactly_one_source():
-    from unisd.engine.forgetting import ProbeSpec
+    from unisd.runs.forgetting import ProbeSpec
 
     with pytest.raises(ValueError, match="exactly one of data"):
         ProbeSpec(name="x")

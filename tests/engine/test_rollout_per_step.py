@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from unisd.engine.batching import tokenize_prompts
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 from unisd.engine.rollout import sample, sample_together
 from unisd.models.memory import memory_breakdown
 from unisd_plugins.generation.hf import HFGenerate

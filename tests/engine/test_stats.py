@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from unisd.engine.stats import mean_ci, paired_bootstrap, t975
+from unisd.runs.stats import mean_ci, paired_bootstrap, t975
 
 
 @pytest.mark.parametrize("n", [2, 3, 5, 31, 40, 200, 5000])

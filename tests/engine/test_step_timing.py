@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 
 
 def _rows(run_dir):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 from unisd.errors import UserError
 
 

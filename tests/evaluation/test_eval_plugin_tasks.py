@@ -16,7 +16,7 @@ import pytest
 
 import unisd.plugins as plugins
 from unisd import hookimpl
-from unisd.evaluation.spec import DataUnavailable, GroupSpec, TaskSpec, current_settings, eval_settings
+from unisd.components.evaluators import DataUnavailable, GroupSpec, TaskSpec, current_settings, eval_settings
 from unisd.evaluation.tasks import UnknownTaskError, catalog, describe_tasks, include_paths, resolve_tasks
 from unisd.plugins import PluginError, PluginHost
 

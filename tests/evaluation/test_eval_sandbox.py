@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from unisd.evaluation.sandbox import SandboxLimits, isolation_report, run_many, run_program
+from unisd.sandbox import SandboxLimits, isolation_report, run_many, run_program
 
 FAST = SandboxLimits(timeout_s=3)
 REPO = Path(__file__).resolve().parents[2]
@@ -150,7 +150,7 @@ def test_the_signal_cleanup_cannot_deadlock_on_its_own_lock():
     import sys
 
     code = (
-        "import signal, unisd.evaluation.sandbox as S\n"
+        "import signal, unisd.sandbox as S\n"
         "with S._LIVE_LOCK:\n"
         "    S._kill_live(signal.SIGUSR1, None)\n"
         "print('returned')\n"

@@ -20,7 +20,7 @@ import pytest
 
 from unisd_plugins.evaluation import scoring as M
 from unisd.evaluation import sandbox as S
-from unisd.evaluation.sandbox import SandboxLimits, CheckedProgram, isolation_report, run_program
+from unisd.sandbox import SandboxLimits, CheckedProgram, isolation_report, run_program
 
 FAST = SandboxLimits(timeout_s=4)
 KERNEL_ONLY = SandboxLimits(timeout_s=4, python_guard=False)
@@ -151,7 +151,7 @@ def _evaluator(tmp_path: Path, program: str) -> subprocess.Popen:
         textwrap.dedent(f"""\
         import signal
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        from unisd.evaluation.sandbox import SandboxLimits, run_program
+        from unisd.sandbox import SandboxLimits, run_program
         print("started", flush=True)
         run_program({program!r}, SandboxLimits(timeout_s=120))
         """)

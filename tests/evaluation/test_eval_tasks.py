@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from unisd_plugins.evaluation import scoring as M
-from unisd.evaluation.spec import DataUnavailable
+from unisd.components.evaluators import DataUnavailable
 from unisd.evaluation.tasks import catalog, include_paths, resolve_tasks
 from unisd_plugins.evaluation.sources import gold_completion, load_docs
 from unisd_plugins.evaluation.specs import TASK_DIR

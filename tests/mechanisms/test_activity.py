@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from unisd.engine.activity import activity_markdown, component_activity, run_activity, warnings
-from unisd.engine.launch import train
+from unisd.runs.activity import activity_markdown, component_activity, run_activity, warnings
+from unisd.runs.launch import train
 from unisd.engine.step import gradient_shares, loss_shares
 from unisd.plugins import get_registries
 from unisd_plugins.agreement.measure import Agreement, AgreementConfig
@@ -56,7 +56,7 @@ def test_unisd_star_logs_what_shows_each_mechanism_acting(make_recipe, tmp_path)
     assert list(by_name) == ["agreement", "contrastive", "feature_matching", "ema", "clip"]
     assert by_name["ema"]["status"] == "active" and by_name["ema"]["metrics"]["syncs"]["last"] == 3
     assert by_name["ema"]["metrics"]["syncs"]["value"] == 3  # a count: its last value, not the mean of 1, 2, 3
-    from unisd.engine.activity import merge_runs
+    from unisd.runs.activity import merge_runs
 
     merged = {m["name"]: m for m in merge_runs([summary["mechanisms"], summary["mechanisms"]])}
     assert merged["ema"]["metrics"]["syncs"] == 3
@@ -64,7 +64,7 @@ def test_unisd_star_logs_what_shows_each_mechanism_acting(make_recipe, tmp_path)
 
 
 def test_an_ema_that_never_syncs_is_named_inert_in_the_summary(make_recipe, tmp_path, capsys):
-    from unisd.engine.launch import print_summary
+    from unisd.runs.launch import print_summary
 
     summary = train(make_recipe("unisd-ema", "training.max_steps=2"), tmp_path / "run")
     (ema,) = summary["mechanisms"]

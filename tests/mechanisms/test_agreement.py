@@ -142,7 +142,7 @@ def test_induction_contexts_are_induced_once_and_cached(make_recipe, tmp_path):
     import os
     from pathlib import Path
 
-    from unisd.engine.launch import train
+    from unisd.runs.launch import train
 
     ctx = "components.agreement.contexts={type: induction, k: 2, num_instructions: 2, num_demos: 2, max_new_tokens: 8}"
     recipe = make_recipe("unisd-agreement", "training.max_steps=1", "training.grad_accum=1", ctx)

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 from unisd.recipe import RecipeError
 
 TWO_FEATURES = (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 
 
 def test_negatives_generated_cached_and_reused(make_recipe, tmp_path, shared_data, monkeypatch):
@@ -51,7 +51,7 @@ def test_negatives_generated_cached_and_reused(make_recipe, tmp_path, shared_dat
 
 
 def test_sweep_runs_the_grid_and_writes_a_table(tiny_model_dir, records_file, tmp_path, capsys):
-    from unisd.engine.sweep import run_sweep
+    from unisd.runs.sweep import run_sweep
 
     args = argparse.Namespace(
         recipes="vanilla,unisd-clip",
@@ -87,7 +87,7 @@ def test_sweep_runs_the_grid_and_writes_a_table(tiny_model_dir, records_file, tm
 
 
 def test_sweep_reports_the_heldout_gain_over_seeds_with_intervals(tiny_model_dir, tmp_path, shared_data):
-    from unisd.engine.sweep import run_sweep
+    from unisd.runs.sweep import run_sweep
 
     args = argparse.Namespace(
         recipes="vanilla",
@@ -120,7 +120,7 @@ def test_sweep_reports_the_heldout_gain_over_seeds_with_intervals(tiny_model_dir
 
 
 def test_sweep_rejects_a_malformed_grid():
-    from unisd.engine.sweep import expand
+    from unisd.runs.sweep import expand
     from unisd.errors import UserError
 
     with pytest.raises(UserError, match="KEY=V1,V2"):
@@ -128,7 +128,7 @@ def test_sweep_rejects_a_malformed_grid():
 
 
 def test_sweep_seeds_and_grid_values_are_parsed_as_input(capsys):
-    from unisd.engine.sweep import expand
+    from unisd.runs.sweep import expand
     from unisd.errors import UserError
 
     ns = lambda **kw: argparse.Namespace(**{"recipes": "vanilla", "seeds": "1", "grid": [], "overrides": [], **kw})  # noqa: E731

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 
 RECIPES = [
     "vanilla",

@@ -42,7 +42,7 @@ def test_down_weighting_keeps_the_tokens_with_a_smaller_weight():
 
 
 def test_skip_opening_trains_in_a_recipe(make_recipe, tmp_path):
-    from unisd.engine.launch import train
+    from unisd.runs.launch import train
 
     recipe = make_recipe("vanilla", "components=[{type: skip_opening, tokens: 2}]", "training.max_steps=1")
     summary = train(recipe, tmp_path / "run")

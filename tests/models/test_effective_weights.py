@@ -7,7 +7,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from unisd.models.weights import effective_weights
+from unisd.models.wrapping import effective_weights
 from unisd.testing import randomize_lora
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from unisd.engine.launch import train
+from unisd.runs.launch import train
 from unisd.engine.trainer import TrainingStopped
 from unisd_plugins.divergences.functions import ForwardKL
 from unisd_plugins.generation.hf import HFGenerate

@@ -10,7 +10,7 @@ from unisd.data.records import BadRecordError
 
 from unisd.cli.main import main
 from unisd.engine.checkpoint import CheckpointError
-from unisd.engine.launch import OutputDirError, train
+from unisd.runs.launch import OutputDirError, train
 
 
 def _files(path):
@@ -41,7 +41,7 @@ def test_overwrite_with_bad_data_keeps_the_old_run(make_recipe, tmp_path):
     before = {f: (run / f).read_bytes() for f in _files(run)}
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x"}\n')  # no gold
-    with pytest.raises(BadRecordError, match="gold"):
+    with pytest.raises(BadRecordError, match="bad.jsonl, line 1: field"):
         train(
             make_recipe("vanilla", "training.max_steps=1", f"data.dataset={{type: jsonl, path: '{bad}'}}"),
             run,

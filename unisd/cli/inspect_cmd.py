@@ -29,10 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from unisd.engine.inspection import inspect_run, mechanism_report, report_markdown
+    from unisd.runs.inspection import inspect_run, mechanism_report, report_markdown
 
     if args.mechanisms:
-        from unisd.engine.activity import activity_markdown, warnings
+        from unisd.runs.activity import activity_markdown, warnings
 
         out = Path(args.run) / "inspect"
         activity = mechanism_report(Path(args.run), out)

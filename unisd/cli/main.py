@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="UniSD: self-distillation of LLMs with pluggable mechanisms.",
         epilog="Run 'unisd COMMAND --help' for a command's options.",
     )
-    from unisd import __version__
+    from unisd.version import __version__
 
     parser.add_argument("--version", action="version", version=f"unisd {__version__}")
     parser.add_argument(

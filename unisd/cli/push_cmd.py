@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from unisd.engine.export import push_to_hub
+    from unisd.runs.export import push_to_hub
 
     url = push_to_hub(Path(args.run), args.repo, adapter=args.adapter, private=args.private, token=args.token)
     print(f"pushed: {url}")

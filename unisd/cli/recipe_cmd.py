@@ -46,7 +46,11 @@ def run_validate(args: argparse.Namespace) -> int:
     for name in args.recipes:
         try:
             recipe = load_recipe(name, args.overrides)
-        except RecipeError as exc:
+            if recipe.evaluation.tasks:  # task names: registered ones, then lm-eval's (imports lm-eval)
+                from unisd.evaluation.tasks import check_recipe_tasks
+
+                check_recipe_tasks(recipe)
+        except (RecipeError, ValueError) as exc:
             failed += 1
             print(f"error: {exc}", file=sys.stderr)
             continue

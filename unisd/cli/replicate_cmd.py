@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from unisd.engine.replicate import load_experiment, plan, run_replication
+    from unisd.runs.replicate import load_experiment, plan, run_replication
     from unisd.errors import UserError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)

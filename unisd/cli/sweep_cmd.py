@@ -33,6 +33,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unisd.engine.sweep import run_sweep
+    from unisd.runs.sweep import run_sweep
 
     return run_sweep(args)

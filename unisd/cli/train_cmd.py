@@ -53,6 +53,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unisd.engine.launch import train_from_args
+    from unisd.runs.launch import train_from_args
 
     return train_from_args(args)

@@ -109,7 +109,7 @@ class Component(abc.ABC):  # noqa: B024 (no method is abstract: every kind overr
     #: record fields this component reads beyond the core schema, validated when records load
     record_slots: ClassVar[Mapping[str, RecordSlot]] = {}
     #: the metrics (logged as ``<name>/<key>``) that show whether this component acts; ``unisd inspect``,
-    #: the run summary and ``unisd replicate`` tabulate them (:mod:`unisd.engine.activity`)
+    #: the run summary and ``unisd replicate`` tabulate them (:mod:`unisd.runs.activity`)
     activity_metrics: ClassVar[tuple[str, ...]] = ()
     #: those of them that count up over a run (a number of updates): summarised by their last value
     cumulative_metrics: ClassVar[tuple[str, ...]] = ()

@@ -5,5 +5,5 @@ schedule), :mod:`~unisd.engine.batching` (chat rendering and padding), :mod:`~un
 (student samples), :mod:`~unisd.engine.scoring` (aligned log-probs and features),
 :mod:`~unisd.engine.step` (divergence → guards → weights → loss terms), :mod:`~unisd.engine.reduction`
 (masked normalisation), :mod:`~unisd.engine.trainer` (the loop), :mod:`~unisd.engine.checkpoint`
-(atomic save and exact resume), :mod:`~unisd.engine.launch` (``unisd train``).
+(atomic save and exact resume), :mod:`~unisd.runs.launch` (``unisd train``).
 """

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from unisd.components.batch import LM_HEAD_INPUT, Scores
 from unisd.engine.batching import Tokenized
-from unisd.engine.modeling import base_model
+from unisd.models.wrapping import base_model
 from unisd.engine.vocab_chunks import token_logprobs
 
 

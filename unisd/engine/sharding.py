@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
-from unisd.engine.modeling import base_model, trainable_parameters, unwrap
+from unisd.models.wrapping import base_model, trainable_parameters, unwrap
 from unisd.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover

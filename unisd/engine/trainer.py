@@ -26,7 +26,8 @@ from unisd.engine.aggregation import StepMetrics
 from unisd.engine.faults import maybe_kill
 from unisd.engine.data import Schedule, filter_long_prompts, load_records
 from unisd.engine.metrics import MetricsLog
-from unisd.engine.modeling import build_optimizer, build_student, trainable_parameters, unwrap
+from unisd.engine.modeling import build_optimizer, build_student
+from unisd.models.wrapping import trainable_parameters, unwrap
 from unisd.engine.run import Run
 from unisd.engine.step import MicroStep, gradient_shares
 from unisd.engine.trackers import check_trackers, end_trackers, log_step, start_trackers

@@ -2,9 +2,9 @@
 
 Modules (imported lazily by the CLI; none imports torch at package import):
 
-- :mod:`~unisd.evaluation.sandbox`: ``run_program`` / ``run_many`` execute model-written code in a
+- :mod:`~unisd.sandbox`: ``run_program`` / ``run_many`` execute model-written code in a
   locked-down subprocess;
-- :mod:`~unisd.evaluation.spec`: ``TaskSpec`` / ``GroupSpec``, what a plugin registers in
+- :mod:`~unisd.components.evaluators`: ``TaskSpec`` / ``GroupSpec``, what a plugin registers in
   ``registry.evaluators`` to add a task or group, and ``DataUnavailable``;
 - :mod:`~unisd.evaluation.tasks`: task and group lookup through that registry (``resolve_tasks``,
   ``describe_tasks``, ``include_paths``…) and ``select_tasks``, which hands every other name to

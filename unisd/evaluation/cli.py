@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from unisd.evaluation.sandbox import SandboxUnavailable
+from unisd.sandbox import SandboxUnavailable
 from unisd.evaluation.tasks import describe_tasks, select_tasks
 from unisd.files import hold_directory
 
@@ -46,7 +46,7 @@ def move_aside(out: Path, files: list[Path]) -> Path:
 
 def _report_sandbox(tasks: list[str]) -> None:
     """For tasks that run model-written code: which sandbox layers are active (or refuse)."""
-    from unisd.evaluation.sandbox import require_isolation
+    from unisd.sandbox import require_isolation
     from unisd.evaluation.tasks import get_task
 
     code_tasks = [t for t in tasks if get_task(t).executes_code]

@@ -235,8 +235,8 @@ def retention_for_tasks(
     """:func:`retention_report` per task: greedy completions of both models on the first
     ``limit`` test prompts, gold = the task's ``gold_completion`` (SFT-style). Per-example lists are
     kept. Log-likelihood tasks are left out; a task without ``docs`` or ``gold_completion`` in its
-    :class:`~unisd.evaluation.spec.TaskSpec` is reported as skipped."""
-    from unisd.evaluation.spec import DataUnavailable
+    :class:`~unisd.components.evaluators.TaskSpec` is reported as skipped."""
+    from unisd.components.evaluators import DataUnavailable
     from unisd.evaluation.tasks import get_task, resolve_tasks
 
     out: dict[str, Any] = {}

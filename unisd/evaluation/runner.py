@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Iterable
 
 from unisd.evaluation.report import breakdown, results_markdown, summarize
-from unisd.evaluation.spec import DataUnavailable, eval_settings
+from unisd.components.evaluators import DataUnavailable, eval_settings
 from unisd.evaluation.tasks import (
     TaskSelection,
     find_task,
@@ -90,7 +90,7 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Evaluate an in-memory HF model on registered tasks; optionally write ``results.json``/``results.md``.
 
-    ``tasks`` are names, groups or aliases of :class:`~unisd.evaluation.spec.TaskSpec` objects in
+    ``tasks`` are names, groups or aliases of :class:`~unisd.components.evaluators.TaskSpec` objects in
     ``registry.evaluators`` (of ``registries``, default the process-wide plugin host's); lm-eval
     reads their YAMLs from the specs' ``include_dir``. Other names go to lm-eval's ``TaskManager``
     with its stock tasks and ``include_path`` (directories of plain lm-eval YAML tasks). ``max_gen_toks`` overrides the tasks' 1024;
@@ -111,7 +111,7 @@ def evaluate_model(
     names, skipped = available_tasks(selection.registered, data_dir, registries)
     stock = selection.lm_eval  # names no plugin registers, so never among the registered ones
     if any(get_task(n, registries).executes_code for n in names):
-        from unisd.evaluation.sandbox import require_isolation
+        from unisd.sandbox import require_isolation
 
         report = require_isolation()  # refuses before any generation when the kernel layers are missing
         log.info(

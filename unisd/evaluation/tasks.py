@@ -1,10 +1,10 @@
 """Evaluation tasks and groups, found only through ``registry.evaluators``.
 
-Plugins register :class:`~unisd.evaluation.spec.TaskSpec` and
-:class:`~unisd.evaluation.spec.GroupSpec` objects (usually lazily, as ``"module:attr"``) in their
+Plugins register :class:`~unisd.components.evaluators.TaskSpec` and
+:class:`~unisd.components.evaluators.GroupSpec` objects (usually lazily, as ``"module:attr"``) in their
 ``unisd_register`` hook; the built-in benchmarks (``unisd-six``, ``unisd-mc``) come from the
 ``evaluation`` plugin exactly like a third-party task would. The registry checks that every entry
-is an :class:`~unisd.evaluation.spec.EvaluatorSpec`.
+is an :class:`~unisd.components.evaluators.EvaluatorSpec`.
 
 Every function takes an optional ``registries`` (default: the process-wide plugin host's).
 
@@ -18,10 +18,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, overload
 from collections.abc import Iterable
 
-from unisd.evaluation.spec import GroupSpec, TaskSpec
+from unisd.components.evaluators import GroupSpec, TaskSpec
+from unisd.errors import UserError
 from unisd.registry import UnknownEntryError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -205,6 +206,22 @@ def _task_manager(paths: tuple[str, ...], defaults: bool, metadata: str | None):
     return TaskManager(
         include_defaults=defaults, include_path=list(paths) or None, metadata=json.loads(metadata) if metadata else None
     )
+
+
+class RecipeTaskError(UserError, ValueError):
+    """A recipe's ``evaluation.tasks`` names something that is not a task."""
+
+
+def check_recipe_tasks(recipe: Any, registries: Registries | None = None) -> None:
+    """Every name in ``recipe.evaluation.tasks`` is a registered task or group, or one of lm-eval's
+    (did-you-mean otherwise), checked against ``registries`` (default: the recipe model's own)."""
+    tasks = recipe.evaluation.tasks
+    if not tasks:
+        return
+    try:
+        select_tasks(tasks, registries=registries or getattr(type(recipe), "registries", None))
+    except UnknownTaskError as exc:
+        raise RecipeTaskError(f"evaluation.tasks: {exc}") from None
 
 
 def select_tasks(

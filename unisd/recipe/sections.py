@@ -284,8 +284,6 @@ class EvaluationConfig(StrictModel):
     def _known_and_unique(cls, tasks: list[str], info: ValidationInfo) -> list[str]:
         if len(set(tasks)) != len(tasks):
             raise ValueError("evaluation.tasks lists a task twice")
-        if tasks:  # the recipe's registered evaluators, then lm-eval's own tasks, with did-you-mean
-            from unisd.evaluation.tasks import select_tasks
-
-            select_tasks(tasks, registries=(info.context or {}).get("registries"))
+        # whether each name is a task is checked where evaluation is in reach: at launch and by
+        # `unisd recipe validate` (unisd.evaluation.tasks.check_recipe_tasks), not by the recipe model
         return tasks

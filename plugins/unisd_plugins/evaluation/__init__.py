@@ -4,7 +4,7 @@ Generation tasks (student prompt, chat template, greedy): ``unisd_scienceqa``, `
 ``unisd_mbpp``, ``unisd_humaneval``, ``unisd_cose``, ``unisd_toolalpaca`` (group ``unisd-six``);
 log-likelihood variants of the MCQA tasks: ``unisd_scienceqa_mc``, ``unisd_gpqa_mc``,
 ``unisd_cose_mc`` (group ``unisd-mc``), and ``unisd_cose_options`` (each option's text scored, as
-lm-eval scores CommonsenseQA). Each is a :class:`~unisd.evaluation.spec.TaskSpec` (or
+lm-eval scores CommonsenseQA). Each is a :class:`~unisd.components.evaluators.TaskSpec` (or
 ``GroupSpec``) in :mod:`unisd_plugins.evaluation.specs`, registered lazily in ``registry.evaluators``.
 """
 

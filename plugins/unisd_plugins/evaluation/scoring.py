@@ -1,7 +1,7 @@
 """Answer extraction and scoring (spec §5.3): MCQA letters, code pass@1, ToolAlpaca calls.
 
 Everything here is pure string processing except :func:`code_pass_at_1`, which executes programs
-through :mod:`unisd.evaluation.sandbox` (never in-process). The benchmarks of the ``evaluation``
+through :mod:`unisd.sandbox` (never in-process). The benchmarks of the ``evaluation``
 plugin score with these; the core knows none of them.
 """
 
@@ -142,7 +142,7 @@ def mbpp_program(
 ):
     """MBPP: the test imports and the candidate code are the solution; the setup code and the
     asserts are the checks, run by the judge after the imports (a
-    :class:`~unisd.evaluation.sandbox.CheckedProgram`). ``reference``: the gold solution, whose
+    :class:`~unisd.sandbox.CheckedProgram`). ``reference``: the gold solution, whose
     functions are taken from the candidate even where a built-in has the name (a task's ``sum``);
     without it only names no built-in has are."""
     from unisd.api import CheckedProgram
@@ -171,7 +171,7 @@ def humaneval_program(code: str, test: str, entry_point: str, prompt: str = ""):
 
 def code_pass_at_1(programs: Sequence[Any], timeout_s: float = 10.0, max_workers: int = 2) -> list[float]:
     """1.0 / 0.0 per program, executed in the sandbox; a pass needs the runner's proof that the
-    checks ran to their end. Refuses (:class:`~unisd.evaluation.sandbox.SandboxUnavailable`) when
+    checks ran to their end. Refuses (:class:`~unisd.sandbox.SandboxUnavailable`) when
     the kernel layers are missing, unless ``UNISD_ALLOW_UNSAFE_CODE=1`` or ``HF_ALLOW_CODE_EVAL=1``."""
     from unisd.api import SandboxLimits, require_isolation, run_many, unsafe_code_allowed
 

@@ -4,7 +4,7 @@ The engine runs inside the training process: one engine per process, on that pro
 (under DDP, vLLM's ``external_launcher`` mode inside the launcher's process group).
 It loads the architecture from the model's directory once; before sampling after each optimizer
 step (it learns of each from the ``unisd_on_step_end`` hook) it takes the student's current
-weights, LoRA merged in (:func:`unisd.models.weights.effective_weights`), through vLLM's in-place
+weights, LoRA merged in (:func:`unisd.models.wrapping.effective_weights`), through vLLM's in-place
 ``reload_weights``, and drops its prefix cache. Sampling is seeded per row from
 torch's RNG, so a resumed run draws the same seeds.
 """

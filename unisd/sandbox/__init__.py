@@ -198,7 +198,7 @@ def run_program(program: str | CheckedProgram, limits: SandboxLimits | None = No
     """Execute ``program`` in the sandbox. A :class:`CheckedProgram` passes only when its solution ran
     to its end and then the judge ran every check to its end (``extra["proven"]``); a plain string
     (or one without checks) passes when its solution ran to its end."""
-    from unisd.evaluation.sandbox.judge import CandidateTimeout, Channel, ChannelClosed, run_checks
+    from unisd.sandbox.judge import CandidateTimeout, Channel, ChannelClosed, run_checks
 
     limits = limits or SandboxLimits()
     program = program if isinstance(program, CheckedProgram) else CheckedProgram(program)

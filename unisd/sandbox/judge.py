@@ -22,7 +22,7 @@ import select
 import time
 from typing import Any
 
-from unisd.evaluation.sandbox.child.wire import WireError, decode, encode
+from unisd.sandbox.child.wire import WireError, decode, encode
 
 #: the largest message the judge reads from the candidate
 MAX_REPLY = 64 << 20
