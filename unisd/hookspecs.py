@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from unisd.components.context import RunContext as Run
+    from unisd.components.context import RunContext
     from unisd.registries import Registries
 
 PROJECT = "unisd"
@@ -37,29 +37,29 @@ def unisd_register(registry: Registries) -> None:
 
 
 @hookspec
-def unisd_on_train_start(run: Run) -> None:
+def unisd_on_train_start(run: RunContext) -> None:
     """Called once after the model, data and components are set up, before the first step
     (also after a resume, once the checkpoint state is restored)."""
 
 
 @hookspec
-def unisd_on_step_end(run: Run, step: int, metrics: dict[str, float]) -> None:
+def unisd_on_step_end(run: RunContext, step: int, metrics: dict[str, float]) -> None:
     """Called after each optimizer step. ``step`` counts completed optimizer steps (1-based);
     ``metrics`` holds the step's logged values. An EMA teacher syncs here."""
 
 
 @hookspec
-def unisd_checkpoint_state(run: Run) -> dict[str, Any] | None:
+def unisd_checkpoint_state(run: RunContext) -> dict[str, Any] | None:
     """Return ``{key: state}`` to save in a checkpoint (tensors, numbers, strings, lists, dicts).
     Keys must be unique across plugins; use the component or plugin name."""
 
 
 @hookspec
-def unisd_load_checkpoint_state(run: Run, state: dict[str, Any]) -> None:
+def unisd_load_checkpoint_state(run: RunContext, state: dict[str, Any]) -> None:
     """Restore from ``state``, the merged dict that ``unisd_checkpoint_state`` returned when the
     checkpoint was written. Pick your own key; a missing key means an older checkpoint."""
 
 
 @hookspec
-def unisd_on_train_end(run: Run) -> None:
+def unisd_on_train_end(run: RunContext) -> None:
     """Called once after the last step, before the final model is written."""

@@ -36,7 +36,7 @@ from unisd import hookspecs
 from unisd.registries import Registries
 
 if TYPE_CHECKING:  # pragma: no cover
-    from unisd.components.context import RunContext as Run
+    from unisd.components.context import RunContext
 
 ENTRY_POINT_GROUP = "unisd"
 BUILTIN_DISTRIBUTION = "unisd"
@@ -238,19 +238,19 @@ class PluginHost:
         return [] if result is None else [result]
 
     # one typed method per runtime hook of unisd.hookspecs (a test checks they match)
-    def on_train_start(self, run: Run) -> None:
+    def on_train_start(self, run: RunContext) -> None:
         self.call("unisd_on_train_start", run=run)
 
-    def on_step_end(self, run: Run, step: int, metrics: dict[str, Any]) -> None:
+    def on_step_end(self, run: RunContext, step: int, metrics: dict[str, Any]) -> None:
         self.call("unisd_on_step_end", run=run, step=step, metrics=metrics)
 
-    def checkpoint_state(self, run: Run) -> list[dict[str, Any]]:
+    def checkpoint_state(self, run: RunContext) -> list[dict[str, Any]]:
         return self.call("unisd_checkpoint_state", run=run)
 
-    def load_checkpoint_state(self, run: Run, state: dict[str, Any]) -> None:
+    def load_checkpoint_state(self, run: RunContext, state: dict[str, Any]) -> None:
         self.call("unisd_load_checkpoint_state", run=run, state=state)
 
-    def on_train_end(self, run: Run) -> None:
+    def on_train_end(self, run: RunContext) -> None:
         self.call("unisd_on_train_end", run=run)
 
     def origin_version(self, package: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:  # pragma: no cover
-    from unisd.components.context import RunContext as Run
+    from unisd.components.context import RunContext
 
 
 class StrictModel(BaseModel):
@@ -126,7 +126,7 @@ class Component(abc.ABC):  # noqa: B024 (no method is abstract: every kind overr
         """What this component needs computed per micro-batch (default: nothing extra)."""
         return Requirements()
 
-    def setup(self, run: Run) -> None:  # noqa: B027 (optional: most components need no setup)
+    def setup(self, run: RunContext) -> None:  # noqa: B027 (optional: most components need no setup)
         """Called once before training with the live run (model, tokenizer, data, recipe)."""
 
     def diagnose(self, batch: Any) -> dict[str, float]:

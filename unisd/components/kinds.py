@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from unisd.components.batch import Tokenized
-    from unisd.components.context import RunContext as Run
+    from unisd.components.context import RunContext
     from unisd.components.stages import Stages
 
 
@@ -197,7 +197,7 @@ class StabilityGuard(Component):
     def token_weights(self, mask: torch.Tensor, batch: DistillBatch) -> torch.Tensor | None:
         return None
 
-    def before_optimizer_step(self, model: torch.nn.Module, run: Run) -> None:
+    def before_optimizer_step(self, model: torch.nn.Module, run: RunContext) -> None:
         return None
 
 
@@ -223,7 +223,7 @@ class ContextBuilder(Component):
     Config: ClassVar[type[ContextBuilderConfig]] = ContextBuilderConfig
 
     @abc.abstractmethod
-    def build(self, records: Sequence[dict[str, Any]], *, run: Run | None = None) -> list[list[str]]:
+    def build(self, records: Sequence[dict[str, Any]], *, run: RunContext | None = None) -> list[list[str]]:
         """Return ``len(records)`` lists of K context strings."""
 
 

@@ -1,5 +1,5 @@
-"""The run context components and hooks see; defined at the bottom layer, in
-:mod:`unisd.components.context` (``Run`` is its name inside the engine)."""
+"""Kept for one release: the run context is :class:`unisd.components.context.RunContext` (``Run``
+was its name inside the engine)."""
 
 from unisd.components.context import RunContext as Run
 

@@ -28,7 +28,7 @@ from unisd.engine.data import Schedule, filter_long_prompts, load_records
 from unisd.engine.metrics import MetricsLog
 from unisd.engine.modeling import build_optimizer, build_student
 from unisd.models.wrapping import trainable_parameters, unwrap
-from unisd.engine.run import Run
+from unisd.components.context import RunContext
 from unisd.engine.step import MicroStep, gradient_shares
 from unisd.engine.trackers import check_trackers, end_trackers, log_step, start_trackers
 from unisd.errors import UserError
@@ -89,7 +89,7 @@ class Trainer:
         self._registered.clear()
 
     # -- setup -----------------------------------------------------------------------------------------
-    def setup(self) -> Run:
+    def setup(self) -> RunContext:
         """Build the run, in named steps: the tokenizer, the records, the student (each loaded once),
         the run context, the components, the optimizer, the rollout backend and the micro-step."""
         recipe, acc = self.recipe, self.accelerator
@@ -105,7 +105,7 @@ class Trainer:
         self._check_memory(model, longest + recipe.generation.max_new_tokens, path)
         model = self._student(model, tok, path)
         self.divergence = reg.divergences.get(recipe.divergence.type)(recipe.divergence)
-        run = Run(
+        run = RunContext(
             recipe=recipe,
             model=model,
             tokenizer=tok,
@@ -299,7 +299,7 @@ class Trainer:
     def _component(self, cfg):
         return self.host.registries.component_class(cfg.type)(cfg)
 
-    def _check_record_fields(self, run: Run, comps) -> None:
+    def _check_record_fields(self, run: RunContext, comps) -> None:
         for c in comps:
             for f in c.requirements().record_fields:
                 missing = [r.get("id", i) for i, r in enumerate(run.records) if r.get(f) in (None, "", [])]

@@ -83,11 +83,6 @@ def task_specs(registries: Registries | None = None) -> dict[str, TaskSpec]:
     return catalog(registries).tasks
 
 
-def group_specs(registries: Registries | None = None) -> dict[str, GroupSpec]:
-    """``{group name: GroupSpec}`` of every registered group."""
-    return catalog(registries).groups
-
-
 def find_task(name: str, registries: Registries | None = None) -> TaskSpec | None:
     """The spec registered as ``name``, or ``None`` (results of tasks no longer installed)."""
     reg = _evaluators(registries)

@@ -89,9 +89,6 @@ class RecipeBase(StrictModel):
         gen_t = self.generation.temperature
         return self.objective.score_temperature or (gen_t if gen_t > 0 else 1.0)
 
-    def component_kind(self, config: ComponentConfig) -> str:
-        return type(config)._unisd_kind
-
 
 def _tagged(name: str, base: type, kind: str) -> type[ComponentConfig]:
     """The config model ``base`` with ``type`` narrowed to ``Literal[name]`` (one model per registry name)."""

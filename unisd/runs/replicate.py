@@ -38,7 +38,7 @@ log = logging.getLogger("unisd.replicate")
 BASE = "base"
 
 
-class TaskSpec(StrictModel):
+class ExperimentTask(StrictModel):
     """One task (column of the table)."""
 
     name: str = Field(description="column name, and the folder of its runs")
@@ -94,7 +94,7 @@ class Experiment(StrictModel):
         description="the methods 'best baseline' is chosen from (per "
         "task, by mean); none: no comparison with a best baseline",
     )
-    tasks: list[TaskSpec] = Field(min_length=1)
+    tasks: list[ExperimentTask] = Field(min_length=1)
     set: list[str] = Field(default_factory=list, description="recipe overrides for every run (the shared budget)")
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
     forgetting: list[ProbeSpec] = Field(
@@ -156,7 +156,7 @@ class Experiment(StrictModel):
         """Every row of the table: the methods, a gridded one replaced by its variants."""
         return [label for label, _, _ in self.variants()]
 
-    def task_variants(self, task: TaskSpec) -> list[tuple[str, str, list[str]]]:
+    def task_variants(self, task: ExperimentTask) -> list[tuple[str, str, list[str]]]:
         """The rows of :meth:`variants` that ``task`` runs (its ``methods``, else all)."""
         if task.methods is None:
             return self.variants()

@@ -259,11 +259,6 @@ def render_teacher_prompt(
     return f"\n{student_prompt}\n\n{EXAMPLE_MARKER}\n{render_reference(reference, reasoning)}\n\n{SD_INSTRUCTION}\n"
 
 
-def teacher_variant(task: str) -> str:
-    """The teacher template variant a task uses."""
-    return "tool" if task == "tool" else "generic"
-
-
 # -- SFT gold completions (§4) ---------------------------------------------------------------------
 def sft_gold_mcqa(letter: str, explanation: str | None = None) -> str:
     """``Reasoning: {explanation}⏎Answer: X`` (just ``Answer: X`` without an explanation)."""

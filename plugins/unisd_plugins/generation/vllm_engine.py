@@ -26,7 +26,7 @@ from unisd.api import adapters_disabled, effective_weights
 from unisd_plugins.generation.config import VLLMConfig
 
 if TYPE_CHECKING:  # pragma: no cover
-    from unisd.components.context import RunContext as Run
+    from unisd.components.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,10 @@ class VLLMGenerate(GenerationBackend):
     def __init__(self, config: VLLMConfig | None = None) -> None:
         super().__init__(config)
         self.llm = None
-        self.run: Run | None = None
+        self.run: RunContext | None = None
         self._loaded: str | None = None  # the weights the engine holds: 'base', 'student' (current), or None
 
-    def setup(self, run: Run) -> None:
+    def setup(self, run: RunContext) -> None:
         if getattr(run, "sharded", False):
             raise UserError(
                 "generation.backend=vllm loads whole weights into each process's engine; with "
