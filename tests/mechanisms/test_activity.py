@@ -64,7 +64,7 @@ def test_unisd_star_logs_what_shows_each_mechanism_acting(make_recipe, tmp_path)
 
 
 def test_an_ema_that_never_syncs_is_named_inert_in_the_summary(make_recipe, tmp_path, capsys):
-    from unisd.runs.launch import print_summary
+    from unisd.cli.train_cmd import print_summary
 
     summary = train(make_recipe("unisd-ema", "training.max_steps=2"), tmp_path / "run")
     (ema,) = summary["mechanisms"]

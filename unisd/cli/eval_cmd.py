@@ -120,6 +120,6 @@ def _batch_size(text: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unisd.evaluation.cli import run_eval
+    from unisd.cli.eval_run import run_eval
 
     return run_eval(args)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +55,72 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unisd.runs.launch import train_from_args
-
     return train_from_args(args)
+
+
+def train_from_args(args: argparse.Namespace) -> int:
+    import logging
+    import sys
+    from pathlib import Path
+
+    from unisd.runs.launch import (
+        OutputDirError,
+        _processes,
+        check_resume_path,
+        default_output_dir,
+        recipe_from_args,
+        train,
+    )
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    recipe = recipe_from_args(args)
+    if args.resume == "auto" and not args.output_dir:
+        raise OutputDirError(
+            "--resume auto continues the run in --output-dir; name it (e.g. -o runs/demo-20261201-101500)"
+        )
+    check_resume_path(args.resume)  # before anything is written next to a mistyped path
+    out = Path(args.output_dir) if args.output_dir else default_output_dir(recipe)
+    if args.resume and args.resume != "auto" and not args.output_dir:
+        out = Path(args.resume).resolve().parents[1]
+    summary = train(
+        recipe,
+        out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        allow_recipe_change=getattr(args, "allow_recipe_change", False),
+    )
+    if _processes().is_main_process:
+        print_summary(summary, out)
+    return 0
+
+
+def print_summary(summary: dict[str, Any], out: Path) -> None:
+    """The run's summary as the end of ``unisd train`` prints it."""
+    print(f"\nrun directory: {out}")
+    print(
+        f"recipe {summary['recipe']}: {summary.get('steps')} steps on {summary.get('records')} records in {summary.get('seconds')} s"
+    )
+    first, last = summary.get("first", {}), summary.get("last", {})
+    for k in sorted(set(first) | set(last)):
+        print(
+            f"  {k:<24} first step {first.get(k, float('nan')):>10.4f}   last step {last.get(k, float('nan')):>10.4f}"
+        )
+    h = summary.get("heldout")
+    if h:
+
+        def fmt(x):
+            return "n/a" if x is None else f"{100 * x:.1f}%"
+
+        print(
+            f"  held-out accuracy on {h['n']} {h['split']} records: before {fmt(h['accuracy_before'])}, "
+            f"after {fmt(h['accuracy_after'])}"
+        )
+    if summary.get("mechanisms"):
+        from unisd.runs.activity import activity_lines
+
+        print("  mechanisms (mean over the logged steps):")
+        for line in activity_lines(summary["mechanisms"]):
+            print(line)
+    if "model" in summary:
+        for k, v in summary["model"].items():
+            print(f"  {k}: {v}")

@@ -13,5 +13,5 @@ Modules (imported lazily by the CLI; none imports torch at package import):
   ``unisd_plugins.evaluation.scoring``;
 - :mod:`~unisd.evaluation.runner`: ``evaluate_model(model, tokenizer, tasks, limit, data_dir, output_dir)``;
 - :mod:`~unisd.evaluation.retention`: gold-completion fit, base retention (PPLret), JSD to the base;
-- :mod:`~unisd.evaluation.cli` / :mod:`~unisd.evaluation.compare`: ``unisd eval`` / ``unisd compare``.
+- :mod:`~unisd.evaluation.compare`: ``unisd compare`` (``unisd eval`` itself is :mod:`unisd.cli.eval_run`).
 """
