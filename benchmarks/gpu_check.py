@@ -103,7 +103,8 @@ def write_demo_records(path: Path, n: int = 64) -> None:
 
     _, records = load_records(load_recipe("demo"), get_host().registries)
     keep = ("id", "prompt", "teacher_prompt", "gold", "answer")
-    path.write_text("".join(json.dumps({k: r[k] for k in keep}) + "\n" for r in records[:n]))
+    rows = [{**{k: r[k] for k in keep}, "meta": {"task": r["meta"]["task"]}} for r in records[:n]]  # task: contrastive
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def install(assets: Path, site: Path) -> dict[str, str]:
@@ -249,6 +250,9 @@ def run_step(step: dict, env: dict[str, str], scale: float) -> dict:
     out.update(status=status, seconds=round(time.monotonic() - t0, 1), tail=text.strip().splitlines()[-15:])
     if step.get("json") and Path(step["json"]).is_file():
         out["result"] = json.loads(Path(step["json"]).read_text())
+        broken = [k for k, v in (out["result"].get("results") or {}).items() if "error" in v]
+        if broken and status == "ok":  # a benchmark reports a configuration that did not run as its own row
+            out["status"] = f"failed ({', '.join(broken)})"
     out["detail"] = describe(step["name"], out, text)
     return out
 

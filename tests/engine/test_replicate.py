@@ -341,3 +341,20 @@ def test_a_probe_names_exactly_one_source():
         ProbeSpec(name="x")
     with pytest.raises(ValueError, match="exactly one of data"):
         ProbeSpec(name="x", data={"type": "gsm8k"}, lm_eval="unisd_cose_mc")
+
+
+def test_a_run_killed_between_two_probes_is_not_taken_as_scored(tmp_path):
+    """score_probes writes its cache after each probe: a file holding some probes is unfinished."""
+    import json
+
+    from unisd.runs.forgetting import ProbeSpec, probes_scored
+
+    probes = [ProbeSpec(name="a", data={"type": "gsm8k"}), ProbeSpec(name="b", lm_eval="unisd_cose_options")]
+    path = tmp_path / "forgetting.json"
+    assert not probes_scored(path, probes, model_name="m")
+    first = {"a": {"key": {**probes[0].key(), "model": "m"}, "accuracy": 0.5}}
+    path.write_text(json.dumps(first))
+    assert not probes_scored(path, probes, model_name="m")
+    path.write_text(json.dumps({**first, "b": {"key": {**probes[1].key(), "model": "m"}, "accuracy": 0.4}}))
+    assert probes_scored(path, probes, model_name="m")
+    assert not probes_scored(path, probes, model_name="another model")

@@ -13,7 +13,7 @@ import logging
 import tempfile
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pydantic import Field, model_validator
 
@@ -96,6 +96,13 @@ def score_probe(model: Any, tokenizer: Any, probe: ProbeSpec, *, registries: Any
         rows.sort(key=lambda r: int(r["doc_id"]))
         ids, correct = [str(r["doc_id"]) for r in rows], [float(r[probe.metric]) for r in rows]
     return {"ids": ids, "correct": correct, "accuracy": sum(correct) / len(correct) if correct else None}
+
+
+def probes_scored(path: Path, probes: Sequence[ProbeSpec], *, model_name: str = "") -> bool:
+    """Whether ``path`` holds a result of every probe, scored with its present settings (a run killed
+    between two probes leaves the file with some of them)."""
+    cached = json.loads(path.read_text()) if path.is_file() else {}
+    return all((cached.get(p.name) or {}).get("key") == {**p.key(), "model": model_name} for p in probes)
 
 
 def score_probes(

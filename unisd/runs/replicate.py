@@ -26,7 +26,7 @@ from typing import Any
 from collections.abc import Sequence
 
 
-from unisd.runs.forgetting import ProbeSpec, score_probes
+from unisd.runs.forgetting import ProbeSpec, probes_scored, score_probes
 from unisd.errors import UserError
 from unisd.files import hold_directory
 from unisd.runs.experiment import Experiment, load_experiment, plan
@@ -65,8 +65,13 @@ def _replicate(
     model = runs[0]["recipe"].model.name_or_path
     if exp.forgetting:
         _base_forgetting(model, exp.forgetting, out)
-    outputs = ("summary.json", "retention.json", *(("forgetting.json",) if exp.forgetting else ()))
-    todo = [r for r in runs if not all((out / r["dir"] / f).is_file() for f in outputs)]
+    def finished(r: dict[str, Any]) -> bool:
+        run_dir = out / r["dir"]
+        return all((run_dir / f).is_file() for f in ("summary.json", "retention.json")) and probes_scored(
+            run_dir / "forgetting.json", exp.forgetting, model_name=r["recipe"].model.name_or_path
+        )
+
+    todo = [r for r in runs if not finished(r)]
     bar = tqdm(
         total=len(runs),
         initial=len(runs) - len(todo),
@@ -162,7 +167,7 @@ def _run_one(
             (run_dir / stale).unlink(missing_ok=True)
     if not (run_dir / "retention.json").is_file():
         _retention(run_dir, recipe, retention_records, _MODELS if cache is None else cache)
-    if probes and not (run_dir / "forgetting.json").is_file():
+    if probes and not probes_scored(run_dir / "forgetting.json", probes, model_name=recipe.model.name_or_path):
         from unisd.evaluation.loading import load_for_eval
 
         score_probes(
