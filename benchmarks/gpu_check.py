@@ -103,7 +103,8 @@ def write_demo_records(path: Path, n: int = 64) -> None:
 
     _, records = load_records(load_recipe("demo"), get_host().registries)
     keep = ("id", "prompt", "teacher_prompt", "gold", "answer")
-    rows = [{**{k: r[k] for k in keep}, "meta": {"task": r["meta"]["task"]}} for r in records[:n]]  # task: contrastive
+    meta = ("task", "question")  # what the contrastive negatives read
+    rows = [{**{k: r[k] for k in keep}, "meta": {k: r["meta"][k] for k in meta}} for r in records[:n]]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
