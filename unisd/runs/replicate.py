@@ -65,6 +65,7 @@ def _replicate(
     model = runs[0]["recipe"].model.name_or_path
     if exp.forgetting:
         _base_forgetting(model, exp.forgetting, out)
+
     def finished(r: dict[str, Any]) -> bool:
         run_dir = out / r["dir"]
         return all((run_dir / f).is_file() for f in ("summary.json", "retention.json")) and probes_scored(
