@@ -102,7 +102,12 @@ def probes_scored(path: Path, probes: Sequence[ProbeSpec], *, model_name: str = 
     """Whether ``path`` holds a result of every probe, scored with its present settings (a run killed
     between two probes leaves the file with some of them)."""
     cached = json.loads(path.read_text()) if path.is_file() else {}
-    return all((cached.get(p.name) or {}).get("key") == {**p.key(), "model": model_name} for p in probes)
+    return all((cached.get(p.name) or {}).get("key") == _cache_key(p, model_name) for p in probes)
+
+
+def _cache_key(probe: ProbeSpec, model_name: str) -> dict[str, Any]:
+    """What a cached probe result must match to be reused: the probe's settings and the model."""
+    return {**probe.key(), "model": model_name}
 
 
 def score_probes(
@@ -119,7 +124,7 @@ def score_probes(
     out: dict[str, Any] = {}
     loaded: tuple[Any, Any] | None = None
     for probe in probes:
-        key = {**probe.key(), "model": model_name}
+        key = _cache_key(probe, model_name)
         hit = cached.get(probe.name)
         if hit and hit.get("key") == key:
             out[probe.name] = hit
