@@ -76,6 +76,7 @@ def test_entry_point_registers_measure_and_recipe(clean_plugin_env) -> None:
     assert measures.origin("agreement_mad") == DIST
     entry = measures.entry("agreement_mad")
     assert entry.lazy_path == "unisd_example_mad.measure:MADAgreement"  # registered lazily: not imported yet
+    assert entry.config == "unisd_example_mad.config:MADAgreementConfig"  # its config model apart
     assert measures.get("agreement_mad").__name__ == "MADAgreement"
     recipe_path = Path(host.registries.recipes.get("unisd-mad"))
     assert recipe_path.name == "unisd-mad.yaml" and recipe_path.is_file()
@@ -163,6 +164,20 @@ def test_recipes_using_it_validate_and_bad_values_are_rejected(tmp_path: Path) -
     assert f"ok: {good} (mine: distill, divergence forward_kl; agreement_mad)" in res.stdout
     assert f"invalid recipe {bad} (1 problem)" in res.stderr
     assert "line 5: components[0].center: Input should be 'mean' or 'median' (got 'mode')" in res.stderr
+
+
+def test_validating_a_recipe_that_uses_it_imports_no_torch() -> None:
+    """The measure's config model is registered apart (``config=``): validating and showing a recipe
+    that uses the measure, and the recipe schema, import neither the measure nor torch."""
+    code = (
+        "import sys\nfrom unisd.cli.main import main\n"
+        "rc = [main(a) for a in (['recipe', 'validate', 'unisd-mad'], ['recipe', 'show', 'unisd-mad'], ['recipe', 'schema'])]\n"
+        "print('torch' in sys.modules, 'unisd_example_mad.measure' in sys.modules, rc)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1] == "False False [0, 0, 0]", (
+        res.stdout[-500:] + res.stderr[-2000:]
+    )
 
 
 # -- numbers ---------------------------------------------------------------------------------------

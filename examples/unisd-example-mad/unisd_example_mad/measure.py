@@ -19,21 +19,12 @@ Example::
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
-from pydantic import Field
 
-from unisd_plugins.agreement.measure import Agreement, AgreementConfig
-
-
-class MADAgreementConfig(AgreementConfig):
-    """Agreement (spec §2a) whose disagreement is the mean absolute deviation across contexts."""
-
-    statistic: Literal["mad"] = Field("mad", description="fixed: this measure always uses the mean absolute deviation")
-    center: Literal["mean", "median"] = Field(
-        "median", description="deviations are measured from the mean or from the median of the K log-probs"
-    )
+from unisd_example_mad.config import MADAgreementConfig
+from unisd_plugins.agreement.measure import Agreement
 
 
 def mean_absolute_deviation(values: torch.Tensor, center: str, dim: int = 0) -> torch.Tensor:
