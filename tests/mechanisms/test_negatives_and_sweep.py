@@ -3,7 +3,6 @@ sweep trains its grid and tabulates it."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -51,17 +50,16 @@ def test_negatives_generated_cached_and_reused(make_recipe, tmp_path, shared_dat
 
 
 def test_sweep_runs_the_grid_and_writes_a_table(tiny_model_dir, records_file, tmp_path, capsys):
-    from unisd.runs.sweep import run_sweep
+    import dataclasses
 
-    args = argparse.Namespace(
-        recipes="vanilla,unisd-clip",
-        seeds="1",
+    from unisd.runs.sweep import Sweep, run_sweep
+
+    sweep = Sweep(
+        recipes=["vanilla", "unisd-clip"],
+        seeds=[1],
         grid=["optim.lr=1e-3,1e-2"],
-        dry_run=False,
-        data=None,
         model=str(tiny_model_dir),
         max_steps=1,
-        output_dir=str(tmp_path / "sweep"),
         overrides=[
             f"data.dataset={{type: jsonl, path: '{records_file}'}}",
             "generation.max_new_tokens=4",
@@ -71,33 +69,30 @@ def test_sweep_runs_the_grid_and_writes_a_table(tiny_model_dir, records_file, tm
             "logging.progress_bar=false",
         ],
     )
-    assert run_sweep(args) == 0
+    out = tmp_path / "sweep"
+    assert run_sweep(sweep, out) == 0
     table = (tmp_path / "sweep" / "sweep.md").read_text()
     assert table.count("\n| ") == 4 and "vanilla-s1-lr=1e-3" in table and "unisd-clip-s1-lr=1e-2" in table
     rows = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["runs"]
     assert {r["grid"]["optim.lr"] for r in rows} == {"1e-3", "1e-2"}
     capsys.readouterr()
-    assert run_sweep(args) == 0  # finished runs are reused, not retrained
+    assert run_sweep(sweep, out) == 0  # finished runs are reused, not retrained
     assert "Training" not in capsys.readouterr().err
     from unisd.errors import UserError
 
-    args.max_steps = 2  # same labels, another recipe: the old results must not pass for the new ones
+    # same labels, another recipe: the old results must not pass for the new ones
     with pytest.raises(UserError, match="holds a finished run of another recipe"):
-        run_sweep(args)
+        run_sweep(dataclasses.replace(sweep, max_steps=2), out)
 
 
 def test_sweep_reports_the_heldout_gain_over_seeds_with_intervals(tiny_model_dir, tmp_path, shared_data):
-    from unisd.runs.sweep import run_sweep
+    from unisd.runs.sweep import Sweep, run_sweep
 
-    args = argparse.Namespace(
-        recipes="vanilla",
-        seeds="1,2",
-        grid=[],
-        dry_run=False,
-        data=None,
+    sweep = Sweep(
+        recipes=["vanilla"],
+        seeds=[1, 2],
         model=str(tiny_model_dir),
         max_steps=1,
-        output_dir=str(tmp_path / "sweep"),
         overrides=[
             f"data.dataset={{type: gsm8k, path: '{shared_data / 'gsm8k'}'}}",
             "generation.max_new_tokens=4",
@@ -109,7 +104,7 @@ def test_sweep_reports_the_heldout_gain_over_seeds_with_intervals(tiny_model_dir
             "checkpoint.save_merged=false",
         ],
     )
-    assert run_sweep(args) == 0
+    assert run_sweep(sweep, tmp_path / "sweep") == 0
     gains = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["heldout_gains"]
     assert len(gains) == 1 and gains[0]["group"] == "vanilla" and gains[0]["seeds"] == [1, 2] and gains[0]["n"] == 4
     g = gains[0]
@@ -120,21 +115,29 @@ def test_sweep_reports_the_heldout_gain_over_seeds_with_intervals(tiny_model_dir
 
 
 def test_sweep_rejects_a_malformed_grid():
-    from unisd.runs.sweep import expand
+    from unisd.runs.sweep import Sweep, expand
     from unisd.errors import UserError
 
     with pytest.raises(UserError, match="KEY=V1,V2"):
-        expand(argparse.Namespace(recipes="vanilla", seeds="1", grid=["optim.lr"], overrides=[]))
+        expand(Sweep(recipes=["vanilla"], grid=["optim.lr"]))
 
 
 def test_sweep_seeds_and_grid_values_are_parsed_as_input(capsys):
-    from unisd.runs.sweep import expand
+    from unisd.runs.sweep import Sweep, expand, parse_seeds
     from unisd.errors import UserError
 
-    ns = lambda **kw: argparse.Namespace(**{"recipes": "vanilla", "seeds": "1", "grid": [], "overrides": [], **kw})  # noqa: E731
     with pytest.raises(UserError, match=r"--seeds '1,x': 'x' is not an integer"):
-        expand(ns(seeds="1,x"))
-    runs = expand(ns(grid=["lora.target_modules=[[q_proj], [q_proj, v_proj]]", "optim.lr=1e-4,1e-3"]))
+        parse_seeds("1,x")
+    with pytest.raises(UserError, match=r"--seeds ' , ': no seed given"):
+        parse_seeds(" , ")
+    assert parse_seeds("3, 1,") == [3, 1]
+    runs = expand(
+        Sweep(
+            recipes=["vanilla"],
+            seeds=[1],
+            grid=["lora.target_modules=[[q_proj], [q_proj, v_proj]]", "optim.lr=1e-4,1e-3"],
+        )
+    )
     assert len(runs) == 4 and runs[0]["overrides"] == ['lora.target_modules=["q_proj"]', "optim.lr=1e-4"]
     from unisd.cli.main import main
 

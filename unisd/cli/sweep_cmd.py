@@ -33,6 +33,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unisd.runs.sweep import run_sweep
+    from unisd.runs.sweep import Sweep, parse_seeds, run_sweep
 
-    return run_sweep(args)
+    sweep = Sweep(
+        recipes=[r.strip() for r in args.recipes.split(",") if r.strip()],
+        seeds=parse_seeds(args.seeds),
+        grid=args.grid,
+        overrides=args.overrides,
+        model=args.model,
+        data=args.data,
+        max_steps=args.max_steps,
+    )
+    return run_sweep(sweep, args.output_dir, dry_run=args.dry_run)

@@ -67,13 +67,21 @@ def train_from_args(args: argparse.Namespace) -> int:
         OutputDirError,
         _processes,
         check_resume_path,
+        build_recipe,
         default_output_dir,
-        recipe_from_args,
         train,
     )
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    recipe = recipe_from_args(args)
+    recipe = build_recipe(
+        args.recipe,
+        args.overrides,
+        model=args.model,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        on_bad_record=args.on_bad_record,
+        data=args.data,
+    )
     if args.resume == "auto" and not args.output_dir:
         raise OutputDirError(
             "--resume auto continues the run in --output-dir; name it (e.g. -o runs/demo-20261201-101500)"

@@ -1,4 +1,4 @@
-"""From ``unisd train`` arguments to a finished run directory.
+"""From a recipe (a name or file, overrides and shortcuts) to a finished run directory.
 
 Run directory layout::
 
@@ -13,11 +13,11 @@ Run directory layout::
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
 from contextlib import nullcontext
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,20 +39,30 @@ def default_recipe() -> str:
     return name
 
 
-def recipe_from_args(args: argparse.Namespace):
-    overrides = list(getattr(args, "overrides", []) or [])
-    if getattr(args, "model", None):
-        overrides.append(f"model.name_or_path={args.model}")
-    if getattr(args, "max_steps", None) is not None:  # 0 is refused by validation, not read as "no limit"
-        overrides.append(f"training.max_steps={args.max_steps}")
-    if getattr(args, "seed", None) is not None:
-        overrides.append(f"training.seed={args.seed}")
-    if getattr(args, "on_bad_record", None):
-        overrides.append(f"data.on_bad_record={args.on_bad_record}")
-    recipe = load_recipe(args.recipe or default_recipe(), overrides)
-    if getattr(args, "data", None):
-        recipe = _with_data(recipe, args.data)
-    return recipe
+def build_recipe(
+    recipe: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    model: str | None = None,
+    max_steps: int | None = None,
+    seed: int | None = None,
+    on_bad_record: str | None = None,
+    data: str | None = None,
+):
+    """A validated recipe: ``recipe`` (a registered name or a file; the default recipe when None) with
+    ``KEY=VALUE`` overrides, then the command line's shortcuts (``--model``, ``--max-steps``,
+    ``--seed``, ``--on-bad-record``, ``--data``), which win over the overrides."""
+    overrides = list(overrides)
+    if model:
+        overrides.append(f"model.name_or_path={model}")
+    if max_steps is not None:  # 0 is refused by validation, not read as "no limit"
+        overrides.append(f"training.max_steps={max_steps}")
+    if seed is not None:
+        overrides.append(f"training.seed={seed}")
+    if on_bad_record:
+        overrides.append(f"data.on_bad_record={on_bad_record}")
+    resolved = load_recipe(str(recipe) if recipe else default_recipe(), overrides)
+    return _with_data(resolved, data) if data else resolved
 
 
 def _with_data(recipe, spec: str):

@@ -6,40 +6,59 @@ so an interrupted sweep is resumed by running the same command again.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import logging
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
 
 from unisd.errors import UserError
 from unisd.files import hold_directory
 
 
-def expand(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The runs of the sweep: label, recipe, seed and the overrides of each."""
-    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+@dataclass(frozen=True)
+class Sweep:
+    """What a sweep runs: every recipe × seed × combination of ``grid`` values (``KEY=V1,V2`` or
+    ``KEY=[V1, V2]``), each with the fixed ``overrides`` and the shortcuts of ``build_recipe``."""
+
+    recipes: list[str]
+    seeds: list[int] = field(default_factory=lambda: [42])
+    grid: list[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+    model: str | None = None
+    data: str | None = None
+    max_steps: int | None = None
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 1,2,3`` → ``[1, 2, 3]``, with an error naming the value that is not an integer."""
     seeds = []
-    for s in str(args.seeds).split(","):
+    for s in str(text).split(","):
         try:
             seeds += [int(s)] if s.strip() else []
         except ValueError:
-            raise UserError(f"--seeds {args.seeds!r}: {s.strip()!r} is not an integer (e.g. --seeds 1,2,3)") from None
+            raise UserError(f"--seeds {text!r}: {s.strip()!r} is not an integer (e.g. --seeds 1,2,3)") from None
     if not seeds:
-        raise UserError(f"--seeds {args.seeds!r}: no seed given (e.g. --seeds 1,2,3)")
-    axes = [[(key, v) for v in values] for key, values in (_grid_axis(g) for g in args.grid)]
+        raise UserError(f"--seeds {text!r}: no seed given (e.g. --seeds 1,2,3)")
+    return seeds
+
+
+def expand(sweep: Sweep) -> list[dict[str, Any]]:
+    """The runs of the sweep: label, recipe, seed and the overrides of each."""
+    axes = [[(key, v) for v in values] for key, values in (_grid_axis(g) for g in sweep.grid)]
     runs = []
-    for recipe, seed, combo in itertools.product(recipes, seeds, itertools.product(*axes) if axes else [()]):
+    for recipe, seed, combo in itertools.product(
+        sweep.recipes, sweep.seeds, itertools.product(*axes) if axes else [()]
+    ):
         parts = [Path(recipe).stem, f"s{seed}"] + [f"{k.split('.')[-1]}={v}" for k, v in combo]
         runs.append(
             {
                 "label": "-".join(parts).replace("/", "_").replace(" ", ""),
                 "recipe": recipe,
                 "seed": seed,
-                "overrides": [*args.overrides, *(f"{k}={v}" for k, v in combo)],
+                "overrides": [*sweep.overrides, *(f"{k}={v}" for k, v in combo)],
                 "grid": dict(combo),
                 "grid_exprs": [f"{k}={v}" for k, v in combo],
             }
@@ -69,27 +88,29 @@ def _grid_axis(spec: str) -> tuple[str, list[str]]:
     return key.strip(), [v if isinstance(v, str) else json.dumps(v) for v in parsed]
 
 
-def run_sweep(args: argparse.Namespace) -> int:
-    from unisd.runs.launch import recipe_from_args, stored_recipe_differs
+def run_sweep(sweep: Sweep, output_dir: str | Path, *, dry_run: bool = False) -> int:
+    """Validate every run, then train those without a ``summary.json`` under ``output_dir`` and
+    write ``sweep.md``/``sweep.json`` (``dry_run``: print the runs instead)."""
+    from unisd.runs.launch import build_recipe, stored_recipe_differs
     from unisd.recipe import RecipeError
     from unisd.recipe import dump_recipe
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    runs = expand(args)
-    out = Path(args.output_dir)
+    runs = expand(sweep)
+    out = Path(output_dir)
     recipes = []
     for r in runs:  # validate every run before training any
-        ns = argparse.Namespace(
-            recipe=r["recipe"],
-            overrides=r["overrides"],
-            model=args.model,
-            data=args.data,
-            max_steps=args.max_steps,
-            seed=r["seed"],
-            on_bad_record=None,
-        )
         try:
-            recipes.append(recipe_from_args(ns))
+            recipes.append(
+                build_recipe(
+                    r["recipe"],
+                    r["overrides"],
+                    model=sweep.model,
+                    data=sweep.data,
+                    max_steps=sweep.max_steps,
+                    seed=r["seed"],
+                )
+            )
         except RecipeError as exc:  # a grid value is the user's --grid, not a --set they typed
             msg = str(exc)
             for expr in r["grid_exprs"]:
@@ -99,7 +120,7 @@ def run_sweep(args: argparse.Namespace) -> int:
             raise UserError(
                 f"sweep run {r['label']}: {msg.replace('invalid recipe --set', 'invalid --grid/--set value')}"
             ) from None
-    if args.dry_run:
+    if dry_run:
         for r in runs:
             print(
                 f"{r['label']}: --recipe {r['recipe']} --seed {r['seed']} "
