@@ -23,6 +23,8 @@ warm-up and is not counted. Configurations:
   runs every row's whole prompt), and ``unisd-star-one-forward``: that, with
   ``training.score_max_tokens=0`` too (each scoring call in one forward, every row padded to the
   longest),
+- ``sdft-jsd-gc-ga2-rollout`` and ``sdft-ga2-rollout``: ``sdft-jsd-gc`` and ``sdft`` with the 4 prompts
+  of a step as 2 micro-batches of 2 sampled in one ``generate`` call (``generation.rollout_per_step``),
 - ``trl-sdft``: TRL's ``SDFTTrainer`` on the same model, prompts and batch, when ``trl`` is
   importable (not a dependency; ``pip install trl``), else reported as not run.
 
@@ -90,6 +92,22 @@ CONFIGS = {
             "training.gradient_checkpointing=true",
             "generation.backend={type: vllm, cpu_kv_cache_gib: 0.25}",
         ],
+    ),
+    # the same 4 prompts per optimizer step as 2 micro-batches of 2, sampled together in one generate
+    # call (generation.rollout_per_step): decoding keeps its 4 rows, the backward holds 2
+    "sdft-jsd-gc-ga2-rollout": (
+        "sdft",
+        [
+            "divergence={type: jsd, beta: 0.5}",
+            "training.gradient_checkpointing=true",
+            "training.batch_size=2",
+            "training.grad_accum=2",
+            "generation.rollout_per_step=true",
+        ],
+    ),
+    "sdft-ga2-rollout": (
+        "sdft",
+        ["training.batch_size=2", "training.grad_accum=2", "generation.rollout_per_step=true"],
     ),
     "vanilla": ("vanilla", []),
     "unisd-star": ("unisd-star", []),
