@@ -150,6 +150,13 @@ def test_recipe_files_beside_an_experiment_and_per_task_methods(tmp_path, tiny_m
         and res["tasks"]["other"]["best_baseline"] == "slow-sft"
     )
     assert "| vanilla | 60.0 ± 0.0 | – |" in table_markdown(exp, res)
+    # a column run alone (--tasks other) reports with every other task whose runs have all finished
+    from unisd.runs.replicate import with_finished_tasks
+
+    one = exp.only_tasks(["other"])
+    assert [t.name for t in with_finished_tasks(exp, one, tmp_path / "out").tasks] == ["gsm8k", "other"]
+    (tmp_path / "out" / "gsm8k" / "vanilla" / "s1" / "retention.json").unlink()  # gsm8k not finished
+    assert [t.name for t in with_finished_tasks(exp, one, tmp_path / "out").tasks] == ["other"]
     path.write_text(path.read_text().replace("methods: [base, slow-sft]", "methods: [base, slow_sft]"))
     with pytest.raises(UserError, match="task 'other': methods slow_sft are not among the experiment's methods"):
         load_experiment(str(path))

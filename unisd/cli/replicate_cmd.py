@@ -46,11 +46,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
-    exp = load_experiment(args.experiment, quick=args.quick)
-    if args.tasks:
-        exp = exp.only_tasks([t.strip() for t in args.tasks.split(",") if t.strip()])
+    whole = load_experiment(args.experiment, quick=args.quick)
     if args.set:
-        exp = exp.model_copy(update={"set": [*exp.set, *args.set]})
+        whole = whole.model_copy(update={"set": [*whole.set, *args.set]})
+    exp = whole.only_tasks([t.strip() for t in args.tasks.split(",") if t.strip()]) if args.tasks else whole
     out = (
         Path(args.output_dir)
         if args.output_dir
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         for r in plan(exp):
             print(f"{r['dir']}: recipe {r['recipe'].name}, seed {r['seed']}, {r['recipe'].training.max_steps} steps")
         return 0
-    run_replication(exp, out, workers=args.workers)
+    run_replication(exp, out, workers=args.workers, whole=whole if args.tasks else None)
     print((out / "table.md").read_text())
     print(f"written: {out}")
     return 0

@@ -38,8 +38,14 @@ log = logging.getLogger("unisd.replicate")
 __all__ = ["Experiment", "collect", "load_experiment", "plan", "plot_results", "run_replication", "table_markdown"]
 
 
-def run_replication(exp: Experiment, out: Path, *, progress: bool = True, workers: int = 1) -> dict[str, Any]:
+def run_replication(
+    exp: Experiment, out: Path, *, progress: bool = True, workers: int = 1, whole: Experiment | None = None
+) -> dict[str, Any]:
     """Train what is missing, then compute and write the table, plots and JSON.
+
+    ``whole`` is the experiment ``exp`` was cut from (``--tasks``): the table, plots and JSON then also
+    cover every other task of it whose runs have all finished in ``out``, so columns run one at a
+    time add up instead of replacing each other.
 
     The base model's held-out answers are computed once per task (``<task>/base/heldout.json``) and
     shared by that task's runs as their "before". ``workers`` > 1 trains that many runs at once in
@@ -49,7 +55,42 @@ def run_replication(exp: Experiment, out: Path, *, progress: bool = True, worker
     runs = plan(exp)
     with hold_directory(out, "replication"):
         check_same_runs(runs, out)
-        return _replicate(exp, runs, out, progress=progress, workers=workers)
+        results = _replicate(exp, runs, out, progress=progress, workers=workers)
+        if whole is None:
+            return results
+        shown = with_finished_tasks(whole, exp, out)
+        if shown.tasks != exp.tasks:
+            results = _report(shown, out)
+        return results
+
+
+def run_finished(r: dict[str, Any], out: Path, forgetting: Sequence[ProbeSpec]) -> bool:
+    """Whether the planned run ``r`` left everything the table reads (summary, retention, probes)."""
+    run_dir = out / r["dir"]
+    return all((run_dir / f).is_file() for f in ("summary.json", "retention.json")) and probes_scored(
+        run_dir / "forgetting.json", forgetting, model_name=r["recipe"].model.name_or_path
+    )
+
+
+def with_finished_tasks(whole: Experiment, ran: Experiment, out: Path) -> Experiment:
+    """``whole`` restricted to the tasks of ``ran`` and to those of its other tasks whose runs have
+    all finished in ``out`` (in the experiment's task order)."""
+    names = {t.name for t in ran.tasks}
+    runs = plan(whole)
+    done = {
+        t.name
+        for t in whole.tasks
+        if t.name not in names and all(run_finished(r, out, whole.forgetting) for r in runs if r["task"] == t.name)
+    }
+    return whole.only_tasks([t.name for t in whole.tasks if t.name in names | done])
+
+
+def _report(exp: Experiment, out: Path) -> dict[str, Any]:
+    results = collect(exp, out)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "table.md").write_text(table_markdown(exp, results))
+    plot_results(exp, results, out)
+    return results
 
 
 def _replicate(
@@ -66,13 +107,7 @@ def _replicate(
     if exp.forgetting:
         _base_forgetting(model, exp.forgetting, out)
 
-    def finished(r: dict[str, Any]) -> bool:
-        run_dir = out / r["dir"]
-        return all((run_dir / f).is_file() for f in ("summary.json", "retention.json")) and probes_scored(
-            run_dir / "forgetting.json", exp.forgetting, model_name=r["recipe"].model.name_or_path
-        )
-
-    todo = [r for r in runs if not finished(r)]
+    todo = [r for r in runs if not run_finished(r, out, exp.forgetting)]
     bar = tqdm(
         total=len(runs),
         initial=len(runs) - len(todo),
@@ -90,11 +125,7 @@ def _replicate(
     else:
         _run_parallel(todo, jobs, workers, bar)
     bar.close()
-    results = collect(exp, out)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "table.md").write_text(table_markdown(exp, results))
-    plot_results(exp, results, out)
-    return results
+    return _report(exp, out)
 
 
 def check_same_runs(runs: list[dict[str, Any]], out: Path) -> None:
