@@ -55,13 +55,8 @@ def run_replication(
     runs = plan(exp)
     with hold_directory(out, "replication"):
         check_same_runs(runs, out)
-        results = _replicate(exp, runs, out, progress=progress, workers=workers)
-        if whole is None:
-            return results
-        shown = with_finished_tasks(whole, exp, out)
-        if shown.tasks != exp.tasks:
-            results = _report(shown, out)
-        return results
+        _train_missing(exp, runs, out, progress=progress, workers=workers)
+        return _report(exp if whole is None else with_finished_tasks(whole, exp, out), out)
 
 
 def run_finished(r: dict[str, Any], out: Path, forgetting: Sequence[ProbeSpec]) -> bool:
@@ -76,12 +71,9 @@ def with_finished_tasks(whole: Experiment, ran: Experiment, out: Path) -> Experi
     """``whole`` restricted to the tasks of ``ran`` and to those of its other tasks whose runs have
     all finished in ``out`` (in the experiment's task order)."""
     names = {t.name for t in ran.tasks}
-    runs = plan(whole)
-    done = {
-        t.name
-        for t in whole.tasks
-        if t.name not in names and all(run_finished(r, out, whole.forgetting) for r in runs if r["task"] == t.name)
-    }
+    others = [t.name for t in whole.tasks if t.name not in names]
+    runs = plan(whole.only_tasks(others)) if others else []
+    done = {name for name in others if all(run_finished(r, out, whole.forgetting) for r in runs if r["task"] == name)}
     return whole.only_tasks([t.name for t in whole.tasks if t.name in names | done])
 
 
@@ -93,9 +85,7 @@ def _report(exp: Experiment, out: Path) -> dict[str, Any]:
     return results
 
 
-def _replicate(
-    exp: Experiment, runs: list[dict[str, Any]], out: Path, *, progress: bool, workers: int
-) -> dict[str, Any]:
+def _train_missing(exp: Experiment, runs: list[dict[str, Any]], out: Path, *, progress: bool, workers: int) -> None:
     from tqdm.auto import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
@@ -125,7 +115,6 @@ def _replicate(
     else:
         _run_parallel(todo, jobs, workers, bar)
     bar.close()
-    return _report(exp, out)
 
 
 def check_same_runs(runs: list[dict[str, Any]], out: Path) -> None:
